@@ -1,0 +1,1 @@
+"""The `clinpred` command line."""

@@ -1,0 +1,1 @@
+"""Domain code of the pilots: data, training, evaluation, prediction, explanation (no transport)."""
