@@ -1,0 +1,19 @@
+# Quick start: `make run` sets up and serves; `make test` sets up and runs every test.
+.PHONY: setup run test lint codegen
+
+setup:
+	@bash scripts/setup.sh
+
+run: setup
+	.venv/bin/clinpred serve all
+
+test: setup
+	.venv/bin/python -m pytest
+
+lint: setup
+	.venv/bin/ruff check .
+	.venv/bin/mypy
+	cd protos && ../node_modules/.bin/buf lint
+
+codegen: setup
+	.venv/bin/python -m clinpred.services.api.codegen

@@ -1,0 +1,107 @@
+from clinpred.services.api.common.v1 import prediction_pb2 as _prediction_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from typing import ClassVar as _ClassVar, Iterable as _Iterable, Mapping as _Mapping, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class TumorCase(_message.Message):
+    __slots__ = ("case_id", "features")
+    class FeaturesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    CASE_ID_FIELD_NUMBER: _ClassVar[int]
+    FEATURES_FIELD_NUMBER: _ClassVar[int]
+    case_id: str
+    features: _containers.ScalarMap[str, float]
+    def __init__(self, case_id: _Optional[str] = ..., features: _Optional[_Mapping[str, float]] = ...) -> None: ...
+
+class Classification(_message.Message):
+    __slots__ = ("case_id", "label", "probabilities", "positive_probability", "confidence", "explanation", "out_of_range", "model")
+    CASE_ID_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    PROBABILITIES_FIELD_NUMBER: _ClassVar[int]
+    POSITIVE_PROBABILITY_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    EXPLANATION_FIELD_NUMBER: _ClassVar[int]
+    OUT_OF_RANGE_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    case_id: str
+    label: str
+    probabilities: _containers.RepeatedCompositeFieldContainer[_prediction_pb2.ClassProbability]
+    positive_probability: float
+    confidence: _prediction_pb2.Confidence
+    explanation: _prediction_pb2.Explanation
+    out_of_range: _containers.RepeatedCompositeFieldContainer[_prediction_pb2.RangeFlag]
+    model: _prediction_pb2.ModelIdentity
+    def __init__(self, case_id: _Optional[str] = ..., label: _Optional[str] = ..., probabilities: _Optional[_Iterable[_Union[_prediction_pb2.ClassProbability, _Mapping]]] = ..., positive_probability: _Optional[float] = ..., confidence: _Optional[_Union[_prediction_pb2.Confidence, _Mapping]] = ..., explanation: _Optional[_Union[_prediction_pb2.Explanation, _Mapping]] = ..., out_of_range: _Optional[_Iterable[_Union[_prediction_pb2.RangeFlag, _Mapping]]] = ..., model: _Optional[_Union[_prediction_pb2.ModelIdentity, _Mapping]] = ...) -> None: ...
+
+class ClassifyRequest(_message.Message):
+    __slots__ = ("tumor_case",)
+    TUMOR_CASE_FIELD_NUMBER: _ClassVar[int]
+    tumor_case: TumorCase
+    def __init__(self, tumor_case: _Optional[_Union[TumorCase, _Mapping]] = ...) -> None: ...
+
+class ClassifyResponse(_message.Message):
+    __slots__ = ("classification",)
+    CLASSIFICATION_FIELD_NUMBER: _ClassVar[int]
+    classification: Classification
+    def __init__(self, classification: _Optional[_Union[Classification, _Mapping]] = ...) -> None: ...
+
+class ClassifyBatchRequest(_message.Message):
+    __slots__ = ("cases",)
+    CASES_FIELD_NUMBER: _ClassVar[int]
+    cases: _containers.RepeatedCompositeFieldContainer[TumorCase]
+    def __init__(self, cases: _Optional[_Iterable[_Union[TumorCase, _Mapping]]] = ...) -> None: ...
+
+class ClassifyBatchResponse(_message.Message):
+    __slots__ = ("classifications",)
+    CLASSIFICATIONS_FIELD_NUMBER: _ClassVar[int]
+    classifications: _containers.RepeatedCompositeFieldContainer[Classification]
+    def __init__(self, classifications: _Optional[_Iterable[_Union[Classification, _Mapping]]] = ...) -> None: ...
+
+class ClassifyStreamRequest(_message.Message):
+    __slots__ = ("tumor_case",)
+    TUMOR_CASE_FIELD_NUMBER: _ClassVar[int]
+    tumor_case: TumorCase
+    def __init__(self, tumor_case: _Optional[_Union[TumorCase, _Mapping]] = ...) -> None: ...
+
+class ClassifyStreamResponse(_message.Message):
+    __slots__ = ("classification",)
+    CLASSIFICATION_FIELD_NUMBER: _ClassVar[int]
+    classification: Classification
+    def __init__(self, classification: _Optional[_Union[Classification, _Mapping]] = ...) -> None: ...
+
+class GetModelInfoRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetModelInfoResponse(_message.Message):
+    __slots__ = ("model", "features", "classes", "positive_class", "metrics", "conformal_coverage", "max_batch_size")
+    class MetricsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    FEATURES_FIELD_NUMBER: _ClassVar[int]
+    CLASSES_FIELD_NUMBER: _ClassVar[int]
+    POSITIVE_CLASS_FIELD_NUMBER: _ClassVar[int]
+    METRICS_FIELD_NUMBER: _ClassVar[int]
+    CONFORMAL_COVERAGE_FIELD_NUMBER: _ClassVar[int]
+    MAX_BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    model: _prediction_pb2.ModelIdentity
+    features: _containers.RepeatedCompositeFieldContainer[_prediction_pb2.FeatureSpec]
+    classes: _containers.RepeatedScalarFieldContainer[str]
+    positive_class: str
+    metrics: _containers.ScalarMap[str, float]
+    conformal_coverage: float
+    max_batch_size: int
+    def __init__(self, model: _Optional[_Union[_prediction_pb2.ModelIdentity, _Mapping]] = ..., features: _Optional[_Iterable[_Union[_prediction_pb2.FeatureSpec, _Mapping]]] = ..., classes: _Optional[_Iterable[str]] = ..., positive_class: _Optional[str] = ..., metrics: _Optional[_Mapping[str, float]] = ..., conformal_coverage: _Optional[float] = ..., max_batch_size: _Optional[int] = ...) -> None: ...

@@ -1,0 +1,144 @@
+"""Proto <-> domain conversions every service shares, and request checks common to all."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+
+from google.protobuf.message import Message
+from google.protobuf import unknown_fields
+
+from clinpred.pilots.common.conformal import ConformalSet
+from clinpred.pilots.common.errors import ViolationCollector
+from clinpred.pilots.common.explanation import Explanation
+from clinpred.pilots.common.model_package import ModelIdentity
+from clinpred.pilots.common.schema import FeatureSpec, RangeFlag
+from clinpred.services.api.common.v1 import prediction_pb2 as common_pb2
+
+_DIRECTIONS = {"raises": common_pb2.DIRECTION_RAISES, "lowers": common_pb2.DIRECTION_LOWERS}
+
+
+def check_unknown_fields(message: Message, path: str, violations: ViolationCollector) -> None:
+    """Flags fields the schema does not know, anywhere in `message`.
+
+    Unknown fields mean the caller speaks another version of the API; answering
+    as if they were absent could be a silent wrong answer.
+    """
+    for field in unknown_fields.UnknownFieldSet(message):
+        violations.add(path or "request", f"unknown field number {field.field_number}: not part of this API version")
+    for descriptor, value in message.ListFields():
+        if descriptor.message_type is None:
+            continue
+        child = f"{path}.{descriptor.name}" if path else descriptor.name
+        if descriptor.message_type.GetOptions().map_entry:
+            continue
+        if descriptor.label == descriptor.LABEL_REPEATED:
+            for index, item in enumerate(value):
+                check_unknown_fields(item, f"{child}[{index}]", violations)
+        else:
+            check_unknown_fields(value, child, violations)
+
+
+def check_feature_map(
+    features: Mapping[str, float], specs: Sequence[FeatureSpec], path: str, violations: ViolationCollector
+) -> list[float]:
+    """Validates a name -> value map against a schema; returns values in schema order.
+
+    Messages name the field and the allowed range, never the submitted value.
+    """
+    expected = {spec.name for spec in specs}
+    for name in sorted(set(features) - expected):
+        violations.add(f"{path}.features[{name!r}]", "unknown feature; see GetModelInfo for the schema")
+    missing = [spec.name for spec in specs if spec.name not in features]
+    if missing:
+        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        violations.add(
+            f"{path}.features",
+            f"expected {len(specs)} features, got {len(features)}; missing: {shown}",
+        )
+    row = []
+    for spec in specs:
+        value = features.get(spec.name, math.nan)
+        row.append(value)
+        if spec.name not in features:
+            continue
+        field = f"{path}.features[{spec.name!r}]"
+        if not math.isfinite(value):
+            violations.add(field, "must be a finite number (NaN and infinity are not measurements)")
+        elif spec.valid_min is not None and value < spec.valid_min:
+            violations.add(field, f"impossible value: must be >= {spec.valid_min:g} {spec.unit}".rstrip())
+        elif spec.valid_max is not None and value > spec.valid_max:
+            violations.add(field, f"impossible value: must be <= {spec.valid_max:g} {spec.unit}".rstrip())
+    return row
+
+
+def check_batch_size(count: int, limit: int, path: str, violations: ViolationCollector) -> None:
+    if count == 0:
+        violations.add(path, "must contain at least one item")
+    elif count > limit:
+        violations.add(path, f"holds {count} items; at most {limit} are accepted per call")
+
+
+def encode_identity(identity: ModelIdentity) -> common_pb2.ModelIdentity:
+    return common_pb2.ModelIdentity(name=identity.name, version=identity.version, sha256=identity.sha256)
+
+
+def encode_explanation(explanation: Explanation) -> common_pb2.Explanation:
+    return common_pb2.Explanation(
+        explained_class=explanation.explained_class,
+        output_space=explanation.output_space,
+        base_value=explanation.base_value,
+        margin=explanation.margin,
+        method=explanation.method,
+        contributions=[
+            common_pb2.FeatureContribution(feature=c.feature, value=c.value, shap_value=c.shap_value)
+            for c in explanation.contributions
+        ],
+        top_reasons=[
+            common_pb2.Reason(
+                feature=r.feature,
+                value=r.value,
+                unit=r.unit,
+                direction=_DIRECTIONS.get(r.direction, common_pb2.DIRECTION_UNSPECIFIED),
+                shap_value=r.shap_value,
+                text=r.text,
+            )
+            for r in explanation.top_reasons
+        ],
+    )
+
+
+def encode_conformal_set(confidence: ConformalSet, verified_coverage: float) -> common_pb2.Confidence:
+    return common_pb2.Confidence(
+        prediction_set=list(confidence.labels),
+        coverage=confidence.coverage,
+        method=confidence.method,
+        statement=confidence.statement,
+        verified_coverage=verified_coverage,
+    )
+
+
+def encode_range_flags(flags: Iterable[RangeFlag]) -> list[common_pb2.RangeFlag]:
+    return [
+        common_pb2.RangeFlag(feature=f.feature, value=f.value, training_min=f.training_min, training_max=f.training_max)
+        for f in flags
+    ]
+
+
+def encode_feature_spec(spec: FeatureSpec) -> common_pb2.FeatureSpec:
+    message = common_pb2.FeatureSpec(
+        name=spec.name,
+        unit=spec.unit,
+        description=spec.description,
+        training_min=spec.training_min,
+        training_max=spec.training_max,
+    )
+    if spec.valid_min is not None:
+        message.valid_min = spec.valid_min
+    if spec.valid_max is not None:
+        message.valid_max = spec.valid_max
+    return message
+
+
+def encode_probabilities(probabilities: Mapping[str, float]) -> list[common_pb2.ClassProbability]:
+    return [common_pb2.ClassProbability(class_name=name, probability=p) for name, p in probabilities.items()]

@@ -1,0 +1,132 @@
+"""Server interceptors: errors to gRPC status, and call metrics.
+
+Order matters: `server_interceptors()` puts metrics outside error mapping,
+so the status code counted is the one the caller receives.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+import uuid
+from collections.abc import AsyncIterator, Callable
+from functools import partial
+from typing import Any, NoReturn
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_interceptor import AsyncServerInterceptor
+from grpc_interceptor.exceptions import GrpcException
+from grpc_interceptor.exception_to_status import AsyncExceptionToStatusInterceptor
+from grpc_status import rpc_status
+
+from clinpred.pilots.common.errors import ClinpredError
+from clinpred.services.common import metrics
+
+logger = logging.getLogger("clinpred.errors")
+
+ERROR_DOMAIN = "clinpred.ai"
+_REASONS = {
+    "INVALID_ARGUMENT": "ERROR_REASON_INVALID_INPUT",
+    "NOT_FOUND": "ERROR_REASON_NOT_FOUND",
+    "FAILED_PRECONDITION": "ERROR_REASON_FAILED_PRECONDITION",
+    "UNAVAILABLE": "ERROR_REASON_MODEL_UNAVAILABLE",
+    "RESOURCE_EXHAUSTED": "ERROR_REASON_RESOURCE_EXHAUSTED",
+    "INTERNAL": "ERROR_REASON_INTERNAL",
+}
+
+
+def _packed(message: Any) -> any_pb2.Any:
+    packed = any_pb2.Any()
+    packed.Pack(message)
+    return packed
+
+
+def status_of(error: ClinpredError) -> status_pb2.Status:
+    """The rich status for a domain error: BadRequest violations and ErrorInfo."""
+    details = []
+    if error.violations:
+        details.append(
+            _packed(
+                error_details_pb2.BadRequest(
+                    field_violations=[
+                        error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
+                        for v in error.violations
+                    ]
+                )
+            )
+        )
+    details.append(
+        _packed(error_details_pb2.ErrorInfo(reason=_REASONS.get(error.status, "ERROR_REASON_UNSPECIFIED"), domain=ERROR_DOMAIN))
+    )
+    return status_pb2.Status(code=getattr(code_pb2, error.status), message=error.message, details=details)
+
+
+class ErrorStatusInterceptor(AsyncExceptionToStatusInterceptor):
+    """Maps domain errors to their gRPC status; anything else to INTERNAL without echoing input."""
+
+    async def handle_exception(
+        self, ex: Exception, request_or_iterator: Any, context: grpc.aio.ServicerContext, method_name: str
+    ) -> NoReturn:
+        if isinstance(ex, ClinpredError):
+            status = rpc_status.to_status(status_of(ex))
+            await context.abort(status.code, status.details, status.trailing_metadata)
+        if isinstance(ex, GrpcException):
+            await context.abort(ex.status_code, ex.details)
+        if isinstance(ex, (grpc.aio.AbortError, grpc.aio.UsageError)) or context.code() not in (None, grpc.StatusCode.OK):
+            raise ex
+        reference = uuid.uuid4().hex[:12]
+        # The exception's message may quote request values, so only its type and frames are logged.
+        frames = "".join(traceback.format_tb(ex.__traceback__))
+        logger.error("internal error %s in %s: %s\n%s", reference, method_name, type(ex).__name__, frames)
+        await context.abort(grpc.StatusCode.INTERNAL, f"internal error (reference {reference})")
+        raise AssertionError("unreachable")  # context.abort always raises
+
+
+class MetricsInterceptor(AsyncServerInterceptor):
+    """Counts calls by method and status code and times them."""
+
+    def __init__(self, service: str) -> None:
+        self.service = service
+
+    def _record(self, context: grpc.aio.ServicerContext, method_name: str, start: float, failed: bool) -> None:
+        code = context.code()
+        if code is None:
+            code = grpc.StatusCode.UNKNOWN if failed else grpc.StatusCode.OK
+        name = code.name if isinstance(code, grpc.StatusCode) else str(code)
+        metrics.observe_call(self.service, method_name.rsplit("/", 1)[-1], name, time.perf_counter() - start)
+
+    async def _stream(
+        self, responses: AsyncIterator[Any], context: grpc.aio.ServicerContext, method_name: str, start: float
+    ) -> AsyncIterator[Any]:
+        failed = False
+        try:
+            async for response in responses:
+                yield response
+        except BaseException:
+            failed = True
+            raise
+        finally:
+            self._record(context, method_name, start, failed)
+
+    async def intercept(
+        self, method: Callable[..., Any], request_or_iterator: Any, context: grpc.aio.ServicerContext, method_name: str
+    ) -> Any:
+        start = time.perf_counter()
+        try:
+            response_or_iterator = method(request_or_iterator, context)
+            if hasattr(response_or_iterator, "__aiter__"):
+                return self._stream(response_or_iterator, context, method_name, start)
+            response = await response_or_iterator
+        except BaseException:
+            self._record(context, method_name, start, failed=True)
+            raise
+        self._record(context, method_name, start, failed=False)
+        return response
+
+
+def server_interceptors(service: str) -> list[Callable[[], grpc.aio.ServerInterceptor]]:
+    """Interceptor factories, outermost first, for BentoML and the in-process server alike."""
+    return [partial(MetricsInterceptor, service), ErrorStatusInterceptor]

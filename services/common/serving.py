@@ -1,0 +1,71 @@
+"""One description of a service, served two ways: `bentoml serve-grpc` and an in-process grpc.aio server.
+
+Both register the same servicer and interceptors and load the model before
+reporting SERVING, so integration tests exercise what production runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from clinpred.services.common.interceptors import server_interceptors
+
+# Largest request accepted; batches are bounded further by each service's max_batch_size.
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ServiceMount:
+    """What a pilot's service consists of."""
+
+    name: str
+    service_names: tuple[str, ...]
+    servicer_factory: Callable[[], Any]
+    add_to_server: Callable[[Any, grpc.aio.Server], None]
+    load: Callable[[], None]
+
+
+def bento_service(mount: ServiceMount) -> Any:
+    """A `bentoml.legacy.Service` for `bentoml serve-grpc`: the only BentoML API with gRPC serving."""
+    import bentoml
+
+    svc = bentoml.legacy.Service(name=f"clinpred-{mount.name}")
+
+    @svc.on_startup
+    def load_model(_context: Any) -> None:
+        # Startup hooks run before BentoML marks services SERVING and starts the server.
+        mount.load()
+
+    svc.mount_grpc_servicer(mount.servicer_factory, mount.add_to_server, list(mount.service_names))
+    for interceptor in server_interceptors(mount.name):
+        svc.add_grpc_interceptor(interceptor)
+    return svc
+
+
+async def start_inprocess_server(mount: ServiceMount, host: str = "127.0.0.1", port: int = 0) -> tuple[grpc.aio.Server, int]:
+    """Starts the service in this process on a real socket; returns the server and its port."""
+    server = grpc.aio.server(
+        interceptors=[factory() for factory in server_interceptors(mount.name)],
+        options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.so_reuseport", 0),
+        ],
+    )
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    for name in (*mount.service_names, ""):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+    mount.add_to_server(mount.servicer_factory(), server)
+    reflection.enable_server_reflection((*mount.service_names, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    bound = server.add_insecure_port(f"{host}:{port}")
+    await server.start()
+    mount.load()
+    for name in (*mount.service_names, ""):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    return server, bound

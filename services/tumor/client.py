@@ -1,0 +1,42 @@
+"""A small client of clinpred.tumor.v1 for scripts and the `clinpred call tumor` command."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+
+from clinpred.services.api.tumor.v1 import tumor_pb2, tumor_pb2_grpc
+from clinpred.services.common.channel import open_channel
+
+
+class TumorClient:
+    def __init__(self, target: str, timeout: float = 10.0) -> None:
+        self.channel = open_channel(target)
+        self.stub = tumor_pb2_grpc.TumorClassificationServiceStub(self.channel)
+        self.timeout = timeout
+
+    def __enter__(self) -> TumorClient:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.channel.close()
+
+    def classify(self, features: Mapping[str, float], case_id: str = "") -> tumor_pb2.Classification:
+        request = tumor_pb2.ClassifyRequest(tumor_case=tumor_pb2.TumorCase(case_id=case_id, features=features))
+        return self.stub.Classify(request, timeout=self.timeout).classification
+
+    def classify_batch(self, cases: Iterable[tuple[str, Mapping[str, float]]]) -> list[tumor_pb2.Classification]:
+        request = tumor_pb2.ClassifyBatchRequest(
+            cases=[tumor_pb2.TumorCase(case_id=case_id, features=f) for case_id, f in cases]
+        )
+        return list(self.stub.ClassifyBatch(request, timeout=self.timeout).classifications)
+
+    def classify_stream(self, cases: Iterable[tuple[str, Mapping[str, float]]]) -> Iterator[tumor_pb2.Classification]:
+        requests = (
+            tumor_pb2.ClassifyStreamRequest(tumor_case=tumor_pb2.TumorCase(case_id=case_id, features=f))
+            for case_id, f in cases
+        )
+        for response in self.stub.ClassifyStream(requests):
+            yield response.classification
+
+    def model_info(self) -> tumor_pb2.GetModelInfoResponse:
+        return self.stub.GetModelInfo(tumor_pb2.GetModelInfoRequest(), timeout=self.timeout)

@@ -1,0 +1,25 @@
+"""The tumour classification service, for `bentoml serve-grpc clinpred.services.tumor.service:svc`."""
+
+from __future__ import annotations
+
+from clinpred.services.api.tumor.v1 import tumor_pb2, tumor_pb2_grpc
+from clinpred.services.common.serving import ServiceMount, bento_service
+from clinpred.services.tumor.inference import SERVICE, TumorInference
+from clinpred.services.tumor.servicer import TumorServicer
+from clinpred.services.tumor.settings import TumorSettings
+
+SERVICE_NAME = tumor_pb2.DESCRIPTOR.services_by_name["TumorClassificationService"].full_name
+
+
+def tumor_mount(settings: TumorSettings) -> ServiceMount:
+    inference = TumorInference(settings)
+    return ServiceMount(
+        name=SERVICE,
+        service_names=(SERVICE_NAME,),
+        servicer_factory=lambda: TumorServicer(inference),
+        add_to_server=tumor_pb2_grpc.add_TumorClassificationServiceServicer_to_server,
+        load=inference.load,
+    )
+
+
+svc = bento_service(tumor_mount(TumorSettings()))
