@@ -1,0 +1,431 @@
+"""The deterioration risk store on SQL: SQLite (embedded default) or PostgreSQL.
+
+Recording a batch is one transaction that locks the patient, refuses the whole
+batch on any conflict, inserts only observation ids it has not seen (so a
+retried batch stores nothing twice), scores, and numbers the score. It commits
+before returning: acknowledged means durably stored (SQLite runs in WAL mode
+with synchronous=FULL; PostgreSQL commits synchronously by default).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any, Protocol
+
+from clinpred.pilots.common.errors import InvalidInput, NotFound, ViolationCollector
+from clinpred.pilots.deterioration.store.records import (
+    ObservationRecord,
+    PatientRecord,
+    RecordOutcome,
+    ScoreFunction,
+    ScoreRecord,
+    from_micros,
+    to_micros,
+)
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+_SCORE_COLUMNS = "patient_id, version, seq, scored_at_us, probability, band, ward, team, payload"
+
+
+class Cursor(Protocol):
+    def execute(self, sql: str, params: Sequence[Any] = ...) -> Any: ...
+    def executemany(self, sql: str, params: Sequence[Sequence[Any]]) -> Any: ...
+    def fetchone(self) -> Any: ...
+    def fetchall(self) -> list[Any]: ...
+
+
+def _content_hash(observation: ObservationRecord) -> str:
+    canonical = json.dumps(
+        {"observed_at": to_micros(observation.observed_at), "values": observation.values}, sort_keys=True
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _score(row: Sequence[Any]) -> ScoreRecord:
+    return ScoreRecord(
+        patient_id=row[0],
+        version=int(row[1]),
+        seq=int(row[2]),
+        scored_at=from_micros(int(row[3])),
+        probability=float(row[4]),
+        band=row[5],
+        ward=row[6],
+        team=row[7],
+        payload=json.loads(row[8]),
+    )
+
+
+class SqlRiskStore:
+    """Shared SQL of both backends; subclasses provide connections, placeholders and locking."""
+
+    placeholder = "?"
+    url: str
+
+    def _sql(self, text: str) -> str:
+        return text.replace("?", self.placeholder) if self.placeholder != "?" else text
+
+    @contextmanager
+    def _read(self) -> Iterator[Cursor]:
+        raise NotImplementedError
+
+    @contextmanager
+    def _write(self) -> Iterator[Cursor]:
+        raise NotImplementedError
+
+    def _lock_patient(self, cursor: Cursor, tenant: str, patient_id: str) -> Any:
+        raise NotImplementedError
+
+    def migrate(self) -> None:
+        from yoyo import get_backend, read_migrations
+
+        backend = get_backend(self._yoyo_url())
+        migrations = read_migrations(str(MIGRATIONS))
+        with backend.lock():
+            backend.apply_migrations(backend.to_apply(migrations))
+
+    def _yoyo_url(self) -> str:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+    # Patients
+
+    def upsert_patient(self, tenant: str, patient: PatientRecord) -> None:
+        with self._write() as cursor:
+            cursor.execute(
+                self._sql(
+                    "INSERT INTO patients (tenant, patient_id, birth_date, sex, ward, team, attributes, created_at_us)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                    " ON CONFLICT (tenant, patient_id) DO UPDATE SET birth_date = excluded.birth_date,"
+                    " sex = excluded.sex, ward = excluded.ward, team = excluded.team, attributes = excluded.attributes"
+                ),
+                (
+                    tenant,
+                    patient.patient_id,
+                    patient.birth_date.isoformat(),
+                    patient.sex,
+                    patient.ward,
+                    patient.team,
+                    json.dumps(patient.attributes, sort_keys=True),
+                    to_micros(datetime.now(UTC)),
+                ),
+            )
+
+    def get_patient(self, tenant: str, patient_id: str) -> PatientRecord:
+        with self._read() as cursor:
+            cursor.execute(
+                self._sql(
+                    "SELECT patient_id, birth_date, sex, ward, team, attributes FROM patients"
+                    " WHERE tenant = ? AND patient_id = ?"
+                ),
+                (tenant, patient_id),
+            )
+            row = cursor.fetchone()
+        if row is None:
+            raise NotFound("patient_id: no such patient; register the patient first")
+        return self._patient(row)
+
+    @staticmethod
+    def _patient(row: Sequence[Any]) -> PatientRecord:
+        return PatientRecord(
+            patient_id=row[0],
+            birth_date=date.fromisoformat(row[1]),
+            sex=row[2],
+            ward=row[3],
+            team=row[4],
+            attributes=json.loads(row[5]),
+        )
+
+    # Observations and scores
+
+    def record(
+        self,
+        tenant: str,
+        patient_id: str,
+        observations: Sequence[ObservationRecord],
+        score: ScoreFunction,
+        lookback: timedelta,
+    ) -> RecordOutcome:
+        """Stores new observations and the score they lead to, atomically; see the module docstring."""
+        with self._write() as cursor:
+            row = self._lock_patient(cursor, tenant, patient_id)
+            if row is None:
+                raise NotFound("patient_id: no such patient; register the patient first")
+            patient = self._patient(row[:6])
+            version = int(row[6])
+            hashes = {o.observation_id: _content_hash(o) for o in observations}
+            known = self._known_hashes(cursor, tenant, patient_id, list(hashes))
+            violations = ViolationCollector()
+            for index, observation in enumerate(observations):
+                seen = known.get(observation.observation_id)
+                if seen is not None and seen != hashes[observation.observation_id]:
+                    violations.add(
+                        f"observations[{index}].observation_id",
+                        "already stored with different content; an observation id names one observation",
+                    )
+            violations.raise_if_any()
+            new = [o for o in observations if o.observation_id not in known]
+            now = to_micros(datetime.now(UTC))
+            cursor.executemany(
+                self._sql(
+                    "INSERT INTO observations (tenant, patient_id, observation_id, observed_at_us,"
+                    " content_sha256, payload, recorded_at_us) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                ),
+                [
+                    (
+                        tenant,
+                        patient_id,
+                        o.observation_id,
+                        to_micros(o.observed_at),
+                        hashes[o.observation_id],
+                        json.dumps(o.values, sort_keys=True),
+                        now,
+                    )
+                    for o in new
+                ],
+            )
+            if not new and version > 0:
+                return RecordOutcome(0, len(observations), self._latest(cursor, tenant, patient_id))
+            history = self._history(cursor, tenant, patient_id, lookback)
+            computed = score(patient, history)
+            cursor.execute(
+                self._sql(
+                    "INSERT INTO score_sequence (tenant, value) VALUES (?, 1)"
+                    " ON CONFLICT (tenant) DO UPDATE SET value = score_sequence.value + 1 RETURNING value"
+                ),
+                (tenant,),
+            )
+            seq = int(cursor.fetchone()[0])
+            version += 1
+            cursor.execute(
+                self._sql("UPDATE patients SET score_version = ? WHERE tenant = ? AND patient_id = ?"),
+                (version, tenant, patient_id),
+            )
+            cursor.execute(
+                self._sql(
+                    f"INSERT INTO risk_scores (tenant, {_SCORE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                ),
+                (
+                    tenant,
+                    patient_id,
+                    version,
+                    seq,
+                    to_micros(computed.scored_at),
+                    computed.probability,
+                    computed.band,
+                    patient.ward,
+                    patient.team,
+                    json.dumps(computed.payload, sort_keys=True),
+                ),
+            )
+            stored = ScoreRecord(
+                patient_id, version, seq, computed.scored_at, computed.probability, computed.band,
+                patient.ward, patient.team, computed.payload,
+            )
+            return RecordOutcome(len(new), len(observations) - len(new), stored)
+
+    def _known_hashes(self, cursor: Cursor, tenant: str, patient_id: str, ids: list[str]) -> dict[str, str]:
+        known: dict[str, str] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ", ".join("?" * len(chunk))
+            cursor.execute(
+                self._sql(
+                    "SELECT observation_id, content_sha256 FROM observations"
+                    f" WHERE tenant = ? AND patient_id = ? AND observation_id IN ({marks})"
+                ),
+                (tenant, patient_id, *chunk),
+            )
+            known.update({r[0]: r[1] for r in cursor.fetchall()})
+        return known
+
+    def _history(self, cursor: Cursor, tenant: str, patient_id: str, lookback: timedelta) -> list[ObservationRecord]:
+        cursor.execute(
+            self._sql("SELECT MAX(observed_at_us) FROM observations WHERE tenant = ? AND patient_id = ?"),
+            (tenant, patient_id),
+        )
+        newest = cursor.fetchone()[0]
+        if newest is None:
+            return []
+        since = int(newest) - int(lookback.total_seconds() * 1_000_000)
+        cursor.execute(
+            self._sql(
+                "SELECT observation_id, observed_at_us, payload FROM observations"
+                " WHERE tenant = ? AND patient_id = ? AND observed_at_us >= ?"
+                " ORDER BY observed_at_us, observation_id"
+            ),
+            (tenant, patient_id, since),
+        )
+        return [ObservationRecord(r[0], from_micros(int(r[1])), json.loads(r[2])) for r in cursor.fetchall()]
+
+    def observations(self, tenant: str, patient_id: str, lookback: timedelta) -> list[ObservationRecord]:
+        with self._read() as cursor:
+            return self._history(cursor, tenant, patient_id, lookback)
+
+    def _latest(self, cursor: Cursor, tenant: str, patient_id: str) -> ScoreRecord | None:
+        cursor.execute(
+            self._sql(
+                f"SELECT {_SCORE_COLUMNS} FROM risk_scores WHERE tenant = ? AND patient_id = ?"
+                " ORDER BY version DESC LIMIT 1"
+            ),
+            (tenant, patient_id),
+        )
+        row = cursor.fetchone()
+        return None if row is None else _score(row)
+
+    def latest_score(self, tenant: str, patient_id: str) -> ScoreRecord | None:
+        self.get_patient(tenant, patient_id)
+        with self._read() as cursor:
+            return self._latest(cursor, tenant, patient_id)
+
+    def score_history(
+        self, tenant: str, patient_id: str, page_size: int, before_version: int | None = None
+    ) -> list[ScoreRecord]:
+        """Scores newest first, `page_size` at most, with versions below `before_version`."""
+        self.get_patient(tenant, patient_id)
+        with self._read() as cursor:
+            cursor.execute(
+                self._sql(
+                    f"SELECT {_SCORE_COLUMNS} FROM risk_scores WHERE tenant = ? AND patient_id = ? AND version < ?"
+                    " ORDER BY version DESC LIMIT ?"
+                ),
+                (tenant, patient_id, before_version if before_version is not None else 2**62, page_size),
+            )
+            return [_score(r) for r in cursor.fetchall()]
+
+    def scores_after(self, tenant: str, seq: int, limit: int = 500) -> list[ScoreRecord]:
+        """Scores of all patients committed after `seq`, in commit order."""
+        with self._read() as cursor:
+            cursor.execute(
+                self._sql(
+                    f"SELECT {_SCORE_COLUMNS} FROM risk_scores WHERE tenant = ? AND seq > ? ORDER BY seq LIMIT ?"
+                ),
+                (tenant, seq, limit),
+            )
+            return [_score(r) for r in cursor.fetchall()]
+
+    def last_seq(self, tenant: str) -> int:
+        with self._read() as cursor:
+            cursor.execute(self._sql("SELECT value FROM score_sequence WHERE tenant = ?"), (tenant,))
+            row = cursor.fetchone()
+        return 0 if row is None else int(row[0])
+
+
+class SqliteRiskStore(SqlRiskStore):
+    """An embedded store in one file; writers serialise on SQLite's write lock."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.url = f"sqlite:///{self.path}"
+        self._local = threading.local()
+
+    def _yoyo_url(self) -> str:
+        return self.url
+
+    def _connection(self) -> sqlite3.Connection:
+        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=True)
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=FULL")
+            connection.execute("PRAGMA foreign_keys=ON")
+            self._local.connection = connection
+        return connection
+
+    @contextmanager
+    def _read(self) -> Iterator[Cursor]:
+        cursor = self._connection().cursor()
+        try:
+            yield cursor  # type: ignore[misc]
+        finally:
+            cursor.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[Cursor]:
+        connection = self._connection()
+        cursor = connection.cursor()
+        # IMMEDIATE takes the write lock now, so read-then-write cannot race another writer.
+        cursor.execute("BEGIN IMMEDIATE")
+        try:
+            yield cursor  # type: ignore[misc]
+        except BaseException:
+            cursor.execute("ROLLBACK")
+            raise
+        else:
+            cursor.execute("COMMIT")
+        finally:
+            cursor.close()
+
+    def _lock_patient(self, cursor: Cursor, tenant: str, patient_id: str) -> Any:
+        cursor.execute(
+            "SELECT patient_id, birth_date, sex, ward, team, attributes, score_version FROM patients"
+            " WHERE tenant = ? AND patient_id = ?",
+            (tenant, patient_id),
+        )
+        return cursor.fetchone()
+
+    def close(self) -> None:
+        connection = getattr(self._local, "connection", None)
+        if connection is not None:
+            connection.close()
+            self._local.connection = None
+
+
+class PostgresRiskStore(SqlRiskStore):
+    """A shared store for several replicas; a patient's writers serialise on its row lock."""
+
+    placeholder = "%s"
+
+    def __init__(self, url: str, max_connections: int = 8) -> None:
+        from psycopg_pool import ConnectionPool
+
+        self.url = url
+        self.pool = ConnectionPool(url, min_size=1, max_size=max_connections, open=True, kwargs={"autocommit": False})
+
+    def _yoyo_url(self) -> str:
+        scheme, rest = self.url.split("://", 1)
+        return f"postgresql+psycopg://{rest}" if scheme in ("postgresql", "postgres") else self.url
+
+    @contextmanager
+    def _read(self) -> Iterator[Cursor]:
+        with self.pool.connection() as connection, connection.cursor() as cursor:
+            yield cursor  # type: ignore[misc]
+
+    @contextmanager
+    def _write(self) -> Iterator[Cursor]:
+        # pool.connection() commits on success and rolls back on an exception.
+        with self.pool.connection() as connection, connection.cursor() as cursor:
+            yield cursor  # type: ignore[misc]
+
+    def _lock_patient(self, cursor: Cursor, tenant: str, patient_id: str) -> Any:
+        cursor.execute(
+            "SELECT patient_id, birth_date, sex, ward, team, attributes, score_version FROM patients"
+            " WHERE tenant = %s AND patient_id = %s FOR UPDATE",
+            (tenant, patient_id),
+        )
+        return cursor.fetchone()
+
+    def close(self) -> None:
+        self.pool.close()
+
+
+def open_store(url: str) -> SqlRiskStore:
+    """`sqlite:///path/to/file.db` or `postgresql://user@host:port/db`; migrates to the newest schema."""
+    store: SqlRiskStore
+    if url.startswith("sqlite:///"):
+        store = SqliteRiskStore(Path(url.removeprefix("sqlite:///")))
+    elif url.startswith(("postgresql://", "postgres://")):
+        store = PostgresRiskStore(url)
+    else:
+        raise ValueError("database URL must start with sqlite:/// or postgresql://")
+    store.migrate()
+    return store

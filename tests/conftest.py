@@ -1,0 +1,16 @@
+"""Test-wide setup: an isolated BentoML home, so tests never touch a user's model store."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+# Must happen before anything imports bentoml: it reads BENTOML_HOME once.
+_HOME = tempfile.mkdtemp(prefix="clinpred-bentoml-")
+os.environ["BENTOML_HOME"] = _HOME
+os.environ["BENTOML_DO_NOT_TRACK"] = "true"
+
+REPO = Path(__file__).resolve().parents[1]
+MODELS = REPO / "models"
+SHARED = REPO.parent / "shared"

@@ -1,0 +1,84 @@
+"""End-to-end tier: real `clinpred serve` -> `bentoml serve-grpc` processes on free ports."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+from tests.support import free_port
+
+
+@dataclass
+class RunningServe:
+    process: subprocess.Popen[str]
+    port: int
+    metrics_port: int
+    output: list[str] = field(default_factory=list)
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+
+def _pump(process: subprocess.Popen[str], sink: list[str], ready: threading.Event) -> None:
+    assert process.stdout is not None
+    for line in process.stdout:
+        sink.append(line)
+        if "clinpred is serving" in line:
+            ready.set()
+    ready.set()
+
+
+def start_clinpred_serve(service: str, state_dir: Path, api_workers: int, timeout: float = 240.0) -> RunningServe:
+    port, metrics_port = free_port(), free_port()
+    env = dict(os.environ, CLINPRED_STATE_DIR=str(state_dir), PYTHONUNBUFFERED="1")
+    env.pop("BENTOML_HOME", None)  # `clinpred serve` gives each service its own home under the state dir
+    command = [
+        str(Path(sys.executable).with_name("clinpred")),
+        "serve",
+        service,
+        "--port",
+        str(port),
+        "--metrics-port",
+        str(metrics_port),
+        "--api-workers",
+        str(api_workers),
+    ]
+    process = subprocess.Popen(
+        command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
+    running = RunningServe(process, port, metrics_port)
+    ready = threading.Event()
+    threading.Thread(target=_pump, args=(process, running.output, ready), daemon=True).start()
+    if not ready.wait(timeout) or process.poll() is not None:
+        stop(running)
+        pytest.fail("clinpred serve did not start:\n" + "".join(running.output[-60:]))
+    return running
+
+
+def stop(running: RunningServe) -> int:
+    if running.process.poll() is None:
+        os.killpg(running.process.pid, signal.SIGINT)
+        try:
+            return running.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(running.process.pid, signal.SIGKILL)
+    return running.process.wait()
+
+
+@pytest.fixture(scope="session")
+def tumor_serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServe]:
+    running = start_clinpred_serve("tumor", tmp_path_factory.mktemp("state"), api_workers=2)
+    yield running
+    stop(running)
+    time.sleep(0.5)

@@ -1,0 +1,122 @@
+"""The tumour service as a hospital runs it: `clinpred serve` -> `bentoml serve-grpc`, two API workers."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from prometheus_client.parser import text_string_to_metric_families
+
+from clinpred.services.tumor.client import TumorClient
+from tests.conftest import REPO
+from tests.e2e.conftest import RunningServe
+
+pytestmark = pytest.mark.e2e
+
+
+def test_serve_prints_where_it_listens_and_a_command_that_works(tumor_serve: RunningServe) -> None:
+    banner = "".join(tumor_serve.output)
+    assert f"grpc://127.0.0.1:{tumor_serve.port}" in banner
+    assert f"http://127.0.0.1:{tumor_serve.metrics_port}/" in banner
+    suggested = next(line.split("try:", 1)[1].strip() for line in tumor_serve.output if "try:" in line)
+    words = shlex.split(suggested)
+    assert words[0] == "clinpred"
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("clinpred")), *words[1:]], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert "malignant" in result.stdout and "sha256" in result.stdout
+
+
+def test_health_and_classification_over_a_real_channel(tumor_serve: RunningServe) -> None:
+    with grpc.insecure_channel(tumor_serve.target) as channel:
+        status = health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(service="clinpred.tumor.v1.TumorClassificationService"), timeout=10
+        )
+    assert status.status == health_pb2.HealthCheckResponse.SERVING
+    with TumorClient(tumor_serve.target) as client:
+        names = [f.name for f in client.model_info().features]
+        from sklearn.datasets import load_breast_cancer
+
+        data = load_breast_cancer()
+        cases = [(f"c{i}", dict(zip(names, map(float, row)))) for i, row in enumerate(data.data[:20])]
+        answers = client.classify_batch(cases)
+        streamed = list(client.classify_stream(cases))
+    truth = ["malignant" if t == 0 else "benign" for t in data.target[:20]]
+    assert [a.label for a in answers] == truth
+    assert [a.case_id for a in streamed] == [c for c, _ in cases]
+    assert [a.positive_probability for a in streamed] == pytest.approx([a.positive_probability for a in answers])
+
+
+def test_invalid_input_is_invalid_argument_in_production_too(tumor_serve: RunningServe) -> None:
+    with TumorClient(tumor_serve.target) as client, pytest.raises(grpc.RpcError) as caught:
+        client.classify({"mean_radius": -1.0})
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_buf_curl_classifies_through_server_reflection(tumor_serve: RunningServe) -> None:
+    """An independent client: buf curl discovers the API by reflection and gets an explained answer."""
+    with TumorClient(tumor_serve.target) as client:
+        names = [f.name for f in client.model_info().features]
+    from sklearn.datasets import load_breast_cancer
+
+    row = load_breast_cancer().data[0]
+    body = json.dumps({"tumorCase": {"caseId": "buf-1", "features": dict(zip(names, map(float, row)))}})
+    buf = REPO / "node_modules" / ".bin" / "buf"
+    result = subprocess.run(
+        [
+            str(buf),
+            "curl",
+            "--protocol",
+            "grpc",
+            "--http2-prior-knowledge",
+            "--data",
+            body,
+            f"http://{tumor_serve.target}/clinpred.tumor.v1.TumorClassificationService/Classify",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)["classification"]
+    assert answer["caseId"] == "buf-1"
+    assert answer["label"] == "malignant"
+    assert len(answer["explanation"]["contributions"]) == 30
+    assert answer["explanation"]["topReasons"][0]["text"]
+    assert len(answer["model"]["sha256"]) == 64
+
+
+def test_metrics_count_calls_across_api_workers(tumor_serve: RunningServe) -> None:
+    def classify_ok_count() -> float:
+        with urllib.request.urlopen(f"http://127.0.0.1:{tumor_serve.metrics_port}/", timeout=10) as response:
+            text = response.read().decode()
+        total = 0.0
+        for family in text_string_to_metric_families(text):
+            for s in family.samples:
+                if (
+                    s.name == "clinpred_grpc_requests_total"
+                    and s.labels.get("method") == "Classify"
+                    and s.labels.get("code") == "OK"
+                ):
+                    total += s.value
+        return total
+
+    from sklearn.datasets import load_breast_cancer
+
+    rows = load_breast_cancer().data
+    before = classify_ok_count()
+    calls = 24
+    # A new channel per call: the kernel spreads connections over the SO_REUSEPORT workers.
+    for i in range(calls):
+        with TumorClient(tumor_serve.target) as client:
+            names = [f.name for f in client.model_info().features]
+            client.classify(dict(zip(names, map(float, rows[i]))))
+    assert classify_ok_count() == before + calls

@@ -1,0 +1,1 @@
+"""Integration tier: the real servicers and interceptors on an in-process grpc.aio server, on a real socket."""
