@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from clinpred.cli.settings import CliSettings
+from clinpred.services.common.channel import ClientTls
 from clinpred.services.common.serving import MAX_MESSAGE_BYTES
 
 
@@ -52,7 +53,40 @@ def register_models(settings: CliSettings, pilot: str) -> None:
     subprocess.run(command, env=env, check=True)
 
 
-def serve_command(spec: ServiceSpec, host: str, port: int, api_workers: int) -> list[str]:
+@dataclass(frozen=True)
+class ServerTls:
+    """The server's certificate and key; with `client_ca`, clients must present a certificate it signed."""
+
+    cert: Path
+    key: Path
+    client_ca: Path | None = None
+
+    def args(self) -> list[str]:
+        args = ["--ssl-certfile", str(self.cert), "--ssl-keyfile", str(self.key)]
+        if self.client_ca is not None:
+            args += ["--ssl-ca-certs", str(self.client_ca)]
+        return args
+
+
+@dataclass(frozen=True)
+class TlsDir:
+    """A folder of PEM files for mutual TLS: ca.crt, server.crt, server.key, client.crt, client.key."""
+
+    path: Path
+
+    def server(self) -> ServerTls:
+        return ServerTls(self.path / "server.crt", self.path / "server.key", self.path / "ca.crt")
+
+    def client(self) -> ClientTls:
+        return ClientTls(self.path / "ca.crt", self.path / "client.crt", self.path / "client.key")
+
+    def check(self, *names: str) -> None:
+        missing = [n for n in names if not (self.path / n).is_file()]
+        if missing:
+            raise FileNotFoundError(f"{self.path} lacks {', '.join(missing)}")
+
+
+def serve_command(spec: ServiceSpec, host: str, port: int, api_workers: int, tls: ServerTls | None = None) -> list[str]:
     bentoml = Path(sys.executable).with_name("bentoml")
     return [
         str(bentoml),
@@ -65,4 +99,5 @@ def serve_command(spec: ServiceSpec, host: str, port: int, api_workers: int) -> 
         "--api-workers",
         str(api_workers),
         "--enable-reflection",
+        *(tls.args() if tls else []),
     ]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 
-from google.protobuf.message import Message
 from google.protobuf import unknown_fields
+from google.protobuf.message import Message
 
 from clinpred.pilots.common.conformal import ConformalSet
 from clinpred.pilots.common.errors import ViolationCollector
@@ -24,7 +24,7 @@ def check_unknown_fields(message: Message, path: str, violations: ViolationColle
     Unknown fields mean the caller speaks another version of the API; answering
     as if they were absent could be a silent wrong answer.
     """
-    for field in unknown_fields.UnknownFieldSet(message):
+    for field in unknown_fields.UnknownFieldSet(message):  # type: ignore[attr-defined]
         violations.add(path or "request", f"unknown field number {field.field_number}: not part of this API version")
     for descriptor, value in message.ListFields():
         if descriptor.message_type is None:
@@ -32,7 +32,7 @@ def check_unknown_fields(message: Message, path: str, violations: ViolationColle
         child = f"{path}.{descriptor.name}" if path else descriptor.name
         if descriptor.message_type.GetOptions().map_entry:
             continue
-        if descriptor.label == descriptor.LABEL_REPEATED:
+        if descriptor.label == descriptor.LABEL_REPEATED:  # type: ignore[attr-defined]
             for index, item in enumerate(value):
                 check_unknown_fields(item, f"{child}[{index}]", violations)
         else:

@@ -16,13 +16,14 @@ from typing import Any, NoReturn
 
 import grpc
 from google.protobuf import any_pb2
+from google.protobuf.message import DecodeError
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_interceptor import AsyncServerInterceptor
-from grpc_interceptor.exceptions import GrpcException
 from grpc_interceptor.exception_to_status import AsyncExceptionToStatusInterceptor
+from grpc_interceptor.exceptions import GrpcException
 from grpc_status import rpc_status
 
-from clinpred.pilots.common.errors import ClinpredError
+from clinpred.pilots.common.errors import ClinpredError, FieldViolation, InvalidInput
 from clinpred.services.common import metrics
 
 logger = logging.getLogger("clinpred.errors")
@@ -64,8 +65,53 @@ def status_of(error: ClinpredError) -> status_pb2.Status:
     return status_pb2.Status(code=getattr(code_pb2, error.status), message=error.message, details=details)
 
 
+class _Undecodable:
+    """Stands in for a request whose bytes are not a valid message, so the caller gets INVALID_ARGUMENT."""
+
+
+def _tolerant(deserialize: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+    def parse(data: bytes) -> Any:
+        try:
+            return deserialize(data)
+        except DecodeError:
+            return _Undecodable()
+
+    return parse
+
+
+def _undecodable_error(path: str) -> InvalidInput:
+    return InvalidInput.of([FieldViolation(path, "is not a valid protobuf message of this method's request type")])
+
+
+async def _checked_stream(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    index = 0
+    async for request in requests:
+        if isinstance(request, _Undecodable):
+            raise _undecodable_error(f"stream[{index}]")
+        yield request
+        index += 1
+
+
 class ErrorStatusInterceptor(AsyncExceptionToStatusInterceptor):
     """Maps domain errors to their gRPC status; anything else to INTERNAL without echoing input."""
+
+    async def intercept_service(self, continuation: Any, handler_call_details: Any) -> Any:
+        async def tolerant_continuation(details: Any) -> Any:
+            handler = await continuation(details)
+            if handler is None or handler.request_deserializer is None:
+                return handler
+            return handler._replace(request_deserializer=_tolerant(handler.request_deserializer))
+
+        return await super().intercept_service(tolerant_continuation, handler_call_details)
+
+    async def intercept(
+        self, method: Callable[..., Any], request_or_iterator: Any, context: grpc.aio.ServicerContext, method_name: str
+    ) -> Any:
+        if isinstance(request_or_iterator, _Undecodable):
+            await self.handle_exception(_undecodable_error("request"), request_or_iterator, context, method_name)
+        if hasattr(request_or_iterator, "__aiter__"):
+            request_or_iterator = _checked_stream(request_or_iterator)
+        return await super().intercept(method, request_or_iterator, context, method_name)
 
     async def handle_exception(
         self, ex: Exception, request_or_iterator: Any, context: grpc.aio.ServicerContext, method_name: str

@@ -42,7 +42,8 @@ def bento_service(mount: ServiceMount) -> Any:
         # Startup hooks run before BentoML marks services SERVING and starts the server.
         mount.load()
 
-    svc.mount_grpc_servicer(mount.servicer_factory, mount.add_to_server, list(mount.service_names))
+    # BentoML calls the "class" with no arguments; a factory closes over the loaded model.
+    svc.mount_grpc_servicer(mount.servicer_factory, mount.add_to_server, list(mount.service_names))  # type: ignore[arg-type]
     for interceptor in server_interceptors(mount.name):
         svc.add_grpc_interceptor(interceptor)
     return svc

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 
 from clinpred.services.api.tumor.v1 import tumor_pb2, tumor_pb2_grpc
-from clinpred.services.common.channel import open_channel
+from clinpred.services.common.channel import ClientTls, open_channel
 
 
 class TumorClient:
-    def __init__(self, target: str, timeout: float = 10.0) -> None:
-        self.channel = open_channel(target)
+    def __init__(self, target: str, timeout: float = 10.0, tls: ClientTls | None = None) -> None:
+        self.channel = open_channel(target, tls)
         self.stub = tumor_pb2_grpc.TumorClassificationServiceStub(self.channel)
         self.timeout = timeout
 

@@ -63,7 +63,7 @@ class TumorCodec:
             model=common.encode_identity(result.model),
         )
 
-    def encode_model_info(self, identity: "object", metrics: dict[str, float], coverage: float) -> tumor_pb2.GetModelInfoResponse:
+    def encode_model_info(self, identity: object, metrics: dict[str, float], coverage: float) -> tumor_pb2.GetModelInfoResponse:
         return tumor_pb2.GetModelInfoResponse(
             model=common.encode_identity(identity),  # type: ignore[arg-type]
             features=[common.encode_feature_spec(spec) for spec in self.schema.features],

@@ -9,7 +9,7 @@ import grpc
 
 from clinpred.services.api.tumor.v1 import tumor_pb2, tumor_pb2_grpc
 from clinpred.services.common.metrics import stage
-from clinpred.services.tumor.inference import SERVICE, VERIFIED_COVERAGE_METRIC, TumorInference
+from clinpred.services.tumor.inference import SERVICE, TumorInference
 
 # A batch this large is classified off the event loop so that other calls keep flowing.
 _OFFLOAD_ROWS = 16

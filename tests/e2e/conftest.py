@@ -39,7 +39,9 @@ def _pump(process: subprocess.Popen[str], sink: list[str], ready: threading.Even
     ready.set()
 
 
-def start_clinpred_serve(service: str, state_dir: Path, api_workers: int, timeout: float = 240.0) -> RunningServe:
+def start_clinpred_serve(
+    service: str, state_dir: Path, api_workers: int, timeout: float = 240.0, extra: tuple[str, ...] = ()
+) -> RunningServe:
     port, metrics_port = free_port(), free_port()
     env = dict(os.environ, CLINPRED_STATE_DIR=str(state_dir), PYTHONUNBUFFERED="1")
     env.pop("BENTOML_HOME", None)  # `clinpred serve` gives each service its own home under the state dir
@@ -53,6 +55,7 @@ def start_clinpred_serve(service: str, state_dir: Path, api_workers: int, timeou
         str(metrics_port),
         "--api-workers",
         str(api_workers),
+        *extra,
     ]
     process = subprocess.Popen(
         command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True

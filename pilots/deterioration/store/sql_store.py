@@ -19,7 +19,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
-from clinpred.pilots.common.errors import InvalidInput, NotFound, ViolationCollector
+from clinpred.pilots.common.errors import NotFound, ViolationCollector
 from clinpred.pilots.deterioration.store.records import (
     ObservationRecord,
     PatientRecord,

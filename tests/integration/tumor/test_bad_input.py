@@ -140,3 +140,26 @@ async def test_random_messages_never_get_internal(
     else:
         assert answer.classification.label in ("benign", "malignant")
     await still_serving(tumor_stub, wdbc_cases)
+
+
+async def test_bytes_that_are_no_message_are_invalid_argument(tumor_target: str, tumor_stub: Stub, wdbc_cases: Cases) -> None:
+    async with grpc.aio.insecure_channel(tumor_target) as channel:
+        raw = channel.unary_unary("/clinpred.tumor.v1.TumorClassificationService/Classify")
+        violations = await rejected(raw(b"\xff\xff\xff\x01not protobuf"))
+        assert "not a valid protobuf message" in violations["request"]
+
+        stream = channel.stream_stream("/clinpred.tumor.v1.TumorClassificationService/ClassifyStream")
+        valid = tumor_pb2.ClassifyStreamRequest(tumor_case=tumor_pb2.TumorCase(features=wdbc_cases[0][0]))
+
+        async def items():  # type: ignore[no-untyped-def]
+            yield valid.SerializeToString()
+            yield b"\xff\xff\xff\x01"
+
+        answers = []
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            async for response in stream(items()):
+                answers.append(response)
+        assert len(answers) == 1
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "stream[1]" in field_violations(caught.value)
+    await still_serving(tumor_stub, wdbc_cases)
