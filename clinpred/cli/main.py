@@ -1,16 +1,17 @@
 """`clinpred`: one entry point for people and scripts.
 
-    clinpred serve [tumor|all] [--port N]      start services with `bentoml serve-grpc`
-    clinpred train tumor [--data FILE.csv]     train a model package
-    clinpred models list | register PILOT      model packages and the BentoML model store
-    clinpred call tumor classify|info          call a running service
+    clinpred serve [PILOT|all] [--port N]     start services with `bentoml serve-grpc`
+    clinpred train PILOT [...]                train a model package
+    clinpred call PILOT ...                   call a running service
+    clinpred models list | register PILOT     model packages and the BentoML model store
+    clinpred tls init DIR                     certificates for trying mutual TLS
 """
 
 from __future__ import annotations
 
-import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -20,55 +21,26 @@ from typing import Annotated
 
 import typer
 
+from clinpred.cli import tumor
+from clinpred.cli.options import TlsOption, fail, tls_folder
 from clinpred.cli.services import SERVICES, ServiceSpec, TlsDir, bentoml_env, register_models, serve_command
 from clinpred.cli.settings import CliSettings
 
 app = typer.Typer(help="clinpred: clinical prediction services over gRPC.", no_args_is_help=True)
-tls_app = typer.Typer(help="Certificates for mutual TLS.", no_args_is_help=True)
-models_app = typer.Typer(help="Model packages and the BentoML model store.", no_args_is_help=True)
+train_app = typer.Typer(help="Train a model package under models/<pilot>/<name>/<version>/.", no_args_is_help=True)
 call_app = typer.Typer(help="Call a running service.", no_args_is_help=True)
-tumor_call = typer.Typer(help="Call the tumour classification service.", no_args_is_help=True)
+models_app = typer.Typer(help="Model packages and the BentoML model store.", no_args_is_help=True)
+tls_app = typer.Typer(help="Certificates for mutual TLS.", no_args_is_help=True)
+app.add_typer(train_app, name="train")
+app.add_typer(call_app, name="call")
 app.add_typer(models_app, name="models")
 app.add_typer(tls_app, name="tls")
-app.add_typer(call_app, name="call")
-call_app.add_typer(tumor_call, name="tumor")
 
+# Each pilot adds its commands here.
+train_app.command("tumor")(tumor.train)
+call_app.add_typer(tumor.call_app, name="tumor")
 
-class ServeTarget(StrEnum):
-    tumor = "tumor"
-    all = "all"
-
-
-class TrainPilot(StrEnum):
-    tumor = "tumor"
-
-
-class Algorithm(StrEnum):
-    xgboost = "xgboost"
-    lightgbm = "lightgbm"
-
-
-def fail(message: str) -> typer.Exit:
-    """Prints `message` to standard error; raise the result to exit with status 1."""
-    typer.echo(message, err=True)
-    return typer.Exit(1)
-
-
-TlsOption = Annotated[
-    Path | None,
-    typer.Option(help="Mutual TLS: folder with ca.crt, server.crt, server.key, client.crt, client.key."),
-]
-
-
-def _tls(tls_dir: Path | None, *needed: str) -> TlsDir | None:
-    if tls_dir is None:
-        return None
-    folder = TlsDir(tls_dir)
-    try:
-        folder.check(*needed)
-    except FileNotFoundError as error:
-        raise typer.BadParameter(str(error)) from None
-    return folder
+ServeTarget = StrEnum("ServeTarget", [*SERVICES, "all"])  # type: ignore[misc]
 
 
 def _wait_until_serving(
@@ -86,6 +58,22 @@ def _wait_until_serving(
     raise fail(f"{spec.pilot} did not report SERVING within {timeout:.0f} s")
 
 
+def _port_is_free(host: str, port: int) -> bool:
+    # BentoML binds with SO_REUSEPORT, so a second server on a busy port would
+    # silently share it with the first; probe without that option instead.
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
     for process in processes:
         if process.poll() is None:
@@ -99,7 +87,7 @@ def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
 
 @app.command()
 def serve(
-    service: Annotated[ServeTarget, typer.Argument(help="Which service, or all of them.")] = ServeTarget.all,
+    service: Annotated[ServeTarget, typer.Argument(help="Which service, or all of them.")] = "all",  # type: ignore[assignment]
     port: Annotated[int | None, typer.Option(help="gRPC port (with `all`: of the first service; the others follow).")] = None,
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
     api_workers: Annotated[int, typer.Option(help="API worker processes per service.")] = 1,
@@ -109,18 +97,24 @@ def serve(
 ) -> None:
     """Start services with `bentoml serve-grpc` in the foreground; Ctrl-C stops them."""
     settings = CliSettings()
-    tls = _tls(tls_dir, "ca.crt", "server.crt", "server.key", "client.crt", "client.key")
-    specs = list(SERVICES.values()) if service is ServeTarget.all else [SERVICES[service.value]]
+    tls = tls_folder(tls_dir, "ca.crt", "server.crt", "server.key", "client.crt", "client.key")
+    specs = list(SERVICES.values()) if service == "all" else [SERVICES[str(service)]]
     processes: list[subprocess.Popen[bytes]] = []
     lines = []
+    # Stop the services on SIGTERM too (kill, systemd, a test harness), not only on Ctrl-C.
+    signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         for offset, spec in enumerate(specs):
             grpc_port = (port + offset) if port is not None else spec.port
             prom_port = (metrics_port + offset) if metrics_port is not None else spec.metrics_port
+            for kind, number in (("gRPC", grpc_port), ("metrics", prom_port)):
+                if not _port_is_free(host, number):
+                    raise fail(f"{spec.pilot}: {kind} port {number} on {host} is already in use; choose another")
             register_models(settings, spec.pilot)
             process = subprocess.Popen(
                 serve_command(spec, host, grpc_port, api_workers, tls.server() if tls else None),
                 env=bentoml_env(settings, spec.pilot, prom_port),
+                cwd=tls.working_dir if tls else None,
                 start_new_session=True,
             )
             processes.append(process)
@@ -143,38 +137,6 @@ def serve(
         typer.echo("stopping")
     finally:
         _stop(processes)
-
-
-@app.command()
-def train(
-    pilot: Annotated[TrainPilot, typer.Argument(help="Which pilot's model.")],
-    data: Annotated[Path | None, typer.Option(help="Your own CSV of tumour features (default: WDBC from scikit-learn).")] = None,
-    label_column: Annotated[str, typer.Option(help="Label column of --data.")] = "label",
-    algorithm: Annotated[Algorithm, typer.Option(help="Gradient-boosting library.")] = Algorithm.xgboost,
-    name: Annotated[str | None, typer.Option(help="Model name (default: <data>-<algorithm>).")] = None,
-    version: Annotated[str | None, typer.Option(help="Package version (default: next minor).")] = None,
-    register: Annotated[bool, typer.Option(help="Register the package in the BentoML model store.")] = True,
-) -> None:
-    """Train a model package under models/<pilot>/<name>/<version>/."""
-    from clinpred.pilots.tumor.data import load_tumor_csv, load_wdbc
-    from clinpred.pilots.tumor.training import train_tumor
-
-    settings = CliSettings()
-    dataset = load_wdbc() if data is None else load_tumor_csv(data, label_column=label_column)
-    report = train_tumor(
-        dataset,
-        algorithm=algorithm.value,
-        models_root=settings.models_root,
-        version=version,
-        name=name,
-        progress=True,
-    )
-    package = report.package
-    typer.echo(f"model package {package.path} (sha256 {package.identity.sha256})")
-    typer.echo(json.dumps(report.metrics, indent=2, sort_keys=True))
-    if register:
-        register_models(settings, pilot.value)
-        typer.echo(f"registered in the BentoML model store of {pilot.value}")
 
 
 @models_app.command("list")
@@ -220,71 +182,3 @@ def tls_init(
 
     write_mutual_tls_folder(folder, hosts=host, days=days)
     typer.echo(f"wrote ca.crt, server.crt, server.key, client.crt, client.key to {folder}")
-
-
-def _print_message(message: object) -> None:
-    from google.protobuf.json_format import MessageToJson
-
-    typer.echo(MessageToJson(message))  # type: ignore[arg-type]
-
-
-@tumor_call.command("classify")
-def call_tumor_classify(
-    target: Annotated[str, typer.Option(help="host:port of the service.")] = "127.0.0.1:50051",
-    features: Annotated[Path | None, typer.Option(help="JSON file of {feature: value}; - reads standard input.")] = None,
-    example: Annotated[bool, typer.Option(help="Send a real WDBC case (malignant) instead.")] = False,
-    case_id: Annotated[str, typer.Option(help="Your case id, echoed back.")] = "example-1",
-    as_json: Annotated[bool, typer.Option("--json", help="Print the whole answer as JSON.")] = False,
-    tls_dir: TlsOption = None,
-) -> None:
-    """Classify one case."""
-    from clinpred.services.tumor.client import TumorClient
-
-    tls = _tls(tls_dir, "ca.crt", "client.crt", "client.key")
-    with TumorClient(target, tls=tls.client() if tls else None) as client:
-        if example:
-            values = _wdbc_example([f.name for f in client.model_info().features])
-        elif features is not None:
-            text = sys.stdin.read() if str(features) == "-" else features.read_text()
-            values = {str(k): float(v) for k, v in json.loads(text).items()}
-        else:
-            raise typer.BadParameter("give --features FILE.json or --example")
-        answer = client.classify(values, case_id=case_id)
-    if as_json:
-        _print_message(answer)
-        return
-    probability = answer.positive_probability
-    typer.echo(f"case {answer.case_id}: {answer.label} (P(malignant) = {probability:.3f})")
-    typer.echo(f"confidence: {answer.confidence.statement}")
-    for reason in answer.explanation.top_reasons:
-        typer.echo(f"  - {reason.text}")
-    if answer.out_of_range:
-        typer.echo("outside the training range: " + ", ".join(f.feature for f in answer.out_of_range))
-    typer.echo(f"model: {answer.model.name} {answer.model.version} sha256 {answer.model.sha256}")
-
-
-def _wdbc_example(feature_names: list[str]) -> dict[str, float]:
-    from sklearn.datasets import load_breast_cancer
-
-    data = load_breast_cancer()
-    row = data.data[list(data.target).index(0)]  # the first malignant case
-    if len(feature_names) != len(row):
-        raise typer.BadParameter("--example needs a model trained on WDBC; use --features")
-    return {name: float(value) for name, value in zip(feature_names, row)}
-
-
-@tumor_call.command("info")
-def call_tumor_info(
-    target: Annotated[str, typer.Option(help="host:port of the service.")] = "127.0.0.1:50051",
-    tls_dir: TlsOption = None,
-) -> None:
-    """The serving model: identity, schema, metrics."""
-    from clinpred.services.tumor.client import TumorClient
-
-    tls = _tls(tls_dir, "ca.crt", "client.crt", "client.key")
-    with TumorClient(target, tls=tls.client() if tls else None) as client:
-        _print_message(client.model_info())
-
-
-if __name__ == "__main__":
-    app()

@@ -37,7 +37,12 @@ SERVICES: dict[str, ServiceSpec] = {
 
 def bentoml_env(settings: CliSettings, pilot: str, metrics_port: int | None = None) -> dict[str, str]:
     env = dict(os.environ)
-    env["BENTOML_HOME"] = str(settings.bentoml_home(pilot))
+    home = settings.bentoml_home(pilot)
+    env["BENTOML_HOME"] = str(home)
+    # BentoML 1.4.39 gives its API workers this folder but starts the gRPC
+    # metrics server without it, which then answers 500. Inherited from here,
+    # both see the same folder: the one BentoML empties at start.
+    env["PROMETHEUS_MULTIPROC_DIR"] = str(home / "prometheus_multiproc_dir")
     env.setdefault("BENTOML_DO_NOT_TRACK", "true")
     options = [f"api_server.grpc.max_message_length={MAX_MESSAGE_BYTES}"]
     if metrics_port is not None:
@@ -74,8 +79,15 @@ class TlsDir:
 
     path: Path
 
+    @property
+    def working_dir(self) -> Path:
+        """Where `bentoml serve-grpc` must run: it opens TLS files only by paths relative to its
+        working directory, and never under hidden folders (bentoml.grpc.utils.load_from_file)."""
+        return self.path.resolve().parent
+
     def server(self) -> ServerTls:
-        return ServerTls(self.path / "server.crt", self.path / "server.key", self.path / "ca.crt")
+        relative = Path(self.path.resolve().name)
+        return ServerTls(relative / "server.crt", relative / "server.key", relative / "ca.crt")
 
     def client(self) -> ClientTls:
         return ClientTls(self.path / "ca.crt", self.path / "client.crt", self.path / "client.key")
@@ -84,6 +96,9 @@ class TlsDir:
         missing = [n for n in names if not (self.path / n).is_file()]
         if missing:
             raise FileNotFoundError(f"{self.path} lacks {', '.join(missing)}")
+        hidden = [part for part in self.path.resolve().parts if part.startswith(".")]
+        if hidden:
+            raise FileNotFoundError(f"{self.path}: BentoML refuses TLS files under hidden folders ({hidden[0]})")
 
 
 def serve_command(spec: ServiceSpec, host: str, port: int, api_workers: int, tls: ServerTls | None = None) -> list[str]:

@@ -78,8 +78,9 @@ class ModelPackage:
         try:
             manifest = json.loads(raw)
             files: dict[str, str] = manifest["files"]
-            for key in ("pilot", "name", "version"):
-                manifest[key]  # noqa: B018 - presence check
+            missing = [key for key in ("pilot", "name", "version") if key not in manifest]
+            if missing:
+                raise KeyError(", ".join(missing))
         except (ValueError, KeyError, TypeError) as exc:
             raise ModelPackageError(f"{manifest_path} is not a valid manifest: {exc}") from None
         for name, expected in files.items():
@@ -141,6 +142,8 @@ class ModelPackageWriter:
             "metadata": metadata or {},
         }
         (self.staging / MANIFEST).write_bytes(_canonical_json(manifest))
+        # mkdtemp makes the folder private; a package is read by services running as other users.
+        self.staging.chmod(0o755)
         os.replace(self.staging, self.target)
         return ModelPackage.open(self.target)
 

@@ -11,7 +11,6 @@ import time
 import traceback
 import uuid
 from collections.abc import AsyncIterator, Callable
-from functools import partial
 from typing import Any, NoReturn
 
 import grpc
@@ -173,6 +172,10 @@ class MetricsInterceptor(AsyncServerInterceptor):
         return response
 
 
-def server_interceptors(service: str) -> list[Callable[[], grpc.aio.ServerInterceptor]]:
-    """Interceptor factories, outermost first, for BentoML and the in-process server alike."""
-    return [partial(MetricsInterceptor, service), ErrorStatusInterceptor]
+def server_interceptors(service: str) -> list[tuple[type[grpc.aio.ServerInterceptor], dict[str, Any]]]:
+    """Interceptor classes with their options, outermost first, for BentoML and the in-process server alike.
+
+    Classes and options rather than factories: BentoML's add_grpc_interceptor
+    takes (class, **options) and rejects a functools.partial.
+    """
+    return [(MetricsInterceptor, {"service": service}), (ErrorStatusInterceptor, {})]

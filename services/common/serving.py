@@ -44,15 +44,15 @@ def bento_service(mount: ServiceMount) -> Any:
 
     # BentoML calls the "class" with no arguments; a factory closes over the loaded model.
     svc.mount_grpc_servicer(mount.servicer_factory, mount.add_to_server, list(mount.service_names))  # type: ignore[arg-type]
-    for interceptor in server_interceptors(mount.name):
-        svc.add_grpc_interceptor(interceptor)
+    for interceptor, options in server_interceptors(mount.name):
+        svc.add_grpc_interceptor(interceptor, **options)
     return svc
 
 
 async def start_inprocess_server(mount: ServiceMount, host: str = "127.0.0.1", port: int = 0) -> tuple[grpc.aio.Server, int]:
     """Starts the service in this process on a real socket; returns the server and its port."""
     server = grpc.aio.server(
-        interceptors=[factory() for factory in server_interceptors(mount.name)],
+        interceptors=[interceptor(**options) for interceptor, options in server_interceptors(mount.name)],
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.so_reuseport", 0),

@@ -61,5 +61,5 @@ class TumorServicer(tumor_pb2_grpc.TumorClassificationServiceServicer):
         self, request: tumor_pb2.GetModelInfoRequest, context: grpc.aio.ServicerContext
     ) -> tumor_pb2.GetModelInfoResponse:
         classifier = self.inference.classifier
-        coverage = float(classifier.metrics.get("conformal_coverage", 0.0))
+        coverage = classifier.conformal.coverage
         return self.inference.codec.encode_model_info(classifier.identity, classifier.metrics, coverage)

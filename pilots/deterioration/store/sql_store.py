@@ -42,9 +42,7 @@ class Cursor(Protocol):
 
 
 def _content_hash(observation: ObservationRecord) -> str:
-    canonical = json.dumps(
-        {"observed_at": to_micros(observation.observed_at), "values": observation.values}, sort_keys=True
-    )
+    canonical = json.dumps({"observed_at": to_micros(observation.observed_at), "values": observation.values}, sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -123,8 +121,7 @@ class SqlRiskStore:
         with self._read() as cursor:
             cursor.execute(
                 self._sql(
-                    "SELECT patient_id, birth_date, sex, ward, team, attributes FROM patients"
-                    " WHERE tenant = ? AND patient_id = ?"
+                    "SELECT patient_id, birth_date, sex, ward, team, attributes FROM patients WHERE tenant = ? AND patient_id = ?"
                 ),
                 (tenant, patient_id),
             )
@@ -210,9 +207,7 @@ class SqlRiskStore:
                 (version, tenant, patient_id),
             )
             cursor.execute(
-                self._sql(
-                    f"INSERT INTO risk_scores (tenant, {_SCORE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                ),
+                self._sql(f"INSERT INTO risk_scores (tenant, {_SCORE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
                 (
                     tenant,
                     patient_id,
@@ -227,8 +222,15 @@ class SqlRiskStore:
                 ),
             )
             stored = ScoreRecord(
-                patient_id, version, seq, computed.scored_at, computed.probability, computed.band,
-                patient.ward, patient.team, computed.payload,
+                patient_id,
+                version,
+                seq,
+                computed.scored_at,
+                computed.probability,
+                computed.band,
+                patient.ward,
+                patient.team,
+                computed.payload,
             )
             return RecordOutcome(len(new), len(observations) - len(new), stored)
 
@@ -273,8 +275,7 @@ class SqlRiskStore:
     def _latest(self, cursor: Cursor, tenant: str, patient_id: str) -> ScoreRecord | None:
         cursor.execute(
             self._sql(
-                f"SELECT {_SCORE_COLUMNS} FROM risk_scores WHERE tenant = ? AND patient_id = ?"
-                " ORDER BY version DESC LIMIT 1"
+                f"SELECT {_SCORE_COLUMNS} FROM risk_scores WHERE tenant = ? AND patient_id = ? ORDER BY version DESC LIMIT 1"
             ),
             (tenant, patient_id),
         )
@@ -286,9 +287,7 @@ class SqlRiskStore:
         with self._read() as cursor:
             return self._latest(cursor, tenant, patient_id)
 
-    def score_history(
-        self, tenant: str, patient_id: str, page_size: int, before_version: int | None = None
-    ) -> list[ScoreRecord]:
+    def score_history(self, tenant: str, patient_id: str, page_size: int, before_version: int | None = None) -> list[ScoreRecord]:
         """Scores newest first, `page_size` at most, with versions below `before_version`."""
         self.get_patient(tenant, patient_id)
         with self._read() as cursor:
@@ -305,9 +304,7 @@ class SqlRiskStore:
         """Scores of all patients committed after `seq`, in commit order."""
         with self._read() as cursor:
             cursor.execute(
-                self._sql(
-                    f"SELECT {_SCORE_COLUMNS} FROM risk_scores WHERE tenant = ? AND seq > ? ORDER BY seq LIMIT ?"
-                ),
+                self._sql(f"SELECT {_SCORE_COLUMNS} FROM risk_scores WHERE tenant = ? AND seq > ? ORDER BY seq LIMIT ?"),
                 (tenant, seq, limit),
             )
             return [_score(r) for r in cursor.fetchall()]

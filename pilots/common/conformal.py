@@ -1,0 +1,185 @@
+"""Split-conformal prediction sets for classifiers, fitted on calibrated out-of-fold probabilities.
+
+Score: `s = 1 - p(true class)` (the "LAC" score: smallest sets on average).
+With n calibration scores, `q_hat` is the `ceil((n + 1) * coverage) / n`
+empirical quantile (the finite-sample correction), and a case's set holds
+every class with `1 - p(class) <= q_hat`. If the calibration cases and a new
+case are exchangeable, the set contains the true class with probability at
+least `coverage`. When n is too small for the requested coverage
+(`ceil((n + 1) * coverage) > n`), `q_hat` is 1 and every set holds all classes.
+
+The set always includes the most probable class: an empty set says nothing
+useful to a clinician, and adding a class can only raise coverage, so the
+guarantee still holds.
+
+Out-of-fold probabilities come from fold models while serving uses the model
+refitted on all data; the coverage actually achieved is therefore verified on
+held-out folds (`cross_conformal_coverage`) and recorded in metrics rather
+than assumed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from clinpred.pilots.common.calibration import fit_calibrator
+
+LAC = "split-conformal (LAC score 1 - p, top class always included)"
+
+
+@dataclass(frozen=True)
+class ConformalSet:
+    labels: tuple[str, ...]
+    coverage: float
+    method: str
+    statement: str
+
+
+def _percent(coverage: float) -> str:
+    return f"{coverage * 100:.4g}%"
+
+
+def set_statement(labels: tuple[str, ...], coverage: float) -> str:
+    """E.g. "with 95% coverage the true class is in {malignant}"."""
+    return f"with {_percent(coverage)} coverage the true class is in {{{', '.join(labels)}}}"
+
+
+@dataclass(frozen=True)
+class SplitConformal:
+    classes: tuple[str, ...]
+    coverage: float
+    q_hat: float
+    n_calibration: int
+    method: str = LAC
+    # Sets (and their statements) are built once per distinct mask, so serving mostly just looks up.
+    _cache: dict[tuple[bool, ...], ConformalSet] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def mask(self, probabilities: np.ndarray) -> np.ndarray:
+        """Boolean `[n, k]`: which classes are in each row's set."""
+        p = np.asarray(probabilities, dtype=np.float64)
+        inside = (1.0 - p) <= self.q_hat
+        inside[np.arange(p.shape[0]), p.argmax(axis=1)] = True
+        return np.asarray(inside)
+
+    def sets(self, probabilities: np.ndarray) -> list[ConformalSet]:
+        cache = self._cache
+        result = []
+        for row in self.mask(probabilities):
+            key = tuple(bool(v) for v in row)
+            found = cache.get(key)
+            if found is None:
+                labels = tuple(c for c, keep in zip(self.classes, key, strict=True) if keep)
+                found = ConformalSet(labels, self.coverage, self.method, set_statement(labels, self.coverage))
+                cache[key] = found
+            result.append(found)
+        return result
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "classes": list(self.classes),
+            "coverage": self.coverage,
+            "q_hat": self.q_hat,
+            "n_calibration": self.n_calibration,
+            "method": self.method,
+        }
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> SplitConformal:
+        return cls(
+            classes=tuple(obj["classes"]),
+            coverage=float(obj["coverage"]),
+            q_hat=float(obj["q_hat"]),
+            n_calibration=int(obj["n_calibration"]),
+            method=str(obj.get("method", LAC)),
+        )
+
+
+def conformal_quantile(scores: np.ndarray, coverage: float) -> float:
+    """The finite-sample-corrected quantile of nonconformity scores (1.0 if n is too small)."""
+    if not 0.0 < coverage < 1.0:
+        raise ValueError("coverage must be in (0, 1)")
+    scores = np.sort(np.asarray(scores, dtype=np.float64))
+    n = scores.size
+    rank = math.ceil((n + 1) * coverage)
+    if n == 0 or rank > n:
+        return 1.0
+    return float(scores[rank - 1])
+
+
+def fit_conformal(
+    probabilities: np.ndarray, y: np.ndarray, classes: tuple[str, ...], coverage: float = 0.95
+) -> SplitConformal:
+    """Fit on calibrated out-of-fold probabilities `[n, k]` and class indices `y[n]`."""
+    p = np.asarray(probabilities, dtype=np.float64)
+    y = np.asarray(y, dtype=np.int64)
+    if p.ndim != 2 or p.shape != (y.size, len(classes)):
+        raise ValueError("probabilities must be [n, k] with one column per class and one row per label")
+    scores = 1.0 - p[np.arange(y.size), y]
+    return SplitConformal(tuple(classes), coverage, conformal_quantile(scores, coverage), int(y.size))
+
+
+def empirical_coverage(mask: np.ndarray, y: np.ndarray) -> float:
+    """Fraction of rows whose set (boolean `[n, k]`) holds the true class."""
+    y = np.asarray(y, dtype=np.int64)
+    return float(np.mean(mask[np.arange(y.size), y]))
+
+
+@dataclass(frozen=True)
+class CoverageCheck:
+    """Coverage achieved on cases the conformal quantile was not fitted on."""
+
+    target: float
+    coverage: float
+    mean_set_size: float
+    singleton_rate: float
+    n: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "heldout_coverage": self.coverage,
+            "mean_set_size": self.mean_set_size,
+            "singleton_rate": self.singleton_rate,
+            "n_heldout": self.n,
+        }
+
+
+def cross_conformal_coverage(
+    probabilities: np.ndarray,
+    y: np.ndarray,
+    folds: np.ndarray,
+    classes: tuple[str, ...],
+    coverage: float = 0.95,
+    *,
+    recalibrate: bool = False,
+) -> CoverageCheck:
+    """For each fold, fit `q_hat` on the other folds and measure coverage on this one.
+
+    With `recalibrate=True`, `probabilities` are uncalibrated out-of-fold
+    probabilities and each held-out fold is checked against the whole serving
+    pipeline refitted without it: calibration map, then `q_hat`. The held-out
+    fold then influences nothing it is scored with.
+    """
+    p = np.asarray(probabilities, dtype=np.float64)
+    y = np.asarray(y, dtype=np.int64)
+    folds = np.asarray(folds)
+    mask = np.zeros_like(p, dtype=bool)
+    for fold in np.unique(folds):
+        held = folds == fold
+        train_p, held_p = p[~held], p[held]
+        if recalibrate:
+            calibrator = fit_calibrator(train_p, y[~held])
+            train_p, held_p = calibrator.apply(train_p), calibrator.apply(held_p)
+        mask[held] = fit_conformal(train_p, y[~held], classes, coverage).mask(held_p)
+    sizes = mask.sum(axis=1)
+    return CoverageCheck(
+        target=coverage,
+        coverage=empirical_coverage(mask, y),
+        mean_set_size=float(sizes.mean()),
+        singleton_rate=float(np.mean(sizes == 1)),
+        n=int(y.size),
+    )

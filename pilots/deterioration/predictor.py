@@ -1,0 +1,304 @@
+"""Online scoring of one child at one time: probability, risk band, PEWS, conformal set, reasons, data quality.
+
+    predictor = DeteriorationPredictor.load("models/deterioration/home-deterioration/1.0.0")
+    score = predictor.score(history, at=datetime.now(UTC))
+
+The probability comes from the ONNX model followed by the package's Platt
+map; reasons come from exact TreeSHAP on the native booster, in log-odds
+(`explanation.base_value + sum(contributions) = explanation.margin`; the calibrated probability
+is a monotone function of that sum). The input checks the transport's codec
+must call are re-exported here from `validation`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final, Literal
+
+import numpy as np
+
+from clinpred.pilots.common.calibration import Calibrator
+from clinpred.pilots.common.errors import ModelPackageError
+from clinpred.pilots.common.explanation import (
+    LOG_ODDS,
+    TREESHAP_METHOD,
+    Contribution,
+    Explanation,
+    Reason,
+    treeshap_contributions,
+)
+from clinpred.pilots.common.model_package import ModelIdentity, ModelPackage
+from clinpred.pilots.common.schema import ModelSchema
+from clinpred.pilots.deterioration.conformal import ClassConditionalConformal
+from clinpred.pilots.deterioration.features import (
+    EPOCH,
+    FEATURE_DESCRIPTIONS,
+    FEATURE_NAMES,
+    FEATURE_UNITS,
+    PEWS_INPUTS,
+    PEWS_MAX_AGE_H,
+    arrays_from_history,
+    compute_features,
+    feature_matrix,
+)
+from clinpred.pilots.deterioration.observations import PatientHistory
+from clinpred.pilots.deterioration.pews import BedsidePews, bedside_pews
+from clinpred.pilots.deterioration.training import PILOT, onnx_positive_probability, onnx_session
+from clinpred.pilots.deterioration.validation import (
+    OBSERVATION_LIMITS,
+    UNIT_MISTAKES,
+    check_value,
+    validate_history,
+    validate_observations,
+)
+
+__all__ = [
+    "OBSERVATION_LIMITS",
+    "UNIT_MISTAKES",
+    "Confidence",
+    "DataQualityFlag",
+    "DeteriorationPredictor",
+    "DeteriorationScore",
+    "check_value",
+    "validate_history",
+    "validate_observations",
+]
+
+RiskBand = Literal["low", "medium", "high"]
+STALE_VITAL_H: Final = 12.0
+STALE_LABS_H: Final = 72.0
+_QUALITY_VITALS: Final = ("heart_rate", "respiratory_rate", "temperature_c", "spo2")
+_SHORT_NAMES: Final = {
+    "heart_rate": "heart rate",
+    "respiratory_rate": "respiratory rate",
+    "temperature_c": "temperature",
+    "spo2": "SpO2",
+}
+_UNIT_WORDS: Final = {
+    "Cel": " °C",
+    "/min": "/min",
+    "%": " %",
+    "mm[Hg]": " mmHg",
+    "s": " s",
+    "L/min": " L/min",
+    "10*9/L": " x10^9/L",
+    "mg/L": " mg/L",
+    "g/L": " g/L",
+    "h": " h",
+    "d": " days",
+    "a": " years",
+    "kg": " kg",
+}
+
+
+@dataclass(frozen=True)
+class Confidence:
+    """Class-conditional conformal set; `verified_coverage` was measured on held-out patients at training."""
+
+    prediction_set: tuple[str, ...]
+    coverage: float
+    method: str
+    statement: str
+    verified_coverage: float
+
+
+@dataclass(frozen=True)
+class DataQualityFlag:
+    """Something about the data that limits the score; `code` is stable, `message` is for people."""
+
+    code: str
+    signal: str
+    message: str
+
+
+@dataclass(frozen=True)
+class DeteriorationScore:
+    """One score. `explanation.margin` = base value + SHAP contributions, in log-odds before calibration."""
+
+    probability: float
+    horizon_hours: float
+    risk_band: RiskBand
+    band_thresholds: tuple[float, float]
+    pews: BedsidePews
+    confidence: Confidence
+    explanation: Explanation
+    data_quality: tuple[DataQualityFlag, ...]
+    model: ModelIdentity
+    scored_at: datetime
+
+    @property
+    def reasons(self) -> tuple[Reason, ...]:
+        return self.explanation.top_reasons
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON types (what a store keeps as the score's payload); NaN becomes None."""
+        payload = _json_ready(asdict(self))
+        assert isinstance(payload, dict)
+        return payload
+
+
+def _json_ready(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_ready(v) for v in value]
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def conformal_statement(labels: tuple[str, ...], coverage: float) -> str:
+    percent = f"{coverage * 100:.4g}%"
+    if not labels:
+        return f"at {percent} coverage this probability is typical of neither outcome"
+    return f"with {percent} coverage the outcome is in {{{', '.join(labels)}}}"
+
+
+def _format_value(value: float | None, unit: str) -> str:
+    if value is None:
+        return "not measured"
+    if unit == "{flag}":
+        return "yes" if value >= 0.5 else "no"
+    text = f"{value:.0f}" if abs(value) >= 100 or float(value).is_integer() else f"{value:.3g}"
+    return text + _UNIT_WORDS.get(unit, "")
+
+
+class DeteriorationPredictor:
+    """Scores histories with one verified model package; safe to share between requests (read-only)."""
+
+    def __init__(self, package: ModelPackage) -> None:
+        import lightgbm as lgb
+
+        if package.pilot != PILOT:
+            raise ModelPackageError(f"model package {package.path} is not a {PILOT} package")
+        self.package = package
+        self.identity = package.identity
+        self.schema = ModelSchema.from_json(package.read_json("schema.json"))
+        if self.schema.feature_names != FEATURE_NAMES:
+            raise ModelPackageError(f"model package {package.path} expects other features than this code computes")
+        self.session = onnx_session(package.file("model.onnx"))
+        self.booster = lgb.Booster(model_file=str(package.file("booster.txt")))
+        self.calibrator = Calibrator.from_json(package.read_json("calibration.json"))
+        self.conformal = ClassConditionalConformal.from_json(package.read_json("conformal.json"))
+        bands = package.read_json("risk_bands.json")
+        self.band_thresholds = (float(bands["medium"]), float(bands["high"]))
+        self.horizon_hours = float(self.schema.extra["horizon_hours"])
+        self.verified_coverage = float(package.read_json("metrics.json")["conformal_test"]["coverage"])
+        self._training_range = {f.name: (f.training_min, f.training_max) for f in self.schema.features}
+
+    @classmethod
+    def load(cls, package: ModelPackage | Path | str) -> DeteriorationPredictor:
+        return cls(package if isinstance(package, ModelPackage) else ModelPackage.open(package))
+
+    def calibrated_probability(self, x32: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities of deterioration for feature rows (FEATURE_NAMES order, float32)."""
+        raw = onnx_positive_probability(self.session, x32)
+        return np.asarray(self.calibrator.apply(np.column_stack([1.0 - raw, raw]))[:, 1])
+
+    def risk_band(self, probability: float) -> RiskBand:
+        medium, high = self.band_thresholds
+        return "high" if probability >= high else "medium" if probability >= medium else "low"
+
+    def score(self, history: PatientHistory, at: datetime, *, validate: bool = True, top: int = 3) -> DeteriorationScore:
+        """The score of `history` at `at`; observations after `at` are ignored."""
+        if validate:
+            validate_history(history, at=at, now=datetime.now(UTC))
+        arrays, context = arrays_from_history(history)
+        hours = (at.timestamp() - EPOCH.timestamp()) / 3600.0
+        features = compute_features(arrays, context, np.zeros(1, dtype=np.int64), np.array([hours]))
+        x32 = feature_matrix(features)
+        probability = float(self.calibrated_probability(x32)[0])
+        shap = treeshap_contributions(self.booster, x32)
+        values = shap.values[0, 0]
+        base = float(shap.base_values[0, 0])
+        contributions = tuple(Contribution(name, float(x32[0, k]), float(values[k])) for k, name in enumerate(FEATURE_NAMES))
+        labels = self.conformal.labels(probability)
+        return DeteriorationScore(
+            probability=probability,
+            horizon_hours=self.horizon_hours,
+            risk_band=self.risk_band(probability),
+            band_thresholds=self.band_thresholds,
+            pews=self._latest_pews(history, at, features),
+            confidence=Confidence(
+                prediction_set=labels,
+                coverage=self.conformal.coverage,
+                method=self.conformal.method,
+                statement=conformal_statement(labels, self.conformal.coverage),
+                verified_coverage=self.verified_coverage,
+            ),
+            explanation=Explanation(
+                explained_class=self.schema.positive_class,
+                output_space=LOG_ODDS,
+                base_value=base,
+                margin=base + float(values.sum()),
+                contributions=contributions,
+                top_reasons=self._reasons(contributions, top),
+                method=TREESHAP_METHOD,
+            ),
+            data_quality=self._data_quality(history, features, x32[0]),
+            model=self.identity,
+            scored_at=at,
+        )
+
+    def _latest_pews(self, history: PatientHistory, at: datetime, features: dict[str, Any]) -> BedsidePews:
+        latest: dict[str, float | None] = {}
+        for name in PEWS_INPUTS:
+            value: float | None = None
+            newest: datetime | None = None
+            for obs in history.observations:
+                v = getattr(obs, name)
+                if v is None or obs.observed_at > at or (newest is not None and obs.observed_at <= newest):
+                    continue
+                if (at - obs.observed_at).total_seconds() <= PEWS_MAX_AGE_H * 3600:
+                    value, newest = float(v), obs.observed_at
+            latest[name] = value
+        return bedside_pews(
+            float(features["age_years"][0]),
+            heart_rate=latest["heart_rate"],
+            systolic_bp=latest["systolic_bp"],
+            respiratory_rate=latest["respiratory_rate"],
+            capillary_refill_s=latest["capillary_refill_s"],
+            respiratory_effort=latest["respiratory_effort"],
+            spo2=latest["spo2"],
+            oxygen_flow_l_min=latest["oxygen_flow_l_min"],
+        )
+
+    def _reasons(self, contributions: tuple[Contribution, ...], top: int) -> tuple[Reason, ...]:
+        ranked = sorted((c for c in contributions if c.shap_value != 0.0), key=lambda c: (-abs(c.shap_value), c.feature))
+        reasons = []
+        for c in ranked[:top]:
+            unit = FEATURE_UNITS[c.feature]
+            value = None if np.isnan(c.value) else c.value
+            direction: Literal["raises", "lowers"] = "raises" if c.shap_value > 0 else "lowers"
+            text = f"{FEATURE_DESCRIPTIONS[c.feature]}: {_format_value(value, unit)} {direction} the risk"
+            reasons.append(Reason(c.feature, c.value, unit, direction, c.shap_value, text))
+        return tuple(reasons)
+
+    def _data_quality(self, history: PatientHistory, features: dict[str, Any], x: np.ndarray) -> tuple[DataQualityFlag, ...]:
+        flags: list[DataQualityFlag] = []
+        for name in _QUALITY_VITALS:
+            since = float(features[f"{name}_hours_since_last"][0])
+            if np.isnan(since):
+                flags.append(DataQualityFlag("missing_signal", name, f"no {_SHORT_NAMES[name]} recorded"))
+            elif since > STALE_VITAL_H:
+                message = f"last {_SHORT_NAMES[name]} older than {STALE_VITAL_H:g} h"
+                flags.append(DataQualityFlag("stale_signal", name, message))
+        labs_since = float(features["neutrophils_g_l_hours_since_last"][0])
+        if np.isnan(labs_since) or labs_since > STALE_LABS_H:
+            message = f"no labs in the last {STALE_LABS_H:g} h"
+            flags.append(DataQualityFlag("missing_labs", "neutrophils_g_l", message))
+        if not history.chemotherapy_at:
+            flags.append(DataQualityFlag("unknown_chemotherapy", "", "chemotherapy dates unknown"))
+        if float(features["observation_sets_24h"][0]) == 0:
+            flags.append(DataQualityFlag("no_recent_observation", "", "no observation in the last 24 h"))
+        for k, name in enumerate(FEATURE_NAMES):
+            low, high = self._training_range[name]
+            if not np.isnan(x[k]) and (x[k] < low or x[k] > high):
+                message = f"{FEATURE_DESCRIPTIONS[name]} outside the range seen in training"
+                flags.append(DataQualityFlag("outside_training_range", name, message))
+        return tuple(flags)

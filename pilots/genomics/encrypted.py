@@ -1,0 +1,244 @@
+"""Polygenic scores on CKKS-encrypted genotypes (TenSEAL): the server never holds a secret key.
+
+The exchange:
+
+1. The server publishes each score's `EncryptedScoreLayout`: the variant
+   order, effect alleles and weights (public, they come from the PGS Catalog).
+2. The client matches its own VCF locally (`score_vcf`), turns it into one
+   effect-allele dosage per published variant (`dosages_for_layout`, 0 for
+   unmatched variants, imputed as in plaintext scoring), builds a CKKS
+   context (`create_client_context`), encrypts the dosages
+   (`encrypt_dosages`, several ciphertexts when the score has more
+   variants than one ciphertext has slots, poly_modulus_degree / 2) and
+   sends `public_context_bytes(context)`, which has no secret key.
+3. The server (`score_encrypted`) multiplies each ciphertext by the plain
+   weights (the per-variant contributions) and sums the slots (the score),
+   and returns ciphertexts only.
+4. The client decrypts (`decrypt_score`) and turns the score into a
+   percentile and an absolute risk with the model package, locally.
+
+The server refuses (InvalidInput) anything that is not what it can compute
+on safely: a context carrying a secret key, another scheme than CKKS,
+a poly modulus degree outside 8192/16384, a scale below 2^30 (too coarse
+for weights of 1e-2 to keep 1e-3 accuracy), no rescaling level left, no
+Galois keys (needed to sum slots), ciphertexts that do not load, or a
+ciphertext count or length that does not fit the layout.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import tenseal as ts
+
+from clinpred.pilots.common.errors import InvalidInput
+from clinpred.pilots.genomics.scoring import EffectDosages, SampleScore
+from clinpred.pilots.genomics.scoring_file import ScoringFile
+
+SUPPORTED_POLY_MODULUS_DEGREES = (8192, 16384)
+MIN_SCALE_BITS = 30
+DEFAULT_POLY_MODULUS_DEGREE = 8192
+DEFAULT_COEFF_MOD_BIT_SIZES = (60, 40, 40, 60)
+DEFAULT_SCALE_BITS = 40
+
+
+@dataclass(frozen=True)
+class EncryptedScoreLayout:
+    """What the server publishes for one score: the order clients must encrypt dosages in."""
+
+    pgs_id: str
+    variant_ids: tuple[str, ...]  # chrom:pos:other:effect in the scoring file's build
+    effect_alleles: tuple[str, ...]
+    weights: tuple[float, ...]
+
+    def __len__(self) -> int:
+        return len(self.variant_ids)
+
+    def ciphertext_count(self, poly_modulus_degree: int) -> int:
+        return math.ceil(len(self) / (poly_modulus_degree // 2))
+
+    def chunks(self, poly_modulus_degree: int) -> list[slice]:
+        slots = poly_modulus_degree // 2
+        return [slice(start, min(start + slots, len(self))) for start in range(0, len(self), slots)]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"pgs_id": self.pgs_id, "variant_ids": list(self.variant_ids),
+                "effect_alleles": list(self.effect_alleles), "weights": list(self.weights)}
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> EncryptedScoreLayout:
+        return cls(obj["pgs_id"], tuple(obj["variant_ids"]), tuple(obj["effect_alleles"]),
+                   tuple(float(w) for w in obj["weights"]))
+
+
+def score_layout(scoring_file: ScoringFile) -> EncryptedScoreLayout:
+    """Every variant of the score, in scoring-file order."""
+    return EncryptedScoreLayout(
+        pgs_id=scoring_file.pgs_id,
+        variant_ids=tuple(scoring_file.variant_ids()),
+        effect_alleles=tuple(str(a) for a in scoring_file.effect_allele),
+        weights=tuple(float(w) for w in scoring_file.effect_weight),
+    )
+
+
+@dataclass(frozen=True)
+class EncryptedDosages:
+    pgs_id: str
+    ciphertexts: tuple[bytes, ...]
+
+
+@dataclass(frozen=True)
+class EncryptedScore:
+    """The server's answer: ciphertexts only. Slot 0 of `score` holds the score sum."""
+
+    pgs_id: str
+    score: bytes
+    contributions: tuple[bytes, ...]  # one per input ciphertext, slot i = weight x dosage of variant i
+
+
+@dataclass(frozen=True)
+class DecryptedScore:
+    pgs_id: str
+    score_sum: float
+    contributions: npt.NDArray[np.float64]  # in layout order
+
+
+# --- client side -----------------------------------------------------------------------------------
+
+
+def create_client_context(
+    poly_modulus_degree: int = DEFAULT_POLY_MODULUS_DEGREE,
+    coeff_mod_bit_sizes: Sequence[int] = DEFAULT_COEFF_MOD_BIT_SIZES,
+    scale_bits: int = DEFAULT_SCALE_BITS,
+) -> ts.Context:
+    """A private CKKS context with the Galois keys the server needs to sum slots."""
+    context = ts.context(ts.SCHEME_TYPE.CKKS, poly_modulus_degree, coeff_mod_bit_sizes=list(coeff_mod_bit_sizes))
+    context.global_scale = 2.0**scale_bits
+    context.generate_galois_keys()
+    return context
+
+
+def public_context_bytes(context: ts.Context) -> bytes:
+    """The context to send: public, relinearisation and Galois keys; never the secret key."""
+    return bytes(context.serialize(save_public_key=True, save_secret_key=False, save_galois_keys=True,
+                                   save_relin_keys=True))
+
+
+def dosages_for_layout(
+    scored: EffectDosages | SampleScore, layout: EncryptedScoreLayout, sample: int = 0
+) -> npt.NDArray[np.float64]:
+    """One sample's effect-allele dosage per published variant; unmatched variants are 0 and add nothing.
+
+    Accepts the matrix of a whole VCF (`sample` picks the column) or one `SampleScore` from `score_vcf`.
+    """
+    vector = np.zeros(len(layout))
+    if isinstance(scored, SampleScore):
+        if scored.pgs_id != layout.pgs_id or scored.variants_total != len(layout):
+            raise InvalidInput(f"a score of {scored.pgs_id} does not fit the published layout of {layout.pgs_id}")
+        if scored.variants_matched and not scored.contributions:
+            raise InvalidInput("the sample score was computed without per-variant contributions")
+        position = {variant_id: i for i, variant_id in enumerate(layout.variant_ids)}
+        for contribution in scored.contributions:
+            vector[position[contribution.variant_id]] = contribution.dosage
+        return vector
+    scoring_file = scored.match.scoring_file
+    if scoring_file.pgs_id != layout.pgs_id or len(scoring_file) != len(layout):
+        raise InvalidInput(f"dosages of {scoring_file.pgs_id} do not fit the published layout of {layout.pgs_id}")
+    for row, match in enumerate(scored.match.matches):
+        vector[match.score_index] = scored.dosages[row, sample]
+    return vector
+
+
+def encrypt_dosages(context: ts.Context, dosages: npt.NDArray[np.float64], layout: EncryptedScoreLayout) -> EncryptedDosages:
+    if dosages.shape != (len(layout),):
+        raise InvalidInput(f"expected {len(layout)} dosages in the layout's order, got shape {dosages.shape}")
+    degree = _poly_modulus_degree(context)
+    ciphertexts = tuple(
+        bytes(ts.ckks_vector(context, dosages[chunk].tolist()).serialize()) for chunk in layout.chunks(degree)
+    )
+    return EncryptedDosages(layout.pgs_id, ciphertexts)
+
+
+def decrypt_score(context: ts.Context, result: EncryptedScore, layout: EncryptedScoreLayout) -> DecryptedScore:
+    if not context.is_private():
+        raise InvalidInput("decryption needs the client's private context")
+    degree = _poly_modulus_degree(context)
+    score = ts.ckks_vector_from(context, result.score).decrypt()[0]
+    parts = [ts.ckks_vector_from(context, blob).decrypt() for blob in result.contributions]
+    contributions = np.concatenate([np.asarray(p[: c.stop - c.start]) for p, c in zip(parts, layout.chunks(degree),
+                                                                                       strict=True)])
+    return DecryptedScore(layout.pgs_id, float(score), contributions)
+
+
+# --- server side -----------------------------------------------------------------------------------
+
+
+def _poly_modulus_degree(context: ts.Context) -> int:
+    return int(context.seal_context().data.key_context_data().parms().poly_modulus_degree())
+
+
+def load_public_context(blob: bytes) -> ts.Context:
+    """Load a client's context and check it is one the server may and can compute with."""
+    try:
+        context = ts.context_from(blob)
+    except Exception:
+        raise InvalidInput("encrypted context: not a serialised TenSEAL context") from None
+    parms = context.seal_context().data.key_context_data().parms()
+    if parms.scheme().name != "CKKS":
+        raise InvalidInput(f"encrypted context: scheme {parms.scheme().name} is not supported; use CKKS")
+    if context.is_private() or context.has_secret_key():
+        raise InvalidInput("encrypted context: carries a secret key; send the public context only")
+    degree = int(parms.poly_modulus_degree())
+    if degree not in SUPPORTED_POLY_MODULUS_DEGREES:
+        raise InvalidInput(
+            f"encrypted context: poly_modulus_degree {degree} is not supported; use one of {SUPPORTED_POLY_MODULUS_DEGREES}"
+        )
+    if context.global_scale < 2.0**MIN_SCALE_BITS:
+        raise InvalidInput(
+            f"encrypted context: scale 2^{math.log2(context.global_scale):.0f} is too small; at least 2^{MIN_SCALE_BITS}"
+        )
+    if context.seal_context().data.first_context_data().chain_index() < 1:
+        raise InvalidInput("encrypted context: no coefficient modulus level left for one multiplication")
+    if not context.has_galois_keys():
+        raise InvalidInput("encrypted context: no Galois keys; they are needed to sum the encrypted contributions")
+    return context
+
+
+def score_encrypted(
+    public_context: bytes, ciphertexts: Sequence[bytes], layout: EncryptedScoreLayout
+) -> EncryptedScore:
+    """The encrypted score and per-variant contributions; nothing here can decrypt."""
+    context = load_public_context(public_context)
+    degree = _poly_modulus_degree(context)
+    chunks = layout.chunks(degree)
+    if len(ciphertexts) != len(chunks):
+        raise InvalidInput(
+            f"{layout.pgs_id}: {len(layout)} variants need {len(chunks)} ciphertext(s) at poly_modulus_degree {degree},"
+            f" got {len(ciphertexts)}"
+        )
+    weights = np.asarray(layout.weights)
+    total: ts.CKKSVector | None = None
+    contributions: list[bytes] = []
+    for number, (blob, chunk) in enumerate(zip(ciphertexts, chunks, strict=True)):
+        try:
+            vector = ts.ckks_vector_from(context, blob)
+        except Exception:
+            raise InvalidInput(f"ciphertexts[{number}]: not a CKKS vector for this context") from None
+        expected = chunk.stop - chunk.start
+        if vector.size() != expected:
+            raise InvalidInput(f"ciphertexts[{number}]: holds {vector.size()} values, the layout needs {expected}")
+        scale = float(vector.ciphertext()[0].scale)
+        if scale < 2.0**MIN_SCALE_BITS:
+            raise InvalidInput(f"ciphertexts[{number}]: scale 2^{math.log2(scale):.0f} is too small")
+        product = vector.mul(weights[chunk].tolist())
+        contributions.append(bytes(product.serialize()))
+        partial = product.sum()
+        total = partial if total is None else total + partial
+    assert total is not None
+    return EncryptedScore(layout.pgs_id, bytes(total.serialize()), tuple(contributions))
+

@@ -1,0 +1,174 @@
+"""Polygenic score sums, equal to `plink2 --score ... cols=+scoresums` (see `plink2`).
+
+score = sum over matched variants of effect_weight x dosage of the effect allele;
+unmatched variants add nothing. A missing genotype is mean-imputed to
+2 x frequency of the effect allele, as plink2 does; the frequency is the
+scoring file's `allelefrequency_effect` when it has one (passed to plink2
+with `--read-freq`), otherwise the frequency observed in the VCF's samples
+(plink2's own estimate, from dosages). plink2 refuses to estimate
+frequencies from fewer than 50 samples, and pgsc_calc then scores with
+`no-mean-imputation`; likewise here a missing genotype with no frequency in
+the file and fewer than 50 samples adds nothing, and is counted in
+`variants_missing` but not in `variants_imputed`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from clinpred.pilots.genomics.matching import DEFAULT_MIN_OVERLAP, MatchResult, Overlap, match_variants
+from clinpred.pilots.genomics.scoring_file import ScoringFile, read_scoring_file
+from clinpred.pilots.genomics.text_stream import TextSource
+from clinpred.pilots.genomics.vcf import DEFAULT_MAX_BYTES, DosageSource, Genotypes, read_vcf
+
+FrequencySource = Literal["auto", "cohort"]
+MIN_SAMPLES_FOR_COHORT_FREQUENCY = 50  # plink2's threshold for "decent" allele frequencies
+
+
+@dataclass(frozen=True)
+class VariantContribution:
+    variant_id: str  # chrom:pos:other:effect in the scoring file's spelling
+    effect_allele: str
+    effect_weight: float
+    dosage: float  # of the effect allele, after imputation
+    imputed: bool
+    contribution: float
+
+
+@dataclass(frozen=True)
+class SampleScore:
+    sample: str
+    pgs_id: str
+    score_sum: float
+    variants_total: int
+    variants_matched: int
+    variants_missing: int  # matched variants whose genotype was missing
+    variants_imputed: int  # of those, mean-imputed from an allele frequency
+    overlap: Overlap
+    contributions: tuple[VariantContribution, ...]  # one per matched variant, in scoring-file order
+
+    def top_variants(self, count: int = 10) -> list[VariantContribution]:
+        """The variants that move this sample's score most, largest |contribution| first."""
+        return sorted(self.contributions, key=lambda c: abs(c.contribution), reverse=True)[:count]
+
+
+@dataclass(frozen=True, eq=False)
+class EffectDosages:
+    """Effect-allele dosages of the matched variants (rows) for every sample (columns), imputed."""
+
+    match: MatchResult
+    dosages: npt.NDArray[np.float64]
+    imputed: npt.NDArray[np.bool_]
+    weights: npt.NDArray[np.float64]
+    missing: npt.NDArray[np.bool_]
+    effect_frequency: npt.NDArray[np.float64]  # used for imputation; NaN if none was available
+
+    @property
+    def score_sums(self) -> npt.NDArray[np.float64]:
+        return np.asarray(self.weights @ self.dosages, dtype=np.float64)
+
+
+def effect_dosages(match: MatchResult, frequency: FrequencySource = "auto") -> EffectDosages:
+    """Dosages of each matched variant's effect allele; `frequency="cohort"` ignores the file's frequencies."""
+    genotypes = match.genotypes
+    scoring_file = match.scoring_file
+    n = len(match.matches)
+    dosages = np.zeros((n, genotypes.n_samples))
+    for row, variant in enumerate(match.matches):
+        alt_dosages = genotypes.dosages[variant.site_index]
+        if variant.effect_is_alt:
+            dosages[row] = alt_dosages[variant.alt_index]
+        else:
+            dosages[row] = 2.0 - alt_dosages.sum(axis=0)
+    missing = np.isnan(dosages)
+    file_frequency = np.array([scoring_file.allele_frequency[m.score_index] for m in match.matches], dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        observed = np.nanmean(np.where(missing, np.nan, dosages), axis=1) / 2.0 if genotypes.n_samples else np.full(n, np.nan)
+    if genotypes.n_samples < MIN_SAMPLES_FOR_COHORT_FREQUENCY:
+        observed = np.full(n, np.nan)
+    frequency_used = observed if frequency == "cohort" else np.where(np.isfinite(file_frequency), file_frequency, observed)
+    has_frequency = np.isfinite(frequency_used)
+    fill = np.where(has_frequency, 2.0 * frequency_used, 0.0)
+    rows, cols = np.nonzero(missing)
+    dosages[rows, cols] = fill[rows]
+    imputed = missing & has_frequency[:, None]
+    weights = np.array([scoring_file.effect_weight[m.score_index] for m in match.matches], dtype=np.float64)
+    return EffectDosages(match, dosages, imputed, weights, missing, frequency_used)
+
+
+def sample_scores(effect: EffectDosages, *, with_contributions: bool = True) -> list[SampleScore]:
+    match = effect.match
+    scoring_file = match.scoring_file
+    ids = [scoring_file.variant(m.score_index).variant_id for m in match.matches]
+    alleles = [str(scoring_file.effect_allele[m.score_index]) for m in match.matches]
+    sums = effect.score_sums
+    results: list[SampleScore] = []
+    for column, sample in enumerate(match.genotypes.samples):
+        contributions: tuple[VariantContribution, ...] = ()
+        if with_contributions:
+            dosage = effect.dosages[:, column]
+            contributions = tuple(
+                VariantContribution(ids[r], alleles[r], float(effect.weights[r]), float(dosage[r]),
+                                    bool(effect.imputed[r, column]), float(effect.weights[r] * dosage[r]))
+                for r in range(len(ids))
+            )
+        results.append(
+            SampleScore(
+                sample=sample,
+                pgs_id=scoring_file.pgs_id,
+                score_sum=float(sums[column]),
+                variants_total=match.overlap.total,
+                variants_matched=match.overlap.matched,
+                variants_missing=int(effect.missing[:, column].sum()),
+                variants_imputed=int(effect.imputed[:, column].sum()),
+                overlap=match.overlap,
+                contributions=contributions,
+            )
+        )
+    return results
+
+
+def score_vcf(
+    vcf: Genotypes | TextSource,
+    scoring_file: ScoringFile | TextSource,
+    *,
+    build: str | None = None,
+    min_overlap: float | None = DEFAULT_MIN_OVERLAP,
+    keep_ambiguous: bool = False,
+    keep_multiallelic: bool = False,
+    frequency: FrequencySource = "auto",
+    dosage: DosageSource = "auto",
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    with_contributions: bool = True,
+) -> list[SampleScore]:
+    """Score every sample of a VCF; `build` is the VCF's declared build (checked against its header).
+
+    A scoring file given as a path or bytes is read in the VCF's build (source
+    or harmonized positions); only its positions are kept from the VCF.
+    """
+    if isinstance(scoring_file, ScoringFile):
+        candidates = [scoring_file]
+    else:
+        if not isinstance(scoring_file, (str, os.PathLike, bytes, bytearray, memoryview)):
+            # A one-shot stream may have to be read in both builds.
+            scoring_file = b"".join(c.encode() if isinstance(c, str) else bytes(c) for c in scoring_file)
+        candidates = [read_scoring_file(scoring_file, build=build)]
+        harmonized = candidates[0].header.harmonized_build
+        if build is None and harmonized and harmonized != candidates[0].build:
+            # The VCF's header may reveal the other build; keep the sites of both until it is read.
+            candidates.append(read_scoring_file(scoring_file, build=harmonized))
+    if isinstance(vcf, Genotypes):
+        genotypes = vcf
+    else:
+        sites = {(c, int(p)) for score in candidates for c, p in zip(score.chrom, score.pos, strict=True) if c is not None}
+        genotypes = read_vcf(vcf, declared_build=build, sites=sites, dosage=dosage, max_bytes=max_bytes)
+    score = next((s for s in candidates if genotypes.build and s.build == genotypes.build), candidates[0])
+    match = match_variants(
+        score, genotypes, keep_ambiguous=keep_ambiguous, keep_multiallelic=keep_multiallelic, min_overlap=min_overlap
+    )
+    return sample_scores(effect_dosages(match, frequency), with_contributions=with_contributions)

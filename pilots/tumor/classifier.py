@@ -1,0 +1,196 @@
+"""Tumour classification from a verified model package: probabilities, confidence, explanation.
+
+`predict`: ONNX Runtime probabilities -> calibration -> label -> conformal set
+-> flags for values outside the training range. `explain`: exact TreeSHAP on
+the native booster. Everything that does not depend on the case (sessions,
+arrays of ranges, the explained output per class, spec lookups) is built once
+in `load`, so a single case costs little more than the two model calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from clinpred.pilots.common.calibration import Calibrator
+from clinpred.pilots.common.conformal import ConformalSet, SplitConformal
+from clinpred.pilots.common.errors import ModelPackageError
+from clinpred.pilots.common.explanation import Explanation, TreeShapExplainer, build_explanation
+from clinpred.pilots.common.model_package import ModelIdentity, ModelPackage
+from clinpred.pilots.common.schema import FeatureBounds, ModelSchema, RangeFlag
+from clinpred.pilots.tumor.training import BOOSTER_FILES, ONNX_INPUT, ONNX_PROBABILITIES, PILOT, onnx_session
+
+
+@dataclass(frozen=True)
+class TumorPrediction:
+    label: str
+    probabilities: dict[str, float]  # schema class order
+    confidence: ConformalSet
+    out_of_range: tuple[RangeFlag, ...]
+
+
+@dataclass(frozen=True)
+class TumorClassification:
+    label: str
+    probabilities: dict[str, float]
+    confidence: ConformalSet
+    explanation: Explanation
+    out_of_range: tuple[RangeFlag, ...]
+    model: ModelIdentity
+
+
+def _load_booster(algorithm: str, path: str) -> Any:
+    if algorithm == "xgboost":
+        import xgboost as xgb
+
+        booster = xgb.Booster()
+        booster.load_model(path)
+        booster.set_param({"nthread": 1})
+        return booster
+    if algorithm == "lightgbm":
+        import lightgbm as lgb
+
+        # Threads are set per call (the explainer passes num_threads=1); a model file's own params win here.
+        return lgb.Booster(model_file=path)
+    raise ModelPackageError(f"unknown algorithm {algorithm!r} in model package")
+
+
+def probe_rows(schema: ModelSchema, n_random: int = 64, seed: int = 0) -> np.ndarray:
+    """Rows spread over the training range, to check a fast explainer against the booster at load.
+
+    Besides random points, each feature also takes its training minimum,
+    median and maximum, so ties with split thresholds at observed values occur.
+    """
+    low = np.array([f.training_min for f in schema.features])
+    high = np.array([f.training_max for f in schema.features])
+    mid = np.array(
+        [f.training_median if f.training_median is not None else (f.training_min + f.training_max) / 2 for f in schema.features]
+    )
+    rng = np.random.default_rng(seed)
+    spread = low + (high - low) * rng.random((n_random, low.size))
+    return np.vstack([low, mid, high, spread])
+
+
+class TumorClassifier:
+    """A loaded tumour model; thread-safe for concurrent `predict`/`explain` calls."""
+
+    def __init__(
+        self,
+        package: ModelPackage,
+        schema: ModelSchema,
+        session: Any,
+        booster: Any,
+        calibrator: Calibrator,
+        conformal: SplitConformal,
+        metrics: dict[str, Any],
+    ) -> None:
+        self.package = package
+        self.identity: ModelIdentity = package.identity
+        self.schema = schema
+        self.metrics = metrics
+        self.calibrator = calibrator
+        self.conformal = conformal
+        self._session = session
+        self._booster = booster
+        self._explainer = TreeShapExplainer(booster, probe=probe_rows(schema))
+        self._bounds = FeatureBounds(schema)
+        self._classes = schema.classes
+        self._specs = {f.name: f for f in schema.features}
+        self._binary = len(schema.classes) == 2
+        if self._binary and schema.classes[1] != schema.positive_class:
+            raise ModelPackageError("binary model packages must list the positive class second")
+
+    @classmethod
+    def load(cls, package: ModelPackage) -> TumorClassifier:
+        if package.pilot != PILOT:
+            raise ModelPackageError(f"model package {package.identity.name} is for pilot {package.pilot}, not {PILOT}")
+        metadata = package.metadata
+        algorithm = str(metadata.get("algorithm", ""))
+        booster_file = str(metadata.get("booster", BOOSTER_FILES.get(algorithm, "")))
+        schema = ModelSchema.from_json(package.read_json("schema.json"))
+        calibrator = Calibrator.from_json(package.read_json("calibration.json"))
+        conformal = SplitConformal.from_json(package.read_json("conformal.json"))
+        if conformal.classes != schema.classes or calibrator.n_classes != len(schema.classes):
+            raise ModelPackageError(f"model package {package.path}: calibration/conformal classes disagree with schema")
+        session = onnx_session(package.file("model.onnx"))
+        input_names = [i.name for i in session.get_inputs()]
+        output_names = [o.name for o in session.get_outputs()]
+        if input_names != [ONNX_INPUT] or ONNX_PROBABILITIES not in output_names:
+            raise ModelPackageError(f"model package {package.path}: model.onnx has unexpected inputs/outputs")
+        booster = _load_booster(algorithm, str(package.file(booster_file)))
+        return cls(package, schema, session, booster, calibrator, conformal, package.read_json("metrics.json"))
+
+    def _rows(self, x: np.ndarray) -> np.ndarray:
+        rows = np.asarray(x, dtype=np.float64)
+        if rows.ndim == 1:
+            rows = rows[None, :]
+        self._bounds.validate(rows)
+        return rows
+
+    def probabilities(self, x: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities `[n, k]` in schema class order (no validation; `x` already checked)."""
+        x32 = np.ascontiguousarray(x, dtype=np.float32)
+        raw = self._session.run([ONNX_PROBABILITIES], {ONNX_INPUT: x32})[0]
+        return self.calibrator.apply(np.asarray(raw, dtype=np.float64))
+
+    def predict(self, x: np.ndarray) -> list[TumorPrediction]:
+        """`x[n, d]` float64 in schema feature order. Raises InvalidInput for impossible values."""
+        return self._predict(self._rows(x))
+
+    def _predict(self, rows: np.ndarray) -> list[TumorPrediction]:
+        if rows.shape[0] == 0:
+            return []
+        p = self.probabilities(rows)
+        labels = p.argmax(axis=1)
+        sets = self.conformal.sets(p)
+        flags = self._bounds.flags(rows)
+        classes = self._classes
+        return [
+            TumorPrediction(
+                label=classes[labels[i]],
+                probabilities=dict(zip(classes, p[i].tolist(), strict=True)),
+                confidence=sets[i],
+                out_of_range=flags[i],
+            )
+            for i in range(rows.shape[0])
+        ]
+
+    def explain(self, x: np.ndarray, predictions: Sequence[TumorPrediction]) -> list[Explanation]:
+        """TreeSHAP in log-odds: binary models explain the positive class, multi-class the predicted class."""
+        return self._explain(self._rows(x), predictions)
+
+    def _explain(self, rows: np.ndarray, predictions: Sequence[TumorPrediction]) -> list[Explanation]:
+        if len(predictions) != rows.shape[0]:
+            raise ValueError("one prediction per row is needed")
+        if rows.shape[0] == 0:
+            return []
+        shap = self._explainer(rows)
+        method = self._explainer.method
+        names = self.schema.feature_names
+        explanations = []
+        for i, prediction in enumerate(predictions):
+            if self._binary:
+                output, explained = 0, self.schema.positive_class
+            else:
+                output, explained = self._classes.index(prediction.label), prediction.label
+            explanations.append(build_explanation(shap, i, output, rows[i], names, self._specs, explained, method=method))
+        return explanations
+
+    def classify(self, x: np.ndarray) -> list[TumorClassification]:
+        rows = self._rows(x)
+        predictions = self._predict(rows)
+        explanations = self._explain(rows, predictions)
+        return [
+            TumorClassification(
+                label=p.label,
+                probabilities=p.probabilities,
+                confidence=p.confidence,
+                explanation=e,
+                out_of_range=p.out_of_range,
+                model=self.identity,
+            )
+            for p, e in zip(predictions, explanations, strict=True)
+        ]

@@ -1,0 +1,180 @@
+"""The committed reference package models/tumor/wdbc-xgboost/1.0.0, loaded and used as the service will."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import xgboost as xgb
+
+from clinpred.pilots.common.errors import InvalidInput, ModelPackageError
+from clinpred.pilots.common.explanation import raw_margin, treeshap_contributions
+from clinpred.pilots.common.model_package import ModelPackage, latest_package
+from clinpred.pilots.tumor.classifier import TumorClassifier
+from clinpred.pilots.tumor.data import TumorDataset
+from clinpred.pilots.tumor.training import REFERENCE_THRESHOLDS, train_tumor
+from tests.conftest import MODELS
+from tests.unit.pilots.tumor.conftest import REFERENCE
+
+
+def test_the_reference_is_the_latest_wdbc_xgboost_package(reference_package: ModelPackage) -> None:
+    assert latest_package(MODELS, "tumor", "wdbc-xgboost").path == reference_package.path
+    assert reference_package.identity.version == "1.0.0"
+    assert set(reference_package.manifest["files"]) == {
+        "model.onnx",
+        "booster.json",
+        "calibration.json",
+        "conformal.json",
+        "schema.json",
+        "metrics.json",
+        "MODEL_CARD.md",
+        "shap_summary.png",
+    }
+    # Small enough to live in git.
+    assert sum(p.stat().st_size for p in REFERENCE.iterdir()) < 2_000_000
+
+
+def test_reference_metrics_meet_the_thresholds(reference: TumorClassifier) -> None:
+    m = reference.metrics
+    assert m["auroc"] >= REFERENCE_THRESHOLDS["auroc"] == 0.99
+    assert m["accuracy"] >= REFERENCE_THRESHOLDS["accuracy"] == 0.97
+    assert m["n_splits"] == 10 and m["n_samples"] == 569
+    assert m["brier"] < 0.05 and m["ece"] < 0.05
+    # Verified on held-out folds, not only in-sample.
+    assert m["conformal_coverage_target"] == 0.95
+    assert m["conformal_coverage_heldout"] >= 0.95
+    assert m["onnx_native_max_abs_diff"] <= 1e-5
+    assert m["shap_additivity_max_abs_error"] <= 1e-4
+
+
+def test_a_tampered_package_never_loads(tmp_path: Path) -> None:
+    copy = tmp_path / "1.0.0"
+    shutil.copytree(REFERENCE, copy)
+    ModelPackage.open(copy)
+    calibration = copy / "calibration.json"
+    calibration.write_text(calibration.read_text().replace('"slope": 0.', '"slope": 1.'))
+    with pytest.raises(ModelPackageError, match=r"calibration\.json does not match"):
+        ModelPackage.open(copy)
+
+
+def test_onnx_and_native_booster_agree_on_every_case(reference_package: ModelPackage, wdbc: TumorDataset) -> None:
+    session = ort.InferenceSession(str(reference_package.file("model.onnx")), providers=["CPUExecutionProvider"])
+    x32 = wdbc.x.astype(np.float32)
+    onnx_p = session.run(["probabilities"], {"features": x32})[0]
+    booster = xgb.Booster(model_file=str(reference_package.file("booster.json")))
+    native = booster.predict(xgb.DMatrix(x32))
+    assert np.abs(onnx_p[:, 1] - native).max() <= 1e-5
+
+
+def test_predictions_are_calibrated_labelled_and_confident(reference: TumorClassifier, wdbc: TumorDataset) -> None:
+    predictions = reference.predict(wdbc.x)
+    assert len(predictions) == 569
+    labels = np.array([reference.schema.classes.index(p.label) for p in predictions])
+    assert np.mean(labels == wdbc.y) >= 0.99  # training cases
+    for p in predictions[:50]:
+        assert list(p.probabilities) == ["benign", "malignant"]
+        assert sum(p.probabilities.values()) == pytest.approx(1.0, abs=1e-12)
+        assert p.label == max(p.probabilities, key=p.probabilities.__getitem__)
+        assert p.label in p.confidence.labels and p.confidence.coverage == 0.95
+        assert p.confidence.statement == f"with 95% coverage the true class is in {{{', '.join(p.confidence.labels)}}}"
+        assert p.out_of_range == ()
+    # Probabilities are the calibrated ONNX probabilities, not the raw ones.
+    raw = reference._session.run(["probabilities"], {"features": wdbc.x[:5].astype(np.float32)})[0]
+    expected = reference.calibrator.apply(raw.astype(np.float64))
+    assert [p.probabilities["malignant"] for p in predictions[:5]] == pytest.approx(list(expected[:, 1]), abs=1e-12)
+
+
+def test_shap_is_additive_in_the_boosters_log_odds(reference: TumorClassifier, wdbc: TumorDataset) -> None:
+    explanations = reference.explain(wdbc.x, reference.predict(wdbc.x))
+    margins = raw_margin(reference._booster, wdbc.x)[:, 0]
+    for e, margin in zip(explanations, margins, strict=True):
+        assert e.explained_class == "malignant" and e.output_space == "log-odds"
+        assert e.base_value + sum(c.shap_value for c in e.contributions) == pytest.approx(e.margin, abs=1e-9)
+        assert e.margin == pytest.approx(margin, abs=1e-4)
+    # The fast stump path equals the booster's own TreeSHAP on every real case.
+    assert reference._explainer.fast is not None
+    reference_shap = treeshap_contributions(reference._booster, wdbc.x)
+    fast = np.array([[c.shap_value for c in e.contributions] for e in explanations])
+    assert np.abs(fast - reference_shap.values[:, 0, :]).max() < 1e-5
+
+
+def test_explanations_give_three_plain_reasons(reference: TumorClassifier, wdbc: TumorDataset) -> None:
+    malignant = int(np.flatnonzero(wdbc.y == 1)[0])
+    (result,) = reference.classify(wdbc.x[malignant : malignant + 1])
+    e = result.explanation
+    assert [c.feature for c in e.contributions] == list(reference.schema.feature_names)
+    assert [c.value for c in e.contributions] == list(wdbc.x[malignant])
+    assert len(e.top_reasons) == 3
+    magnitudes = [abs(r.shap_value) for r in e.top_reasons]
+    assert magnitudes == sorted(magnitudes, reverse=True)
+    assert magnitudes[-1] >= max(
+        abs(c.shap_value) for c in e.contributions if c.feature not in {r.feature for r in e.top_reasons}
+    )
+    for r in e.top_reasons:
+        assert r.text.startswith(r.feature.replace("_", " "))
+        assert r.text.endswith(f"{r.direction} the likelihood of malignant")
+    assert result.model == reference.identity
+    assert result.model.sha256 == reference.package.identity.sha256
+
+
+def test_values_outside_the_training_range_are_flagged_not_refused(reference: TumorClassifier) -> None:
+    spec = reference.schema.features[0]
+    assert spec.name == "mean_radius"
+    row = np.array([[s.training_median for s in reference.schema.features]], dtype=np.float64)
+    row[0, 0] = spec.training_max * 1.5
+    (result,) = reference.classify(row)
+    (flag,) = result.out_of_range
+    assert (flag.feature, flag.value, flag.training_min, flag.training_max) == (
+        "mean_radius",
+        spec.training_max * 1.5,
+        spec.training_min,
+        spec.training_max,
+    )
+
+
+def test_impossible_values_are_invalid_input_naming_the_field(reference: TumorClassifier, wdbc: TumorDataset) -> None:
+    rows = wdbc.x[:3].copy()
+    rows[1, 0] = -4.25
+    rows[2, 1] = np.nan
+    with pytest.raises(InvalidInput) as caught:
+        reference.predict(rows)
+    fields = [v.field for v in caught.value.violations]
+    assert fields == ["cases[1].features.mean_radius", "cases[2].features.mean_texture"]
+    assert "4.25" not in str(caught.value)
+    with pytest.raises(InvalidInput):
+        reference.classify(wdbc.x[:1, :29])
+    assert reference.classify(np.empty((0, 30))) == []
+
+
+def test_single_case_and_batch_answers_agree(reference: TumorClassifier, wdbc: TumorDataset) -> None:
+    batch = reference.classify(wdbc.x[100:110])
+    for i, from_batch in enumerate(batch):
+        (single,) = reference.classify(wdbc.x[100 + i])
+        assert single.probabilities == pytest.approx(from_batch.probabilities, abs=1e-12)
+        assert single.explanation.margin == pytest.approx(from_batch.explanation.margin, abs=1e-9)
+
+
+def test_model_card_documents_the_model(reference_package: ModelPackage) -> None:
+    card = reference_package.file("MODEL_CARD.md").read_text()
+    for section in ("## Intended use", "## Data", "## Metrics", "## Calibration", "## Confidence", "## Limitations"):
+        assert section in card
+    assert "![SHAP summary](shap_summary.png)" in card
+    assert reference_package.file("shap_summary.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    metrics = reference_package.read_json("metrics.json")
+    assert f"{metrics['auroc']:.4f}" in card and f"{metrics['conformal_coverage_heldout']:.4f}" in card
+
+
+def test_retraining_reproduces_the_committed_reference(
+    reference_package: ModelPackage, wdbc: TumorDataset, tmp_path: Path
+) -> None:
+    report = train_tumor(wdbc, models_root=tmp_path, progress=False)
+    assert report.metrics == reference_package.read_json("metrics.json")
+    committed = reference_package.manifest["files"]
+    rebuilt = report.package.manifest["files"]
+    # Everything but the card (which names the version) is byte-identical.
+    assert {k: v for k, v in rebuilt.items() if k != "MODEL_CARD.md"} == {
+        k: v for k, v in committed.items() if k != "MODEL_CARD.md"
+    }
