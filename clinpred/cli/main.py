@@ -21,7 +21,7 @@ from typing import Annotated
 
 import typer
 
-from clinpred.cli import tumor
+from clinpred.cli import deterioration, tumor
 from clinpred.cli.options import TlsOption, fail, tls_folder
 from clinpred.cli.services import SERVICES, ServiceSpec, TlsDir, bentoml_env, register_models, serve_command
 from clinpred.cli.settings import CliSettings
@@ -36,9 +36,15 @@ app.add_typer(call_app, name="call")
 app.add_typer(models_app, name="models")
 app.add_typer(tls_app, name="tls")
 
+simulate_app = typer.Typer(help="Simulate cohorts for training and testing.", no_args_is_help=True)
+app.add_typer(simulate_app, name="simulate")
+
 # Each pilot adds its commands here.
 train_app.command("tumor")(tumor.train)
 call_app.add_typer(tumor.call_app, name="tumor")
+train_app.command("deterioration")(deterioration.train)
+simulate_app.command("deterioration")(deterioration.simulate)
+call_app.add_typer(deterioration.call_app, name="deterioration")
 
 ServeTarget = StrEnum("ServeTarget", [*SERVICES, "all"])  # type: ignore[misc]
 
@@ -182,3 +188,7 @@ def tls_init(
 
     write_mutual_tls_folder(folder, hosts=host, days=days)
     typer.echo(f"wrote ca.crt, server.crt, server.key, client.crt, client.key to {folder}")
+
+
+if __name__ == "__main__":
+    app()

@@ -21,6 +21,8 @@ class ServiceSpec:
     port: int
     metrics_port: int
     example: str
+    # Environment variable naming the service's database, given a default under the state dir.
+    database_env: str | None = None
 
 
 SERVICES: dict[str, ServiceSpec] = {
@@ -32,11 +34,25 @@ SERVICES: dict[str, ServiceSpec] = {
         metrics_port=9101,
         example="clinpred call tumor classify --example",
     ),
+    "deterioration": ServiceSpec(
+        pilot="deterioration",
+        import_path="clinpred.services.deterioration.service:svc",
+        grpc_service="clinpred.deterioration.v1.DeteriorationService",
+        port=50052,
+        metrics_port=9102,
+        example="clinpred call deterioration example",
+        database_env="CLINPRED_DETERIORATION_DATABASE_URL",
+    ),
 }
 
 
 def bentoml_env(settings: CliSettings, pilot: str, metrics_port: int | None = None) -> dict[str, str]:
     env = dict(os.environ)
+    spec = SERVICES.get(pilot)
+    if spec is not None and spec.database_env:
+        database = settings.state_dir / pilot / "risk.db"
+        database.parent.mkdir(parents=True, exist_ok=True)
+        env.setdefault(spec.database_env, f"sqlite:///{database}")
     home = settings.bentoml_home(pilot)
     env["BENTOML_HOME"] = str(home)
     # BentoML 1.4.39 gives its API workers this folder but starts the gRPC

@@ -49,7 +49,10 @@ def register_packages(models_root: Path, pilot: str) -> list[bentoml.Tag]:
 
 def load_package(pilot: str, name: str, version: str | None = None) -> ModelPackage:
     """The package of `<pilot>-<name>` from the store: `version`, or the highest version."""
-    candidates = bentoml.models.list(store_name(pilot, name))
+    try:
+        candidates = bentoml.models.list(store_name(pilot, name))
+    except BentoNotFound:
+        candidates = []
     if version is not None:
         candidates = [m for m in candidates if m.tag.version == version]
     if not candidates:

@@ -71,5 +71,7 @@ class RecordOutcome:
     score: ScoreRecord | None
 
 
-# Computes a score from a patient and their observations (oldest first).
-ScoreFunction = Callable[[PatientRecord, Sequence[ObservationRecord]], ComputedScore]
+# Computes a score from a patient, their observations (oldest first) and their
+# previous score, read in the same transaction (so "the band rose" is exact
+# even with several replicas writing).
+ScoreFunction = Callable[[PatientRecord, Sequence[ObservationRecord], "ScoreRecord | None"], ComputedScore]

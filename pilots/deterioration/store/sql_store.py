@@ -192,7 +192,8 @@ class SqlRiskStore:
             if not new and version > 0:
                 return RecordOutcome(0, len(observations), self._latest(cursor, tenant, patient_id))
             history = self._history(cursor, tenant, patient_id, lookback)
-            computed = score(patient, history)
+            previous = self._latest(cursor, tenant, patient_id) if version > 0 else None
+            computed = score(patient, history, previous)
             cursor.execute(
                 self._sql(
                     "INSERT INTO score_sequence (tenant, value) VALUES (?, 1)"

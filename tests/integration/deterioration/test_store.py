@@ -14,6 +14,7 @@ from clinpred.pilots.deterioration.store import (
     DeteriorationRiskStore,
     ObservationRecord,
     PatientRecord,
+    ScoreRecord,
     open_store,
 )
 
@@ -22,14 +23,21 @@ LOOKBACK = timedelta(days=30)
 T0 = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
 
 
-def counting_score(patient: PatientRecord, history: Sequence[ObservationRecord]) -> ComputedScore:
-    """A score that records exactly which observations it saw."""
+def counting_score(
+    patient: PatientRecord, history: Sequence[ObservationRecord], previous: ScoreRecord | None
+) -> ComputedScore:
+    """A score that records exactly which observations and which previous score it saw."""
     heart_rates = [o.values["heart_rate"] for o in history]
     return ComputedScore(
         scored_at=history[-1].observed_at if history else T0,
         probability=min(1.0, len(history) / 1000),
         band="low",
-        payload={"observations": len(history), "ids": [o.observation_id for o in history], "hr": heart_rates[-1]},
+        payload={
+            "observations": len(history),
+            "ids": [o.observation_id for o in history],
+            "hr": heart_rates[-1],
+            "previous_version": previous.version if previous else 0,
+        },
     )
 
 
@@ -164,6 +172,8 @@ def test_concurrent_replicas_lose_nothing_and_number_scores_in_order(store_url: 
     history = replicas[0].score_history(TENANT, "p1", page_size=1000)
     assert [s.version for s in history] == list(range(total, 0, -1))
     assert all(s.payload["observations"] == s.version for s in history)
+    # Each score saw exactly the score before it.
+    assert all(s.payload["previous_version"] == s.version - 1 for s in history)
     assert seen, "the reader saw no score"
     # A score's version and its data agree: version n was computed from exactly n observations.
     assert all(version == count for version, count in seen)

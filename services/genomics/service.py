@@ -1,0 +1,25 @@
+"""The genomic risk service, for `bentoml serve-grpc clinpred.services.genomics.service:svc`."""
+
+from __future__ import annotations
+
+from clinpred.services.api.genomics.v1 import genomics_pb2, genomics_pb2_grpc
+from clinpred.services.common.serving import ServiceMount, bento_service
+from clinpred.services.genomics.inference import SERVICE, GenomicsInference
+from clinpred.services.genomics.servicer import GenomicsServicer
+from clinpred.services.genomics.settings import GenomicsSettings
+
+SERVICE_NAME = genomics_pb2.DESCRIPTOR.services_by_name["GenomicRiskService"].full_name
+
+
+def genomics_mount(settings: GenomicsSettings) -> ServiceMount:
+    inference = GenomicsInference(settings)
+    return ServiceMount(
+        name=SERVICE,
+        service_names=(SERVICE_NAME,),
+        servicer_factory=lambda: GenomicsServicer(inference),
+        add_to_server=genomics_pb2_grpc.add_GenomicRiskServiceServicer_to_server,
+        load=inference.load,
+    )
+
+
+svc = bento_service(genomics_mount(GenomicsSettings()))

@@ -1,0 +1,33 @@
+"""Settings of the genomic risk service (environment prefix CLINPRED_GENOMICS_)."""
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from clinpred.services.common.settings import ServiceSettings
+
+
+class GenomicsSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="CLINPRED_GENOMICS_", extra="ignore", protected_namespaces=())
+
+    # One model package per cancer: `model_name` (at `model_version`) and the highest version of each of
+    # `additional_models`, e.g. CLINPRED_GENOMICS_ADDITIONAL_MODELS='["prostate-pgs000662"]'.
+    model_name: str = "breast-pgs000004"
+    additional_models: list[str] = Field(default_factory=list)
+    # PGS Catalog scoring files (plain or gzipped) that add builds, allele frequencies (imputation) or
+    # override a model package's own score layout, matched on their #pgs_id header. None: the packages'
+    # own layouts only, which is enough to score in the build each model was trained in.
+    scoring_dir: Path | None = None
+    # Largest VCF accepted, as sent (compressed or not): AssessVcfUpload is refused beyond it.
+    max_upload_bytes: int = Field(default=512 * 1024 * 1024, ge=1)
+    # Largest VCF once decompressed.
+    max_vcf_bytes: int = Field(default=4 * 1024 * 1024 * 1024, ge=1)
+    # Largest public CKKS context and ciphertext accepted by ScoreEncrypted.
+    max_context_bytes: int = Field(default=128 * 1024 * 1024, ge=1)
+    max_ciphertext_bytes: int = Field(default=16 * 1024 * 1024, ge=1)
+    # pgsc_calc's --min_overlap: fewer matched variants refuse the score.
+    min_overlap: float = Field(default=0.75, ge=0.0, le=1.0)
+    max_top_variants: int = Field(default=100, ge=1)
+    # Size of the chunks the service streams ciphertexts back in.
+    response_chunk_bytes: int = Field(default=1024 * 1024, ge=1024)
