@@ -75,8 +75,9 @@ def _weight_p99(age_years: float) -> float:
 def _pounds(value: float, age: float | None) -> bool:
     if age is None:
         return value > 250 and value / POUNDS_PER_KG <= 250
+    # Above the age's 99th centile in kg, yet an ordinary weight once read as pounds.
     limit = _weight_p99(age)
-    return value > 1.5 * limit and value / POUNDS_PER_KG <= limit
+    return value > limit and value / POUNDS_PER_KG <= limit
 
 
 UNIT_MISTAKES: Final = (

@@ -142,3 +142,15 @@ def encode_feature_spec(spec: FeatureSpec) -> common_pb2.FeatureSpec:
 
 def encode_probabilities(probabilities: Mapping[str, float]) -> list[common_pb2.ClassProbability]:
     return [common_pb2.ClassProbability(class_name=name, probability=p) for name, p in probabilities.items()]
+
+
+def encode_metrics(metrics: Mapping[str, object], prefix: str = "") -> dict[str, float]:
+    """Numeric metrics of a package, nested sections flattened to dotted keys (e.g. "test.auroc")."""
+    flat: dict[str, float] = {}
+    for key, value in metrics.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(encode_metrics(value, f"{name}."))
+        elif isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+            flat[name] = float(value)
+    return flat

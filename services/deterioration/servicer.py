@@ -85,7 +85,7 @@ class DeteriorationServicer(pb_grpc.DeteriorationServiceServicer):
             model=common.encode_identity(predictor.identity),
             horizon_hours=int(predictor.horizon_hours),
             features=[common.encode_feature_spec(spec) for spec in predictor.schema.features],
-            metrics={k: float(v) for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)},
+            metrics=common.encode_metrics(metrics),
             signals=codec.signal_specs(),
             max_batch_size=self.inference.settings.max_batch_size,
         )

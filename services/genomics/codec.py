@@ -8,11 +8,11 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import NoReturn
 
 from clinpred.pilots.common.errors import FieldViolation, InvalidInput, ResourceExhausted, ViolationCollector
-from clinpred.pilots.common.explanation import LOG_ODDS, TREESHAP_METHOD, Contribution, top_reasons
+from clinpred.pilots.common.explanation import LOG_ODDS, TREESHAP_METHOD, Contribution, Reason, top_reasons
 from clinpred.pilots.common.explanation import Explanation as DomainExplanation
 from clinpred.pilots.common.schema import FeatureSpec, RangeFlag
 from clinpred.pilots.genomics.encrypted import (
@@ -539,6 +539,17 @@ def _model_inputs(risk: CancerRisk, factors: PatientFactors) -> tuple[float, ...
     return (risk.z_score, factors.age, float(factors.sex == "male"), float(factors.has_family_history(risk.cancer)))
 
 
+# Yes/no inputs read badly as numbers with units ("family history 1 1 = yes").
+_BINARY_WORDS = {"family_history": ("no family history", "family history"), "male": ("female sex", "male sex")}
+
+
+def _in_words(reason: Reason, explained: str) -> Reason:
+    words = _BINARY_WORDS.get(reason.feature)
+    if words is None:
+        return reason
+    return replace(reason, text=f"{words[int(reason.value >= 0.5)]} {reason.direction} the likelihood of {explained}")
+
+
 def _explanation(risk: CancerRisk, values: dict[str, float], specs: Mapping[str, FeatureSpec]) -> DomainExplanation:
     contributions = tuple(Contribution(name, values[name], risk.shap_values[name]) for name in FEATURES)
     explained = f"{risk.cancer} cancer within {risk.horizon_years:g} years"
@@ -548,7 +559,7 @@ def _explanation(risk: CancerRisk, values: dict[str, float], specs: Mapping[str,
         base_value=risk.shap_base_value,
         margin=risk.shap_base_value + sum(c.shap_value for c in contributions),
         contributions=contributions,
-        top_reasons=top_reasons(contributions, specs, explained),
+        top_reasons=tuple(_in_words(r, explained) for r in top_reasons(contributions, specs, explained)),
         method=TREESHAP_METHOD,
     )
 

@@ -69,7 +69,7 @@ class TumorCodec:
             features=[common.encode_feature_spec(spec) for spec in self.schema.features],
             classes=list(self.schema.classes),
             positive_class=self.schema.positive_class,
-            metrics={k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)},
+            metrics=common.encode_metrics(metrics),
             conformal_coverage=coverage,
             max_batch_size=self.max_batch_size,
         )

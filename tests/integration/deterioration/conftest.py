@@ -30,6 +30,15 @@ def postgres_url() -> Iterator[str]:
     admin.close()
 
 
+def _drop_tables(url: str) -> None:
+    with psycopg.connect(url, autocommit=True) as connection:
+        tables = connection.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+        ).fetchall()
+        for (table,) in tables:
+            connection.execute(f'DROP TABLE IF EXISTS "{table}" CASCADE')
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
@@ -37,12 +46,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         return
     url = request.getfixturevalue("postgres_url")
     yield url
-    with psycopg.connect(url, autocommit=True) as connection:
-        tables = connection.execute(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
-        ).fetchall()
-        for (table,) in tables:
-            connection.execute(f'DROP TABLE IF EXISTS "{table}" CASCADE')
+    _drop_tables(url)
 
 
 @pytest.fixture
