@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -23,6 +24,7 @@ class RunningServe:
     process: subprocess.Popen[str]
     port: int
     metrics_port: int
+    state_dir: str = ""
     output: list[str] = field(default_factory=list)
 
     @property
@@ -40,10 +42,16 @@ def _pump(process: subprocess.Popen[str], sink: list[str], ready: threading.Even
 
 
 def start_clinpred_serve(
-    service: str, state_dir: Path, api_workers: int, timeout: float = 240.0, extra: tuple[str, ...] = ()
+    service: str,
+    state_dir: Path,
+    api_workers: int,
+    timeout: float = 240.0,
+    extra: tuple[str, ...] = (),
+    env_extra: dict[str, str] | None = None,
+    port: int | None = None,
 ) -> RunningServe:
-    port, metrics_port = free_port(), free_port()
-    env = dict(os.environ, CLINPRED_STATE_DIR=str(state_dir), PYTHONUNBUFFERED="1")
+    port, metrics_port = port or free_port(), free_port()
+    env = dict(os.environ, CLINPRED_STATE_DIR=str(state_dir), PYTHONUNBUFFERED="1", **(env_extra or {}))
     env.pop("BENTOML_HOME", None)  # `clinpred serve` gives each service its own home under the state dir
     command = [
         str(Path(sys.executable).with_name("clinpred")),
@@ -60,13 +68,37 @@ def start_clinpred_serve(
     process = subprocess.Popen(
         command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
     )
-    running = RunningServe(process, port, metrics_port)
+    running = RunningServe(process, port, metrics_port, state_dir=str(state_dir))
     ready = threading.Event()
     threading.Thread(target=_pump, args=(process, running.output, ready), daemon=True).start()
     if not ready.wait(timeout) or process.poll() is not None:
         stop(running)
         pytest.fail("clinpred serve did not start:\n" + "".join(running.output[-60:]))
     return running
+
+
+def kill(running: RunningServe) -> None:
+    """SIGKILL to clinpred serve and every server process under it: nothing gets to flush or clean up."""
+    os.killpg(running.process.pid, signal.SIGKILL)
+    running.process.wait()
+    # bentoml's arbiter starts its workers in their own process groups; they share the state folder.
+    for pid in _pids_using(running):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _pids_using(running: RunningServe) -> list[int]:
+    import psutil
+
+    found = []
+    for process in psutil.process_iter(["cmdline", "environ"]):
+        try:
+            environ = process.info["environ"] or {}
+        except (psutil.AccessDenied, psutil.NoSuchProcess):
+            continue
+        if environ.get("CLINPRED_STATE_DIR") == running.state_dir:
+            found.append(process.pid)
+    return found
 
 
 def stop(running: RunningServe) -> int:
