@@ -6,6 +6,7 @@ reporting SERVING, so integration tests exercise what production runs.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -35,7 +36,10 @@ def bento_service(mount: ServiceMount) -> Any:
     """A `bentoml.legacy.Service` for `bentoml serve-grpc`: the only BentoML API with gRPC serving."""
     import bentoml
 
-    svc = bentoml.legacy.Service(name=f"clinpred-{mount.name}")
+    with warnings.catch_warnings():
+        # Deprecated in favour of @bentoml.service, which has no gRPC serving: see ARCHITECTURE.md.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        svc = bentoml.legacy.Service(name=f"clinpred-{mount.name}")
 
     @svc.on_startup
     def load_model(_context: Any) -> None:
