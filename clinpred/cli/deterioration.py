@@ -55,7 +55,10 @@ def train(
         )
         package, metrics = report.package, report.metrics
     typer.echo(f"model package {package.path} (sha256 {package.identity.sha256})")
-    typer.echo(json.dumps({k: v for k, v in metrics.items() if isinstance(v, float)}, indent=2, sort_keys=True))
+    from clinpred.services.common.codec import encode_metrics
+
+    headline = {k: v for k, v in encode_metrics(metrics).items() if k.startswith(("test.", "conformal_test."))}
+    typer.echo(json.dumps(headline, indent=2, sort_keys=True))
     if register:
         register_models(settings, "deterioration")
 

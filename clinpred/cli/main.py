@@ -21,12 +21,15 @@ from typing import Annotated
 
 import typer
 
-from clinpred.cli import deterioration, tumor
+from clinpred.cli import deterioration, genomics, tumor
 from clinpred.cli.options import TlsOption, fail, tls_folder
 from clinpred.cli.services import SERVICES, ServiceSpec, TlsDir, bentoml_env, register_models, serve_command
 from clinpred.cli.settings import CliSettings
 
-app = typer.Typer(help="clinpred: clinical prediction services over gRPC.", no_args_is_help=True)
+# Local variables stay out of tracebacks: they may hold patient data.
+app = typer.Typer(
+    help="clinpred: clinical prediction services over gRPC.", no_args_is_help=True, pretty_exceptions_show_locals=False
+)
 train_app = typer.Typer(help="Train a model package under models/<pilot>/<name>/<version>/.", no_args_is_help=True)
 call_app = typer.Typer(help="Call a running service.", no_args_is_help=True)
 models_app = typer.Typer(help="Model packages and the BentoML model store.", no_args_is_help=True)
@@ -42,6 +45,9 @@ app.add_typer(simulate_app, name="simulate")
 # Each pilot adds its commands here.
 train_app.command("tumor")(tumor.train)
 call_app.add_typer(tumor.call_app, name="tumor")
+train_app.command("genomics")(genomics.train)
+call_app.add_typer(genomics.call_app, name="genomics")
+app.add_typer(genomics.genomics_app, name="genomics")
 train_app.command("deterioration")(deterioration.train)
 simulate_app.command("deterioration")(deterioration.simulate)
 call_app.add_typer(deterioration.call_app, name="deterioration")
@@ -190,5 +196,18 @@ def tls_init(
     typer.echo(f"wrote ca.crt, server.crt, server.key, client.crt, client.key to {folder}")
 
 
+def run() -> None:
+    """The console script: domain errors become a clear message and exit status 2, not a traceback."""
+    from clinpred.pilots.common.errors import ClinpredError
+
+    try:
+        app()
+    except ClinpredError as error:
+        typer.echo(f"error: {error.message}", err=True)
+        for violation in error.violations[1:]:
+            typer.echo(f"  {violation.field}: {violation.description}", err=True)
+        raise SystemExit(2) from None
+
+
 if __name__ == "__main__":
-    app()
+    run()
