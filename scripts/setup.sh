@@ -21,7 +21,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$inputs_hash" ]; then
   .venv/bin/python -m pip install --quiet -e ".[dev]"
   .venv/bin/python -m pip check
   echo "setup: installing buf"
-  npm ci --silent --no-fund --no-audit
+  npm install --silent --no-fund --no-audit
   echo "$inputs_hash" > "$stamp"
 fi
 
