@@ -16,6 +16,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from clinpred.services.common.interceptors import server_interceptors
+from clinpred.services.common.settings import ServiceSettings
 
 # Largest request accepted; batches are bounded further by each service's max_batch_size.
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
@@ -30,6 +31,35 @@ class ServiceMount:
     servicer_factory: Callable[[], Any]
     add_to_server: Callable[[Any, grpc.aio.Server], None]
     load: Callable[[], None]
+    settings: ServiceSettings | None = None
+
+    def connection_options(self) -> tuple[tuple[str, int], ...]:
+        age = self.settings.max_connection_age_seconds if self.settings else 300.0
+        grace = self.settings.max_connection_age_grace_seconds if self.settings else 30.0
+        return (
+            ("grpc.max_connection_age_ms", int(age * 1000)),
+            ("grpc.max_connection_age_grace_ms", int(grace * 1000)),
+        )
+
+
+def _add_bentoml_server_options(extra: tuple[tuple[str, int], ...]) -> None:
+    """Adds channel options to the gRPC server `bentoml serve-grpc` builds.
+
+    BentoML's Server has a fixed `options` property with no connection-age
+    setting. Its API worker imports the service (this module) before it builds
+    the Server, so extending the property here takes effect in every worker.
+    """
+    from bentoml._internal.server import grpc_app
+
+    # The class __dict__ holds the property object itself; importing twice must not wrap twice.
+    attributes = vars(grpc_app.Server)
+    original = attributes.get("_clinpred_original_options", attributes["options"])
+
+    def options(server: Any) -> tuple[Any, ...]:
+        return (*original.fget(server), *extra)
+
+    grpc_app.Server._clinpred_original_options = original  # type: ignore[attr-defined]
+    grpc_app.Server.options = property(options)  # type: ignore[method-assign,assignment]
 
 
 def bento_service(mount: ServiceMount) -> Any:
@@ -47,6 +77,7 @@ def bento_service(mount: ServiceMount) -> Any:
         mount.load()
 
     # BentoML calls the "class" with no arguments; a factory closes over the loaded model.
+    _add_bentoml_server_options(mount.connection_options())
     svc.mount_grpc_servicer(mount.servicer_factory, mount.add_to_server, list(mount.service_names))  # type: ignore[arg-type]
     for interceptor, options in server_interceptors(mount.name):
         svc.add_grpc_interceptor(interceptor, **options)
@@ -60,6 +91,7 @@ async def start_inprocess_server(mount: ServiceMount, host: str = "127.0.0.1", p
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.so_reuseport", 0),
+            *mount.connection_options(),
         ],
     )
     health_servicer = health.aio.HealthServicer()

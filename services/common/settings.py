@@ -25,3 +25,7 @@ class ServiceSettings(BaseSettings):
     # Packages under this folder are registered in the BentoML model store at start.
     models_root: Path = Field(default_factory=default_models_root)
     max_batch_size: int = Field(default=1000, ge=1)
+    # Connections end after this long (in-flight calls get the grace period), so
+    # clients re-resolve a headless Service and reach replicas started since.
+    max_connection_age_seconds: float = Field(default=300.0, gt=0)
+    max_connection_age_grace_seconds: float = Field(default=30.0, ge=0)

@@ -19,6 +19,7 @@ def deterioration_mount(settings: DeteriorationSettings) -> ServiceMount:
         servicer_factory=lambda: DeteriorationServicer(inference),
         add_to_server=deterioration_pb2_grpc.add_DeteriorationServiceServicer_to_server,
         load=inference.load,
+        settings=settings,
     )
 
 

@@ -19,6 +19,7 @@ def tumor_mount(settings: TumorSettings) -> ServiceMount:
         servicer_factory=lambda: TumorServicer(inference),
         add_to_server=tumor_pb2_grpc.add_TumorClassificationServiceServicer_to_server,
         load=inference.load,
+        settings=settings,
     )
 
 

@@ -113,7 +113,9 @@ def stop(running: RunningServe) -> int:
 
 @pytest.fixture(scope="session")
 def tumor_serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServe]:
-    running = start_clinpred_serve("tumor", tmp_path_factory.mktemp("state"), api_workers=2)
+    # A short connection age, so a test can watch the server recycle connections.
+    age = {"CLINPRED_TUMOR_MAX_CONNECTION_AGE_SECONDS": "2", "CLINPRED_TUMOR_MAX_CONNECTION_AGE_GRACE_SECONDS": "5"}
+    running = start_clinpred_serve("tumor", tmp_path_factory.mktemp("state"), api_workers=2, env_extra=age)
     yield running
     stop(running)
     time.sleep(0.5)

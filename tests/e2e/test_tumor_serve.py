@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shlex
 import subprocess
@@ -14,6 +15,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
 
+from clinpred.services.api.tumor.v1 import tumor_pb2, tumor_pb2_grpc
 from clinpred.services.tumor.client import TumorClient
 from tests.conftest import REPO
 from tests.e2e.conftest import RunningServe
@@ -120,3 +122,24 @@ def test_metrics_count_calls_across_api_workers(tumor_serve: RunningServe) -> No
             names = [f.name for f in client.model_info().features]
             client.classify(dict(zip(names, map(float, rows[i]))))
     assert classify_ok_count() == before + calls
+
+
+def test_bentoml_serve_grpc_recycles_connections(tumor_serve: RunningServe) -> None:
+    """max_connection_age reaches the server `bentoml serve-grpc` builds: idle clients see GOAWAY."""
+
+    async def watch() -> list[grpc.ChannelConnectivity]:
+        async with grpc.aio.insecure_channel(tumor_serve.target) as channel:
+            stub = tumor_pb2_grpc.TumorClassificationServiceStub(channel)
+            await stub.GetModelInfo(tumor_pb2.GetModelInfoRequest())
+            states = [channel.get_state()]
+            for _ in range(80):  # up to 8 s
+                await asyncio.sleep(0.1)
+                states.append(channel.get_state())
+                if states[-1] != grpc.ChannelConnectivity.READY:
+                    break
+            await stub.GetModelInfo(tumor_pb2.GetModelInfoRequest())
+            return states
+
+    states = asyncio.run(watch())
+    assert states[0] == grpc.ChannelConnectivity.READY
+    assert grpc.ChannelConnectivity.IDLE in states, states
