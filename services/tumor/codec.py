@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from clinpred.pilots.common.errors import ViolationCollector
+from clinpred.pilots.common.model_package import ModelIdentity
 from clinpred.pilots.common.schema import ModelSchema
 from clinpred.pilots.tumor.classifier import TumorClassification
 from clinpred.services.api.tumor.v1 import tumor_pb2
@@ -63,9 +65,11 @@ class TumorCodec:
             model=common.encode_identity(result.model),
         )
 
-    def encode_model_info(self, identity: object, metrics: dict[str, float], coverage: float) -> tumor_pb2.GetModelInfoResponse:
+    def encode_model_info(
+        self, identity: ModelIdentity, metrics: dict[str, Any], coverage: float
+    ) -> tumor_pb2.GetModelInfoResponse:
         return tumor_pb2.GetModelInfoResponse(
-            model=common.encode_identity(identity),  # type: ignore[arg-type]
+            model=common.encode_identity(identity),
             features=[common.encode_feature_spec(spec) for spec in self.schema.features],
             classes=list(self.schema.classes),
             positive_class=self.schema.positive_class,
