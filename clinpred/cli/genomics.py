@@ -118,24 +118,26 @@ def example_vcf(
 ) -> None:
     """Write a VCF with simulated genotypes at a model's score variants (in the package's build), for trying things."""
     from clinpred.pilots.common.model_package import latest_package
+    from clinpred.pilots.genomics.cohort import ScoreDistribution
     from clinpred.pilots.genomics.encrypted import EncryptedScoreLayout
     from clinpred.services.genomics.client import simulated_vcf
 
     package = latest_package(CliSettings().models_root, "genomics", model)
     layout = EncryptedScoreLayout.from_json(package.read_json("score_layout.json"))
+    reference = ScoreDistribution.from_json(package.read_json("reference_distribution.json"))
     build = str(package.metadata.get("genome_build") or "GRCh37")
-    output.write_bytes(simulated_vcf(layout, build, samples=samples, seed=seed))
+    output.write_bytes(simulated_vcf(layout, build, samples=samples, seed=seed, reference=reference))
     typer.echo(f"wrote {output}: {samples} simulated sample(s) at the {len(layout)} variants of {layout.pgs_id}, {build}")
 
 
-def _example_vcf_bytes(client: Any, seed: int) -> tuple[bytes, str]:
-    from clinpred.services.genomics.client import layout_of, simulated_vcf
+def _example_vcf_bytes(client: Any, seed: int) -> tuple[bytes | Path, str]:
+    from clinpred.services.genomics.client import layout_of, reference_of, simulated_vcf
     from clinpred.services.genomics.codec import BUILD_NAMES
 
     first = client.list_scores().scores[0]
     published = client.score_layout(first.cancer)
     build = BUILD_NAMES[published.build]
-    return simulated_vcf(layout_of(published), build, seed=seed), build
+    return simulated_vcf(layout_of(published), build, seed=seed, reference=reference_of(published)), build
 
 
 @call_app.command("assess")
@@ -160,21 +162,21 @@ def assess(
 
     from clinpred.services.genomics.client import GenomicsClient, patient
 
-    with GenomicsClient(target, tls=client_tls(tls_dir)) as client:
-        if example:
-            data, chosen_build = _example_vcf_bytes(client, seed)
-            source: bytes | Path = data
-        elif vcf is not None:
-            if build is None:
-                raise typer.BadParameter("give --build GRCh37 or GRCh38 with --vcf")
-            source, chosen_build = vcf, build.value
-        else:
-            raise typer.BadParameter("give --vcf FILE --build BUILD, or --example")
-        person = patient(age, sex.value, family_history or [], sample_id=sample)
-        try:
+    if not example and vcf is None:
+        raise typer.BadParameter("give --vcf FILE --build BUILD, or --example")
+    if vcf is not None and build is None:
+        raise typer.BadParameter("give --build GRCh37 or GRCh38 with --vcf")
+    person = patient(age, sex.value, family_history or [], sample_id=sample)
+    try:
+        with GenomicsClient(target, tls=client_tls(tls_dir)) as client:
+            if example:
+                source, chosen_build = _example_vcf_bytes(client, seed)
+            else:
+                assert vcf is not None and build is not None
+                source, chosen_build = vcf, build.value
             answer = client.assess(source, chosen_build, [person], cancers=cancer or [])
-        except grpc.RpcError as error:
-            raise fail(f"{error.code().name}: {error.details()}") from None
+    except grpc.RpcError as error:
+        raise fail(f"{error.code().name}: {error.details()}") from None
     if as_json:
         print_message(answer)
         return
@@ -218,19 +220,22 @@ def encrypted(
     import grpc
 
     from clinpred.pilots.common.model_package import list_packages
-    from clinpred.services.genomics.client import GenomicsClient, layout_of, simulated_vcf
+    from clinpred.services.genomics.client import GenomicsClient, layout_of, reference_of, simulated_vcf
     from clinpred.services.genomics.codec import BUILD_NAMES
 
+    if not example and vcf is None:
+        raise typer.BadParameter("give --vcf FILE, or --example")
     with GenomicsClient(target, tls=client_tls(tls_dir)) as client:
         try:
             if example:
                 published = client.score_layout(score_key)
                 build = Build(BUILD_NAMES[published.build])
-                source: bytes | Path = simulated_vcf(layout_of(published), build.value, seed=seed)
-            elif vcf is not None:
-                source = vcf
+                source: bytes | Path = simulated_vcf(
+                    layout_of(published), build.value, seed=seed, reference=reference_of(published)
+                )
             else:
-                raise typer.BadParameter("give --vcf FILE, or --example")
+                assert vcf is not None
+                source = vcf
             result = client.score_encrypted(source, build.value, score_key, sample=sample)
         except grpc.RpcError as error:
             raise fail(f"{error.code().name}: {error.details()}") from None

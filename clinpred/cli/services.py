@@ -34,14 +34,6 @@ SERVICES: dict[str, ServiceSpec] = {
         metrics_port=9101,
         example="clinpred call tumor classify --example",
     ),
-    "genomics": ServiceSpec(
-        pilot="genomics",
-        import_path="clinpred.services.genomics.service:svc",
-        grpc_service="clinpred.genomics.v1.GenomicRiskService",
-        port=50053,
-        metrics_port=9103,
-        example="clinpred call genomics assess --example --age 52 --sex female",
-    ),
     "deterioration": ServiceSpec(
         pilot="deterioration",
         import_path="clinpred.services.deterioration.service:svc",
@@ -50,6 +42,14 @@ SERVICES: dict[str, ServiceSpec] = {
         metrics_port=9102,
         example="clinpred call deterioration example",
         database_env="CLINPRED_DETERIORATION_DATABASE_URL",
+    ),
+    "genomics": ServiceSpec(
+        pilot="genomics",
+        import_path="clinpred.services.genomics.service:svc",
+        grpc_service="clinpred.genomics.v1.GenomicRiskService",
+        port=50053,
+        metrics_port=9103,
+        example="clinpred call genomics assess --example --age 52 --sex female",
     ),
 }
 

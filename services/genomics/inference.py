@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import cached_property
 
-from clinpred.pilots.common.errors import ModelPackageError, NotFound
+from clinpred.pilots.common.errors import ClinpredError, FailedPrecondition, FieldViolation, ModelPackageError, NotFound
 from clinpred.pilots.genomics.encrypted import EncryptedScore, EncryptedScoreLayout, score_encrypted
 from clinpred.pilots.genomics.risk import GenomicRiskPredictor
 from clinpred.pilots.genomics.scoring import score_vcf
@@ -18,6 +22,7 @@ from clinpred.services.genomics.scores import ScoringFiles
 from clinpred.services.genomics.settings import GenomicsSettings
 
 SERVICE = "genomics"
+logger = logging.getLogger("clinpred.genomics")
 # Domain calls name the VCF "upload": file names and sample ids never reach messages or logs.
 UPLOAD_NAME = "upload"
 
@@ -26,6 +31,43 @@ def package_build(predictor: GenomicRiskPredictor) -> str | None:
     """The build of the model package's own score layout."""
     build = predictor.package.metadata.get("genome_build")
     return str(build) if build else None
+
+
+@dataclass(frozen=True)
+class VcfPaths:
+    """Field paths of a request's VCF, build and assessment, for the field violations of domain errors."""
+
+    vcf: str
+    build: str
+    assessment: str
+
+
+SINGLE_MESSAGE = VcfPaths("vcf", "assessment.build", "assessment")
+UPLOAD = VcfPaths("stream[*].chunk", "stream[0].header.assessment.build", "stream[0].header.assessment")
+
+
+@contextmanager
+def naming_fields(field_of: Callable[[ClinpredError], str]) -> Iterator[None]:
+    """Domain errors get a field violation, with the domain's message (line and column, never content)."""
+    try:
+        yield
+    except ClinpredError as error:
+        if error.violations:
+            raise
+        raise type(error)(error.message, [FieldViolation(field_of(error), error.message)]) from None
+
+
+def vcf_fields(vcf: str, build: str) -> Callable[[ClinpredError], str]:
+    """The declared build for FailedPrecondition (the VCF's header or positions contradict it), else the VCF."""
+    return lambda error: build if isinstance(error, FailedPrecondition) else vcf
+
+
+def encrypted_field(error: ClinpredError) -> str:
+    if error.message.startswith("encrypted context"):
+        return "stream[*].public_context_chunk"
+    if "ciphertext(s)" in error.message:
+        return "stream[0].header.ciphertext_lengths"
+    return "stream[*].ciphertext_chunk"
 
 
 class GenomicsInference:
@@ -52,6 +94,10 @@ class GenomicsInference:
                 )
             cancers[predictor.cancer] = predictor.identity.name
         self.__dict__.pop("codec", None)
+        # Reads the scoring directory now, so the first request does not wait for it and problems show at start.
+        for status in self.list_scores():
+            if status.problem:
+                logger.warning("%s score %s is not usable: %s", status.cancer, status.predictor.pgs_id, status.problem)
 
     @property
     def predictors(self) -> dict[str, GenomicRiskPredictor]:
@@ -81,17 +127,17 @@ class GenomicsInference:
             str(predictor.package.metadata.get("pgs_name") or ""),
         )
 
-    def assess(self, spec: AssessmentSpec, vcf: TextSource) -> VcfResult:
+    def assess(self, spec: AssessmentSpec, vcf: TextSource, paths: VcfPaths) -> VcfResult:
         """Reads the VCF once (only the scores' positions), scores it per cancer, assesses the chosen samples."""
         predictors = self.predictors
         scores = {cancer: self.scoring_file(predictors[cancer], spec.build) for cancer in spec.cancers}
         sites = {(c, int(p)) for s in scores.values() for c, p in zip(s.chrom, s.pos, strict=True) if c is not None}
-        with stage(SERVICE, "decode"):
+        with stage(SERVICE, "decode"), naming_fields(vcf_fields(paths.vcf, paths.build)):
             genotypes = read_vcf(
                 vcf, name=UPLOAD_NAME, declared_build=spec.build, sites=sites, max_bytes=self.settings.max_vcf_bytes
             )
-            selection = self.codec.select_samples(spec, genotypes.samples)
-        with stage(SERVICE, "score"):
+        selection = self.codec.select_samples(spec, genotypes.samples, paths.assessment)
+        with stage(SERVICE, "score"), naming_fields(lambda _: paths.vcf):
             sample_scores = {
                 cancer: score_vcf(genotypes, scores[cancer], min_overlap=self.settings.min_overlap) for cancer in spec.cancers
             }
@@ -130,5 +176,5 @@ class GenomicsInference:
 
     def score_encrypted(self, request: EncryptedRequest) -> tuple[GenomicRiskPredictor, EncryptedScore]:
         predictor, layout = self.layout(request.score)
-        with stage(SERVICE, "encrypted_score"):
+        with stage(SERVICE, "encrypted_score"), naming_fields(encrypted_field):
             return predictor, score_encrypted(request.public_context, request.ciphertexts, layout)

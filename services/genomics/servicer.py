@@ -14,7 +14,7 @@ import grpc
 from clinpred.services.api.genomics.v1 import genomics_pb2, genomics_pb2_grpc
 from clinpred.services.common.metrics import stage
 from clinpred.services.genomics.codec import receive_encrypted, receive_upload
-from clinpred.services.genomics.inference import SERVICE, GenomicsInference
+from clinpred.services.genomics.inference import SERVICE, SINGLE_MESSAGE, UPLOAD, GenomicsInference
 
 
 class GenomicsServicer(genomics_pb2_grpc.GenomicRiskServiceServicer):
@@ -33,7 +33,7 @@ class GenomicsServicer(genomics_pb2_grpc.GenomicRiskServiceServicer):
         codec = self.inference.codec
         with stage(SERVICE, "decode"):
             spec, vcf = codec.decode_assess(request)
-        result = await asyncio.to_thread(self.inference.assess, spec, vcf)
+        result = await asyncio.to_thread(self.inference.assess, spec, vcf, SINGLE_MESSAGE)
         with stage(SERVICE, "encode"):
             return genomics_pb2.AssessVcfResponse(assessment=codec.encode_assessment(result, self.inference.predictors))
 
@@ -42,7 +42,7 @@ class GenomicsServicer(genomics_pb2_grpc.GenomicRiskServiceServicer):
     ) -> genomics_pb2.AssessVcfUploadResponse:
         codec = self.inference.codec
         spec, chunks = await receive_upload(codec, request_iterator)
-        result = await asyncio.to_thread(self.inference.assess, spec, chunks)
+        result = await asyncio.to_thread(self.inference.assess, spec, chunks, UPLOAD)
         with stage(SERVICE, "encode"):
             return genomics_pb2.AssessVcfUploadResponse(assessment=codec.encode_assessment(result, self.inference.predictors))
 
