@@ -1,0 +1,85 @@
+"""Our side: `clinpred serve tumor` (BentoML `serve-grpc`) and its request messages."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from bench.processes import ManagedServer
+from clinpred.services.api.tumor.v1 import tumor_pb2
+
+READY_LINE = "clinpred is serving"
+_STAGE_LINE = re.compile(r"^clinpred_stage_duration_seconds_(sum|count)\{(?P<labels>[^}]*)\} (?P<value>\S+)$")
+
+
+def clinpred_server(port: int, metrics_port: int, api_workers: int, state_dir: Path, log_path: Path) -> ManagedServer:
+    clinpred = Path(sys.executable).with_name("clinpred")
+    argv = [
+        str(clinpred),
+        "serve",
+        "tumor",
+        "--port",
+        str(port),
+        "--metrics-port",
+        str(metrics_port),
+        "--api-workers",
+        str(api_workers),
+    ]
+    env = dict(os.environ)
+    # Our own BentoML home and model store, apart from anyone's `make run` or e2e tests.
+    env["CLINPRED_STATE_DIR"] = str(state_dir)
+    return ManagedServer("clinpred tumor", argv, log_path, env=env)
+
+
+def is_serving(server: ManagedServer) -> bool:
+    return READY_LINE in server.log_path.read_text(errors="replace")
+
+
+def case(feature_names: Sequence[str], row: np.ndarray, case_id: str) -> tumor_pb2.TumorCase:
+    return tumor_pb2.TumorCase(case_id=case_id, features=dict(zip(feature_names, row.tolist(), strict=True)))
+
+
+def classify_request(feature_names: Sequence[str], row: np.ndarray, case_id: str) -> tumor_pb2.ClassifyRequest:
+    return tumor_pb2.ClassifyRequest(tumor_case=case(feature_names, row, case_id))
+
+
+def batch_request(feature_names: Sequence[str], rows: np.ndarray, prefix: str) -> tumor_pb2.ClassifyBatchRequest:
+    return tumor_pb2.ClassifyBatchRequest(cases=[case(feature_names, r, f"{prefix}-{i}") for i, r in enumerate(rows)])
+
+
+def stream_request(feature_names: Sequence[str], row: np.ndarray, case_id: str) -> tumor_pb2.ClassifyStreamRequest:
+    return tumor_pb2.ClassifyStreamRequest(tumor_case=case(feature_names, row, case_id))
+
+
+def stage_totals(metrics_port: int, host: str = "127.0.0.1") -> dict[str, tuple[float, float]]:
+    """Per stage (decode, predict, explain, encode): (seconds summed, count) from our Prometheus endpoint."""
+    with urllib.request.urlopen(f"http://{host}:{metrics_port}/", timeout=10) as response:
+        return parse_stage_totals(response.read().decode())
+
+
+def parse_stage_totals(text: str) -> dict[str, tuple[float, float]]:
+    """Sum and count of `clinpred_stage_duration_seconds` per stage label, from Prometheus text format."""
+    totals: dict[str, list[float]] = {}
+    for line in text.splitlines():
+        match = _STAGE_LINE.match(line)
+        if not match:
+            continue
+        labels = dict(part.split("=", 1) for part in match["labels"].split(","))
+        name = labels.get("stage", "").strip('"')
+        slot = totals.setdefault(name, [0.0, 0.0])
+        slot[0 if match[1] == "sum" else 1] += float(match["value"])
+    return {k: (v[0], v[1]) for k, v in totals.items()}
+
+
+def stage_delta(before: dict[str, tuple[float, float]], after: dict[str, tuple[float, float]]) -> dict[str, tuple[float, float]]:
+    out = {}
+    for name, (s, c) in after.items():
+        s0, c0 = before.get(name, (0.0, 0.0))
+        out[name] = (s - s0, c - c0)
+    return out
