@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
@@ -12,8 +15,18 @@ def default_database_url() -> str:
     return f"sqlite:///{default_models_root().parent / 'var' / 'deterioration' / 'risk.db'}"
 
 
+def secrets_dir() -> Path | None:
+    """CLINPRED_SECRETS_DIR: a folder of files named like the variables, e.g.
+    CLINPRED_DETERIORATION_DATABASE_URL (a mounted Kubernetes Secret), so that a
+    secret need not sit in the environment. Unset: none. Environment variables win."""
+    value = os.environ.get("CLINPRED_SECRETS_DIR", "")
+    return Path(value) if value else None
+
+
 class DeteriorationSettings(ServiceSettings):
-    model_config = SettingsConfigDict(env_prefix="CLINPRED_DETERIORATION_", extra="ignore", protected_namespaces=())
+    model_config = SettingsConfigDict(
+        env_prefix="CLINPRED_DETERIORATION_", extra="ignore", protected_namespaces=(), secrets_dir=secrets_dir()
+    )
 
     model_name: str = "home-deterioration"
     max_batch_size: int = Field(default=500, ge=1)
@@ -26,3 +39,6 @@ class DeteriorationSettings(ServiceSettings):
     # How often a WatchRisk stream looks for scores written by any replica.
     watch_poll_seconds: float = Field(default=0.5, gt=0)
     max_page_size: int = Field(default=100, ge=1)
+    # WatchRisk streams live for hours; a recycled connection lets them run this
+    # long before they are cut (clients resume with their resume_token).
+    max_connection_age_grace_seconds: float = Field(default=3600.0, ge=0)

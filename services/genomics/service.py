@@ -19,6 +19,7 @@ def genomics_mount(settings: GenomicsSettings) -> ServiceMount:
         servicer_factory=lambda: GenomicsServicer(inference),
         add_to_server=genomics_pb2_grpc.add_GenomicRiskServiceServicer_to_server,
         load=inference.load,
+        settings=settings,
     )
 
 

@@ -31,3 +31,6 @@ class GenomicsSettings(ServiceSettings):
     max_top_variants: int = Field(default=100, ge=1)
     # Size of the chunks the service streams ciphertexts back in.
     response_chunk_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # Uploads of large VCFs and CKKS contexts take minutes; a recycled
+    # connection lets them finish before it is cut.
+    max_connection_age_grace_seconds: float = Field(default=900.0, ge=0)

@@ -29,7 +29,8 @@ from typing import Any
 import pytest
 import yaml
 
-from clinpred.cli.services import SERVICES
+from clinpred.cli.services import SERVICES, ServiceSpec
+from clinpred.services.common.serving import MAX_MESSAGE_BYTES
 from tests.conftest import REPO
 
 K8S = REPO / "k8s"
@@ -39,6 +40,21 @@ WAIVERS = K8S / "policy-waivers.yaml"
 
 # Every service base and every overlay is rendered and checked.
 SERVICE_BASES = sorted(p.parent.name for p in (K8S / "base").glob("*/kustomization.yaml"))
+# What the manifests of a service are checked against: the CLI's table (clinpred.cli.services.SERVICES),
+# the one source of names and ports. The genomics entry arrived there while k8s/base/genomics was being
+# written: the constants the manifests were made with stand in for a checkout without it, and must
+# agree with SERVICES once it has it (test_cli_table_agrees_with_the_manifest_constants).
+MANIFEST_CONSTANTS = {
+    "genomics": ServiceSpec(
+        pilot="genomics",
+        import_path="clinpred.services.genomics.service:svc",
+        grpc_service="clinpred.genomics.v1.GenomicRiskService",
+        port=50053,
+        metrics_port=9103,
+        example="",
+    ),
+}
+SPECS: dict[str, ServiceSpec] = {**MANIFEST_CONSTANTS, **SERVICES}
 OVERLAYS = sorted(p.parent.name for p in (K8S / "overlays").glob("*/kustomization.yaml"))
 TARGETS = [f"base/{s}" for s in SERVICE_BASES] + [f"overlays/{o}" for o in OVERLAYS]
 # Overlays that serve mutual TLS (exec probes); the others serve plaintext (native gRPC probes).
@@ -160,7 +176,28 @@ def is_mtls(target: str) -> bool:
 def test_every_overlay_and_base_is_found() -> None:
     assert SERVICE_BASES, "no k8s/base/<service>/kustomization.yaml"
     assert {"dev", "prod"} <= set(OVERLAYS)
-    assert set(SERVICE_BASES) <= set(SERVICES), f"k8s/base has services the CLI does not know: {SERVICE_BASES}"
+    assert set(SERVICE_BASES) <= set(SPECS), f"k8s/base has services the CLI does not know: {SERVICE_BASES}"
+    missing = sorted(set(SERVICES) - set(SERVICE_BASES))
+    assert not missing, f"services of clinpred.cli.services.SERVICES without k8s/base/<service>: {missing}"
+
+
+def test_cli_table_agrees_with_the_manifest_constants() -> None:
+    for name, constants in MANIFEST_CONSTANTS.items():
+        if name in SERVICES:
+            ours, theirs = vars(constants), vars(SERVICES[name])
+            keys = ("pilot", "import_path", "grpc_service", "port", "metrics_port")
+            assert {k: ours[k] for k in keys} == {k: theirs[k] for k in keys}, name
+    # Ports are unique across services (`clinpred serve` runs them side by side on one host).
+    ports = [p for spec in SPECS.values() for p in (spec.port, spec.metrics_port)]
+    assert len(ports) == len(set(ports)), ports
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_overlay_deploys_every_service(rendered: dict[str, Any], overlay: str) -> None:
+    target = f"overlays/{overlay}"
+    for kind in ("Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy"):
+        names = sorted(d["metadata"]["name"] for d in objects(rendered, target, kind))
+        assert names == SERVICE_BASES, f"{target}: {kind} {names}, expected one per service {SERVICE_BASES}"
 
 
 @pytest.mark.parametrize("target", TARGETS)
@@ -279,7 +316,7 @@ def test_policy_scanner(rendered: dict[str, Any], tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("target", "service"), list(service_targets()))
 def test_server_command(rendered: dict[str, Any], target: str, service: str) -> None:
-    spec = SERVICES[service]
+    spec = SPECS[service]
     container = server(one(rendered, target, "Deployment", service))
     argv = container.get("command", []) + container.get("args", [])
     assert argv[:3] == ["bentoml", "serve-grpc", spec.import_path]
@@ -291,6 +328,8 @@ def test_server_command(rendered: dict[str, Any], target: str, service: str) -> 
     assert "--enable-reflection" in options
     config = env_of(container).get("BENTOML_CONFIG_OPTIONS", "")
     assert f"api_server.grpc.metrics.port={spec.metrics_port}" in config.split()
+    # The same message limit as `clinpred serve` and the in-process server (larger uploads are streamed).
+    assert f"api_server.grpc.max_message_length={MAX_MESSAGE_BYTES}" in config.split()
     assert container_port(container, "metrics") == spec.metrics_port
     # BentoML 1.4.39 starts its gRPC metrics server without PROMETHEUS_MULTIPROC_DIR (it then answers 500).
     env = env_of(container)
@@ -300,11 +339,17 @@ def test_server_command(rendered: dict[str, Any], target: str, service: str) -> 
     assert len(settings) == 1 and all(k.startswith(prefix) for k in settings[0]["data"]), settings
     env_from = [e["configMapRef"]["name"] for e in container.get("envFrom", [])]
     assert settings[0]["metadata"]["name"] in env_from
+    # The init container registers this pilot's model packages in BENTOML_HOME (components/grpc-service).
+    init = {c["name"]: c for c in one(rendered, target, "Deployment", service)["spec"]["template"]["spec"]["initContainers"]}
+    register = init["register-models"]
+    assert register["command"] + register["args"] == ["clinpred", "models", "register", spec.pilot, "--quiet"]
+    assert register["image"] == container["image"], "init and server must run the same image"
+    assert env_of(register)["BENTOML_HOME"] == env["BENTOML_HOME"]
 
 
 @pytest.mark.parametrize(("target", "service"), [p for p in service_targets() if not is_mtls(p.values[0])])
 def test_native_grpc_probes(rendered: dict[str, Any], target: str, service: str) -> None:
-    spec = SERVICES[service]
+    spec = SPECS[service]
     container = server(one(rendered, target, "Deployment", service))
     grpc_port = container_port(container, "grpc")
     for kind in ("startupProbe", "readinessProbe", "livenessProbe"):
@@ -320,7 +365,7 @@ def test_native_grpc_probes(rendered: dict[str, Any], target: str, service: str)
 
 @pytest.mark.parametrize(("target", "service"), [p for p in service_targets() if is_mtls(p.values[0])])
 def test_mtls(rendered: dict[str, Any], target: str, service: str) -> None:
-    spec = SERVICES[service]
+    spec = SPECS[service]
     deployment = one(rendered, target, "Deployment", service)
     container = server(deployment)
     pod = deployment["spec"]["template"]["spec"]
@@ -431,11 +476,27 @@ def test_spread_scaling_and_disruption(rendered: dict[str, Any], target: str, se
     assert "maxUnavailable" in pdb["spec"] or pdb["spec"]["minAvailable"] < deployment["spec"]["replicas"]
 
 
-@pytest.mark.parametrize(("target", "service"), list(service_targets(["tumor"])))
+# Egress each service needs besides DNS: (peer, [(protocol, port)]). Services not listed call nothing.
+DATABASE_LABEL = {"clinpred.io/deterioration-database": "true"}
+EGRESS_BEYOND_DNS: dict[str, list[tuple[dict[str, Any], list[tuple[str, int]]]]] = {
+    # PostgreSQL shared by every replica: pods labelled so, in namespaces labelled so (both).
+    "deterioration": [
+        ({"namespaceSelector": {"matchLabels": DATABASE_LABEL}, "podSelector": {"matchLabels": DATABASE_LABEL}}, [("TCP", 5432)])
+    ],
+}
+DNS_PEER = {
+    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+    "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+}
+
+
+@pytest.mark.parametrize(("target", "service"), list(service_targets()))
 def test_network_policy(rendered: dict[str, Any], target: str, service: str) -> None:
     policy = one(rendered, target, "NetworkPolicy", service)["spec"]
     container = server(one(rendered, target, "Deployment", service))
     grpc_port, metrics_port = container_port(container, "grpc"), container_port(container, "metrics")
+    assert (grpc_port, metrics_port) == (SPECS[service].port, SPECS[service].metrics_port)
+    assert policy["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": service}
     assert sorted(policy["policyTypes"]) == ["Egress", "Ingress"]
     by_port = {}
     for rule in policy["ingress"]:
@@ -446,9 +507,12 @@ def test_network_policy(rendered: dict[str, Any], target: str, service: str) -> 
         grpc_port: [{f"clinpred.io/{service}-client": "true"}],
         metrics_port: [{"kubernetes.io/metadata.name": "monitoring"}],
     }
-    # The tumour service calls nothing: egress is DNS only.
-    assert len(policy["egress"]) == 1
-    assert sorted((p["protocol"], p["port"]) for p in policy["egress"][0]["ports"]) == [("TCP", 53), ("UDP", 53)]
+    # Egress: DNS to kube-dns, plus exactly what the service calls (nothing for tumor and genomics).
+    rules = [(rule["to"], sorted((p["protocol"], p["port"]) for p in rule["ports"])) for rule in policy["egress"]]
+    expected = [([DNS_PEER], [("TCP", 53), ("UDP", 53)])]
+    expected += [([peer], sorted(ports)) for peer, ports in EGRESS_BEYOND_DNS.get(service, [])]
+    assert rules == expected
+    assert all(rule.get("to") for rule in policy["egress"]), "an egress rule without `to` allows every destination"
 
 
 @pytest.mark.parametrize(("target", "service"), list(service_targets()))
@@ -474,7 +538,122 @@ def test_prod(rendered: dict[str, Any], service: str) -> None:
 def test_dev(rendered: dict[str, Any], service: str) -> None:
     deployment = one(rendered, "overlays/dev", "Deployment", service)
     assert deployment["spec"]["replicas"] == 1
-    assert not [v for v in deployment["spec"]["template"]["spec"]["volumes"] if "secret" in v]
+    # Plaintext: no TLS Secret (deterioration still mounts its database Secret).
+    secrets = [v["secret"]["secretName"] for v in deployment["spec"]["template"]["spec"]["volumes"] if "secret" in v]
+    assert secrets == DATABASE_SECRETS.get(service, []), secrets
+
+
+# --- deterioration's database ------------------------------------------------------------------
+
+DATABASE_SECRETS = {"deterioration": ["deterioration-database"]}
+SECRETS_DIR_ENV = "CLINPRED_SECRETS_DIR"
+
+
+def database_secret_file(target: str, rendered: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], str]:
+    """(the Secret volume, its mount, the env var naming the folder) of deterioration's database URL."""
+    deployment = one(rendered, target, "Deployment", "deterioration")
+    container = server(deployment)
+    volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+    secret_names = {name: v.get("secret", {}).get("secretName") for name, v in volumes.items()}
+    mounts = [m for m in container["volumeMounts"] if secret_names[m["name"]] == "deterioration-database"]
+    assert len(mounts) == 1, mounts
+    return volumes[mounts[0]["name"]], mounts[0], env_of(container)[SECRETS_DIR_ENV]
+
+
+@pytest.mark.parametrize(("target", "service"), list(service_targets(["deterioration"])))
+def test_deterioration_reads_its_database_url_from_a_secret_file(rendered: dict[str, Any], target: str, service: str) -> None:
+    from clinpred.services.deterioration.settings import DeteriorationSettings
+
+    deployment = one(rendered, target, "Deployment", service)
+    pod = deployment["spec"]["template"]["spec"]
+    variable = SPECS[service].database_env
+    prefix = DeteriorationSettings.model_config.get("env_prefix", "")
+    assert variable == f"{prefix}DATABASE_URL" == "CLINPRED_DETERIORATION_DATABASE_URL"
+    # Never in the environment, neither as a value nor from a Secret (checkov CKV_K8S_35), nor in the ConfigMap.
+    for container in pod["containers"] + pod.get("initContainers", []):
+        assert variable not in env_of(container), container["name"]
+        assert not [e for e in container.get("env", []) if "secretKeyRef" in e.get("valueFrom", {})], container["name"]
+        assert not [e for e in container.get("envFrom", []) if "secretRef" in e], container["name"]
+    for config_map in objects(rendered, target, "ConfigMap"):
+        assert not [k for k in config_map.get("data", {}) if k.endswith("DATABASE_URL")], config_map["metadata"]["name"]
+    # A file named like the variable, in the folder CLINPRED_SECRETS_DIR names (pydantic-settings secrets_dir).
+    volume, mount, folder = database_secret_file(target, rendered)
+    assert mount["mountPath"] == folder and mount.get("readOnly") is True and "subPath" not in mount
+    secret = volume["secret"]
+    assert secret["items"] == [{"key": "url", "path": variable}], "the Secret's key `url`, as the file the settings read"
+    assert secret.get("optional", False) is False, "no Secret, no pod: never a silent per-pod SQLite"
+    assert secret["defaultMode"] & 0o007 == 0, "not world-readable"
+    # Only the server reads it: the init container only registers models.
+    assert not [m for m in pod["initContainers"][0]["volumeMounts"] if m["name"] == mount["name"]]
+
+
+def test_deterioration_settings_read_the_mounted_secret_as_the_kubelet_lays_it_out(
+    rendered: dict[str, Any], tmp_path: Path
+) -> None:
+    """The rendered prod pod's CLINPRED_SECRETS_DIR and Secret items, with the Secret written as the kubelet
+    does (symlinks through `..data` into a hidden folder), seen by DeteriorationSettings in a fresh process."""
+    volume, _, folder = database_secret_file("overlays/prod", rendered)
+    url = "postgresql://clinpred:s3cret@postgres.database.svc:5432/clinpred?sslmode=verify-full"
+    directory = tmp_path / folder.lstrip("/")
+    write_secret_volume(directory, {item["path"]: url + "\n" for item in volume["secret"]["items"]})
+    code = "from clinpred.services.deterioration.settings import DeteriorationSettings as S; print(S().database_url)"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLINPRED_")}
+    answer = subprocess.run(
+        [sys.executable, "-W", "error", "-c", code],
+        env={**env, SECRETS_DIR_ENV: str(directory)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert answer.returncode == 0, answer.stderr
+    assert answer.stdout.strip() == url
+
+
+def write_secret_volume(directory: Path, files: dict[str, str | bytes]) -> None:
+    """A Secret volume as the kubelet writes it: each file a symlink through `..data` into a hidden folder."""
+    data = directory / "..2026_01_01_00_00_00.000000000"
+    data.mkdir(parents=True)
+    for name, content in files.items():
+        (data / name).write_bytes(content.encode() if isinstance(content, str) else content)
+        (directory / name).symlink_to(Path("..data") / name)
+    (directory / "..data").symlink_to(data.name)
+
+
+# --- genomics sizing ---------------------------------------------------------------------------
+
+# Measured on 2026-11-22 (BentoML 1.4.39, 2 API workers, the breast-pgs000004 package): idle about
+# 0.8 GiB resident in all (arbiter 240 MB, workers 277 MB each, metrics server 37 MB), rounded up to
+# 1 GiB; a 256 MiB plain-text VCF upload raised its worker from 278 MB to 575 MB (about 1.1 times the
+# upload, which the server holds whole until it ends), counted here as 1.25 times.
+GENOMICS_IDLE_BYTES = 1 << 30
+
+
+@pytest.mark.parametrize(("target", "service"), list(service_targets(["genomics"])))
+def test_genomics_memory_limit_fits_its_upload_limits(rendered: dict[str, Any], target: str, service: str) -> None:
+    """An upload (AssessVcfUpload) or public context (ScoreEncrypted) is held in memory until complete:
+    the memory limit must hold the idle server plus one largest of each per API worker."""
+    container = server(one(rendered, target, "Deployment", service))
+    settings = next(
+        d["data"] for d in objects(rendered, target, "ConfigMap") if d["metadata"]["name"].startswith(f"{service}-settings")
+    )
+    upload, context = int(settings["CLINPRED_GENOMICS_MAX_UPLOAD_BYTES"]), int(settings["CLINPRED_GENOMICS_MAX_CONTEXT_BYTES"])
+    args = container["args"]
+    workers = int(args[args.index("--api-workers") + 1])
+    limit = quantity_bytes(container["resources"]["limits"]["memory"])
+    # One largest upload and one largest CKKS context at a time per worker (an assumption: more at once
+    # can exceed the limit, and the pod is OOM-killed and restarted; see k8s/README.md).
+    needed = GENOMICS_IDLE_BYTES + workers * (upload * 5 // 4 + context)
+    assert limit >= needed, (limit, needed, workers, upload, context)
+    assert quantity_bytes(container["resources"]["requests"]["memory"]) >= GENOMICS_IDLE_BYTES
+
+
+def quantity_bytes(quantity: str) -> int:
+    units = {"Ki": 1 << 10, "Mi": 1 << 20, "Gi": 1 << 30, "Ti": 1 << 40, "k": 10**3, "M": 10**6, "G": 10**9}
+    for unit, factor in units.items():
+        if quantity.endswith(unit):
+            return int(float(quantity[: -len(unit)]) * factor)
+    return int(quantity)
 
 
 @pytest.mark.parametrize("target", TARGETS)
@@ -609,32 +788,48 @@ def test_mtls_probe_script_against_a_real_mtls_server(
 
 
 @pytest.mark.e2e
-def test_prod_pod_command_serves_mutual_tls_and_passes_its_probes(rendered: dict[str, Any], tmp_path: Path) -> None:
+@pytest.mark.parametrize("service", SERVICE_BASES)
+def test_prod_pod_command_serves_mutual_tls_and_passes_its_probes(rendered: dict[str, Any], tmp_path: Path, service: str) -> None:
     """Runs the init container's and the server's argv and env from the rendered prod Deployment, with
-    the Secret laid out as the kubelet does (symlinks into a hidden folder) and subPath files under
-    the working directory, then the readiness and liveness probe commands, then scrapes the metrics."""
+    the Secrets laid out as the kubelet does (symlinks into a hidden folder) and subPath files under
+    the working directory, then the readiness and liveness probe commands, then scrapes the metrics.
+    Deterioration's database Secret holds an SQLite URL here (no PostgreSQL needed): the server must
+    have opened the database that file names."""
     from tests.support import free_port
 
-    deployment = one(rendered, "overlays/prod", "Deployment", "tumor")
+    spec = SPECS[service]
+    deployment = one(rendered, "overlays/prod", "Deployment", service)
     pod = deployment["spec"]["template"]["spec"]
     container, init = server(deployment), pod["initContainers"][0]
     bin_dir = Path(sys.executable).parent
     port, metrics_port = free_port(), free_port()
+    volumes = {v["name"]: v for v in pod["volumes"]}
 
-    # The Secret volume, as the kubelet writes it, and the server's subPath files.
-    secret = tmp_path / "secret"
-    data = secret / "..2026_01_01_00_00_00.000000000"
-    data.mkdir(parents=True)
-    _make_pki(data, "tumor.clinpred.svc", server_client_auth=False, client=True)
-    (secret / "..data").symlink_to(data.name)
-    for item in data.iterdir():
-        (secret / item.name).symlink_to(Path("..data") / item.name)
+    # The Secret volumes, as the kubelet writes them, and the server's subPath files.
+    tls = tmp_path / "tls-source"
+    tls.mkdir()
+    _make_pki(tls, f"{service}.clinpred.svc", server_client_auth=False, client=True)
+    database = tmp_path / "risk.db"
+    contents = {
+        f"{service}-grpc-tls": {f.name: f.read_bytes() for f in tls.iterdir()},
+        "deterioration-database": {"url": f"sqlite:///{database}"},
+    }
+    remap: dict[str, str] = {}  # a path in the pod -> its stand-in here
     workdir = tmp_path / container["workingDir"].lstrip("/")
     for mount in container["volumeMounts"]:
-        if mount.get("subPath") and mount["mountPath"].startswith(container["workingDir"] + "/"):
-            target = tmp_path / mount["mountPath"].lstrip("/")
+        source = volumes[mount["name"]].get("secret")
+        if source is None:
+            continue
+        data = contents[source["secretName"]]
+        target = tmp_path / mount["mountPath"].lstrip("/")
+        if mount.get("subPath"):
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes((secret / mount["subPath"]).read_bytes())
+            target.write_bytes(data[mount["subPath"]])
+            continue
+        items = {i["key"]: i["path"] for i in source.get("items", [])} or {k: k for k in data}
+        write_secret_volume(target, {items[k]: v for k, v in data.items() if k in items})
+        remap[mount["mountPath"]] = str(target)
+    secret = Path(remap[TLS_DIR])
 
     def pod_env(spec: dict[str, Any]) -> dict[str, str]:
         env = {k: v.replace("/var/lib/bentoml", str(tmp_path / "bentoml")) for k, v in env_of(spec).items()}
@@ -642,12 +837,13 @@ def test_prod_pod_command_serves_mutual_tls_and_passes_its_probes(rendered: dict
             k: v.replace("/tmp", str(tmp_path / "tmp")) if k in ("HOME", "MPLCONFIGDIR", "NUMBA_CACHE_DIR") else v
             for k, v in env.items()
         }
+        env = {k: remap.get(v, v) for k, v in env.items()}
         for source in spec.get("envFrom", []):
             prefix = source["configMapRef"]["name"]
             env.update(one(rendered, "overlays/prod", "ConfigMap", prefix)["data"])
         if "BENTOML_CONFIG_OPTIONS" in env:
             env["BENTOML_CONFIG_OPTIONS"] = env["BENTOML_CONFIG_OPTIONS"].replace(
-                f"metrics.port={SERVICES['tumor'].metrics_port}", f"metrics.port={metrics_port}"
+                f"metrics.port={SPECS[service].metrics_port}", f"metrics.port={metrics_port}"
             )
         env["CLINPRED_MODELS_ROOT"] = str(REPO / "models")
         return {**{k: v for k, v in os.environ.items() if not k.startswith(("BENTOML_", "CLINPRED_"))}, **env}
@@ -664,6 +860,7 @@ def test_prod_pod_command_serves_mutual_tls_and_passes_its_probes(rendered: dict
         argv, cwd=workdir, env=pod_env(container), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
     )
     probe_env = {**pod_env(container), "GRPC_PROBE_PORT": str(port), "GRPC_PROBE_TLS_DIR": str(secret)}
+    assert probe_env["GRPC_PROBE_SERVICE"] == spec.grpc_service
 
     def run_probe(kind: str) -> subprocess.CompletedProcess[str]:
         command = container[kind]["exec"]["command"]
@@ -695,6 +892,8 @@ def test_prod_pod_command_serves_mutual_tls_and_passes_its_probes(rendered: dict
 
         with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/", timeout=10) as response:
             assert response.status == 200
+        if service in DATABASE_SECRETS:
+            assert database.is_file(), "the server did not open the database its Secret file names"
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         try:
