@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import grpc
 import pytest
 from prometheus_client import REGISTRY
@@ -11,6 +13,15 @@ from clinpred.services.api.tumor.v1 import tumor_pb2, tumor_pb2_grpc
 
 def sample(name: str, **labels: str) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+async def eventually(name: str, expected: float, **labels: str) -> float:
+    """The server records a failed call after the client already has its status; allow it a moment."""
+    for _ in range(50):
+        if sample(name, **labels) == expected:
+            break
+        await asyncio.sleep(0.02)
+    return sample(name, **labels)
 
 
 async def test_calls_are_counted_by_method_and_code(
@@ -25,10 +36,10 @@ async def test_calls_are_counted_by_method_and_code(
     with pytest.raises(grpc.aio.AioRpcError):
         await tumor_stub.Classify(tumor_pb2.ClassifyRequest())
     assert sample("clinpred_grpc_requests_total", service="tumor", method="Classify", code="OK") == ok_before + 3
-    assert (
-        sample("clinpred_grpc_requests_total", service="tumor", method="Classify", code="INVALID_ARGUMENT")
-        == bad_before + 1
+    failed = await eventually(
+        "clinpred_grpc_requests_total", bad_before + 1, service="tumor", method="Classify", code="INVALID_ARGUMENT"
     )
+    assert failed == bad_before + 1
     assert sample("clinpred_stage_duration_seconds_count", service="tumor", stage="explain") == explain_before + 3
     for stage in ("decode", "predict", "encode"):
         assert sample("clinpred_stage_duration_seconds_count", service="tumor", stage=stage) > 0
