@@ -55,6 +55,9 @@ class EncryptedScoreLayout:
     variant_ids: tuple[str, ...]  # chrom:pos:other:effect in the scoring file's build
     effect_alleles: tuple[str, ...]
     weights: tuple[float, ...]
+    # Effect-allele frequencies from the scoring file (None where it gives none), so
+    # a service holding only the layout still mean-imputes missing genotypes.
+    allele_frequencies: tuple[float | None, ...] | None = None
 
     def __len__(self) -> int:
         return len(self.variant_ids)
@@ -67,22 +70,31 @@ class EncryptedScoreLayout:
         return [slice(start, min(start + slots, len(self))) for start in range(0, len(self), slots)]
 
     def to_json(self) -> dict[str, Any]:
-        return {"pgs_id": self.pgs_id, "variant_ids": list(self.variant_ids),
-                "effect_alleles": list(self.effect_alleles), "weights": list(self.weights)}
+        layout: dict[str, Any] = {"pgs_id": self.pgs_id, "variant_ids": list(self.variant_ids),
+                                  "effect_alleles": list(self.effect_alleles), "weights": list(self.weights)}
+        if self.allele_frequencies is not None:
+            layout["allele_frequencies"] = list(self.allele_frequencies)
+        return layout
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> EncryptedScoreLayout:
+        frequencies = obj.get("allele_frequencies")
         return cls(obj["pgs_id"], tuple(obj["variant_ids"]), tuple(obj["effect_alleles"]),
-                   tuple(float(w) for w in obj["weights"]))
+                   tuple(float(w) for w in obj["weights"]),
+                   None if frequencies is None else tuple(None if f is None else float(f) for f in frequencies))
 
 
 def score_layout(scoring_file: ScoringFile) -> EncryptedScoreLayout:
     """Every variant of the score, in scoring-file order."""
+    frequencies = None
+    if scoring_file.has_allele_frequency:
+        frequencies = tuple(None if not math.isfinite(f) else float(f) for f in scoring_file.allele_frequency.tolist())
     return EncryptedScoreLayout(
         pgs_id=scoring_file.pgs_id,
         variant_ids=tuple(scoring_file.variant_ids()),
         effect_alleles=tuple(str(a) for a in scoring_file.effect_allele),
         weights=tuple(float(w) for w in scoring_file.effect_weight),
+        allele_frequencies=frequencies,
     )
 
 

@@ -42,14 +42,20 @@ def layout_scoring_text(layout: EncryptedScoreLayout, build: str | None, pgs_nam
         f"#pgs_name={pgs_name}",
         f"#genome_build={build or 'NR'}",
         f"#variants_number={len(layout)}",
-        "chr_name\tchr_position\teffect_allele\tother_allele\teffect_weight",
+        "chr_name\tchr_position\teffect_allele\tother_allele\teffect_weight"
+        + ("\tallelefrequency_effect" if layout.allele_frequencies is not None else ""),
     ]
-    for variant_id, effect, weight in zip(layout.variant_ids, layout.effect_alleles, layout.weights, strict=True):
+    frequencies = layout.allele_frequencies or (None,) * len(layout)
+    rows = zip(layout.variant_ids, layout.effect_alleles, layout.weights, frequencies, strict=True)
+    for variant_id, effect, weight, frequency in rows:
         parts = variant_id.split(":")
         if len(parts) != 4:
             raise FailedPrecondition(f"{layout.pgs_id} layout: variant ids must be chrom:pos:other:effect")
         chrom, pos, other, _ = parts
-        lines.append(f"{chrom}\t{pos}\t{effect}\t{'' if other == '?' else other}\t{weight!r}")
+        line = f"{chrom}\t{pos}\t{effect}\t{'' if other == '?' else other}\t{weight!r}"
+        if layout.allele_frequencies is not None:
+            line += "\t" + ("" if frequency is None else repr(frequency))
+        lines.append(line)
     return ("\n".join(lines) + "\n").encode()
 
 

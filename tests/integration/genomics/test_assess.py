@@ -119,6 +119,21 @@ async def test_the_package_layout_scores_like_the_pgs_catalog_file(
         assert a.risks[0].absolute_risk == pytest.approx(b.risks[0].absolute_risk, abs=1e-12)
 
 
+async def test_the_package_alone_mean_imputes_missing_genotypes(
+    layout_stub: Stub, dir_stub: Stub, pgs37: ScoringFile
+) -> None:
+    """The model package carries the effect-allele frequencies, so a fresh clone imputes like the PGS file does."""
+    vcf = vcf_text(pgs37, 4, seed=11, missing=0.05)
+    request = assess_request(vcf, [patient(58, "female")])
+    from_layout = (await layout_stub.AssessVcf(request)).assessment
+    from_file = (await dir_stub.AssessVcf(request)).assessment
+    imputed = [s.risks[0].variants.imputed for s in from_layout.samples]
+    assert sum(imputed) > 0
+    assert imputed == [s.risks[0].variants.imputed for s in from_file.samples]
+    for a, b in zip(from_layout.samples, from_file.samples, strict=True):
+        assert a.risks[0].score_sum == pytest.approx(b.risks[0].score_sum, abs=1e-9)
+
+
 async def test_one_named_sample_of_many(dir_stub: Stub, pgs37: ScoringFile) -> None:
     vcf = vcf_text(pgs37, 4, seed=8)
     answer = (await dir_stub.AssessVcf(assess_request(vcf, [patient(50, "female", sample_id="person-002")]))).assessment
