@@ -182,7 +182,12 @@ class TumorClassifier:
     def classify(self, x: np.ndarray) -> list[TumorClassification]:
         rows = self._rows(x)
         predictions = self._predict(rows)
-        explanations = self._explain(rows, predictions)
+        return self.combine(predictions, self._explain(rows, predictions))
+
+    def combine(
+        self, predictions: Sequence[TumorPrediction], explanations: Sequence[Explanation]
+    ) -> list[TumorClassification]:
+        """Answers from predictions and their explanations (for callers that time the two apart)."""
         return [
             TumorClassification(
                 label=p.label,

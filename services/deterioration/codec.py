@@ -16,6 +16,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from clinpred.pilots.common.errors import ViolationCollector
 from clinpred.pilots.deterioration.observations import SIGNAL_NAMES, Observation, PatientHistory, PatientInfo
+from clinpred.pilots.deterioration.pews import ITEMS as PEWS_ITEMS
 from clinpred.pilots.deterioration.store import ObservationRecord, PatientRecord, ScoreRecord
 from clinpred.pilots.deterioration.validation import (
     OBSERVATION_LIMITS,
@@ -29,15 +30,6 @@ from clinpred.services.common import codec as common
 SEXES = ("female", "male", "other", "unknown")
 BANDS = {"low": pb.RISK_BAND_LOW, "medium": pb.RISK_BAND_MEDIUM, "high": pb.RISK_BAND_HIGH}
 BAND_NAMES = {value: name for name, value in BANDS.items()}
-PEWS_ITEMS = (
-    "heart_rate",
-    "systolic_bp",
-    "respiratory_rate",
-    "capillary_refill",
-    "respiratory_effort",
-    "oxygen_saturation",
-    "oxygen_therapy",
-)
 
 
 @dataclass(frozen=True)

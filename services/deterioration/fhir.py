@@ -12,6 +12,7 @@ from typing import Any
 from fhir.resources.R4B.observation import Observation
 from fhir.resources.R4B.riskassessment import RiskAssessment
 
+from clinpred.pilots.deterioration.pews import ITEMS as PEWS_ITEMS
 from clinpred.pilots.deterioration.store import ScoreRecord
 
 OUTCOME = "deterioration at home: unplanned admission, PICU transfer or sepsis"
@@ -47,15 +48,7 @@ def pews_observation(record: ScoreRecord) -> dict[str, Any]:
         "valueQuantity": _score_quantity(pews["total"]),
         "component": [
             {"code": {"text": item}, "valueQuantity": _score_quantity(pews[item])}
-            for item in (
-                "heart_rate",
-                "systolic_bp",
-                "respiratory_rate",
-                "capillary_refill",
-                "respiratory_effort",
-                "oxygen_saturation",
-                "oxygen_therapy",
-            )
+            for item in PEWS_ITEMS
         ],
     }
     if pews.get("missing_items"):

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
 from typing import Any
 
-from clinpred.pilots.common.errors import NotFound
+from clinpred.pilots.common.errors import ModelUnavailable, NotFound
 from clinpred.pilots.deterioration.predictor import DeteriorationPredictor
 from clinpred.pilots.deterioration.store import (
     ComputedScore,
@@ -35,15 +35,16 @@ class DeteriorationInference:
         self._store: DeteriorationRiskStore | None = None
 
     def load(self) -> None:
-        self.runtime.load()
+        predictor = self.runtime.load()
+        # Fixed for the life of the loaded model, so read once rather than per GetModelInfo call.
+        self.metrics: dict[str, Any] = predictor.package.read_json("metrics.json")
         # Opening migrates the schema; yoyo's lock keeps replicas starting together from racing.
         self._store = open_store(self.settings.database_url)
 
     @property
     def store(self) -> DeteriorationRiskStore:
         if self._store is None:
-            self.runtime.predictor  # noqa: B018 - raises ModelUnavailable while loading
-            raise NotFound("store not open")
+            raise ModelUnavailable("the deterioration store is not open yet")
         return self._store
 
     def _score(

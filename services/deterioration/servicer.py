@@ -79,13 +79,11 @@ class DeteriorationServicer(pb_grpc.DeteriorationServiceServicer):
 
     async def GetModelInfo(self, request: pb.GetModelInfoRequest, context: Context) -> pb.GetModelInfoResponse:
         predictor = self.inference.runtime.predictor
-        package = predictor.package
-        metrics = package.read_json("metrics.json")
         return pb.GetModelInfoResponse(
             model=common.encode_identity(predictor.identity),
             horizon_hours=int(predictor.horizon_hours),
             features=[common.encode_feature_spec(spec) for spec in predictor.schema.features],
-            metrics=common.encode_metrics(metrics),
+            metrics=common.encode_metrics(self.inference.metrics),
             signals=codec.signal_specs(),
             max_batch_size=self.inference.settings.max_batch_size,
         )

@@ -41,14 +41,4 @@ class TumorInference:
             predictions = classifier.predict(rows)
         with stage(SERVICE, "explain"):
             explanations = classifier.explain(rows, predictions)
-        return [
-            TumorClassification(
-                label=p.label,
-                probabilities=p.probabilities,
-                confidence=p.confidence,
-                explanation=e,
-                out_of_range=p.out_of_range,
-                model=classifier.identity,
-            )
-            for p, e in zip(predictions, explanations)
-        ]
+        return classifier.combine(predictions, explanations)
