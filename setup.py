@@ -1,16 +1,13 @@
-"""Maps the repository's folders under one import namespace, `clinpred`.
+"""One rule maps folders to import names: `clinpred.X` is the top-level folder `X/`.
 
-`pilots/` installs as `clinpred.pilots` and `services/` as `clinpred.services`,
-so nothing generic such as `services` lands at the top of site-packages.
-Package lists are derived, so new subpackages need no edit here.
+`clinpred/` holds the package's `__init__.py` and one symbolic link per
+top-level package folder (`clinpred/pilots -> ../pilots`, ...), so that the
+source tree itself has the import layout: mypy, editors and `python -m` in the
+checkout resolve `clinpred.pilots.tumor.classifier` to `pilots/tumor/classifier.py`
+without an import hook or a remapped `package_dir`. setuptools follows the
+links when it collects packages, so wheels and Bentos hold real files.
 """
 
 from setuptools import find_packages, setup
 
-FOLDERS = {"clinpred.pilots": "pilots", "clinpred.services": "services"}
-
-packages = ["clinpred", *(f"clinpred.{p}" for p in find_packages("clinpred"))]
-for namespace, folder in FOLDERS.items():
-    packages += [namespace, *(f"{namespace}.{p}" for p in find_packages(folder))]
-
-setup(packages=packages, package_dir={"clinpred": "clinpred", **FOLDERS})
+setup(packages=find_packages(include=["clinpred", "clinpred.*"]))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import socket
 
 import grpc
@@ -26,3 +27,22 @@ def field_violations(error: grpc.RpcError) -> dict[str, str]:
             detail.Unpack(bad_request)
             found.update({v.field: v.description for v in bad_request.field_violations})
     return found
+
+
+def assert_figures_close(actual: object, expected: object, *, rel: float, path: str = "metrics") -> None:
+    """Nested JSON-like figures agree: numbers within `rel` (relative, with an absolute floor of
+    `rel` near zero), everything else exactly. For trained figures rebuilt on another machine,
+    whose float sums may run in another order."""
+    if isinstance(expected, dict):
+        assert isinstance(actual, dict) and set(actual) == set(expected), f"{path}: keys differ"
+        for key in expected:
+            assert_figures_close(actual[key], expected[key], rel=rel, path=f"{path}.{key}")
+    elif isinstance(expected, list):
+        assert isinstance(actual, list) and len(actual) == len(expected), f"{path}: lengths differ"
+        for index, (a, e) in enumerate(zip(actual, expected, strict=True)):
+            assert_figures_close(a, e, rel=rel, path=f"{path}[{index}]")
+    elif isinstance(expected, float) and not isinstance(expected, bool):
+        assert isinstance(actual, int | float), f"{path}: {actual!r} is not a number"
+        assert math.isclose(actual, expected, rel_tol=rel, abs_tol=rel), f"{path}: {actual!r} != {expected!r} within {rel:g}"
+    else:
+        assert actual == expected, f"{path}: {actual!r} != {expected!r}"

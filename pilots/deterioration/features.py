@@ -40,7 +40,7 @@ from clinpred.pilots.deterioration.observations import (
     PatientHistory,
 )
 from clinpred.pilots.deterioration.pews import bedside_pews_items
-from clinpred.pilots.deterioration.reference_ranges import fleming_z
+from clinpred.pilots.deterioration.reference_ranges import Signal, fleming_z
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -302,10 +302,10 @@ def compute_features(
             out[f"{name}_max_24h_raw"] = columns["max_24h"]
 
     age = (score_hours - context.birth_hours[score_patient]) / HOURS_PER_YEAR
-    for name in ("heart_rate", "respiratory_rate"):
-        signal = "heart_rate" if name == "heart_rate" else "respiratory_rate"
-        out[f"{name}_z_last"] = fleming_z(signal, out[f"{name}_last"], age)
-        out[f"{name}_z_max_24h"] = fleming_z(signal, out.pop(f"{name}_max_24h_raw"), age)
+    rates: tuple[Signal, ...] = ("heart_rate", "respiratory_rate")
+    for name in rates:
+        out[f"{name}_z_last"] = fleming_z(name, out[f"{name}_last"], age)
+        out[f"{name}_z_max_24h"] = fleming_z(name, out.pop(f"{name}_max_24h_raw"), age)
 
     any_vital = np.zeros(observations.hours.shape, dtype=bool)
     for name in (*PEWS_INPUTS, "temperature_c"):

@@ -184,7 +184,7 @@ def build_scoring_set(
     """Features, labels and PEWS at every scoring time of loaded (validated) tables."""
     arrays, context, index_of = arrays_from_tables(observations, patients, chemotherapy)
     events = events[events["patient_id"].astype(str).isin(index_of)]
-    ev_p = events["patient_id"].astype(str).map(index_of).to_numpy(np.int64)
+    ev_p: IntArray = np.asarray(events["patient_id"].astype(str).map(index_of), dtype=np.int64)
     ev_h = to_hours(events["event_time"])
     n = len(index_of)
     follow_up_end = np.full(n, -np.inf)
@@ -674,7 +674,13 @@ def load_conformal(package: ModelPackage) -> ClassConditionalConformal:
 
 
 def build_reference_package(
-    models_root: Path | str = "models", *, n_patients: int = 1200, seed: int = 0, progress: bool = True
+    models_root: Path | str = "models",
+    *,
+    n_patients: int = 1200,
+    seed: int = 0,
+    version: str | None = None,
+    horizon_hours: float = 24,
+    progress: bool = True,
 ) -> TrainingReport:
     """The repository's reference package: a simulated cohort (about 100k patient-days) and the default settings."""
     from clinpred.pilots.deterioration.simulator import simulate_cohort
@@ -686,6 +692,8 @@ def build_reference_package(
         cohort.events,
         chemotherapy=cohort.chemotherapy,
         models_root=models_root,
+        version=version,
+        horizon_hours=horizon_hours,
         seed=seed,
         progress=progress,
         data_description=f"simulated: {n_patients} patients, simulator seed {seed}",

@@ -58,7 +58,7 @@ def _add_bentoml_server_options(extra: tuple[tuple[str, int], ...]) -> None:
     def options(server: Any) -> tuple[Any, ...]:
         return (*original.fget(server), *extra)
 
-    grpc_app.Server._clinpred_original_options = original  # type: ignore[attr-defined]
+    grpc_app.Server._clinpred_original_options = original
     grpc_app.Server.options = property(options)  # type: ignore[method-assign,assignment]
 
 

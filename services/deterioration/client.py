@@ -51,7 +51,7 @@ class DeteriorationClient:
         return self.stub.ListRiskHistory(request, timeout=self.timeout)
 
     def watch(
-        self, ward: str = "", team: str = "", alert_band: int = 0, resume_token: str = ""
+        self, ward: str = "", team: str = "", alert_band: pb.RiskBand = pb.RISK_BAND_UNSPECIFIED, resume_token: str = ""
     ) -> Iterator[pb.WatchRiskResponse]:
         request = pb.WatchRiskRequest(ward=ward, team=team, alert_band=alert_band, resume_token=resume_token)
         yield from self.stub.WatchRisk(request)

@@ -64,7 +64,7 @@ def patient(
     return genomics_pb2.Patient(sample_id=sample_id, age=age, sex=SEXES[sex], family_history=history)
 
 
-def build_enum(build: str) -> int:
+def build_enum(build: str) -> genomics_pb2.GenomeBuild:
     return BUILD_ENUMS[build]
 
 

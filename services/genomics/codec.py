@@ -30,7 +30,7 @@ from clinpred.services.api.genomics.v1 import genomics_pb2
 from clinpred.services.common import codec as common
 
 BUILD_NAMES = {genomics_pb2.GENOME_BUILD_GRCH37: "GRCh37", genomics_pb2.GENOME_BUILD_GRCH38: "GRCh38"}
-BUILD_ENUMS = {name: number for number, name in BUILD_NAMES.items()}
+BUILD_ENUMS: dict[str, genomics_pb2.GenomeBuild] = {name: number for number, name in BUILD_NAMES.items()}
 SEX_NAMES = {genomics_pb2.SEX_FEMALE: "female", genomics_pb2.SEX_MALE: "male"}
 DEFAULT_TOP_VARIANTS = 10
 MIN_AGE, MAX_AGE = 18.0, 100.0
@@ -340,7 +340,11 @@ class GenomicsCodec:
                         pgs_id=predictor.pgs_id,
                         pgs_name=(header.pgs_name if header else None) or str(predictor.package.metadata.get("pgs_name") or ""),
                         scoring_file=scoring_file.name if scoring_file is not None else "",
-                        build=BUILD_ENUMS.get(scoring_file.build or "", 0) if scoring_file is not None else 0,
+                        build=(
+                            BUILD_ENUMS.get(scoring_file.build or "", genomics_pb2.GENOME_BUILD_UNSPECIFIED)
+                            if scoring_file is not None
+                            else genomics_pb2.GENOME_BUILD_UNSPECIFIED
+                        ),
                     ),
                     trait_reported=(header.trait_reported if header else None) or "",
                     variants=len(scoring_file) if scoring_file is not None else len(predictor.layout),

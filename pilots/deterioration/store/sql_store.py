@@ -343,7 +343,7 @@ class SqliteRiskStore(SqlRiskStore):
     def _read(self) -> Iterator[Cursor]:
         cursor = self._connection().cursor()
         try:
-            yield cursor  # type: ignore[misc]
+            yield cursor
         finally:
             cursor.close()
 
@@ -354,7 +354,7 @@ class SqliteRiskStore(SqlRiskStore):
         # IMMEDIATE takes the write lock now, so read-then-write cannot race another writer.
         cursor.execute("BEGIN IMMEDIATE")
         try:
-            yield cursor  # type: ignore[misc]
+            yield cursor
         except BaseException:
             cursor.execute("ROLLBACK")
             raise
@@ -396,13 +396,13 @@ class PostgresRiskStore(SqlRiskStore):
     @contextmanager
     def _read(self) -> Iterator[Cursor]:
         with self.pool.connection() as connection, connection.cursor() as cursor:
-            yield cursor  # type: ignore[misc]
+            yield cursor
 
     @contextmanager
     def _write(self) -> Iterator[Cursor]:
         # pool.connection() commits on success and rolls back on an exception.
         with self.pool.connection() as connection, connection.cursor() as cursor:
-            yield cursor  # type: ignore[misc]
+            yield cursor
 
     def _lock_patient(self, cursor: Cursor, tenant: str, patient_id: str) -> Any:
         cursor.execute(

@@ -17,6 +17,7 @@ from clinpred.pilots.tumor.classifier import TumorClassifier
 from clinpred.pilots.tumor.data import TumorDataset
 from clinpred.pilots.tumor.training import REFERENCE_THRESHOLDS, train_tumor
 from tests.conftest import MODELS
+from tests.support import assert_figures_close
 from tests.unit.pilots.tumor.conftest import REFERENCE
 
 
@@ -171,10 +172,20 @@ def test_retraining_reproduces_the_committed_reference(
     reference_package: ModelPackage, wdbc: TumorDataset, tmp_path: Path
 ) -> None:
     report = train_tumor(wdbc, models_root=tmp_path, progress=False)
-    assert report.metrics == reference_package.read_json("metrics.json")
-    committed = reference_package.manifest["files"]
-    rebuilt = report.package.manifest["files"]
-    # Everything but the card (which names the version) is byte-identical.
-    assert {k: v for k, v in rebuilt.items() if k != "MODEL_CARD.md"} == {
-        k: v for k, v in committed.items() if k != "MODEL_CARD.md"
-    }
+    # Seeded, single-threaded boosting gives the same trees on any machine; what differs is
+    # the order of float sums (SIMD width, BLAS) in calibration fitting and metric means,
+    # seen at 4e-8 relative (ECE). 1e-6 allows that and still catches any changed case:
+    # one of 569 cases flipping moves accuracy by 2e-3.
+    assert_figures_close(report.metrics, reference_package.read_json("metrics.json"), rel=1e-6)
+    for name in ("calibration.json", "conformal.json"):
+        assert_figures_close(report.package.read_json(name), reference_package.read_json(name), rel=1e-6, path=name)
+    assert report.package.file("schema.json").read_bytes() == reference_package.file("schema.json").read_bytes()
+    # The rebuilt model answers as the committed one on every case (float32 ONNX outputs).
+    x32 = wdbc.x.astype(np.float32)
+    rebuilt, committed = (
+        ort.InferenceSession(str(p.file("model.onnx")), providers=["CPUExecutionProvider"]).run(
+            ["probabilities"], {"features": x32}
+        )[0]
+        for p in (report.package, reference_package)
+    )
+    assert np.abs(rebuilt - committed).max() <= 1e-6

@@ -28,6 +28,10 @@ def train(
     horizon_hours: Annotated[int, typer.Option(help="Predict deterioration within this many hours.")] = 24,
     version: Annotated[str | None, typer.Option(help="Package version (default: next minor).")] = None,
     register: Annotated[bool, typer.Option(help="Register the package in the BentoML model store.")] = True,
+    simulated_patients: Annotated[
+        int, typer.Option(min=50, help="Without --data: children in the simulated cohort (1200 builds the reference).")
+    ] = 1200,
+    seed: Annotated[int, typer.Option(help="Without --data: simulator and training seed.")] = 0,
 ) -> None:
     """Train the deterioration model (LightGBM on windowed features), split by patient, against PEWS."""
     from clinpred.pilots.deterioration.cohort import load_chemotherapy, load_events, load_observations, load_patients
@@ -35,8 +39,10 @@ def train(
 
     settings = CliSettings()
     if data is None:
-        package = build_reference_package(settings.models_root, progress=True)
-        metrics: dict[str, Any] = package.read_json("metrics.json")
+        report = build_reference_package(
+            settings.models_root, n_patients=simulated_patients, seed=seed, version=version,
+            horizon_hours=horizon_hours, progress=True,
+        )
     else:
         if outcomes is None:
             raise typer.BadParameter("--outcomes events.csv is required with --data")
@@ -53,7 +59,7 @@ def train(
             horizon_hours=horizon_hours,
             progress=True,
         )
-        package, metrics = report.package, report.metrics
+    package, metrics = report.package, report.metrics
     typer.echo(f"model package {package.path} (sha256 {package.identity.sha256})")
     from clinpred.services.common.codec import encode_metrics
 
@@ -215,4 +221,4 @@ def example(target: Target = DEFAULT_TARGET, tls_dir: TlsOption = None) -> None:
 def pb_band_name(band: int) -> str:
     from clinpred.services.api.deterioration.v1 import deterioration_pb2 as pb
 
-    return pb.RiskBand.Name(band).removeprefix("RISK_BAND_").lower()  # type: ignore[arg-type]
+    return pb.RiskBand.Name(band).removeprefix("RISK_BAND_").lower()
