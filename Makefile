@@ -1,5 +1,5 @@
 # Quick start: `make run` sets up and serves; `make test` sets up and runs every test.
-.PHONY: setup run test lint codegen
+.PHONY: setup run test lint codegen settings-reference
 
 setup:
 	@bash scripts/setup.sh
@@ -17,3 +17,7 @@ lint: setup
 
 codegen: setup
 	.venv/bin/python -m clinpred.services.api.codegen
+
+# The README's settings reference, regenerated from the settings classes (a test fails on drift).
+settings-reference: setup
+	.venv/bin/python -m clinpred.services.common.settings_reference --write README.md

@@ -5,12 +5,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from clinpred.cli.settings import CliSettings
 from clinpred.services.common.channel import ClientTls
+from clinpred.services.common.server_logs import checked_log_level
 from clinpred.services.common.serving import MAX_MESSAGE_BYTES
+from clinpred.services.common.settings_reference import unknown_variable_messages
 
 
 @dataclass(frozen=True)
@@ -54,25 +57,35 @@ SERVICES: dict[str, ServiceSpec] = {
 }
 
 
-def bentoml_env(settings: CliSettings, pilot: str, metrics_port: int | None = None) -> dict[str, str]:
+def bentoml_env(
+    settings: CliSettings, pilot: str, metrics_port: int | None = None, *, log_level: str = "info"
+) -> dict[str, str]:
+    """The environment of `bentoml serve-grpc` for `pilot`; its processes log at `log_level`."""
     env = dict(os.environ)
     spec = SERVICES.get(pilot)
     if spec is not None and spec.database_env:
         database = settings.state_dir / pilot / "risk.db"
         database.parent.mkdir(parents=True, exist_ok=True)
         env.setdefault(spec.database_env, f"sqlite:///{database}")
-    home = settings.bentoml_home(pilot)
-    env["BENTOML_HOME"] = str(home)
-    # BentoML 1.4.39 gives its API workers this folder but starts the gRPC
-    # metrics server without it, which then answers 500. Inherited from here,
-    # both see the same folder: the one BentoML empties at start.
-    env["PROMETHEUS_MULTIPROC_DIR"] = str(home / "prometheus_multiproc_dir")
+    env["BENTOML_HOME"] = str(settings.bentoml_home(pilot))
     env.setdefault("BENTOML_DO_NOT_TRACK", "true")
+    # Every process of `bentoml serve-grpc` applies it when it imports the service or starts
+    # the metrics server (clinpred.services.common.server_logs); BentoML has no such level.
+    env["CLINPRED_LOG_LEVEL"] = checked_log_level(log_level)
     options = [f"api_server.grpc.max_message_length={MAX_MESSAGE_BYTES}"]
     if metrics_port is not None:
         options.append(f"api_server.grpc.metrics.port={metrics_port}")
     env["BENTOML_CONFIG_OPTIONS"] = " ".join(options)
     return env
+
+
+def warn_about_unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
+    """Prints a warning, on stderr, for each CLINPRED_ variable of `environ` (default: this process's)
+    that nothing reads, with the closest known name; names only, never values. Returns the lines."""
+    lines = [f"warning: {message}" for message in unknown_variable_messages(environ)]
+    for line in lines:
+        print(line, file=sys.stderr)
+    return lines
 
 
 def register_models(settings: CliSettings, pilot: str) -> None:
@@ -125,7 +138,16 @@ class TlsDir:
             raise FileNotFoundError(f"{self.path}: BentoML refuses TLS files under hidden folders ({hidden[0]})")
 
 
-def serve_command(spec: ServiceSpec, host: str, port: int, api_workers: int, tls: ServerTls | None = None) -> list[str]:
+def serve_command(
+    spec: ServiceSpec, host: str, port: int, api_workers: int, tls: ServerTls | None = None, *, log_level: str = "info"
+) -> list[str]:
+    """The `bentoml serve-grpc` command line.
+
+    `log_level` is only checked here: it reaches the served processes through their
+    environment (bentoml_env), which every one of them inherits, while BentoML's
+    options know only --verbose (DEBUG, gRPC core tracing too) and --quiet (ERROR).
+    """
+    checked_log_level(log_level)
     bentoml = Path(sys.executable).with_name("bentoml")
     return [
         str(bentoml),

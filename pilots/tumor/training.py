@@ -31,22 +31,20 @@ from clinpred.pilots.common.calibration import (
     log_loss,
 )
 from clinpred.pilots.common.conformal import SplitConformal, cross_conformal_coverage, fit_conformal
-from clinpred.pilots.common.errors import InvalidInput, ModelPackageError
+from clinpred.pilots.common.errors import InvalidInput
 from clinpred.pilots.common.explanation import TreeShapExplainer, raw_margin
 from clinpred.pilots.common.model_package import ModelPackage, ModelPackageWriter, next_version
+from clinpred.pilots.common.onnx import max_parity_error, onnx_session
 from clinpred.pilots.common.schema import ModelSchema
 from clinpred.pilots.tumor.data import TumorDataset
+from clinpred.pilots.tumor.package_format import BOOSTER_FILES, ONNX_INPUT, ONNX_PROBABILITIES, PILOT, VERIFIED_COVERAGE_METRIC
 
-PILOT = "tumor"
 Algorithm = Literal["xgboost", "lightgbm"]
 ALGORITHMS: tuple[str, ...] = ("xgboost", "lightgbm")
 N_SPLITS = 10
 COVERAGE = 0.95
 PARITY_TOLERANCE = 1e-5
 ECE_BINS = 10
-ONNX_INPUT = "features"
-ONNX_PROBABILITIES = "probabilities"
-BOOSTER_FILES = {"xgboost": "booster.json", "lightgbm": "booster.txt"}
 # What the reference model (XGBoost on WDBC) must reach in cross-validation.
 REFERENCE_THRESHOLDS = {"auroc": 0.99, "accuracy": 0.97}
 
@@ -78,10 +76,6 @@ DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
         "reg_lambda": 1.0,
     },
 }
-
-
-class OnnxParityError(ModelPackageError):
-    """The ONNX export does not reproduce the native model; it must never be served."""
 
 
 @dataclass(frozen=True)
@@ -174,34 +168,13 @@ def to_onnx(model: Any, algorithm: str, n_features: int) -> bytes:
     return bytes(onnx_model.SerializeToString())
 
 
-def onnx_session(onnx_bytes: bytes | str | Path) -> Any:
-    """A single-threaded ONNX Runtime session: one case must not fan out over cores."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3  # the converters declare a label shape ORT warns about on every batch
-    source = str(onnx_bytes) if isinstance(onnx_bytes, Path) else onnx_bytes
-    return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
-
-
 def check_onnx_parity(
     onnx_bytes: bytes, native_probabilities: np.ndarray, x32: np.ndarray, tolerance: float = PARITY_TOLERANCE
 ) -> float:
     """Largest |ONNX - native| probability over `x32`; raises OnnxParityError above `tolerance`."""
     session = onnx_session(onnx_bytes)
     onnx_p = np.asarray(session.run([ONNX_PROBABILITIES], {ONNX_INPUT: x32})[0], dtype=np.float64)
-    if onnx_p.shape != native_probabilities.shape:
-        raise OnnxParityError(
-            f"ONNX returns probabilities {onnx_p.shape}, the native model {native_probabilities.shape}"
-        )
-    diff = float(np.max(np.abs(onnx_p - native_probabilities)))
-    if not diff <= tolerance:
-        raise OnnxParityError(
-            f"ONNX and native probabilities differ by up to {diff:.3g} (> {tolerance:g}); export refused"
-        )
-    return diff
+    return max_parity_error(onnx_p, native_probabilities, tolerance)
 
 
 def _save_booster(model: Any, algorithm: str, path: Path) -> None:
@@ -389,7 +362,7 @@ def _metrics(
         "log_loss_uncalibrated": log_loss(oof_raw, y),
         "auroc_fold_min": float(min(per_fold)),
         "conformal_coverage_target": conformal.coverage,
-        "conformal_coverage_heldout": heldout.coverage,
+        VERIFIED_COVERAGE_METRIC: heldout.coverage,
         "conformal_mean_set_size_heldout": heldout.mean_set_size,
         "conformal_singleton_rate_heldout": heldout.singleton_rate,
         "conformal_q_hat": conformal.q_hat,
@@ -520,7 +493,7 @@ def model_card(
         f"{conformal.n_calibration} calibrated out-of-fold predictions; the most probable class is always in the "
         "set).",
         f"Verified on held-out folds (calibration and q_hat refitted without the fold): coverage "
-        f"**{metrics['conformal_coverage_heldout']:.4f}**, mean set size "
+        f"**{metrics[VERIFIED_COVERAGE_METRIC]:.4f}**, mean set size "
         f"{metrics['conformal_mean_set_size_heldout']:.3f}, single-label sets "
         f"{metrics['conformal_singleton_rate_heldout']:.1%}.",
         "The guarantee is marginal (on average over cases like the training data), not per patient.",

@@ -6,6 +6,7 @@ so the status code counted is the one the caller receives.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import traceback
@@ -130,45 +131,75 @@ class ErrorStatusInterceptor(AsyncExceptionToStatusInterceptor):
         raise AssertionError("unreachable")  # context.abort always raises
 
 
+def _deadline_passed(context: grpc.aio.ServicerContext) -> bool:
+    remaining = context.time_remaining()
+    return remaining is not None and remaining <= 0
+
+
+class _CallRecord:
+    """Counts and times one call once, at whichever of its endings is seen first."""
+
+    def __init__(self, service: str, method_name: str) -> None:
+        self.service = service
+        self.method = method_name.rsplit("/", 1)[-1]
+        self.start = time.perf_counter()
+        self.recorded = False
+
+    def finish(self, context: grpc.aio.ServicerContext, error: BaseException | None = None, abandoned: bool = False) -> None:
+        """Records the status the caller gets: `abandoned` (or a CancelledError) when gRPC stopped the
+        handler, which it does, by cancelling the handler's task, when the client cancels or its deadline passes."""
+        if self.recorded:
+            return
+        self.recorded = True
+        code = context.code()
+        if _deadline_passed(context):
+            code = grpc.StatusCode.DEADLINE_EXCEEDED
+        elif abandoned or isinstance(error, (asyncio.CancelledError, GeneratorExit)):
+            code = grpc.StatusCode.CANCELLED
+        elif not isinstance(code, grpc.StatusCode):
+            # Not aborted: a return is OK, and gRPC answers any other exception with UNKNOWN.
+            code = grpc.StatusCode.OK if error is None else grpc.StatusCode.UNKNOWN
+        metrics.observe_call(self.service, self.method, code.name, time.perf_counter() - self.start)
+
+
 class MetricsInterceptor(AsyncServerInterceptor):
     """Counts calls by method and status code and times them."""
 
     def __init__(self, service: str) -> None:
         self.service = service
 
-    def _record(self, context: grpc.aio.ServicerContext, method_name: str, start: float, failed: bool) -> None:
-        code = context.code()
-        if code is None:
-            code = grpc.StatusCode.UNKNOWN if failed else grpc.StatusCode.OK
-        name = code.name if isinstance(code, grpc.StatusCode) else str(code)
-        metrics.observe_call(self.service, method_name.rsplit("/", 1)[-1], name, time.perf_counter() - start)
-
+    @staticmethod
     async def _stream(
-        self, responses: AsyncIterator[Any], context: grpc.aio.ServicerContext, method_name: str, start: float
+        responses: AsyncIterator[Any], context: grpc.aio.ServicerContext, record: _CallRecord
     ) -> AsyncIterator[Any]:
-        failed = False
         try:
             async for response in responses:
                 yield response
-        except BaseException:
-            failed = True
+        except BaseException as error:
+            record.finish(context, error)
             raise
-        finally:
-            self._record(context, method_name, start, failed)
+        # A client that cancels while the server waits for its next message ends up here too: gRPC
+        # asyncio ends the request stream as if the client had closed it (its _receive_message
+        # merges the two), so the server finishes the call and it counts with that status.
+        record.finish(context)
 
     async def intercept(
         self, method: Callable[..., Any], request_or_iterator: Any, context: grpc.aio.ServicerContext, method_name: str
     ) -> Any:
-        start = time.perf_counter()
+        record = _CallRecord(self.service, method_name)
         try:
             response_or_iterator = method(request_or_iterator, context)
             if hasattr(response_or_iterator, "__aiter__"):
-                return self._stream(response_or_iterator, context, method_name, start)
+                # A client that cancels while a response is being written stops gRPC's writer, not
+                # the stream below, which stays paused at `yield` until it is closed some time later;
+                # the call is over, though, and counted so, when gRPC runs its done callbacks.
+                context.add_done_callback(lambda done: record.finish(done, abandoned=True))
+                return self._stream(response_or_iterator, context, record)
             response = await response_or_iterator
-        except BaseException:
-            self._record(context, method_name, start, failed=True)
+        except BaseException as error:
+            record.finish(context, error)
             raise
-        self._record(context, method_name, start, failed=False)
+        record.finish(context)
         return response
 
 

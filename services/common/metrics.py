@@ -2,8 +2,8 @@
 
 prometheus_client is imported lazily: `bentoml serve-grpc` sets
 PROMETHEUS_MULTIPROC_DIR for its API workers, and the client must see it at
-import, so that several workers write one aggregated view that BentoML's
-metrics server (the metrics port) exposes. Labels are method names, status
+import, so that several workers write one aggregated view, which the metrics
+port serves on /metrics and / (clinpred.services.common.metrics_server). Labels are method names, status
 code names and stage names only: never anything from a request.
 """
 

@@ -1,11 +1,14 @@
 """One description of a service, served two ways: `bentoml serve-grpc` and an in-process grpc.aio server.
 
 Both register the same servicer and interceptors and load the model before
-reporting SERVING, so integration tests exercise what production runs.
+reporting SERVING, so integration tests exercise what production runs. Both warn
+about CLINPRED_ variables nothing reads.
 """
 
 from __future__ import annotations
 
+import logging
+import sys
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,7 +19,12 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from clinpred.services.common.interceptors import server_interceptors
+from clinpred.services.common.metrics_server import serve_metrics_with_clinpred
+from clinpred.services.common.server_logs import LogSettings, configure_server_logs
 from clinpred.services.common.settings import ServiceSettings
+from clinpred.services.common.settings_reference import warn_about_unknown_variables
+
+logger = logging.getLogger("clinpred.serving")
 
 # Largest request accepted; batches are bounded further by each service's max_batch_size.
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
@@ -62,9 +70,31 @@ def _add_bentoml_server_options(extra: tuple[tuple[str, int], ...]) -> None:
     grpc_app.Server.options = property(options)  # type: ignore[method-assign,assignment]
 
 
+def _bentoml_process_role() -> str | None:
+    """What this process is to `bentoml serve-grpc`, which imports the service module in each:
+    "arbiter" (the `bentoml serve-grpc` process, which starts the others), "api worker", or
+    None (a test, the CLI, anything else importing the module)."""
+    from bentoml._internal.context import server_context
+
+    if server_context.service_type == "grpc_api_server":
+        return "api worker"
+    # The arbiter's command (`bentoml serve-grpc ...`, also `python -m bentoml serve-grpc ...`)
+    # imports bentoml.serving before it imports the service.
+    return "arbiter" if "serve-grpc" in sys.argv[1:3] and "bentoml.serving" in sys.modules else None
+
+
 def bento_service(mount: ServiceMount) -> Any:
     """A `bentoml.legacy.Service` for `bentoml serve-grpc`: the only BentoML API with gRPC serving."""
     import bentoml
+
+    role = _bentoml_process_role()
+    if role is not None:
+        configure_server_logs(LogSettings().log_level)
+    if role == "arbiter":
+        # Once per `bentoml serve-grpc`, not once more in each API worker.
+        warn_about_unknown_variables()
+        if not serve_metrics_with_clinpred():
+            logger.warning("this BentoML names no metrics server module; /metrics will answer 500 (only / works)")
 
     with warnings.catch_warnings():
         # Deprecated in favour of @bentoml.service, which has no gRPC serving: see ARCHITECTURE.md.
@@ -86,6 +116,7 @@ def bento_service(mount: ServiceMount) -> Any:
 
 async def start_inprocess_server(mount: ServiceMount, host: str = "127.0.0.1", port: int = 0) -> tuple[grpc.aio.Server, int]:
     """Starts the service in this process on a real socket; returns the server and its port."""
+    warn_about_unknown_variables()
     server = grpc.aio.server(
         interceptors=[interceptor(**options) for interceptor, options in server_interceptors(mount.name)],
         options=[

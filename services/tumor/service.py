@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from clinpred.services.api.tumor.v1 import tumor_pb2, tumor_pb2_grpc
 from clinpred.services.common.serving import ServiceMount, bento_service
-from clinpred.services.tumor.inference import SERVICE, TumorInference
+from clinpred.services.tumor.handlers import SERVICE, TumorHandler
 from clinpred.services.tumor.servicer import TumorServicer
 from clinpred.services.tumor.settings import TumorSettings
 
@@ -12,13 +12,14 @@ SERVICE_NAME = tumor_pb2.DESCRIPTOR.services_by_name["TumorClassificationService
 
 
 def tumor_mount(settings: TumorSettings) -> ServiceMount:
-    inference = TumorInference(settings)
+    # One servicer per process: loading fills its model and codec, whichever server calls the factory.
+    servicer = TumorServicer(TumorHandler(settings), settings.max_batch_size)
     return ServiceMount(
         name=SERVICE,
         service_names=(SERVICE_NAME,),
-        servicer_factory=lambda: TumorServicer(inference),
+        servicer_factory=lambda: servicer,
         add_to_server=tumor_pb2_grpc.add_TumorClassificationServiceServicer_to_server,
-        load=inference.load,
+        load=servicer.load,
         settings=settings,
     )
 

@@ -1,65 +1,73 @@
-"""gRPC servicer of clinpred.tumor.v1: decode, classify, encode; nothing else."""
+"""gRPC servicer of clinpred.tumor.v1: each method is one call of the shared RPC path (decode, handle, encode)."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
 import grpc
 
+from clinpred.pilots.common.errors import ModelUnavailable
 from clinpred.services.api.tumor.v1 import tumor_pb2, tumor_pb2_grpc
-from clinpred.services.common.metrics import stage
-from clinpred.services.tumor.inference import SERVICE, TumorInference
+from clinpred.services.common.rpc import Rpc
+from clinpred.services.tumor.codec import TumorCodec
+from clinpred.services.tumor.handlers import SERVICE, TumorHandler
 
-# A batch this large is classified off the event loop so that other calls keep flowing.
-_OFFLOAD_ROWS = 16
+# A batch this large is classified off the event loop so that other calls keep flowing;
+# below it, and for a single case, the hop to a worker thread costs more than the prediction.
+OFF_LOOP_CASES = 16
 
 
 class TumorServicer(tumor_pb2_grpc.TumorClassificationServiceServicer):
-    def __init__(self, inference: TumorInference) -> None:
-        self.inference = inference
+    def __init__(self, handler: TumorHandler, max_batch_size: int) -> None:
+        self.handler = handler
+        self.max_batch_size = max_batch_size
+        self.rpc = Rpc(SERVICE)
+        self._codec: TumorCodec | None = None
+
+    def load(self) -> None:
+        """Loads the model, then the codec for its schema (once per load, not per request)."""
+        classifier = self.handler.load()
+        self._codec = TumorCodec.for_model(classifier.info, self.max_batch_size)
+
+    @property
+    def codec(self) -> TumorCodec:
+        if self._codec is None:
+            raise ModelUnavailable(f"the {SERVICE} model is not loaded yet")
+        return self._codec
 
     async def Classify(
         self, request: tumor_pb2.ClassifyRequest, context: grpc.aio.ServicerContext
     ) -> tumor_pb2.ClassifyResponse:
-        codec = self.inference.codec
-        with stage(SERVICE, "decode"):
-            case_ids, rows = codec.decode_classify(request)
-        (result,) = self.inference.classify(rows)
-        with stage(SERVICE, "encode"):
-            return tumor_pb2.ClassifyResponse(classification=codec.encode(case_ids[0], result))
+        codec = self.codec
+        return await self.rpc.unary(
+            request, codec.decode_classify, self.handler.classify, codec.encode_classify, blocking=False
+        )
 
     async def ClassifyBatch(
         self, request: tumor_pb2.ClassifyBatchRequest, context: grpc.aio.ServicerContext
     ) -> tumor_pb2.ClassifyBatchResponse:
-        codec = self.inference.codec
-        with stage(SERVICE, "decode"):
-            case_ids, rows = codec.decode_batch(request)
-        if len(rows) >= _OFFLOAD_ROWS:
-            results = await asyncio.to_thread(self.inference.classify, rows)
-        else:
-            results = self.inference.classify(rows)
-        with stage(SERVICE, "encode"):
-            return tumor_pb2.ClassifyBatchResponse(
-                classifications=[codec.encode(case_id, r) for case_id, r in zip(case_ids, results)]
-            )
+        codec = self.codec
+        return await self.rpc.unary(
+            request,
+            codec.decode_batch,
+            self.handler.classify,
+            codec.encode_batch,
+            blocking=lambda cases: len(cases) >= OFF_LOOP_CASES,
+        )
 
     async def ClassifyStream(
         self, request_iterator: AsyncIterator[tumor_pb2.ClassifyStreamRequest], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[tumor_pb2.ClassifyStreamResponse]:
-        codec = self.inference.codec
-        index = 0
-        async for request in request_iterator:
-            with stage(SERVICE, "decode"):
-                case_ids, rows = codec.decode_stream_item(request, index)
-            (result,) = self.inference.classify(rows)
-            with stage(SERVICE, "encode"):
-                yield tumor_pb2.ClassifyStreamResponse(classification=codec.encode(case_ids[0], result))
-            index += 1
+        codec = self.codec
+        async for response in self.rpc.each(
+            request_iterator, codec.decode_stream_item, self.handler.classify, codec.encode_stream_item, blocking=False
+        ):
+            yield response
 
     async def GetModelInfo(
         self, request: tumor_pb2.GetModelInfoRequest, context: grpc.aio.ServicerContext
     ) -> tumor_pb2.GetModelInfoResponse:
-        classifier = self.inference.classifier
-        coverage = classifier.conformal.coverage
-        return self.inference.codec.encode_model_info(classifier.identity, classifier.metrics, coverage)
+        codec = self.codec
+        return await self.rpc.unary(
+            request, codec.decode_model_info, lambda _: self.handler.model_info(), codec.encode_model_info, blocking=False
+        )

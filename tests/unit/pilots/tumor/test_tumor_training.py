@@ -11,10 +11,11 @@ import pytest
 from clinpred.pilots.common.errors import InvalidInput
 from clinpred.pilots.common.explanation import raw_margin
 from clinpred.pilots.common.model_package import ModelPackage
+from clinpred.pilots.common.onnx import OnnxParityError
 from clinpred.pilots.tumor import training
 from clinpred.pilots.tumor.classifier import TumorClassifier
 from clinpred.pilots.tumor.data import TumorDataset, load_tumor_csv
-from clinpred.pilots.tumor.training import OnnxParityError, check_onnx_parity, make_estimator, to_onnx, train_tumor
+from clinpred.pilots.tumor.training import check_onnx_parity, make_estimator, to_onnx, train_tumor
 from tests.unit.pilots.tumor.conftest import TINY
 
 PACKAGE_FILES = {

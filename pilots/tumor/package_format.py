@@ -1,0 +1,15 @@
+"""What a tumour model package holds, by name: training writes these, serving reads them.
+
+Serving-side on purpose: the classifier needs these names without importing
+training (and with it scikit-learn and the ONNX converters).
+"""
+
+from __future__ import annotations
+
+PILOT = "tumor"
+# The ONNX graph's input (float32 `[n, d]`, schema feature order) and its probability output.
+ONNX_INPUT = "features"
+ONNX_PROBABILITIES = "probabilities"
+BOOSTER_FILES = {"xgboost": "booster.json", "lightgbm": "booster.txt"}
+# The metric in metrics.json that states the conformal sets' coverage measured on held-out folds.
+VERIFIED_COVERAGE_METRIC = "conformal_coverage_heldout"

@@ -1,0 +1,128 @@
+"""The pieces `bentoml serve-grpc` is run with: the log level and the health-check filter, the
+metrics app on /metrics and /, and the environment and command `clinpred serve` starts it with."""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from clinpred.cli.services import SERVICES, bentoml_env, serve_command, warn_about_unknown_variables
+from clinpred.cli.settings import CliSettings
+from clinpred.services.common.metrics_server import MetricsApp, serve_metrics_with_clinpred
+from clinpred.services.common.server_logs import HealthChecksBelowInfo, LogSettings, checked_log_level
+
+ACCESS_FORMAT = "%s (%s) (%s) %.3fms"  # bentoml.grpc.interceptors.access
+
+
+def access_args(path: str) -> tuple[str, str, str, float]:
+    return ("ipv4:127.0.0.1:5000", f"scheme=http,path={path},type=application/grpc,size=0", "http_status=200", 0.1)
+
+
+@pytest.fixture
+def access_log() -> Iterator[tuple[logging.Logger, io.StringIO]]:
+    """A logger like bentoml.access, with the filter, writing to a buffer."""
+    logger = logging.getLogger("test.clinpred.access")
+    logger.propagate = False
+    sink = io.StringIO()
+    handler = logging.StreamHandler(sink)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    logger.addHandler(handler)
+    logger.addFilter(HealthChecksBelowInfo())
+    yield logger, sink
+    logger.removeHandler(handler)
+    logger.filters.clear()
+
+
+def test_health_checks_leave_the_access_log_at_info(access_log: tuple[logging.Logger, io.StringIO]) -> None:
+    logger, sink = access_log
+    logger.setLevel(logging.INFO)
+    logger.info(ACCESS_FORMAT, *access_args("/grpc.health.v1.Health/Check"))
+    logger.info(ACCESS_FORMAT, *access_args("/grpc.health.v1.Health/Watch"))
+    logger.info(ACCESS_FORMAT, *access_args("/clinpred.tumor.v1.TumorClassificationService/Classify"))
+    logger.warning(ACCESS_FORMAT, *access_args("/grpc.health.v1.Health/Check"))
+    lines = sink.getvalue().splitlines()
+    assert [line.split()[0] for line in lines] == ["INFO", "WARNING"]
+    assert "TumorClassificationService/Classify" in lines[0]
+
+
+def test_at_debug_health_checks_are_logged_as_debug(access_log: tuple[logging.Logger, io.StringIO]) -> None:
+    logger, sink = access_log
+    logger.setLevel(logging.DEBUG)
+    logger.info(ACCESS_FORMAT, *access_args("/grpc.health.v1.Health/Check"))
+    assert sink.getvalue().startswith("DEBUG ") and "Health/Check" in sink.getvalue()
+
+
+def test_log_levels_are_checked_in_any_case(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert checked_log_level("WARNING") == "warning"
+    with pytest.raises(ValueError, match="debug, info, warning, error, critical"):
+        checked_log_level("verbose")
+    monkeypatch.setenv("CLINPRED_LOG_LEVEL", "Error")
+    assert LogSettings().log_level == "error"
+
+
+async def call(app: MetricsApp, path: str, method: str = "GET") -> tuple[int, dict[bytes, bytes], bytes]:
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Any) -> None:
+        sent.append(dict(message))
+
+    await app({"type": "http", "path": path, "method": method}, receive, send)
+    start, body = sent
+    return start["status"], dict(start["headers"]), body["body"]
+
+
+async def test_the_metrics_app_answers_on_metrics_and_root_only() -> None:
+    exposition = b"# TYPE clinpred_grpc_requests_total counter\nclinpred_grpc_requests_total 1.0\n"
+    app = MetricsApp(lambda: exposition, "text/plain; version=0.0.4; charset=utf-8")
+    for path in ("/metrics", "/"):
+        status, headers, body = await call(app, path)
+        assert (status, body) == (200, exposition)
+        assert headers[b"content-type"].startswith(b"text/plain; version=0.0.4")
+        assert headers[b"content-length"] == str(len(exposition)).encode()
+    assert (await call(app, "/metrics", "HEAD"))[::2] == (200, b"")
+    assert (await call(app, "/metrics/x"))[0] == 404
+    assert (await call(app, "/metrics", "POST"))[0] == 405
+
+
+def test_bentoml_serve_grpc_is_told_to_start_our_metrics_server() -> None:
+    import bentoml.serving
+
+    original = bentoml.serving.SCRIPT_GRPC_PROMETHEUS_SERVER
+    try:
+        assert serve_metrics_with_clinpred()
+        assert bentoml.serving.SCRIPT_GRPC_PROMETHEUS_SERVER == "clinpred.services.common.metrics_server"
+    finally:
+        bentoml.serving.SCRIPT_GRPC_PROMETHEUS_SERVER = original
+
+
+def test_clinpred_serve_passes_the_log_level_to_the_served_processes(tmp_path: Path) -> None:
+    settings = CliSettings(state_dir=tmp_path)
+    env = bentoml_env(settings, "tumor", 9961, log_level="WARNING")
+    assert env["CLINPRED_LOG_LEVEL"] == "warning"
+    assert env["BENTOML_HOME"] == str(tmp_path / "bentoml" / "tumor")
+    assert "api_server.grpc.metrics.port=9961" in env["BENTOML_CONFIG_OPTIONS"]
+    assert bentoml_env(settings, "tumor")["CLINPRED_LOG_LEVEL"] == "info"
+    with pytest.raises(ValueError):
+        bentoml_env(settings, "tumor", log_level="loud")
+    command = serve_command(SERVICES["tumor"], "127.0.0.1", 50961, 2, log_level="warning")
+    assert command[1:3] == ["serve-grpc", "clinpred.services.tumor.service:svc"]
+    with pytest.raises(ValueError):
+        serve_command(SERVICES["tumor"], "127.0.0.1", 50961, 2, log_level="loud")
+
+
+def test_clinpred_serve_can_warn_about_unknown_variables_on_stderr(capsys: pytest.CaptureFixture[str]) -> None:
+    lines = warn_about_unknown_variables({"CLINPRED_GENOMICS_SCORING_DIRS": "/srv/pgs", "CLINPRED_STATE_DIR": "/srv"})
+    assert lines == [
+        "warning: CLINPRED_GENOMICS_SCORING_DIRS is not a clinpred setting and is ignored"
+        " (did you mean CLINPRED_GENOMICS_SCORING_DIR?)"
+    ]
+    captured = capsys.readouterr()
+    assert (captured.out, captured.err) == ("", lines[0] + "\n")
