@@ -1,21 +1,45 @@
-"""`clinpred train genomics`, `clinpred genomics ...` (offline) and `clinpred call genomics ...`."""
+"""`clinpred train genomics`, `clinpred genomics ...` (offline) and `clinpred call genomics ...`.
+
+Options that several commands share mean the same everywhere:
+- `--build GRCh37|GRCh38`: the VCF's genome build; optional, read from the VCF header
+  (##contig lengths, else ##reference) when omitted. A declared build is checked against the header.
+- `--family-history CANCER`: a cancer a first-degree relative had; repeat for several.
+"""
 
 from __future__ import annotations
 
-import json
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from clinpred.cli.options import TlsOption, client_tls, fail, print_message
+from clinpred.cli.options import (
+    JsonOption,
+    TargetOption,
+    TimeoutOption,
+    TlsOption,
+    client_tls,
+    default_target,
+    print_json,
+    print_message,
+    print_metrics,
+    print_training_result,
+)
 from clinpred.cli.services import register_models
 from clinpred.cli.settings import CliSettings
+from clinpred.pilots.common.errors import FailedPrecondition, FieldViolation, InvalidInput
+
+if TYPE_CHECKING:
+    from clinpred.pilots.genomics.risk import CancerRisk
+    from clinpred.pilots.genomics.scoring import SampleScore
+    from clinpred.services.api.genomics.v1 import genomics_pb2
+    from clinpred.services.genomics.client import EncryptedScoreResult, GenomicsClient
 
 genomics_app = typer.Typer(help="Polygenic scores offline, with the same code as the service.", no_args_is_help=True)
 call_app = typer.Typer(help="Call the genomic risk service.", no_args_is_help=True)
-DEFAULT_TARGET = "127.0.0.1:50053"
+DEFAULT_TARGET = default_target("genomics")
+DEFAULT_TIMEOUT = 120.0
 
 
 class Build(StrEnum):
@@ -28,60 +52,77 @@ class Sex(StrEnum):
     male = "male"
 
 
-VcfOption = Annotated[Path | None, typer.Option("--vcf", help="VCF file, plain or bgzipped.", dir_okay=False)]
-BuildOption = Annotated[Build, typer.Option(help="Genome build of the VCF (checked against its header).")]
-TargetOption = Annotated[str, typer.Option(help="host:port of the service.")]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print the whole answer as JSON.")]
+VcfOption = Annotated[
+    Path | None, typer.Option("--vcf", help="VCF file, plain or bgzipped.", exists=True, dir_okay=False, readable=True)
+]
+BuildOption = Annotated[
+    Build | None,
+    typer.Option("--build", help="Genome build of the VCF (default: from its header; a declared build is checked)."),
+]
+FamilyHistoryOption = Annotated[
+    list[str] | None,
+    typer.Option("--family-history", help="A cancer (e.g. breast) a first-degree relative had; repeat for several."),
+]
+AgeOption = Annotated[float, typer.Option(help="Age in years.")]
+SexOption = Annotated[Sex, typer.Option(help="female or male.")]
+SeedOption = Annotated[int, typer.Option(help="Seed of --example.")]
 
 
 def train(
     pgs: Annotated[Path, typer.Option("--pgs", help="PGS Catalog scoring file (with allelefrequency_effect).")],
     cancer: Annotated[str, typer.Option(help="The cancer the score predicts, e.g. breast.")] = "breast",
     name: Annotated[str | None, typer.Option(help="Model name (default: <cancer>-<pgs id>).")] = None,
-    version: Annotated[str | None, typer.Option(help="Package version (default: next minor).")] = None,
+    version: Annotated[
+        str | None, typer.Option("--package-version", help="Version of the new package (default: the next minor).")
+    ] = None,
     cohort_size: Annotated[int, typer.Option(help="Simulated cohort size.")] = 120_000,
     reference_size: Annotated[int, typer.Option(help="Simulated reference population size.")] = 50_000,
     seed: Annotated[int, typer.Option(help="Seed: training is deterministic.")] = 7,
     register: Annotated[bool, typer.Option(help="Register the package in the BentoML model store.")] = True,
+    as_json: JsonOption = False,
 ) -> None:
-    """Train the absolute-risk model of one cancer from a PGS Catalog score: simulated cohort, XGBoost, calibration."""
-    from clinpred.pilots.common.errors import ClinpredError
+    """Train the absolute-risk model of one cancer from a PGS Catalog score: simulated cohort, XGBoost, calibration.
+
+    Progress goes to standard error. --json: {"package": {"pilot", "name", "version", "sha256", "path"},
+    "metrics": {NAME: NUMBER} (the headline figures of metrics.json), "registered": BOOL}.
+    """
     from clinpred.pilots.genomics.training import train_genomics
 
     settings = CliSettings()
-    try:
-        package = train_genomics(
-            pgs, cancer=cancer, models_root=settings.models_root, name=name, version=version,
-            cohort_size=cohort_size, reference_size=reference_size, seed=seed, progress=True,
-        )
-    except ClinpredError as error:
-        raise fail(f"cannot train: {error.message}") from None
-    typer.echo(f"model package {package.path} (sha256 {package.identity.sha256})")
+    package = train_genomics(
+        pgs, cancer=cancer, models_root=settings.models_root, name=name, version=version,
+        cohort_size=cohort_size, reference_size=reference_size, seed=seed, progress=True,
+    )
     metrics = package.read_json("metrics.json")
-    typer.echo(json.dumps({k: v for k, v in metrics.items() if isinstance(v, float)}, indent=2, sort_keys=True))
+    headline = {k: v for k, v in metrics.items() if isinstance(v, float)}
     if register:
         register_models(settings, "genomics")
-        typer.echo("registered in the BentoML model store of the genomics service")
+    print_training_result("genomics", package, headline, register, as_json)
 
 
 @genomics_app.command("score")
 def score(
-    vcf: Annotated[Path, typer.Option("--vcf", help="VCF file, plain or bgzipped; every sample is scored.", dir_okay=False)],
-    pgs: Annotated[Path, typer.Option("--pgs", help="PGS Catalog scoring file, plain or gzipped.", dir_okay=False)],
-    build: Annotated[Build | None, typer.Option(help="The VCF's genome build (default: from its header).")] = None,
+    vcf: Annotated[
+        Path, typer.Option("--vcf", help="VCF file, plain or bgzipped; every sample is scored.", exists=True, dir_okay=False)
+    ],
+    pgs: Annotated[
+        Path, typer.Option("--pgs", help="PGS Catalog scoring file, plain or gzipped.", exists=True, dir_okay=False)
+    ],
+    build: BuildOption = None,
     min_overlap: Annotated[float, typer.Option(help="Refuse the score below this share of matched variants.")] = 0.75,
     as_json: JsonOption = False,
 ) -> None:
-    """Score every sample of a VCF offline (batch use), exactly as the service and plink2 --score do."""
-    from clinpred.pilots.common.errors import ClinpredError
+    """Score every sample of a VCF offline (batch use), exactly as the service and plink2 --score do.
+
+    Prints a tab-separated table. --json: {"scores": [{"sample", "pgs_id", "score_sum", "variants_total",
+    "variants_matched", "variants_missing", "variants_imputed", "unmatched": {REASON: N},
+    "top_variants": [{"variant_id", "effect_allele", "effect_weight", "dosage", "imputed", "contribution"}]}]}.
+    """
     from clinpred.pilots.genomics.scoring import score_vcf
 
-    try:
-        results = score_vcf(vcf, pgs, build=build.value if build else None, min_overlap=min_overlap)
-    except ClinpredError as error:
-        raise fail(f"cannot score: {error.message}") from None
+    results = score_vcf(vcf, pgs, build=build.value if build else None, min_overlap=min_overlap)
     if as_json:
-        typer.echo(json.dumps([_sample_score_json(r) for r in results], indent=2))
+        print_json({"scores": [_sample_score_json(r) for r in results]})
         return
     typer.echo("sample\tpgs_id\tscore_sum\tmatched\ttotal\tmissing\timputed")
     for r in results:
@@ -91,7 +132,7 @@ def score(
         )
 
 
-def _sample_score_json(result: Any) -> dict[str, Any]:
+def _sample_score_json(result: SampleScore) -> dict[str, Any]:
     return {
         "sample": result.sample,
         "pgs_id": result.pgs_id,
@@ -115,77 +156,122 @@ def example_vcf(
     samples: Annotated[int, typer.Option(help="Number of samples.", min=1)] = 1,
     seed: Annotated[int, typer.Option(help="Seed of the simulated genotypes.")] = 0,
     model: Annotated[str, typer.Option(help="Model package whose score's variants to simulate.")] = "breast-pgs000004",
+    as_json: JsonOption = False,
 ) -> None:
-    """Write a VCF with simulated genotypes at a model's score variants (in the package's build), for trying things."""
+    """Write a VCF with simulated genotypes at a model's score variants (in the package's build), for trying things.
+
+    --json: {"path": PATH, "samples": N, "variants": N, "pgs_id": ID, "build": BUILD}.
+    """
     from clinpred.pilots.common.model_package import latest_package
-    from clinpred.pilots.genomics.cohort import ScoreDistribution
     from clinpred.pilots.genomics.encrypted import EncryptedScoreLayout
-    from clinpred.services.genomics.client import simulated_vcf
+    from clinpred.pilots.genomics.example_vcf import simulated_vcf
+    from clinpred.pilots.genomics.package_format import ScoreDistribution
 
     package = latest_package(CliSettings().models_root, "genomics", model)
     layout = EncryptedScoreLayout.from_json(package.read_json("score_layout.json"))
     reference = ScoreDistribution.from_json(package.read_json("reference_distribution.json"))
     build = str(package.metadata.get("genome_build") or "GRCh37")
     output.write_bytes(simulated_vcf(layout, build, samples=samples, seed=seed, reference=reference))
+    if as_json:
+        print_json({"path": str(output), "samples": samples, "variants": len(layout), "pgs_id": layout.pgs_id,
+                    "build": build})
+        return
     typer.echo(f"wrote {output}: {samples} simulated sample(s) at the {len(layout)} variants of {layout.pgs_id}, {build}")
 
 
-def _example_vcf_bytes(client: Any, seed: int) -> tuple[bytes | Path, str]:
-    from clinpred.services.genomics.client import layout_of, reference_of, simulated_vcf
-    from clinpred.services.genomics.codec import BUILD_NAMES
+def vcf_build(vcf: Path, declared: Build | None) -> tuple[str, tuple[str, ...]]:
+    """The VCF's build (declared, checked against its header, or read from the header) and its samples.
 
-    first = client.list_scores().scores[0]
-    published = client.score_layout(first.cancer)
-    build = BUILD_NAMES[published.build]
+    Reads the header only. The domain's own parser judges it, so the build is found and checked exactly
+    as the service does: a declared build the header contradicts is FAILED_PRECONDITION.
+    """
+    from clinpred.pilots.genomics.text_stream import read_lines
+    from clinpred.pilots.genomics.vcf import read_vcf
+
+    header: list[str] = []
+    for line in read_lines(vcf):
+        header.append(line.text + "\n")
+        if line.text.startswith("#CHROM") or not line.text.startswith("##"):
+            break
+    genotypes = read_vcf(header, name=vcf.name, declared_build=declared.value if declared else None)
+    if genotypes.build is None:
+        raise typer.BadParameter(
+            "the VCF header shows no build (no ##contig lengths or ##reference); give --build GRCh37 or GRCh38",
+            param_hint="--build",
+        )
+    return genotypes.build, genotypes.samples
+
+
+def _source(vcf: Path | None, example: bool) -> Path | None:
+    if example == (vcf is not None):
+        raise typer.BadParameter("give either --vcf FILE or --example", param_hint="--vcf")
+    return vcf
+
+
+def _client(target: str, timeout: float, tls_dir: Path | None) -> GenomicsClient:
+    from clinpred.services.genomics.client import GenomicsClient
+
+    return GenomicsClient(target, timeout=timeout, tls=client_tls(tls_dir))
+
+
+def _build_name(build: int) -> str:
+    from clinpred.services.api.genomics.v1 import genomics_pb2
+
+    return genomics_pb2.GenomeBuild.Name(build).removeprefix("GENOME_BUILD_").replace("GRCH", "GRCh")
+
+
+def _example_vcf(published: genomics_pb2.GetScoreLayoutResponse, seed: int) -> tuple[bytes, str]:
+    from clinpred.pilots.genomics.example_vcf import simulated_vcf
+    from clinpred.services.genomics.client import layout_of, reference_of
+
+    build = _build_name(published.build)
     return simulated_vcf(layout_of(published), build, seed=seed, reference=reference_of(published)), build
 
 
 @call_app.command("assess")
 def assess(
     vcf: VcfOption = None,
-    build: Annotated[Build | None, typer.Option(help="Genome build of the VCF (required with --vcf).")] = None,
-    age: Annotated[float, typer.Option(help="Age in years.")] = 52.0,
-    sex: Annotated[Sex, typer.Option(help="female or male.")] = Sex.female,
-    family_history: Annotated[
-        list[str] | None, typer.Option(help="A cancer with an affected first-degree relative; repeat for several.")
-    ] = None,
+    build: BuildOption = None,
+    age: AgeOption = 52.0,
+    sex: SexOption = Sex.female,
+    family_history: FamilyHistoryOption = None,
     sample: Annotated[str, typer.Option(help="The VCF sample to assess (default: every sample).")] = "",
-    cancer: Annotated[list[str] | None, typer.Option(help="Cancers to assess (default: all configured).")] = None,
+    cancer: Annotated[list[str] | None, typer.Option(help="Cancers to assess; repeat for several (default: all).")] = None,
     example: Annotated[bool, typer.Option(help="Send simulated genotypes at the score's variants instead of --vcf.")] = False,
-    seed: Annotated[int, typer.Option(help="Seed of --example.")] = 0,
+    seed: SeedOption = 0,
     target: TargetOption = DEFAULT_TARGET,
+    timeout: TimeoutOption = DEFAULT_TIMEOUT,
     as_json: JsonOption = False,
     tls_dir: TlsOption = None,
 ) -> None:
-    """Risk per cancer for the samples of a VCF: score, percentile, absolute risk, top variants, SHAP."""
-    import grpc
+    """Risk per cancer for the samples of a VCF: score, percentile, absolute risk, top variants, SHAP (AssessVcf).
 
-    from clinpred.services.genomics.client import GenomicsClient, patient
+    Large VCFs go up as a streamed upload (AssessVcfUpload). --json: the AssessVcfResponse.
+    """
+    from clinpred.services.api.genomics.v1 import genomics_pb2
+    from clinpred.services.genomics.client import patient
 
-    if not example and vcf is None:
-        raise typer.BadParameter("give --vcf FILE --build BUILD, or --example")
-    if vcf is not None and build is None:
-        raise typer.BadParameter("give --build GRCh37 or GRCh38 with --vcf")
+    path = _source(vcf, example)
+    if example and build is not None:
+        raise typer.BadParameter("--example uses the build of the published score; leave out --build", param_hint="--build")
     person = patient(age, sex.value, family_history or [], sample_id=sample)
-    try:
-        with GenomicsClient(target, tls=client_tls(tls_dir)) as client:
-            if example:
-                source, chosen_build = _example_vcf_bytes(client, seed)
-            else:
-                assert vcf is not None and build is not None
-                source, chosen_build = vcf, build.value
+    with _client(target, timeout, tls_dir) as client:
+        if path is None:
+            published = client.score_layout(client.list_scores().scores[0].cancer)
+            source, chosen_build = _example_vcf(published, seed)
             answer = client.assess(source, chosen_build, [person], cancers=cancer or [])
-    except grpc.RpcError as error:
-        raise fail(f"{error.code().name}: {error.details()}") from None
+        else:
+            answer = client.assess(path, vcf_build(path, build)[0], [person], cancers=cancer or [])
     if as_json:
-        print_message(answer)
+        print_message(genomics_pb2.AssessVcfResponse(assessment=answer))
         return
+    typer.echo(f"VCF in {_build_name(answer.build)} ({answer.build_evidence}), {answer.vcf_samples} sample(s)")
     for assessed in answer.samples:
         for risk in assessed.risks:
             _print_risk(assessed.sample_id, risk)
 
 
-def _print_risk(sample_id: str, risk: Any) -> None:
+def _print_risk(sample_id: str, risk: genomics_pb2.CancerRisk) -> None:
     interval = risk.risk_interval
     typer.echo(
         f"sample {sample_id}: {risk.cancer} cancer, {risk.horizon_years:g}-year risk {risk.absolute_risk:.2%}"
@@ -205,65 +291,161 @@ def _print_risk(sample_id: str, risk: Any) -> None:
 @call_app.command("encrypted")
 def encrypted(
     vcf: VcfOption = None,
-    build: Annotated[Build, typer.Option(help="Genome build of the VCF.")] = Build.GRCh37,
+    build: BuildOption = None,
     score_key: Annotated[str, typer.Option("--score", help="PGS id or cancer.")] = "breast",
     sample: Annotated[str | None, typer.Option(help="The VCF sample (default: the first).")] = None,
-    age: Annotated[float, typer.Option(help="Age in years, for the local risk.")] = 52.0,
-    sex: Annotated[Sex, typer.Option(help="female or male.")] = Sex.female,
-    family_history: Annotated[bool, typer.Option(help="An affected first-degree relative.")] = False,
+    age: AgeOption = 52.0,
+    sex: SexOption = Sex.female,
+    family_history: FamilyHistoryOption = None,
     example: Annotated[bool, typer.Option(help="Use simulated genotypes instead of --vcf.")] = False,
-    seed: Annotated[int, typer.Option(help="Seed of --example.")] = 0,
+    seed: SeedOption = 0,
     target: TargetOption = DEFAULT_TARGET,
+    timeout: TimeoutOption = DEFAULT_TIMEOUT,
+    as_json: JsonOption = False,
     tls_dir: TlsOption = None,
 ) -> None:
-    """Homomorphic scoring: encrypt here, score on the server, decrypt and compute percentile and risk here."""
-    import grpc
+    """Homomorphic scoring: encrypt here, score on the server, decrypt and compute percentile and risk here.
 
+    Uses GetScoreLayout and ScoreEncrypted; the absolute risk needs a local copy of the server's model package.
+    --json: {"pgs_id", "cancer", "score_sum" (decrypted), "plaintext_score_sum" (scored locally), "z_score",
+    "percentile", "server_seconds", "variants": {"total", "matched", "missing", "imputed"},
+    "top_variants": [{"variant_id", "contribution"}], "model": {"name", "version", "sha256"},
+    "risk": {"horizon_years", "absolute_risk", "risk_interval": [LOW, HIGH], "model": {...}} or null}.
+    """
     from clinpred.pilots.common.model_package import list_packages
-    from clinpred.services.genomics.client import GenomicsClient, layout_of, reference_of, simulated_vcf
-    from clinpred.services.genomics.codec import BUILD_NAMES
 
-    if not example and vcf is None:
-        raise typer.BadParameter("give --vcf FILE, or --example")
-    with GenomicsClient(target, tls=client_tls(tls_dir)) as client:
-        try:
-            if example:
-                published = client.score_layout(score_key)
-                build = Build(BUILD_NAMES[published.build])
-                source: bytes | Path = simulated_vcf(
-                    layout_of(published), build.value, seed=seed, reference=reference_of(published)
+    path = _source(vcf, example)
+    if example and build is not None:
+        raise typer.BadParameter("--example uses the build of the published score; leave out --build", param_hint="--build")
+    with _client(target, timeout, tls_dir) as client:
+        published = client.score_layout(score_key)
+        published_build = _build_name(published.build)
+        if path is None:
+            source: bytes | Path
+            source, chosen_build = _example_vcf(published, seed)
+        else:
+            chosen_build, samples = vcf_build(path, build)
+            source = path
+            if sample is not None and sample not in samples:
+                raise InvalidInput.of([FieldViolation("--sample", "is not a sample of the VCF")])
+            if chosen_build != published_build:
+                raise FailedPrecondition(
+                    f"the VCF is in {chosen_build} but the server publishes {published.pgs_id} in {published_build};"
+                    " give a VCF in that build"
                 )
-            else:
-                assert vcf is not None
-                source = vcf
-            result = client.score_encrypted(source, build.value, score_key, sample=sample)
-        except grpc.RpcError as error:
-            raise fail(f"{error.code().name}: {error.details()}") from None
+        result = client.score_encrypted(source, chosen_build, score_key, sample=sample)
+    local = [p for p in list_packages(CliSettings().models_root, "genomics") if p.identity.sha256 == result.model.sha256]
+    risk = result.risk(local[0], age, sex.value, result.cancer in (family_history or [])) if local else None
+    if as_json:
+        print_json(_encrypted_json(result, risk))
+        return
     typer.echo(f"{result.pgs_id} ({result.cancer}): encrypted score decrypted here: {result.score_sum:.4f}"
                f" (local plaintext {result.plaintext.score_sum:.4f}); server time {result.server_seconds:.2f} s")
     typer.echo(f"  z {result.z_score:+.2f}, percentile {result.percentile:.1f} (published reference distribution)")
-    local = [p for p in list_packages(CliSettings().models_root, "genomics") if p.identity.sha256 == result.model.sha256]
-    if local:
-        risk = result.risk(local[0], age, sex.value, family_history)
+    if risk is not None:
         typer.echo(f"  {risk.horizon_years:g}-year risk {risk.absolute_risk:.2%} (95% CI {risk.risk_interval[0]:.2%}-"
-                   f"{risk.risk_interval[1]:.2%}), computed locally with {local[0].identity.name} {local[0].identity.version}")
+                   f"{risk.risk_interval[1]:.2%}), computed locally with {risk.model.name} {risk.model.version}")
     else:
         typer.echo(f"  no local copy of model {result.model.name} {result.model.version}: absolute risk not computed")
 
 
-@call_app.command("scores")
-def scores(target: TargetOption = DEFAULT_TARGET, tls_dir: TlsOption = None) -> None:
-    """The configured scores and cancers."""
-    from clinpred.services.genomics.client import GenomicsClient
+def _encrypted_json(result: EncryptedScoreResult, risk: CancerRisk | None) -> dict[str, Any]:
+    plain = result.plaintext
+    model = {"name": result.model.name, "version": result.model.version, "sha256": result.model.sha256}
+    return {
+        "pgs_id": result.pgs_id,
+        "cancer": result.cancer,
+        "score_sum": result.score_sum,
+        "plaintext_score_sum": plain.score_sum,
+        "z_score": result.z_score,
+        "percentile": result.percentile,
+        "server_seconds": result.server_seconds,
+        "variants": {"total": plain.variants_total, "matched": plain.variants_matched,
+                     "missing": plain.variants_missing, "imputed": plain.variants_imputed},
+        "top_variants": [{"variant_id": v, "contribution": c} for v, c in result.top_variants(10)],
+        "model": model,
+        "risk": None if risk is None else {
+            "horizon_years": risk.horizon_years,
+            "absolute_risk": risk.absolute_risk,
+            "risk_interval": list(risk.risk_interval),
+            "model": {"name": risk.model.name, "version": risk.model.version, "sha256": risk.model.sha256},
+        },
+    }
 
-    with GenomicsClient(target, tls=client_tls(tls_dir)) as client:
-        print_message(client.list_scores())
+
+@call_app.command("layout")
+def layout(
+    score_key: Annotated[str, typer.Argument(metavar="SCORE", help="PGS id or cancer, e.g. PGS000004 or breast.")],
+    target: TargetOption = DEFAULT_TARGET,
+    timeout: TimeoutOption = DEFAULT_TIMEOUT,
+    as_json: JsonOption = False,
+    tls_dir: TlsOption = None,
+) -> None:
+    """The published variant order, weights and reference distribution of a score (GetScoreLayout).
+
+    What an encrypting client needs; --json: the GetScoreLayoutResponse (every variant).
+    """
+    with _client(target, timeout, tls_dir) as client:
+        answer = client.score_layout(score_key)
+    if as_json:
+        print_message(answer)
+        return
+    reference = answer.reference
+    typer.echo(f"{answer.pgs_id} ({answer.cancer}): {len(answer.variant_ids)} variants in {_build_name(answer.build)}")
+    typer.echo(
+        f"reference distribution: mean {reference.mean:.4f}, sd {reference.sd:.4f}, "
+        f"{len(reference.quantiles)} quantiles, {reference.sample_size} people"
+    )
+    degrees = ", ".join(str(d) for d in answer.poly_modulus_degrees)
+    typer.echo(f"CKKS: poly_modulus_degree {degrees}; scale at least 2^{answer.min_scale_bits}")
+    for variant_id, allele, weight in list(zip(answer.variant_ids, answer.effect_alleles, answer.weights))[:5]:
+        typer.echo(f"  {variant_id}\teffect allele {allele}\tweight {weight:+.4f}")
+    if len(answer.variant_ids) > 5:
+        typer.echo(f"  ... and {len(answer.variant_ids) - 5} more (--json lists them all)")
+    typer.echo(f"model: {answer.model.name} {answer.model.version} sha256 {answer.model.sha256}")
+
+
+@call_app.command("scores")
+def scores(
+    target: TargetOption = DEFAULT_TARGET,
+    timeout: TimeoutOption = DEFAULT_TIMEOUT,
+    as_json: JsonOption = False,
+    tls_dir: TlsOption = None,
+) -> None:
+    """The configured scores and cancers (ListScores). --json: the ListScoresResponse."""
+    with _client(target, timeout, tls_dir) as client:
+        answer = client.list_scores()
+    if as_json:
+        print_message(answer)
+        return
+    typer.echo("cancer\tpgs_id\tvariants\tbuilds\thorizon\tmodel")
+    for item in answer.scores:
+        builds = ",".join(_build_name(b) for b in item.builds) or "-"
+        model = f"{item.model.name} {item.model.version}" if item.model.name else "-"
+        problem = f"\tPROBLEM: {item.problem}" if item.problem else ""
+        typer.echo(f"{item.cancer}\t{item.score.pgs_id}\t{item.variants}\t{builds}\t{item.horizon_years:g} y\t{model}{problem}")
+    typer.echo(f"uploads up to {answer.max_upload_bytes} bytes")
 
 
 @call_app.command("info")
-def info(target: TargetOption = DEFAULT_TARGET, tls_dir: TlsOption = None) -> None:
-    """The serving models: identity, schema, metrics."""
-    from clinpred.services.genomics.client import GenomicsClient
-
-    with GenomicsClient(target, tls=client_tls(tls_dir)) as client:
-        print_message(client.model_info())
+def info(
+    target: TargetOption = DEFAULT_TARGET,
+    timeout: TimeoutOption = DEFAULT_TIMEOUT,
+    as_json: JsonOption = False,
+    tls_dir: TlsOption = None,
+) -> None:
+    """The serving models: identity, score, horizon, metrics (GetModelInfo). --json: the GetModelInfoResponse."""
+    with _client(target, timeout, tls_dir) as client:
+        answer = client.model_info()
+    if as_json:
+        print_message(answer)
+        return
+    for model in answer.models:
+        identity = model.model
+        typer.echo(f"{model.cancer}: {identity.name} {identity.version} sha256 {identity.sha256}")
+        typer.echo(
+            f"  {model.pgs_id}, {model.horizon_years:g}-year risk with {model.interval_level:.0%} intervals, "
+            f"inputs: {', '.join(f.name for f in model.features)}"
+        )
+        print_metrics(model.metrics)
+    typer.echo(f"uploads up to {answer.max_upload_bytes} bytes")

@@ -3,8 +3,11 @@
     clinpred serve [PILOT|all] [--port N]     start services with `bentoml serve-grpc`
     clinpred train PILOT [...]                train a model package
     clinpred call PILOT ...                   call a running service
+    clinpred genomics score|example-vcf       polygenic scores offline
     clinpred models list | register PILOT     model packages and the BentoML model store
     clinpred tls init DIR                     certificates for trying mutual TLS
+
+Failures map to the exit codes of `clinpred.cli.errors.ExitCode`, listed by `clinpred --help`.
 """
 
 from __future__ import annotations
@@ -21,14 +24,26 @@ from typing import Annotated
 
 import typer
 
+import clinpred
 from clinpred.cli import deterioration, genomics, tumor
-from clinpred.cli.options import TlsOption, fail, tls_folder
+from clinpred.cli.errors import DEBUG_ENV, ExitCode, ReportingGroup, exit_codes_help
+from clinpred.cli.options import JsonOption, TlsOption, fail, print_json, tls_folder
 from clinpred.cli.services import SERVICES, ServiceSpec, TlsDir, bentoml_env, register_models, serve_command
 from clinpred.cli.settings import CliSettings
+from clinpred.services.common.server_logs import checked_log_level
+
+JSON_HELP = (
+    "--json prints, for a `call`, the API's response message as proto3 JSON (google.protobuf.json_format."
+    "MessageToJson; a stream prints one message per line); for a local command, the JSON object its --help describes."
+)
 
 # Local variables stay out of tracebacks: they may hold patient data.
 app = typer.Typer(
-    help="clinpred: clinical prediction services over gRPC.", no_args_is_help=True, pretty_exceptions_show_locals=False
+    cls=ReportingGroup,
+    help="clinpred: clinical prediction services over gRPC.",
+    epilog=f"{JSON_HELP}\n\n{exit_codes_help()}",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
 )
 train_app = typer.Typer(help="Train a model package under models/<pilot>/<name>/<version>/.", no_args_is_help=True)
 call_app = typer.Typer(help="Call a running service.", no_args_is_help=True)
@@ -51,6 +66,35 @@ app.add_typer(genomics.genomics_app, name="genomics")
 train_app.command("deterioration")(deterioration.train)
 simulate_app.command("deterioration")(deterioration.simulate)
 call_app.add_typer(deterioration.call_app, name="deterioration")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"clinpred {clinpred.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    debug: Annotated[
+        bool, typer.Option("--debug", envvar=DEBUG_ENV, help="On failure, print the traceback too.")
+    ] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """clinpred: clinical prediction services over gRPC."""
+    ctx.meta["clinpred.debug"] = debug
+
+
+class LogLevel(StrEnum):
+    debug = "debug"
+    info = "info"
+    warning = "warning"
+    error = "error"
+
+
 
 ServeTarget = StrEnum("ServeTarget", [*SERVICES, "all"])  # type: ignore[misc]
 
@@ -105,12 +149,16 @@ def serve(
     api_workers: Annotated[int, typer.Option(help="API worker processes per service.")] = 1,
     metrics_port: Annotated[int | None, typer.Option(help="Prometheus port (with `all`: of the first service).")] = None,
     startup_timeout: Annotated[float, typer.Option(help="Seconds to wait for SERVING.")] = 120.0,
+    log_level: Annotated[
+        LogLevel, typer.Option(help="Least severe log records shown; health checks are logged only at debug.")
+    ] = LogLevel.info,
     tls_dir: TlsOption = None,
 ) -> None:
-    """Start services with `bentoml serve-grpc` in the foreground; Ctrl-C stops them."""
+    """Start services with `bentoml serve-grpc` in the foreground; Ctrl-C (or SIGTERM) stops them."""
     settings = CliSettings()
     tls = tls_folder(tls_dir, "ca.crt", "server.crt", "server.key", "client.crt", "client.key")
     specs = list(SERVICES.values()) if service == "all" else [SERVICES[str(service)]]
+    server_log_level = checked_log_level(log_level.value)
     processes: list[subprocess.Popen[bytes]] = []
     lines = []
     # Stop the services on SIGTERM too (kill, systemd, a test harness), not only on Ctrl-C.
@@ -121,11 +169,14 @@ def serve(
             prom_port = (metrics_port + offset) if metrics_port is not None else spec.metrics_port
             for kind, number in (("gRPC", grpc_port), ("metrics", prom_port)):
                 if not _port_is_free(host, number):
-                    raise fail(f"{spec.pilot}: {kind} port {number} on {host} is already in use; choose another")
+                    raise fail(
+                        f"{spec.pilot}: {kind} port {number} on {host} is already in use; choose another",
+                        ExitCode.FAILED_PRECONDITION,
+                    )
             register_models(settings, spec.pilot)
             process = subprocess.Popen(
-                serve_command(spec, host, grpc_port, api_workers, tls.server() if tls else None),
-                env=bentoml_env(settings, spec.pilot, prom_port),
+                serve_command(spec, host, grpc_port, api_workers, tls.server() if tls else None, log_level=server_log_level),
+                env=bentoml_env(settings, spec.pilot, prom_port, log_level=server_log_level),
                 cwd=tls.working_dir if tls else None,
                 start_new_session=True,
             )
@@ -146,18 +197,34 @@ def serve(
         stopped = [s.pilot for s, p in zip(specs, processes) if p.poll() is not None]
         raise fail(f"service stopped unexpectedly: {', '.join(stopped)}")
     except KeyboardInterrupt:
-        typer.echo("stopping")
+        typer.echo("stopping", err=True)
     finally:
         _stop(processes)
 
 
 @models_app.command("list")
-def models_list() -> None:
-    """Model packages under models/, with version and SHA-256."""
+def models_list(as_json: JsonOption = False) -> None:
+    """Model packages under models/ (CLINPRED_MODELS_ROOT): pilot, name, version, SHA-256.
+
+    --json: {"models_root": PATH, "packages": [{"pilot", "name", "version", "sha256", "path"}]}, oldest version first.
+    """
     from clinpred.pilots.common.model_package import list_packages
 
     settings = CliSettings()
-    for package in list_packages(settings.models_root):
+    packages = list_packages(settings.models_root)
+    if as_json:
+        print_json({
+            "models_root": str(settings.models_root),
+            "packages": [
+                {"pilot": p.pilot, "name": p.identity.name, "version": p.identity.version, "sha256": p.identity.sha256,
+                 "path": str(p.path)}
+                for p in packages
+            ],
+        })
+        return
+    if not packages:
+        typer.echo(f"no model packages under {settings.models_root}; `clinpred train PILOT` makes one", err=True)
+    for package in packages:
         identity = package.identity
         typer.echo(f"{package.pilot:<14} {identity.name:<24} {identity.version:<8} {identity.sha256}")
 
@@ -166,16 +233,22 @@ def models_list() -> None:
 def models_register(
     pilot: Annotated[str, typer.Argument(help="Pilot whose packages to register.")],
     quiet: Annotated[bool, typer.Option(help="Print nothing on success.")] = False,
+    as_json: JsonOption = False,
 ) -> None:
-    """Register the pilot's packages in the BentoML model store (BENTOML_HOME, else the pilot's own home)."""
+    """Register the pilot's packages in the BentoML model store (BENTOML_HOME, else the pilot's own home).
+
+    --json: {"bentoml_home": PATH, "tags": ["name:version", ...]}.
+    """
     settings = CliSettings()
     os.environ.setdefault("BENTOML_HOME", str(settings.bentoml_home(pilot)))
     from clinpred.services.common.model_store import register_packages
 
     tags = register_packages(settings.models_root, pilot)
     if not tags:
-        raise fail(f"no {pilot} model package under {settings.models_root}; run `clinpred train {pilot}`")
-    if not quiet:
+        raise fail(f"no {pilot} model package under {settings.models_root}; run `clinpred train {pilot}`", ExitCode.NOT_FOUND)
+    if as_json:
+        print_json({"bentoml_home": os.environ["BENTOML_HOME"], "tags": [str(tag) for tag in tags]})
+    elif not quiet:
         for tag in tags:
             typer.echo(f"{tag} in {os.environ['BENTOML_HOME']}")
 
@@ -185,28 +258,26 @@ def tls_init(
     folder: Annotated[Path, typer.Argument(help="Where to write ca.crt, server.crt/key, client.crt/key.")],
     host: Annotated[list[str], typer.Option(help="Names the server certificate is valid for.")] = ["localhost", "127.0.0.1"],  # noqa: B006
     days: Annotated[int, typer.Option(help="Validity in days.")] = 365,
+    as_json: JsonOption = False,
 ) -> None:
     """A private CA with one server and one client certificate, for trying mutual TLS.
 
     Production deployments use certificates from the hospital's own PKI.
+    --json: {"folder": PATH, "files": [NAME, ...], "hosts": [...], "days": N}.
     """
     from clinpred.cli.certificates import write_mutual_tls_folder
 
     write_mutual_tls_folder(folder, hosts=host, days=days)
-    typer.echo(f"wrote ca.crt, server.crt, server.key, client.crt, client.key to {folder}")
+    files = ["ca.crt", "server.crt", "server.key", "client.crt", "client.key"]
+    if as_json:
+        print_json({"folder": str(folder), "files": files, "hosts": host, "days": days})
+        return
+    typer.echo(f"wrote {', '.join(files)} to {folder}")
 
 
 def run() -> None:
-    """The console script: domain errors become a clear message and exit status 2, not a traceback."""
-    from clinpred.pilots.common.errors import ClinpredError
-
-    try:
-        app()
-    except ClinpredError as error:
-        typer.echo(f"error: {error.message}", err=True)
-        for violation in error.violations[1:]:
-            typer.echo(f"  {violation.field}: {violation.description}", err=True)
-        raise SystemExit(2) from None
+    """The console script `clinpred`."""
+    app(prog_name="clinpred")
 
 
 if __name__ == "__main__":

@@ -1,21 +1,52 @@
-"""`clinpred train tumor` and `clinpred call tumor ...`."""
+"""`clinpred train tumor` and `clinpred call tumor classify|batch|stream|info`."""
 
 from __future__ import annotations
 
-import json
+import csv
+import io
 import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from clinpred.cli.options import TlsOption, client_tls, print_message
+from clinpred.cli.options import (
+    JsonOption,
+    TargetOption,
+    TimeoutOption,
+    TlsOption,
+    client_tls,
+    default_target,
+    input_file,
+    print_message,
+    print_metrics,
+    print_training_result,
+    read_json,
+    read_text,
+)
 from clinpred.cli.services import register_models
 from clinpred.cli.settings import CliSettings
+from clinpred.pilots.common.errors import FieldViolation, InvalidInput, ViolationCollector
+
+if TYPE_CHECKING:
+    from clinpred.services.api.tumor.v1 import tumor_pb2
+    from clinpred.services.tumor.client import TumorClient
 
 call_app = typer.Typer(help="Call the tumour classification service.", no_args_is_help=True)
-DEFAULT_TARGET = "127.0.0.1:50051"
+DEFAULT_TARGET = default_target("tumor")
+DEFAULT_TIMEOUT = 10.0
+CASE_ID_COLUMN = "case_id"
+CsvOption = Annotated[
+    Path,
+    input_file(
+        "--csv",
+        "CSV with a header row of feature names and an optional case_id column; one case per row; "
+        "an empty cell is a missing feature; - reads standard input.",
+    ),
+]
 
 
 class Algorithm(StrEnum):
@@ -28,10 +59,17 @@ def train(
     label_column: Annotated[str, typer.Option(help="Label column of --data.")] = "diagnosis",
     algorithm: Annotated[Algorithm, typer.Option(help="Gradient-boosting library.")] = Algorithm.xgboost,
     name: Annotated[str | None, typer.Option(help="Model name (default: <data>-<algorithm>).")] = None,
-    version: Annotated[str | None, typer.Option(help="Package version (default: next minor).")] = None,
+    version: Annotated[
+        str | None, typer.Option("--package-version", help="Version of the new package (default: the next minor).")
+    ] = None,
     register: Annotated[bool, typer.Option(help="Register the package in the BentoML model store.")] = True,
+    as_json: JsonOption = False,
 ) -> None:
-    """Train a tumour classifier: stratified 10-fold CV, calibration, conformal sets, ONNX export."""
+    """Train a tumour classifier: stratified 10-fold CV, calibration, conformal sets, ONNX export.
+
+    Progress goes to standard error. --json: {"package": {"pilot", "name", "version", "sha256", "path"},
+    "metrics": {NAME: NUMBER} (the headline figures of metrics.json), "registered": BOOL}.
+    """
     from clinpred.pilots.tumor.data import load_tumor_csv, load_wdbc
     from clinpred.pilots.tumor.training import train_tumor
 
@@ -40,40 +78,44 @@ def train(
     report = train_tumor(
         dataset, algorithm=algorithm.value, models_root=settings.models_root, version=version, name=name, progress=True
     )
-    package = report.package
-    typer.echo(f"model package {package.path} (sha256 {package.identity.sha256})")
     headline = {k: v for k, v in report.metrics.items() if isinstance(v, float)}
-    typer.echo(json.dumps(headline, indent=2, sort_keys=True))
     if register:
         register_models(settings, "tumor")
-        typer.echo("registered in the BentoML model store of the tumor service")
+    print_training_result("tumor", report.package, headline, register, as_json)
+
+
+def _client(target: str, timeout: float, tls_dir: Path | None) -> TumorClient:
+    from clinpred.services.tumor.client import TumorClient
+
+    return TumorClient(target, timeout=timeout, tls=client_tls(tls_dir))
 
 
 @call_app.command("classify")
 def classify(
-    target: Annotated[str, typer.Option(help="host:port of the service.")] = DEFAULT_TARGET,
-    features: Annotated[Path | None, typer.Option(help="JSON file of {feature: value}; - reads standard input.")] = None,
+    features: Annotated[
+        Path | None, input_file("--features", "JSON file of {feature: value}; - reads standard input.")
+    ] = None,
     example: Annotated[bool, typer.Option(help="Send a real WDBC case (malignant) instead.")] = False,
     case_id: Annotated[str, typer.Option(help="Your case id, echoed back.")] = "example-1",
-    as_json: Annotated[bool, typer.Option("--json", help="Print the whole answer as JSON.")] = False,
+    target: TargetOption = DEFAULT_TARGET,
+    timeout: TimeoutOption = DEFAULT_TIMEOUT,
+    as_json: JsonOption = False,
     tls_dir: TlsOption = None,
 ) -> None:
-    """Classify one case."""
-    from clinpred.services.tumor.client import TumorClient
+    """Classify one case (Classify). --json: the ClassifyResponse."""
+    from clinpred.services.api.tumor.v1 import tumor_pb2
 
-    with TumorClient(target, tls=client_tls(tls_dir)) as client:
-        if example:
+    if example == (features is not None):
+        raise typer.BadParameter("give either --features FILE.json or --example", param_hint="--features")
+    values = _features_from_json(features) if features is not None else None
+    with _client(target, timeout, tls_dir) as client:
+        if values is None:
             values = _wdbc_example([f.name for f in client.model_info().features])
-        elif features is not None:
-            text = sys.stdin.read() if str(features) == "-" else features.read_text()
-            values = {str(k): float(v) for k, v in json.loads(text).items()}
-        else:
-            raise typer.BadParameter("give --features FILE.json or --example")
         answer = client.classify(values, case_id=case_id)
     if as_json:
-        print_message(answer)
+        print_message(tumor_pb2.ClassifyResponse(classification=answer))
         return
-    typer.echo(f"case {answer.case_id}: {answer.label} (P(malignant) = {answer.positive_probability:.3f})")
+    typer.echo(f"case {answer.case_id}: {answer.label} ({_probability(answer)})")
     typer.echo(f"confidence: {answer.confidence.statement}")
     for reason in answer.explanation.top_reasons:
         typer.echo(f"  - {reason.text}")
@@ -82,23 +124,168 @@ def classify(
     typer.echo(f"model: {answer.model.name} {answer.model.version} sha256 {answer.model.sha256}")
 
 
+def _probability(answer: tumor_pb2.Classification) -> str:
+    positive = answer.explanation.explained_class
+    return f"P({positive}) = {answer.positive_probability:.3f}" if positive else f"P = {answer.positive_probability:.3f}"
+
+
+def _features_from_json(source: Path) -> dict[str, float]:
+    value = read_json(source, "--features")
+    if not isinstance(value, dict):
+        raise InvalidInput.of([FieldViolation("--features", "must be a JSON object of {feature: number}")])
+    problems = ViolationCollector()
+    for key, number in value.items():
+        if isinstance(number, bool) or not isinstance(number, (int, float)):
+            problems.add(f"--features.{key}", "is not a number")
+    problems.raise_if_any()
+    return {str(k): float(v) for k, v in value.items()}
+
+
 def _wdbc_example(feature_names: list[str]) -> dict[str, float]:
     from sklearn.datasets import load_breast_cancer
 
     data = load_breast_cancer()
     row = data.data[list(data.target).index(0)]  # the first malignant case
     if len(feature_names) != len(row):
-        raise typer.BadParameter("--example needs a model trained on WDBC; use --features")
+        raise typer.BadParameter("--example needs a model trained on WDBC; use --features", param_hint="--example")
     return {name: float(value) for name, value in zip(feature_names, row)}
+
+
+@dataclass(frozen=True)
+class CsvCase:
+    line: int  # in the file, counting the header as line 1
+    case_id: str
+    features: dict[str, float]
+
+
+def read_cases_csv(source: Path) -> list[CsvCase]:
+    """Every row of a cases CSV; every cell that is not a number is named (file:line:column), never echoed."""
+    name = "<stdin>" if str(source) == "-" else source.name
+    text = read_text(source, "--csv")
+    reader = csv.reader(io.StringIO(text))
+    header = next(reader, None)
+    if not header or not any(cell.strip() for cell in header):
+        raise InvalidInput.of([FieldViolation("--csv", "has no header row of feature names")])
+    columns = [cell.strip() for cell in header]
+    problems = ViolationCollector()
+    duplicated = sorted({c for c in columns if columns.count(c) > 1})
+    for column in duplicated:
+        problems.add(f"{name}:1:{column}", "appears more than once in the header")
+    problems.raise_if_any()
+    cases: list[CsvCase] = []
+    for row in reader:
+        line = reader.line_num
+        if not any(cell.strip() for cell in row):
+            continue
+        if len(row) != len(columns):
+            problems.add(f"{name}:{line}", f"has {len(row)} cells, the header {len(columns)}")
+            continue
+        case_id = str(len(cases) + 1)
+        features: dict[str, float] = {}
+        for column, cell in zip(columns, row):
+            cell = cell.strip()
+            if column == CASE_ID_COLUMN:
+                case_id = cell or case_id
+            elif cell:
+                try:
+                    features[column] = float(cell)
+                except ValueError:
+                    problems.add(f"{name}:{line}:{column}", "is not a number")
+        cases.append(CsvCase(line, case_id, features))
+    if not cases and not problems:
+        problems.add("--csv", "has no rows after the header")
+    problems.raise_if_any()
+    return cases
+
+
+def _table_row(answer: tumor_pb2.Classification) -> str:
+    prediction_set = "{" + ", ".join(answer.confidence.prediction_set) + "}"
+    flags = f"\toutside training range: {', '.join(f.feature for f in answer.out_of_range)}" if answer.out_of_range else ""
+    return f"{answer.case_id}\t{answer.label}\t{answer.positive_probability:.3f}\t{prediction_set}{flags}"
+
+
+TABLE_HEADER = "case_id\tlabel\tp_positive\tprediction_set"
+
+
+@call_app.command("batch")
+def batch(
+    cases_csv: CsvOption,
+    target: TargetOption = DEFAULT_TARGET,
+    timeout: TimeoutOption = DEFAULT_TIMEOUT,
+    as_json: JsonOption = False,
+    tls_dir: TlsOption = None,
+) -> None:
+    """Classify every row of a CSV in one call (ClassifyBatch). --json: the ClassifyBatchResponse.
+
+    At most the service's max_batch_size rows (`clinpred call tumor info`); `stream` takes any number.
+    In the service's errors, cases[0] is the first row after the header.
+    """
+    import grpc
+
+    from clinpred.services.api.tumor.v1 import tumor_pb2
+
+    cases = read_cases_csv(cases_csv)
+    with _client(target, timeout, tls_dir) as client:
+        try:
+            answers = client.classify_batch((c.case_id, c.features) for c in cases)
+        except grpc.RpcError as error:
+            error.add_note("cases[i] is data row i+1 of the CSV: file line i+2")
+            raise
+    if as_json:
+        print_message(tumor_pb2.ClassifyBatchResponse(classifications=answers))
+        return
+    _print_table(answers)
+
+
+def _print_table(answers: Iterable[tumor_pb2.Classification]) -> None:
+    typer.echo(TABLE_HEADER)
+    for answer in answers:
+        typer.echo(_table_row(answer))
+        sys.stdout.flush()
+
+
+@call_app.command("stream")
+def stream(
+    cases_csv: CsvOption,
+    target: TargetOption = DEFAULT_TARGET,
+    as_json: JsonOption = False,
+    tls_dir: TlsOption = None,
+) -> None:
+    """Send each row of a CSV as one message (ClassifyStream) and print each answer as it arrives.
+
+    --json: one ClassifyStreamResponse per line (JSON Lines). The CSV is checked whole before anything is sent.
+    """
+    from clinpred.services.api.tumor.v1 import tumor_pb2
+
+    cases = read_cases_csv(cases_csv)
+    with _client(target, DEFAULT_TIMEOUT, tls_dir) as client:
+        answers = client.classify_stream((c.case_id, c.features) for c in cases)
+        if as_json:
+            for answer in answers:
+                print_message(tumor_pb2.ClassifyStreamResponse(classification=answer), one_line=True)
+        else:
+            _print_table(answers)
 
 
 @call_app.command("info")
 def info(
-    target: Annotated[str, typer.Option(help="host:port of the service.")] = DEFAULT_TARGET,
+    target: TargetOption = DEFAULT_TARGET,
+    timeout: TimeoutOption = DEFAULT_TIMEOUT,
+    as_json: JsonOption = False,
     tls_dir: TlsOption = None,
 ) -> None:
-    """The serving model: identity, schema, metrics."""
-    from clinpred.services.tumor.client import TumorClient
-
-    with TumorClient(target, tls=client_tls(tls_dir)) as client:
-        print_message(client.model_info())
+    """The serving model: identity, classes, features, metrics (GetModelInfo). --json: the GetModelInfoResponse."""
+    with _client(target, timeout, tls_dir) as client:
+        answer = client.model_info()
+    if as_json:
+        print_message(answer)
+        return
+    typer.echo(f"model: {answer.model.name} {answer.model.version} sha256 {answer.model.sha256}")
+    typer.echo(f"classes: {', '.join(answer.classes)} (positive: {answer.positive_class})")
+    typer.echo(f"conformal coverage {answer.conformal_coverage:.0%}; at most {answer.max_batch_size} cases per batch")
+    print_metrics(answer.metrics)
+    typer.echo(f"features ({len(answer.features)}), with their training range:")
+    width = max((len(f.name) for f in answer.features), default=0)
+    for feature in answer.features:
+        unit = f" {feature.unit}" if feature.unit else ""
+        typer.echo(f"  {feature.name:<{width}}  {feature.training_min:g} .. {feature.training_max:g}{unit}")

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -31,6 +30,7 @@ from tqdm import tqdm
 
 from clinpred.pilots.common.errors import FailedPrecondition
 from clinpred.pilots.genomics.matching import MatchResult, match_variants
+from clinpred.pilots.genomics.package_format import ScoreDistribution
 from clinpred.pilots.genomics.scoring import effect_dosages
 from clinpred.pilots.genomics.scoring_file import ScoringFile
 from clinpred.pilots.genomics.vcf import Genotypes, VcfSite
@@ -51,35 +51,6 @@ class OutcomeModel:
     female_fraction: float = 0.9
     age_range: tuple[float, float] = (40.0, 70.0)
     horizon_years: float = 10.0
-
-
-@dataclass(frozen=True)
-class ScoreDistribution:
-    """A score's distribution in a reference population: standardisation and percentiles."""
-
-    pgs_id: str
-    mean: float
-    sd: float
-    quantiles: tuple[float, ...]  # at probabilities 0, 0.001, ..., 1
-    sample_size: int
-    variants_matched: int
-
-    def standardise(self, score_sum: float | npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-        return np.asarray((np.asarray(score_sum) - self.mean) / self.sd, dtype=np.float64)
-
-    def percentile(self, score_sum: float) -> float:
-        """0-100: the share of the reference population scoring at or below `score_sum`."""
-        probabilities = np.linspace(0.0, 100.0, len(self.quantiles))
-        return float(np.interp(score_sum, np.asarray(self.quantiles), probabilities))
-
-    def to_json(self) -> dict[str, Any]:
-        return {"pgs_id": self.pgs_id, "mean": self.mean, "sd": self.sd, "quantiles": list(self.quantiles),
-                "sample_size": self.sample_size, "variants_matched": self.variants_matched}
-
-    @classmethod
-    def from_json(cls, obj: dict[str, Any]) -> ScoreDistribution:
-        return cls(str(obj["pgs_id"]), float(obj["mean"]), float(obj["sd"]), tuple(float(q) for q in obj["quantiles"]),
-                   int(obj["sample_size"]), int(obj["variants_matched"]))
 
 
 def _frequencies(scoring_file: ScoringFile) -> npt.NDArray[np.float64]:
@@ -159,11 +130,6 @@ class SimulatedCohort:
     family_history: npt.NDArray[np.bool_]
     outcome: npt.NDArray[np.bool_]
     score_sum: npt.NDArray[np.float64] = field(repr=False)
-
-    def genotype_chunks(self, progress: bool = False) -> Iterator[Genotypes]:
-        """The cohort's genotypes again, identical, chunk by chunk."""
-        return simulated_genotypes(self.scoring_file, self.size, self.seed, chunk_size=self.chunk_size,
-                                   progress=progress, description=f"{self.scoring_file.pgs_id} cohort")
 
 
 def simulate_cohort(

@@ -36,9 +36,11 @@ import numpy as np
 import numpy.typing as npt
 import tenseal as ts
 
-from clinpred.pilots.common.errors import InvalidInput
+from clinpred.pilots.common.errors import FailedPrecondition, InvalidInput
+from clinpred.pilots.common.model_package import ModelIdentity
 from clinpred.pilots.genomics.scoring import EffectDosages, SampleScore
-from clinpred.pilots.genomics.scoring_file import ScoringFile
+from clinpred.pilots.genomics.scoring_file import ScoringFile, read_scoring_file
+from clinpred.pilots.genomics.text_stream import InputOrigin
 
 SUPPORTED_POLY_MODULUS_DEGREES = (8192, 16384)
 MIN_SCALE_BITS = 30
@@ -61,9 +63,6 @@ class EncryptedScoreLayout:
 
     def __len__(self) -> int:
         return len(self.variant_ids)
-
-    def ciphertext_count(self, poly_modulus_degree: int) -> int:
-        return math.ceil(len(self) / (poly_modulus_degree // 2))
 
     def chunks(self, poly_modulus_degree: int) -> list[slice]:
         slots = poly_modulus_degree // 2
@@ -98,6 +97,39 @@ def score_layout(scoring_file: ScoringFile) -> EncryptedScoreLayout:
     )
 
 
+def layout_scoring_text(layout: EncryptedScoreLayout, build: str | None, pgs_name: str = "") -> bytes:
+    """A PGS Catalog (format 2.0) scoring file equal to a published layout: the inverse of `score_layout`."""
+    lines = [
+        "#format_version=2.0",
+        f"#pgs_id={layout.pgs_id}",
+        f"#pgs_name={pgs_name}",
+        f"#genome_build={build or 'NR'}",
+        f"#variants_number={len(layout)}",
+        "chr_name\tchr_position\teffect_allele\tother_allele\teffect_weight"
+        + ("\tallelefrequency_effect" if layout.allele_frequencies is not None else ""),
+    ]
+    frequencies = layout.allele_frequencies or (None,) * len(layout)
+    rows = zip(layout.variant_ids, layout.effect_alleles, layout.weights, frequencies, strict=True)
+    for variant_id, effect, weight, frequency in rows:
+        parts = variant_id.split(":")
+        if len(parts) != 4:
+            raise FailedPrecondition(f"{layout.pgs_id} layout: variant ids must be chrom:pos:other:effect")
+        chrom, pos, other, _ = parts
+        line = f"{chrom}\t{pos}\t{effect}\t{'' if other == '?' else other}\t{weight!r}"
+        if layout.allele_frequencies is not None:
+            line += "\t" + ("" if frequency is None else repr(frequency))
+        lines.append(line)
+    return ("\n".join(lines) + "\n").encode()
+
+
+def layout_scoring_file(layout: EncryptedScoreLayout, build: str | None, name: str, pgs_name: str = "") -> ScoringFile:
+    """The layout as a scoring file, read by the same reader as any PGS Catalog file.
+
+    A client scores its own VCF with it, exactly as the server scores with the model package's layout.
+    """
+    return read_scoring_file(layout_scoring_text(layout, build, pgs_name), build=build, name=name)
+
+
 @dataclass(frozen=True)
 class EncryptedDosages:
     pgs_id: str
@@ -111,6 +143,37 @@ class EncryptedScore:
     pgs_id: str
     score: bytes
     contributions: tuple[bytes, ...]  # one per input ciphertext, slot i = weight x dosage of variant i
+
+
+@dataclass(frozen=True)
+class EncryptedFields:
+    """The request fields that carried the public context, the ciphertexts and their declared lengths.
+
+    Handed in by the caller so that a refusal names the field it is about.
+    """
+
+    context: str
+    ciphertexts: str
+    lengths: str
+
+
+@dataclass(frozen=True)
+class EncryptedScoreRequest:
+    """One encrypted-scoring request as the server received it."""
+
+    score: str  # a configured cancer or PGS id
+    public_context: bytes
+    ciphertexts: tuple[bytes, ...]
+    fields: EncryptedFields | None = None
+
+
+@dataclass(frozen=True)
+class EncryptedScoreAnswer:
+    """The server's answer and what it was computed with: how many variants, which model's layout."""
+
+    result: EncryptedScore
+    variants: int
+    model: ModelIdentity
 
 
 @dataclass(frozen=True)
@@ -194,44 +257,57 @@ def _poly_modulus_degree(context: ts.Context) -> int:
     return int(context.seal_context().data.key_context_data().parms().poly_modulus_degree())
 
 
-def load_public_context(blob: bytes) -> ts.Context:
-    """Load a client's context and check it is one the server may and can compute with."""
+def load_public_context(blob: bytes, field: str | None = None) -> ts.Context:
+    """Load a client's context and check it is one the server may and can compute with.
+
+    `field`: the request field the context came in, named by a refusal.
+    """
+    origin = InputOrigin("encrypted context", field)
+
+    def refused(problem: str) -> InvalidInput:
+        return origin.error(InvalidInput, f"{origin.label}: {problem}")
+
     try:
         context = ts.context_from(blob)
     except Exception:
-        raise InvalidInput("encrypted context: not a serialised TenSEAL context") from None
+        raise refused("not a serialised TenSEAL context") from None
     parms = context.seal_context().data.key_context_data().parms()
     if parms.scheme().name != "CKKS":
-        raise InvalidInput(f"encrypted context: scheme {parms.scheme().name} is not supported; use CKKS")
+        raise refused(f"scheme {parms.scheme().name} is not supported; use CKKS")
     if context.is_private() or context.has_secret_key():
-        raise InvalidInput("encrypted context: carries a secret key; send the public context only")
+        raise refused("carries a secret key; send the public context only")
     degree = int(parms.poly_modulus_degree())
     if degree not in SUPPORTED_POLY_MODULUS_DEGREES:
-        raise InvalidInput(
-            f"encrypted context: poly_modulus_degree {degree} is not supported; use one of {SUPPORTED_POLY_MODULUS_DEGREES}"
-        )
+        raise refused(f"poly_modulus_degree {degree} is not supported; use one of {SUPPORTED_POLY_MODULUS_DEGREES}")
     if context.global_scale < 2.0**MIN_SCALE_BITS:
-        raise InvalidInput(
-            f"encrypted context: scale 2^{math.log2(context.global_scale):.0f} is too small; at least 2^{MIN_SCALE_BITS}"
-        )
+        raise refused(f"scale 2^{math.log2(context.global_scale):.0f} is too small; at least 2^{MIN_SCALE_BITS}")
     if context.seal_context().data.first_context_data().chain_index() < 1:
-        raise InvalidInput("encrypted context: no coefficient modulus level left for one multiplication")
+        raise refused("no coefficient modulus level left for one multiplication")
     if not context.has_galois_keys():
-        raise InvalidInput("encrypted context: no Galois keys; they are needed to sum the encrypted contributions")
+        raise refused("no Galois keys; they are needed to sum the encrypted contributions")
     return context
 
 
 def score_encrypted(
-    public_context: bytes, ciphertexts: Sequence[bytes], layout: EncryptedScoreLayout
+    public_context: bytes,
+    ciphertexts: Sequence[bytes],
+    layout: EncryptedScoreLayout,
+    fields: EncryptedFields | None = None,
 ) -> EncryptedScore:
-    """The encrypted score and per-variant contributions; nothing here can decrypt."""
-    context = load_public_context(public_context)
+    """The encrypted score and per-variant contributions; nothing here can decrypt.
+
+    `fields`: the request fields of the context, ciphertexts and their lengths, named by refusals.
+    """
+    context = load_public_context(public_context, fields.context if fields else None)
+    ciphertext_origin = InputOrigin("ciphertexts", fields.ciphertexts if fields else None)
+    lengths_origin = InputOrigin("ciphertexts", fields.lengths if fields else None)
     degree = _poly_modulus_degree(context)
     chunks = layout.chunks(degree)
     if len(ciphertexts) != len(chunks):
-        raise InvalidInput(
+        raise lengths_origin.error(
+            InvalidInput,
             f"{layout.pgs_id}: {len(layout)} variants need {len(chunks)} ciphertext(s) at poly_modulus_degree {degree},"
-            f" got {len(ciphertexts)}"
+            f" got {len(ciphertexts)}",
         )
     weights = np.asarray(layout.weights)
     total: ts.CKKSVector | None = None
@@ -240,13 +316,14 @@ def score_encrypted(
         try:
             vector = ts.ckks_vector_from(context, blob)
         except Exception:
-            raise InvalidInput(f"ciphertexts[{number}]: not a CKKS vector for this context") from None
+            raise ciphertext_origin.error(InvalidInput, f"ciphertexts[{number}]: not a CKKS vector for this context") from None
         expected = chunk.stop - chunk.start
         if vector.size() != expected:
-            raise InvalidInput(f"ciphertexts[{number}]: holds {vector.size()} values, the layout needs {expected}")
+            message = f"ciphertexts[{number}]: holds {vector.size()} values, the layout needs {expected}"
+            raise ciphertext_origin.error(InvalidInput, message)
         scale = float(vector.ciphertext()[0].scale)
         if scale < 2.0**MIN_SCALE_BITS:
-            raise InvalidInput(f"ciphertexts[{number}]: scale 2^{math.log2(scale):.0f} is too small")
+            raise ciphertext_origin.error(InvalidInput, f"ciphertexts[{number}]: scale 2^{math.log2(scale):.0f} is too small")
         product = vector.mul(weights[chunk].tolist())
         contributions.append(bytes(product.serialize()))
         partial = product.sum()

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 from clinpred.pilots.common.errors import FailedPrecondition
 from clinpred.pilots.genomics.scoring_file import ScoringFile
+from clinpred.pilots.genomics.text_stream import InputOrigin
 from clinpred.pilots.genomics.vcf import Genotypes
 
 MATCH_PRIORITY = (
@@ -118,12 +119,18 @@ def match_variants(
     keep_ambiguous: bool = False,
     keep_multiallelic: bool = False,
     min_overlap: float | None = DEFAULT_MIN_OVERLAP,
+    field: str | None = None,
 ) -> MatchResult:
-    """Match every score variant; raise FailedPrecondition below `min_overlap` (None: never refuse)."""
+    """Match every score variant; raise FailedPrecondition below `min_overlap` (None: never refuse).
+
+    `field`: the request field the genotypes came in, named by the refusal's field violation.
+    """
+    origin = InputOrigin(genotypes.name, field)
     if scoring_file.build and genotypes.build and scoring_file.build != genotypes.build:
-        raise FailedPrecondition(
+        raise origin.error(
+            FailedPrecondition,
             f"{scoring_file.name} positions are in {scoring_file.build} but {genotypes.name} is in {genotypes.build}"
-            f" (by its {genotypes.build_evidence}); read the scoring file with build={genotypes.build!r}"
+            f" (by its {genotypes.build_evidence}); read the scoring file with build={genotypes.build!r}",
         )
     by_position: dict[tuple[str, int], list[int]] = defaultdict(list)
     for site_index, site in enumerate(genotypes.sites):
@@ -189,11 +196,12 @@ def match_variants(
         hint = ""
         if positions_found and unmatched.get("allele_mismatch", 0) > positions_found / 2:
             hint = "; most positions carry other alleles, which suggests a genome build mismatch"
-        raise FailedPrecondition(
+        raise origin.error(
+            FailedPrecondition,
             f"{scoring_file.pgs_id}: only {overlap.matched} of {overlap.total} variants ({overlap.fraction:.1%}) match"
             f" {genotypes.name}, fewer than the {min_overlap:.0%} required"
             f" (not in VCF {unmatched.get('not_in_vcf', 0)}, allele mismatch {unmatched.get('allele_mismatch', 0)},"
             f" strand-ambiguous {unmatched.get('strand_ambiguous', 0)}, multiallelic {unmatched.get('multiallelic', 0)},"
-            f" no position {unmatched.get('no_position', 0)}){hint}"
+            f" no position {unmatched.get('no_position', 0)}){hint}",
         )
     return MatchResult(scoring_file, genotypes, tuple(matches), overlap, reasons)

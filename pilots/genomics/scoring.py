@@ -145,11 +145,13 @@ def score_vcf(
     dosage: DosageSource = "auto",
     max_bytes: int = DEFAULT_MAX_BYTES,
     with_contributions: bool = True,
+    field: str | None = None,
 ) -> list[SampleScore]:
     """Score every sample of a VCF; `build` is the VCF's declared build (checked against its header).
 
     A scoring file given as a path or bytes is read in the VCF's build (source
     or harmonized positions); only its positions are kept from the VCF.
+    `field`: the request field the VCF came in, named by refusals of its content or overlap.
     """
     if isinstance(scoring_file, ScoringFile):
         candidates = [scoring_file]
@@ -166,9 +168,10 @@ def score_vcf(
         genotypes = vcf
     else:
         sites = {(c, int(p)) for score in candidates for c, p in zip(score.chrom, score.pos, strict=True) if c is not None}
-        genotypes = read_vcf(vcf, declared_build=build, sites=sites, dosage=dosage, max_bytes=max_bytes)
+        genotypes = read_vcf(vcf, declared_build=build, sites=sites, dosage=dosage, max_bytes=max_bytes, field=field)
     score = next((s for s in candidates if genotypes.build and s.build == genotypes.build), candidates[0])
     match = match_variants(
-        score, genotypes, keep_ambiguous=keep_ambiguous, keep_multiallelic=keep_multiallelic, min_overlap=min_overlap
+        score, genotypes, keep_ambiguous=keep_ambiguous, keep_multiallelic=keep_multiallelic, min_overlap=min_overlap,
+        field=field,
     )
     return sample_scores(effect_dosages(match, frequency), with_contributions=with_contributions)

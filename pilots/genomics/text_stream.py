@@ -15,8 +15,9 @@ import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
-from clinpred.pilots.common.errors import InvalidInput, ResourceExhausted
+from clinpred.pilots.common.errors import ClinpredError, FieldViolation, InvalidInput, ResourceExhausted
 
 TextSource = str | os.PathLike[str] | bytes | bytearray | memoryview | Iterable[bytes] | Iterable[str]
 
@@ -24,6 +25,25 @@ _GZIP_MAGIC = b"\x1f\x8b"
 # bgzip ends every file with this empty block; its absence means the stream was cut at a block boundary.
 BGZF_EOF = bytes.fromhex("1f8b08040000000000ff0600424302001b0003000000000000000000")
 _READ_BLOCK = 1 << 20
+
+Error = TypeVar("Error", bound=ClinpredError)
+
+
+@dataclass(frozen=True)
+class InputOrigin:
+    """How errors about one input's content name it.
+
+    `label` starts every message (an upload is "upload": file names and sample ids never reach
+    messages); `field` is the request field the input came in (e.g. "vcf"), handed in by the
+    caller, so that the error carries a field violation naming it. None: the input is not part of
+    a request (a file on disk, the command line).
+    """
+
+    label: str
+    field: str | None = None
+
+    def error(self, kind: type[Error], message: str) -> Error:
+        return kind(message, [FieldViolation(self.field, message)] if self.field else [])
 
 
 @dataclass(frozen=True)
@@ -43,7 +63,7 @@ def source_name(source: TextSource, name: str | None) -> str:
     return "upload"
 
 
-def _raw_chunks(source: TextSource, name: str) -> Iterator[bytes]:
+def _raw_chunks(source: TextSource, origin: InputOrigin) -> Iterator[bytes]:
     if isinstance(source, (bytes, bytearray, memoryview)):
         yield bytes(source)
         return
@@ -53,7 +73,7 @@ def _raw_chunks(source: TextSource, name: str) -> Iterator[bytes]:
             handle = path.open("rb")
         except (OSError, ValueError):
             # A str is a path here; text content must come as bytes or an iterable of lines.
-            raise InvalidInput(f"{name}: no such file (text content must be passed as bytes)") from None
+            raise origin.error(InvalidInput, f"{origin.label}: no such file (text content must be passed as bytes)") from None
         with handle:
             yield from iter(lambda: handle.read(_READ_BLOCK), b"")
         return
@@ -63,14 +83,14 @@ def _raw_chunks(source: TextSource, name: str) -> Iterator[bytes]:
         elif isinstance(chunk, (bytes, bytearray, memoryview)):
             yield bytes(chunk)
         else:
-            raise InvalidInput(f"{name}: stream items must be bytes or str, not {type(chunk).__name__}")
+            raise origin.error(InvalidInput, f"{origin.label}: stream items must be bytes or str, not {type(chunk).__name__}")
 
 
 class _GzipMembers:
     """Decompresses concatenated gzip members (bgzip), bounded and truncation-aware."""
 
-    def __init__(self, name: str, max_bytes: int) -> None:
-        self.name = name
+    def __init__(self, origin: InputOrigin, max_bytes: int) -> None:
+        self.origin = origin
         self.max_bytes = max_bytes
         self.produced = 0
         self.decompressor = zlib.decompressobj(wbits=31)
@@ -82,7 +102,8 @@ class _GzipMembers:
     def _check_size(self, size: int) -> None:
         self.produced += size
         if self.produced > self.max_bytes:
-            raise ResourceExhausted(f"{self.name}: decompressed size exceeds the limit of {self.max_bytes} bytes")
+            message = f"{self.origin.label}: decompressed size exceeds the limit of {self.max_bytes} bytes"
+            raise self.origin.error(ResourceExhausted, message)
 
     def feed(self, data: bytes) -> Iterator[bytes]:
         if self.is_bgzf is None:
@@ -102,7 +123,7 @@ class _GzipMembers:
                     self._check_size(len(out))
                     yield out
             except zlib.error:
-                raise InvalidInput(f"{self.name}: corrupt gzip stream") from None
+                raise self.origin.error(InvalidInput, f"{self.origin.label}: corrupt gzip stream") from None
             if self.decompressor.eof:
                 data = self.decompressor.unused_data
                 self.decompressor = zlib.decompressobj(wbits=31)
@@ -112,22 +133,23 @@ class _GzipMembers:
 
     def finish(self) -> None:
         if self.member_open:
-            raise InvalidInput(f"{self.name}: gzip stream is truncated (the last block is incomplete)")
+            message = f"{self.origin.label}: gzip stream is truncated (the last block is incomplete)"
+            raise self.origin.error(InvalidInput, message)
         if self.is_bgzf and self.tail != BGZF_EOF:
-            raise InvalidInput(f"{self.name}: bgzip stream is truncated (no end-of-file block)")
+            raise self.origin.error(InvalidInput, f"{self.origin.label}: bgzip stream is truncated (no end-of-file block)")
 
 
-def _decoded_chunks(source: TextSource, name: str, max_bytes: int) -> Iterator[bytes]:
+def _decoded_chunks(source: TextSource, origin: InputOrigin, max_bytes: int) -> Iterator[bytes]:
     received = 0
     head = b""
     gzip: _GzipMembers | None = None
     decided = False
-    for chunk in _raw_chunks(source, name):
+    for chunk in _raw_chunks(source, origin):
         if not chunk:
             continue
         received += len(chunk)
         if received > max_bytes:
-            raise ResourceExhausted(f"{name}: input exceeds the limit of {max_bytes} bytes")
+            raise origin.error(ResourceExhausted, f"{origin.label}: input exceeds the limit of {max_bytes} bytes")
         if not decided:
             head += chunk
             if len(head) < 2:
@@ -135,7 +157,7 @@ def _decoded_chunks(source: TextSource, name: str, max_bytes: int) -> Iterator[b
             decided = True
             chunk, head = head, b""
             if chunk[:2] == _GZIP_MAGIC:
-                gzip = _GzipMembers(name, max_bytes)
+                gzip = _GzipMembers(origin, max_bytes)
         if gzip is None:
             yield chunk
         else:
@@ -146,26 +168,31 @@ def _decoded_chunks(source: TextSource, name: str, max_bytes: int) -> Iterator[b
         gzip.finish()
 
 
-def read_lines(source: TextSource, *, name: str | None = None, max_bytes: int = 1 << 30) -> Iterator[TextLine]:
-    """Every line of `source` (numbered from 1), without line endings."""
-    label = source_name(source, name)
+def read_lines(
+    source: TextSource, *, name: str | None = None, max_bytes: int = 1 << 30, origin: InputOrigin | None = None
+) -> Iterator[TextLine]:
+    """Every line of `source` (numbered from 1), without line endings.
+
+    `origin` (else `name`) names the input in errors; see `InputOrigin`.
+    """
+    origin = origin or InputOrigin(source_name(source, name))
     pending = b""
     number = 0
-    for chunk in _decoded_chunks(source, label, max_bytes):
+    for chunk in _decoded_chunks(source, origin, max_bytes):
         pending += chunk
         if b"\n" not in chunk:
             continue
         *complete, pending = pending.split(b"\n")
         for raw in complete:
             number += 1
-            yield TextLine(number, _decode(raw, label, number), True)
+            yield TextLine(number, _decode(raw, origin, number), True)
     if pending:
         number += 1
-        yield TextLine(number, _decode(pending, label, number), False)
+        yield TextLine(number, _decode(pending, origin, number), False)
 
 
-def _decode(raw: bytes, name: str, number: int) -> str:
+def _decode(raw: bytes, origin: InputOrigin, number: int) -> str:
     try:
         return raw.decode("utf-8").rstrip("\r")
     except UnicodeDecodeError:
-        raise InvalidInput(f"{name} line {number}: not valid UTF-8 text") from None
+        raise origin.error(InvalidInput, f"{origin.label} line {number}: not valid UTF-8 text") from None

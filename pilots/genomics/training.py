@@ -26,18 +26,17 @@ from sklearn.metrics import roc_auc_score
 from tqdm import tqdm
 
 from clinpred.pilots.common.calibration import brier_score, expected_calibration_error, fit_calibrator
-from clinpred.pilots.common.errors import ModelPackageError
 from clinpred.pilots.common.explanation import treeshap_contributions
 from clinpred.pilots.common.model_package import ModelPackage, ModelPackageWriter, next_version
+from clinpred.pilots.common.onnx import max_parity_error, onnx_session
 from clinpred.pilots.common.schema import FeatureSpec, ModelSchema
 from clinpred.pilots.genomics.cohort import OutcomeModel, reference_distribution, simulate_cohort
 from clinpred.pilots.genomics.encrypted import score_layout
+from clinpred.pilots.genomics.package_format import FEATURES, ONNX_INPUT, onnx_probabilities
 from clinpred.pilots.genomics.scoring_file import ScoringFile, read_scoring_file
 from clinpred.pilots.genomics.text_stream import TextSource
 
 PILOT = "genomics"
-FEATURES = ("polygenic_score_z", "age", "male", "family_history")
-ONNX_INPUT = "features"
 PARITY_TOLERANCE = 1e-5
 INTERVAL_LEVEL = 0.95
 
@@ -85,21 +84,6 @@ def _onnx_bytes(model: Any) -> bytes:
                                  target_opset=15)
     onnx_model.graph.name = "genomics_xgboost"  # the converter's random name would make exports differ
     return bytes(onnx_model.SerializeToString())
-
-
-def onnx_probabilities(session: Any, x32: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
-    outputs = session.run(None, {ONNX_INPUT: x32})
-    return np.asarray(outputs[1], dtype=np.float64)
-
-
-def onnx_session(source: bytes | str) -> Any:
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
 
 
 def _shap_summary_png(values: npt.NDArray[np.float64], x: npt.NDArray[np.float32], path: Path) -> None:
@@ -166,9 +150,7 @@ def train_genomics(
         session = onnx_session(onnx)
         native_test = model.predict_proba(x[test])
         onnx_test = onnx_probabilities(session, x[test])
-        parity = float(np.max(np.abs(onnx_test - native_test)))
-        if not parity <= PARITY_TOLERANCE:
-            raise ModelPackageError(f"ONNX and native probabilities differ by {parity:.3g} (> {PARITY_TOLERANCE:g})")
+        parity = max_parity_error(onnx_test, native_test, PARITY_TOLERANCE)
         calibrated = calibrator.apply(onnx_test)
 
         women = test[~cohort.male[test]]

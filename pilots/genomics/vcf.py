@@ -39,7 +39,7 @@ import numpy.typing as npt
 
 from clinpred.pilots.common.errors import FailedPrecondition, InvalidInput
 from clinpred.pilots.genomics.scoring_file import normalise_build, normalise_chrom
-from clinpred.pilots.genomics.text_stream import TextSource, read_lines, source_name
+from clinpred.pilots.genomics.text_stream import InputOrigin, TextSource, read_lines, source_name
 
 GRCH37_LENGTHS = {
     "1": 249250621, "2": 243199373, "3": 198022430, "4": 191154276, "5": 180915260, "6": 171115067,
@@ -92,15 +92,18 @@ class Genotypes:
         return len(self.samples)
 
 
-def detect_build(contig_lengths: dict[str, int], reference: str | None, name: str = "VCF") -> tuple[str | None, str]:
+def detect_build(
+    contig_lengths: dict[str, int], reference: str | None, name: str = "VCF", origin: InputOrigin | None = None
+) -> tuple[str | None, str]:
     """The build a VCF header witnesses, and by what; see the module docstring for why."""
+    origin = origin or InputOrigin(name)
     by_contigs: set[str] = set()
     for chrom, length in contig_lengths.items():
         for build, table in CHROMOSOME_LENGTHS.items():
             if table.get(chrom) == length:
                 by_contigs.add(build)
     if len(by_contigs) > 1:
-        raise InvalidInput(f"{name}: ##contig lengths mix GRCh37 and GRCh38 chromosomes")
+        raise origin.error(InvalidInput, f"{origin.label}: ##contig lengths mix GRCh37 and GRCh38 chromosomes")
     by_reference: str | None = None
     if reference:
         for build, pattern in _REFERENCE_PATTERNS:
@@ -110,7 +113,8 @@ def detect_build(contig_lengths: dict[str, int], reference: str | None, name: st
     if by_contigs:
         build = by_contigs.pop()
         if by_reference is not None and by_reference != build:
-            raise InvalidInput(f"{name}: ##reference names {by_reference} but ##contig lengths are those of {build}")
+            message = f"{origin.label}: ##reference names {by_reference} but ##contig lengths are those of {build}"
+            raise origin.error(InvalidInput, message)
         return build, "contig lengths"
     if by_reference is not None:
         return by_reference, "##reference"
@@ -133,26 +137,25 @@ def _contig_entry(text: str) -> tuple[str, int] | None:
 class _GenotypeParser:
     """Turns one sample's GT string into alt-allele counts; cached because a VCF has few distinct strings."""
 
-    def __init__(self, name: str) -> None:
-        self.name = name
+    def __init__(self, origin: InputOrigin) -> None:
+        self.origin = origin
         self.cache: dict[tuple[str, int, bool], tuple[int, ...] | None] = {}
 
     def parse(self, gt: str, n_alts: int, haploid_ok: bool, line: int, column: int) -> tuple[int, ...] | None:
         key = (gt, n_alts, haploid_ok)
         if key in self.cache:
             return self.cache[key]
+        where = f"{self.origin.label} line {line}, column {column}"
         alleles = re.split(r"[/|]", gt)
         if len(alleles) > 2:
-            raise InvalidInput(f"{self.name} line {line}, column {column}: GT is not diploid ({len(alleles)} alleles)")
+            raise self.origin.error(InvalidInput, f"{where}: GT is not diploid ({len(alleles)} alleles)")
         if len(alleles) == 1:
             if alleles[0] == ".":
                 result: tuple[int, ...] | None = None
                 self.cache[key] = result
                 return result
             if not haploid_ok:
-                raise InvalidInput(
-                    f"{self.name} line {line}, column {column}: haploid GT on an autosome; diploid genotypes are required"
-                )
+                raise self.origin.error(InvalidInput, f"{where}: haploid GT on an autosome; diploid genotypes are required")
             alleles = alleles * 2
         if "." in alleles:
             result = None
@@ -160,10 +163,10 @@ class _GenotypeParser:
             counts = [0] * n_alts
             for allele in alleles:
                 if not allele.isdigit():
-                    raise InvalidInput(f"{self.name} line {line}, column {column}: GT allele is not a number")
+                    raise self.origin.error(InvalidInput, f"{where}: GT allele is not a number")
                 code = int(allele)
                 if code > n_alts:
-                    raise InvalidInput(f"{self.name} line {line}, column {column}: GT allele index exceeds the ALT alleles")
+                    raise self.origin.error(InvalidInput, f"{where}: GT allele index exceeds the ALT alleles")
                 if code > 0:
                     counts[code - 1] += 1
             result = tuple(counts)
@@ -179,9 +182,17 @@ def read_vcf(
     sites: Collection[tuple[str, int]] | None = None,
     dosage: DosageSource = "auto",
     max_bytes: int = DEFAULT_MAX_BYTES,
+    field: str | None = None,
+    build_field: str | None = None,
 ) -> Genotypes:
-    """Parse a VCF; `sites` (normalised chrom, pos) keeps only those positions; `dosage="GT"` ignores DS."""
+    """Parse a VCF; `sites` (normalised chrom, pos) keeps only those positions; `dosage="GT"` ignores DS.
+
+    `field` is the request field the VCF came in and `build_field` the one that declared its build:
+    errors about the content name `field`, a build the VCF contradicts names `build_field`.
+    """
     label = source_name(source, name)
+    origin = InputOrigin(label, field)
+    build_origin = InputOrigin(label, build_field or field)
     wanted_build = normalise_build(declared_build)
     contigs: dict[str, int] = {}
     reference: str | None = None
@@ -191,16 +202,16 @@ def read_vcf(
     lengths: dict[str, int] = {}
     kept_sites: list[VcfSite] = []
     kept_dosages: list[npt.NDArray[np.float64]] = []
-    parser = _GenotypeParser(label)
+    parser = _GenotypeParser(origin)
     site_filter = set(sites) if sites is not None else None
     first = True
 
-    for text_line in read_lines(source, name=label, max_bytes=max_bytes):
+    for text_line in read_lines(source, origin=origin, max_bytes=max_bytes):
         text, number = text_line.text, text_line.number
         if first:
             first = False
             if not text.startswith("##fileformat=VCF"):
-                raise InvalidInput(f"{label} line 1: not a VCF (no ##fileformat=VCF line)")
+                raise origin.error(InvalidInput, f"{label} line 1: not a VCF (no ##fileformat=VCF line)")
             continue
         if samples is None:
             if text.startswith("##"):
@@ -211,22 +222,21 @@ def read_vcf(
                     reference = text[len("##reference="):]
                 continue
             if not text.startswith("#CHROM"):
-                raise InvalidInput(f"{label} line {number}: expected the #CHROM header line")
+                raise origin.error(InvalidInput, f"{label} line {number}: expected the #CHROM header line")
             if not text_line.terminated:
-                raise InvalidInput(f"{label} line {number}: input ends inside the #CHROM header line (truncated)")
+                raise origin.error(InvalidInput, f"{label} line {number}: input ends inside the #CHROM header line (truncated)")
             header = text.split("\t")
             if header[:8] != ["#CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO"]:
-                raise InvalidInput(f"{label} line {number}: #CHROM header does not have the 8 fixed VCF columns")
+                raise origin.error(InvalidInput, f"{label} line {number}: #CHROM header does not have the 8 fixed VCF columns")
             if len(header) < 10 or header[8] != "FORMAT":
-                raise InvalidInput(f"{label} line {number}: no FORMAT column and samples; genotypes are required")
+                raise origin.error(InvalidInput, f"{label} line {number}: no FORMAT column and samples; genotypes are required")
             samples = tuple(header[9:])
             if len(set(samples)) != len(samples):
-                raise InvalidInput(f"{label} line {number}: sample names are not unique")
-            build, evidence = detect_build(contigs, reference, label)
+                raise origin.error(InvalidInput, f"{label} line {number}: sample names are not unique")
+            build, evidence = detect_build(contigs, reference, origin=origin)
             if wanted_build is not None and build is not None and build != wanted_build:
-                raise FailedPrecondition(
-                    f"{label}: the VCF is in {build} (by its {evidence}) but {wanted_build} was declared"
-                )
+                message = f"{label}: the VCF is in {build} (by its {evidence}) but {wanted_build} was declared"
+                raise build_origin.error(FailedPrecondition, message)
             if build is None and wanted_build is not None:
                 build, evidence = wanted_build, "declared"
             lengths = CHROMOSOME_LENGTHS.get(build or "", {})
@@ -234,19 +244,20 @@ def read_vcf(
         if not text:
             continue
         try:
-            parsed = _parse_record(text, number, len(samples), label, site_filter, lengths, build, dosage, parser)
+            parsed = _parse_record(text, number, len(samples), origin, build_origin, site_filter, lengths, build, dosage,
+                                   parser)
         except InvalidInput as error:
             if not text_line.terminated:
-                raise InvalidInput(f"{label} line {number}: input ends mid-line (truncated upload?)") from None
+                raise origin.error(InvalidInput, f"{label} line {number}: input ends mid-line (truncated upload?)") from None
             raise error
         if parsed is not None:
             kept_sites.append(parsed[0])
             kept_dosages.append(parsed[1])
 
     if first:
-        raise InvalidInput(f"{label}: empty input")
+        raise origin.error(InvalidInput, f"{label}: empty input")
     if samples is None:
-        raise InvalidInput(f"{label}: no #CHROM header line (truncated or not a VCF)")
+        raise origin.error(InvalidInput, f"{label}: no #CHROM header line (truncated or not a VCF)")
     return Genotypes(samples, tuple(kept_sites), tuple(kept_dosages), build, evidence, label)
 
 
@@ -254,41 +265,42 @@ def _parse_record(
     text: str,
     number: int,
     n_samples: int,
-    name: str,
+    origin: InputOrigin,
+    build_origin: InputOrigin,
     site_filter: set[tuple[str, int]] | None,
     lengths: dict[str, int],
     build: str | None,
     dosage: DosageSource,
     parser: _GenotypeParser,
 ) -> tuple[VcfSite, npt.NDArray[np.float64]] | None:
+    name = origin.label
     fields = text.split("\t")
     if len(fields) != 9 + n_samples:
-        raise InvalidInput(f"{name} line {number}: {len(fields)} columns, the #CHROM header has {9 + n_samples}")
+        raise origin.error(InvalidInput, f"{name} line {number}: {len(fields)} columns, the #CHROM header has {9 + n_samples}")
     chrom = normalise_chrom(fields[0])
     try:
         pos = int(fields[1])
     except ValueError:
-        raise InvalidInput(f"{name} line {number}, column POS: not an integer") from None
+        raise origin.error(InvalidInput, f"{name} line {number}, column POS: not an integer") from None
     if pos <= 0:
-        raise InvalidInput(f"{name} line {number}, column POS: must be positive")
+        raise origin.error(InvalidInput, f"{name} line {number}, column POS: must be positive")
     if chrom in lengths and pos > lengths[chrom]:
-        raise FailedPrecondition(
-            f"{name} line {number}: position lies beyond chromosome {chrom} of {build}; the VCF is in another build"
-        )
+        message = f"{name} line {number}: position lies beyond chromosome {chrom} of {build}; the VCF is in another build"
+        raise build_origin.error(FailedPrecondition, message)
     if site_filter is not None and (chrom, pos) not in site_filter:
         return None
     ref = fields[3].upper()
     if not _BASES.match(ref):
-        raise InvalidInput(f"{name} line {number}, column REF: not a DNA sequence")
+        raise origin.error(InvalidInput, f"{name} line {number}, column REF: not a DNA sequence")
     alts = () if fields[4] == "." else tuple(a.upper() for a in fields[4].split(","))
     if any(not a for a in alts):
-        raise InvalidInput(f"{name} line {number}, column ALT: empty allele")
+        raise origin.error(InvalidInput, f"{name} line {number}, column ALT: empty allele")
     n_alts = len(alts)
     format_keys = fields[8].split(":")
     gt_at = format_keys.index("GT") if "GT" in format_keys else None
     ds_at = format_keys.index("DS") if ("DS" in format_keys and dosage == "auto") else None
     if gt_at is None and ds_at is None:
-        raise InvalidInput(f"{name} line {number}, column FORMAT: neither GT nor DS")
+        raise origin.error(InvalidInput, f"{name} line {number}, column FORMAT: neither GT nor DS")
     haploid_ok = chrom in _HAPLOID_CHROMS
     values = np.full((n_alts, n_samples), np.nan)
     for sample in range(n_samples):
@@ -297,7 +309,7 @@ def _parse_record(
         if ds_at is not None:
             text_ds = parts[ds_at] if ds_at < len(parts) else "."
             if text_ds != ".":
-                _parse_ds(text_ds, values, sample, n_alts, name, number, column)
+                _parse_ds(text_ds, values, sample, n_alts, origin, number, column)
                 continue
         if gt_at is None:
             continue
@@ -309,18 +321,19 @@ def _parse_record(
 
 
 def _parse_ds(
-    text_ds: str, values: npt.NDArray[np.float64], sample: int, n_alts: int, name: str, number: int, column: int
+    text_ds: str, values: npt.NDArray[np.float64], sample: int, n_alts: int, origin: InputOrigin, number: int, column: int
 ) -> None:
+    where = f"{origin.label} line {number}, column {column}"
     pieces = text_ds.split(",")
     if len(pieces) != n_alts:
-        raise InvalidInput(f"{name} line {number}, column {column}: DS has {len(pieces)} values for {n_alts} ALT alleles")
+        raise origin.error(InvalidInput, f"{where}: DS has {len(pieces)} values for {n_alts} ALT alleles")
     for alt, piece in enumerate(pieces):
         try:
             value = float(piece)
         except ValueError:
-            raise InvalidInput(f"{name} line {number}, column {column}: DS is not a number") from None
+            raise origin.error(InvalidInput, f"{where}: DS is not a number") from None
         if not 0.0 <= value <= 2.0:
-            raise InvalidInput(f"{name} line {number}, column {column}: DS outside [0, 2]")
+            raise origin.error(InvalidInput, f"{where}: DS outside [0, 2]")
         # plink2 stores dosages in units of 1/16384; rounding the same way keeps scores equal to its output.
         values[alt, sample] = math.floor(value * DOSAGE_UNITS + 0.5) / DOSAGE_UNITS
 

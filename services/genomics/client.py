@@ -24,13 +24,13 @@ import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 import tenseal as ts
 
 from clinpred.pilots.common.model_package import ModelPackage
-from clinpred.pilots.genomics.cohort import ScoreDistribution
 from clinpred.pilots.genomics.encrypted import (
     EncryptedScore,
     EncryptedScoreLayout,
@@ -38,22 +38,24 @@ from clinpred.pilots.genomics.encrypted import (
     decrypt_score,
     dosages_for_layout,
     encrypt_dosages,
+    layout_scoring_file,
     public_context_bytes,
 )
-from clinpred.pilots.genomics.matching import is_strand_ambiguous
-from clinpred.pilots.genomics.risk import CancerRisk, GenomicRiskPredictor
+from clinpred.pilots.genomics.package_format import ScoreDistribution
 from clinpred.pilots.genomics.scoring import SampleScore, score_vcf
-from clinpred.pilots.genomics.vcf import Genotypes, VcfSite, vcf_lines
+from clinpred.pilots.genomics.vcf import Genotypes
 from clinpred.services.api.common.v1 import prediction_pb2 as common_pb2
 from clinpred.services.api.genomics.v1 import genomics_pb2, genomics_pb2_grpc
 from clinpred.services.common.channel import ClientTls, open_channel
-from clinpred.services.genomics.codec import BUILD_ENUMS, BUILD_NAMES
-from clinpred.services.genomics.scores import layout_scoring_file
+
+if TYPE_CHECKING:
+    from clinpred.pilots.genomics.risk import CancerRisk
 
 CHUNK_BYTES = 1024 * 1024
 # Larger VCFs go through the client-streaming upload; gRPC's default message limit is 4 MiB.
 SINGLE_MESSAGE_BYTES = 3 * 1024 * 1024
 SEXES = {"female": genomics_pb2.SEX_FEMALE, "male": genomics_pb2.SEX_MALE}
+BUILDS = {"GRCh37": genomics_pb2.GENOME_BUILD_GRCH37, "GRCh38": genomics_pb2.GENOME_BUILD_GRCH38}
 
 
 def patient(
@@ -65,7 +67,7 @@ def patient(
 
 
 def build_enum(build: str) -> genomics_pb2.GenomeBuild:
-    return BUILD_ENUMS[build]
+    return BUILDS[build]
 
 
 def layout_of(response: genomics_pb2.GetScoreLayoutResponse) -> EncryptedScoreLayout:
@@ -102,6 +104,9 @@ class EncryptedScoreResult:
 
     def risk(self, package: ModelPackage | Path | str, age: float, sex: str, family_history: bool) -> CancerRisk:
         """Absolute risk from the decrypted score with a local copy of the model package (checked by SHA-256)."""
+        # Imported here: only a caller computing a local risk needs the model runtime (ONNX, XGBoost, SciPy).
+        from clinpred.pilots.genomics.risk import GenomicRiskPredictor
+
         predictor = GenomicRiskPredictor.load(package)
         if predictor.identity.sha256 != self.model.sha256:
             raise ValueError(
@@ -109,11 +114,11 @@ class EncryptedScoreResult:
                 f" {self.model.name} {self.model.version}"
             )
         plain = self.plaintext
-        return predictor.assess_score_sum(
+        return predictor.explain(predictor.predict_score_sum(
             self.score_sum, age, sex, family_history,
             variants_total=plain.variants_total, variants_matched=plain.variants_matched,
             variants_missing=plain.variants_missing, variants_imputed=plain.variants_imputed, overlap=plain.overlap,
-        )
+        ))
 
 
 class GenomicsClient:
@@ -220,7 +225,7 @@ class GenomicsClient:
 
         published = self.score_layout(score)
         layout = layout_of(published)
-        layout_build = BUILD_NAMES.get(published.build)
+        layout_build = next((name for name, number in BUILDS.items() if number == published.build), None)
         if layout_build != build:
             raise ValueError(f"the server publishes {layout.pgs_id} in {layout_build}; give a VCF in that build")
         scoring_file = layout_scoring_file(layout, layout_build, f"{layout.pgs_id} (published layout)")
@@ -241,53 +246,6 @@ class GenomicsClient:
             z_score=float(reference.standardise(decrypted.score_sum)), percentile=reference.percentile(decrypted.score_sum),
             plaintext=local[column], model=summary.model, server_seconds=seconds,
         )
-
-
-def simulated_vcf(layout: EncryptedScoreLayout, build: str, samples: int = 1, seed: int = 0,
-                  reference: ScoreDistribution | None = None, effect_frequency: float = 0.3) -> bytes:
-    """A VCF with genotypes drawn at every variant of a published layout: for trying the service.
-
-    A layout has no allele frequencies, so genotypes are drawn at `effect_frequency` and then, when the
-    score's `reference` distribution is given, nudged one allele at a time until each sample's score
-    lies at a random percentile between 10 and 90: a plausible person rather than an outlier.
-    """
-    rng = np.random.default_rng(seed)
-    sites: list[VcfSite] = []
-    counted = np.zeros(len(layout), dtype=bool)
-    for index, (variant_id, effect) in enumerate(zip(layout.variant_ids, layout.effect_alleles, strict=True)):
-        chrom, pos, other, _ = variant_id.split(":")
-        ref = other if other != "?" else ("A" if effect != "A" else "C")
-        sites.append(VcfSite(chrom, int(pos), ref, (effect,), 0))
-        counted[index] = not is_strand_ambiguous(effect, ref)  # ambiguous variants are not matched
-    drawn = rng.binomial(2, effect_frequency, (len(layout), samples)).astype(np.float64)
-    if reference is not None:
-        weights = np.where(counted, np.asarray(layout.weights), 0.0)
-        for column in range(samples):
-            target = float(np.interp(rng.uniform(10, 90), np.linspace(0, 100, len(reference.quantiles)),
-                                     reference.quantiles))
-            _nudge(drawn[:, column], weights, target, rng)
-    names = ("example",) if samples == 1 else tuple(f"example-{k + 1}" for k in range(samples))
-    order = sorted(range(len(sites)), key=lambda i: (_chrom_key(sites[i].chrom), sites[i].pos))
-    genotypes = Genotypes(names, tuple(sites[i] for i in order), tuple(drawn[i][None, :] for i in order), build,
-                          "declared", "example")
-    return "".join(vcf_lines(genotypes)).encode()
-
-
-def _nudge(dosages: npt.NDArray[np.float64], weights: npt.NDArray[np.float64], target: float,
-           rng: np.random.Generator) -> None:
-    """Moves single alleles, in random order, while that brings the score closer to `target`."""
-    for _ in range(4):
-        for i in rng.permutation(len(dosages)):
-            gap = target - float(weights @ dosages)
-            step = 1.0 if gap * weights[i] > 0 else -1.0
-            if abs(gap) < 1e-3 or not 0.0 <= dosages[i] + step <= 2.0:
-                continue
-            if abs(gap - step * weights[i]) < abs(gap):
-                dosages[i] += step
-
-
-def _chrom_key(chrom: str) -> tuple[int, str]:
-    return (int(chrom), "") if chrom.isdigit() else (100, chrom)
 
 
 def _length_and_sha256(vcf: bytes | Path | str) -> tuple[int, str]:

@@ -23,7 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from clinpred.pilots.common.errors import ClinpredError, FailedPrecondition
-from clinpred.pilots.genomics.encrypted import EncryptedScoreLayout
+from clinpred.pilots.common.model_package import ModelIdentity
+from clinpred.pilots.genomics.assessment import ScoreSource
+from clinpred.pilots.genomics.encrypted import EncryptedScoreLayout, layout_scoring_file
 from clinpred.pilots.genomics.scoring_file import ScoringFile, normalise_build, read_scoring_file
 from clinpred.pilots.genomics.text_stream import read_lines
 
@@ -32,36 +34,6 @@ logger = logging.getLogger("clinpred.genomics.scores")
 BUILDS = ("GRCh37", "GRCh38")
 _PGS_ID = re.compile(r"^#+\s*(?:pgs_id|pgs id)\s*=\s*(\S+)", re.IGNORECASE)
 _SCORING_SUFFIXES = (".txt", ".txt.gz", ".tsv", ".tsv.gz")
-
-
-def layout_scoring_text(layout: EncryptedScoreLayout, build: str | None, pgs_name: str = "") -> bytes:
-    """A PGS Catalog (format 2.0) scoring file equal to a published layout."""
-    lines = [
-        "#format_version=2.0",
-        f"#pgs_id={layout.pgs_id}",
-        f"#pgs_name={pgs_name}",
-        f"#genome_build={build or 'NR'}",
-        f"#variants_number={len(layout)}",
-        "chr_name\tchr_position\teffect_allele\tother_allele\teffect_weight"
-        + ("\tallelefrequency_effect" if layout.allele_frequencies is not None else ""),
-    ]
-    frequencies = layout.allele_frequencies or (None,) * len(layout)
-    rows = zip(layout.variant_ids, layout.effect_alleles, layout.weights, frequencies, strict=True)
-    for variant_id, effect, weight, frequency in rows:
-        parts = variant_id.split(":")
-        if len(parts) != 4:
-            raise FailedPrecondition(f"{layout.pgs_id} layout: variant ids must be chrom:pos:other:effect")
-        chrom, pos, other, _ = parts
-        line = f"{chrom}\t{pos}\t{effect}\t{'' if other == '?' else other}\t{weight!r}"
-        if layout.allele_frequencies is not None:
-            line += "\t" + ("" if frequency is None else repr(frequency))
-        lines.append(line)
-    return ("\n".join(lines) + "\n").encode()
-
-
-def layout_scoring_file(layout: EncryptedScoreLayout, build: str | None, name: str, pgs_name: str = "") -> ScoringFile:
-    """The layout as a scoring file, read by the same reader as any PGS Catalog file."""
-    return read_scoring_file(layout_scoring_text(layout, build, pgs_name), build=build, name=name)
 
 
 def header_pgs_id(path: Path) -> str:
@@ -73,6 +45,20 @@ def header_pgs_id(path: Path) -> str:
         if found:
             return found.group(1)
     return path.name[:100]
+
+
+@dataclass(frozen=True)
+class ScoreStatus:
+    """One configured score as ListScores reports it: where it is scored from, in which builds, or why not."""
+
+    cancer: str
+    source: ScoreSource  # the scoring file of the first usable build (scoring_file "" if none is usable)
+    trait_reported: str
+    variants: int
+    builds: tuple[str, ...]
+    horizon_years: float
+    model: ModelIdentity
+    problem: str  # "" when usable
 
 
 @dataclass(frozen=True)
@@ -183,9 +169,3 @@ class ScoringFiles:
         if not usable and problems:
             return (), "; ".join(problems)
         return tuple(usable), ""
-
-    def unmatched_files(self, known_ids: set[str]) -> list[str]:
-        """Directory files that no model uses, or whose header cannot be read: for ListScores and the log."""
-        with self._lock:
-            self._scan()
-            return [e.path.name for e in self._files.values() if e.pgs_id not in known_ids]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from clinpred.services.api.genomics.v1 import genomics_pb2, genomics_pb2_grpc
 from clinpred.services.common.serving import ServiceMount, bento_service
-from clinpred.services.genomics.inference import SERVICE, GenomicsInference
+from clinpred.services.genomics.handlers import SERVICE, GenomicsHandler
 from clinpred.services.genomics.servicer import GenomicsServicer
 from clinpred.services.genomics.settings import GenomicsSettings
 
@@ -12,13 +12,13 @@ SERVICE_NAME = genomics_pb2.DESCRIPTOR.services_by_name["GenomicRiskService"].fu
 
 
 def genomics_mount(settings: GenomicsSettings) -> ServiceMount:
-    inference = GenomicsInference(settings)
+    handler = GenomicsHandler(settings)
     return ServiceMount(
         name=SERVICE,
         service_names=(SERVICE_NAME,),
-        servicer_factory=lambda: GenomicsServicer(inference),
+        servicer_factory=lambda: GenomicsServicer(handler, settings),
         add_to_server=genomics_pb2_grpc.add_GenomicRiskServiceServicer_to_server,
-        load=inference.load,
+        load=handler.load,
         settings=settings,
     )
 

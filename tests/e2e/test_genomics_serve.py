@@ -16,9 +16,10 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from clinpred.pilots.genomics.encrypted import layout_scoring_file
+from clinpred.pilots.genomics.example_vcf import simulated_vcf
 from clinpred.pilots.genomics.scoring import score_vcf
-from clinpred.services.genomics.client import GenomicsClient, layout_of, patient, simulated_vcf
-from clinpred.services.genomics.scores import layout_scoring_file
+from clinpred.services.genomics.client import GenomicsClient, layout_of, patient
 from tests.conftest import REPO
 from tests.e2e.conftest import RunningServe, start_clinpred_serve, stop
 
@@ -55,7 +56,8 @@ def test_readme_flow_example_vcf_then_assess(genomics_serve: RunningServe, tmp_p
         capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 0, result.stderr
-    risk = json.loads(result.stdout)["samples"][0]["risks"][0]
+    # --json prints the shape the API returns: the AssessVcfResponse
+    risk = json.loads(result.stdout)["assessment"]["samples"][0]["risks"][0]
     assert risk["score"]["pgsId"] == "PGS000004" and 0 < risk["absoluteRisk"] < 1
     encrypted = subprocess.run(
         [CLINPRED, "call", "genomics", "encrypted", "--vcf", str(vcf), "--target", genomics_serve.target],

@@ -27,6 +27,11 @@ def test_models_list_names_every_committed_package() -> None:
     assert result.returncode == 0, result.stderr
     for package in list_packages(REPO / "models"):
         assert f"{package.identity.name}" in result.stdout and package.identity.sha256 in result.stdout
+    listed = json.loads(clinpred("models", "list", "--json", models_root=REPO / "models").stdout)
+    assert listed["models_root"] == str(REPO / "models")
+    assert [(p["pilot"], p["name"], p["version"], p["sha256"], p["path"]) for p in listed["packages"]] == [
+        (p.pilot, p.identity.name, p.identity.version, p.identity.sha256, str(p.path)) for p in list_packages(REPO / "models")
+    ]
 
 
 def test_train_tumor_on_a_users_multiclass_csv(tmp_path: Path) -> None:
@@ -63,8 +68,8 @@ def test_train_tumor_names_a_bad_column(tmp_path: Path) -> None:
     result = clinpred(
         "train", "tumor", "--data", str(data), "--label-column", "label", "--no-register", models_root=tmp_path / "models"
     )
-    assert result.returncode == 2
-    assert "is not a number" in result.stderr + result.stdout
+    assert result.returncode == 3  # invalid input, as INVALID_ARGUMENT from a service
+    assert result.stderr.startswith("INVALID_ARGUMENT: ") and "is not a number" in result.stderr
     assert "Traceback" not in result.stderr
 
 
@@ -86,3 +91,17 @@ def test_simulate_then_train_deterioration(tmp_path: Path) -> None:
     assert "test.auroc" in trained.stdout and "test.pews_auroc" in trained.stdout
     (package,) = list_packages(tmp_path / "models", "deterioration")
     assert package.identity.sha256 in trained.stdout
+
+
+def test_train_json_describes_the_package_it_wrote(tmp_path: Path) -> None:
+    result = clinpred("train", "tumor", "--no-register", "--json", models_root=tmp_path / "models")
+    assert result.returncode == 0, result.stderr
+    printed = json.loads(result.stdout)  # progress went to standard error
+    (package,) = list_packages(tmp_path / "models", "tumor")
+    assert printed["package"] == {
+        "pilot": "tumor", "name": package.identity.name, "version": package.identity.version,
+        "sha256": package.identity.sha256, "path": str(package.path),
+    }
+    assert printed["registered"] is False
+    metrics = package.read_json("metrics.json")
+    assert printed["metrics"] == {k: v for k, v in metrics.items() if isinstance(v, float)} and printed["metrics"]["auroc"] > 0.95

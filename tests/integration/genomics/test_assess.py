@@ -9,12 +9,13 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from clinpred.pilots.genomics.encrypted import layout_scoring_file
 from clinpred.pilots.genomics.risk import GenomicRiskPredictor
 from clinpred.pilots.genomics.scoring import score_vcf
 from clinpred.pilots.genomics.scoring_file import ScoringFile
+from clinpred.services.api.common.v1 import prediction_pb2 as common_pb2
 from clinpred.services.api.genomics.v1 import genomics_pb2
 from clinpred.services.genomics.client import GenomicsClient, patient
-from clinpred.services.genomics.scores import layout_scoring_file
 from tests.integration.genomics.conftest import MAX_UPLOAD, SYNTHETIC_PGS, Served, Stub, vcf_text
 
 GRCH37 = genomics_pb2.GENOME_BUILD_GRCH37
@@ -54,10 +55,15 @@ def check_equal_to_domain(
         assert [v.variant_id for v in risk.top_variants] == [v.variant_id for v in direct.top_variants]
         assert [v.contribution for v in risk.top_variants] == pytest.approx([v.contribution for v in direct.top_variants])
         shap = {c.feature: c.shap_value for c in risk.explanation.contributions}
-        assert shap == pytest.approx(direct.shap_values, abs=1e-6)
+        assert shap == pytest.approx({c.feature: c.shap_value for c in direct.explanation.contributions}, abs=1e-6)
         assert risk.explanation.base_value + sum(shap.values()) == pytest.approx(risk.explanation.margin, abs=1e-6)
         assert {c.feature: c.value for c in risk.explanation.contributions}["age"] == age
-        assert len(risk.explanation.top_reasons) == 3
+        reasons = [(r.feature, r.direction, r.text) for r in risk.explanation.top_reasons]
+        assert len(reasons) == 3
+        assert reasons == [
+            (r.feature, {"raises": common_pb2.DIRECTION_RAISES, "lowers": common_pb2.DIRECTION_LOWERS}[r.direction], r.text)
+            for r in direct.explanation.top_reasons
+        ]
         counts = risk.variants
         assert (counts.total, counts.matched, counts.missing, counts.imputed) == (
             direct.variants_total, direct.variants_matched, direct.variants_missing, direct.variants_imputed

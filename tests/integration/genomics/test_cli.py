@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from clinpred.cli.errors import ExitCode
 from clinpred.cli.main import app
 from clinpred.pilots.common.model_package import ModelPackage
 from clinpred.pilots.genomics.scoring import score_vcf
@@ -25,14 +26,14 @@ def test_score_prints_every_sample_as_the_domain_scores_it(
     vcf.write_bytes(bgzip(vcf_text(pgs37, 4, seed=21, missing=0.02)))
     result = runner.invoke(app, ["genomics", "score", "--vcf", str(vcf), "--pgs", str(pgs_file), "--json"])
     assert result.exit_code == 0, result.output
-    printed = json.loads(result.output)
+    printed = json.loads(result.stdout)["scores"]
     expected = score_vcf(vcf, pgs_file)
     assert [p["sample"] for p in printed] == [e.sample for e in expected]
     assert [p["score_sum"] for p in printed] == [e.score_sum for e in expected]
     assert [p["variants_imputed"] for p in printed] == [e.variants_imputed for e in expected]
     table = runner.invoke(app, ["genomics", "score", "--vcf", str(vcf), "--pgs", str(pgs_file), "--build", "GRCh37"])
-    assert table.exit_code == 0 and table.output.splitlines()[0].startswith("sample\tpgs_id\tscore_sum")
-    assert len(table.output.splitlines()) == 5
+    assert table.exit_code == 0 and table.stdout.splitlines()[0].startswith("sample\tpgs_id\tscore_sum")
+    assert len(table.stdout.splitlines()) == 5
 
 
 @pytest.mark.parametrize(
@@ -51,19 +52,22 @@ def test_score_names_what_is_wrong_with_a_scoring_file(
     broken = tmp_path / "broken.txt"
     broken.write_text(change(pgs_file.read_text()))
     result = runner.invoke(app, ["genomics", "score", "--vcf", str(vcf), "--pgs", str(broken)])
-    assert result.exit_code == 1
-    assert "cannot score" in result.output and message in result.output
+    assert result.exit_code == ExitCode.INVALID_INPUT
+    assert result.stderr.startswith("INVALID_ARGUMENT: ") and message in result.stderr
+    assert result.stdout == ""
 
 
 def test_score_refuses_a_vcf_in_another_build(tmp_path: Path, pgs_file: Path, pgs38: ScoringFile) -> None:
     vcf = tmp_path / "b38.vcf"
     vcf.write_bytes(vcf_text(pgs38, 1, seed=1, build="GRCh38"))
     result = runner.invoke(app, ["genomics", "score", "--vcf", str(vcf), "--pgs", str(pgs_file), "--build", "GRCh37"])
-    assert result.exit_code == 1 and "in GRCh38 (by its contig lengths) but GRCh37 was declared" in result.output
+    assert result.exit_code == ExitCode.FAILED_PRECONDITION
+    assert result.stderr.startswith("FAILED_PRECONDITION: ")
+    assert "in GRCh38 (by its contig lengths) but GRCh37 was declared" in result.stderr
     # without --build the VCF's header decides, and the harmonized GRCh38 positions are used
     result = runner.invoke(app, ["genomics", "score", "--vcf", str(vcf), "--pgs", str(pgs_file), "--json"])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output)[0]["variants_matched"] == 282
+    assert json.loads(result.stdout)["scores"][0]["variants_matched"] == 282
 
 
 def test_example_vcf_is_scored_by_the_package_score(tmp_path: Path, pgs_file: Path) -> None:

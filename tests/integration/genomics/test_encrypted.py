@@ -164,7 +164,7 @@ async def test_a_score_larger_than_one_ciphertext_is_packed_into_several(
     synthetic = read_scoring_file(synthetic_scoring_file)
     vcf = vcf_text(synthetic, 1, seed=17)
     result = await encrypted(two_cancers_served.target, vcf, SYNTHETIC_PGS, context)
-    assert len(result.layout) == 5000 and result.layout.ciphertext_count(8192) == 2
+    assert len(result.layout) == 5000 and len(result.layout.chunks(8192)) == 2
     expected = score_vcf(vcf, synthetic)[0]
     assert abs(result.score_sum - expected.score_sum) <= 1e-3
     by_id = {c.variant_id: c.contribution for c in expected.contributions}

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from clinpred.pilots.genomics.matching import complement, is_strand_ambiguous
-from clinpred.pilots.genomics.plink2 import PLINK2_INSTALL
 from clinpred.pilots.genomics.scoring_file import ScoringFile, read_scoring_file
 from clinpred.pilots.genomics.text_stream import BGZF_EOF
 from clinpred.pilots.genomics.vcf import Genotypes, VcfSite
+from tests.unit.pilots.genomics.plink2 import PLINK2_INSTALL
 
 REPO_ROOT = Path(__file__).resolve().parents[4]
 PGS_DIR = REPO_ROOT.parent / "shared" / "data" / "pgs"

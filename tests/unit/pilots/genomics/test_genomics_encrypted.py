@@ -10,11 +10,13 @@ import tenseal as ts
 
 from clinpred.pilots.common.errors import InvalidInput
 from clinpred.pilots.genomics.encrypted import (
+    EncryptedFields,
     EncryptedScoreLayout,
     create_client_context,
     decrypt_score,
     dosages_for_layout,
     encrypt_dosages,
+    layout_scoring_file,
     load_public_context,
     public_context_bytes,
     score_encrypted,
@@ -45,7 +47,7 @@ def test_encrypted_score_equals_plaintext_for_pgs000004(
     effect = effect_dosages(match_variants(pgs000004, genotypes))
     plain = sample_scores(effect)
     layout = EncryptedScoreLayout.from_json(score_layout(pgs000004).to_json())
-    assert len(layout) == 313 and layout.ciphertext_count(8192) == 1
+    assert len(layout) == 313 and len(layout.chunks(8192)) == 1
     for sample in range(3):
         dosages = dosages_for_layout(effect, layout, sample)
         np.testing.assert_array_equal(dosages_for_layout(plain[sample], layout), dosages)
@@ -86,7 +88,7 @@ def test_scores_larger_than_one_ciphertext_are_packed_into_several(
                                   tuple(rng.normal(0, 0.05, count).round(4).tolist()))
     dosages = rng.binomial(2, 0.3, count).astype(float)
     request = encrypt_dosages(client_context, dosages, layout)
-    assert len(request.ciphertexts) == 2 == layout.ciphertext_count(8192)
+    assert len(request.ciphertexts) == 2 == len(layout.chunks(8192))
     result = score_encrypted(public_context, request.ciphertexts, layout)
     decrypted = decrypt_score(client_context, result, layout)
     assert decrypted.contributions.shape == (count,)
@@ -141,3 +143,41 @@ def test_unsupported_contexts_and_ciphertexts_are_refused(
         score_encrypted(public_context, longer.ciphertexts, layout)
     with pytest.raises(InvalidInput, match="expected 2 dosages"):
         encrypt_dosages(client_context, np.ones(5), layout)
+
+
+FIELDS = EncryptedFields(context="request.context", ciphertexts="request.ciphertexts", lengths="request.lengths")
+
+
+def test_refusals_name_the_request_field_they_are_about(client_context: ts.Context, public_context: bytes) -> None:
+    layout = EncryptedScoreLayout("PGS_T", ("1:1:A:G", "1:2:C:T"), ("G", "T"), (0.5, -0.25))
+    request = encrypt_dosages(client_context, np.array([1.0, 1.0]), layout)
+    private = client_context.serialize(save_secret_key=True)
+    cases = [
+        (private, request.ciphertexts, "request.context", "encrypted context: carries a secret key"),
+        (b"\x00garbage", request.ciphertexts, "request.context", "not a serialised TenSEAL context"),
+        (public_context, request.ciphertexts * 2, "request.lengths", "need 1 ciphertext(s)"),
+        (public_context, [b"garbage"], "request.ciphertexts", "ciphertexts[0]: not a CKKS vector"),
+    ]
+    for context, ciphertexts, field, reason in cases:
+        with pytest.raises(InvalidInput) as caught:
+            score_encrypted(context, ciphertexts, layout, FIELDS)
+        ((violation),) = caught.value.violations
+        assert violation.field == field and reason in violation.description, (field, violation)
+        with pytest.raises(InvalidInput) as offline:
+            score_encrypted(context, ciphertexts, layout)
+        assert offline.value.violations == () and offline.value.message == caught.value.message
+
+
+def test_a_layout_read_back_as_a_scoring_file_scores_like_its_source(
+    pgs000004: ScoringFile, simulate_genotypes: SimulateGenotypes
+) -> None:
+    layout = score_layout(pgs000004)
+    from_layout = layout_scoring_file(layout, "GRCh37", "layout")
+    assert from_layout.pgs_id == pgs000004.pgs_id and len(from_layout) == len(pgs000004)
+    np.testing.assert_array_equal(from_layout.effect_weight, pgs000004.effect_weight)
+    np.testing.assert_array_equal(from_layout.allele_frequency, pgs000004.allele_frequency)
+    genotypes = simulate_genotypes(pgs000004, 4, seed=9, missing=0.05)
+    direct = sample_scores(effect_dosages(match_variants(pgs000004, genotypes)))
+    again = sample_scores(effect_dosages(match_variants(from_layout, genotypes)))
+    assert [s.score_sum for s in again] == pytest.approx([s.score_sum for s in direct], abs=1e-12)
+    assert [s.variants_imputed for s in again] == [s.variants_imputed for s in direct]

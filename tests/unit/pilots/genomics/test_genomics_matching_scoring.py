@@ -99,8 +99,13 @@ def test_low_overlap_is_refused_and_points_at_the_build(pgs000004_path: Path,
     genotypes = simulate_genotypes(grch37, 5, seed=1)
     few = type(genotypes)(genotypes.samples, genotypes.sites[:200], genotypes.dosages[:200], None, "none")
     refused = r"only 1\d\d of 313 variants \(5\d\.\d%\) match genotypes, fewer than the 75% required"
-    with pytest.raises(FailedPrecondition, match=refused):
+    with pytest.raises(FailedPrecondition, match=refused) as caught:
         match_variants(grch37, few)
+    assert caught.value.violations == ()
+    # scored for a request, the refusal names the field the genotypes came in
+    with pytest.raises(FailedPrecondition, match=refused) as caught:
+        score_vcf(few, grch37, field="vcf")
+    assert [(v.field, v.description) for v in caught.value.violations] == [("vcf", caught.value.message)]
     # GRCh37 genotypes read against GRCh38 positions: the build check stops it first ...
     with pytest.raises(FailedPrecondition, match="read the scoring file with build='GRCh37'"):
         match_variants(grch38, genotypes)

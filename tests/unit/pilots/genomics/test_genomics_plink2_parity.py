@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from clinpred.pilots.genomics.matching import match_variants
-from clinpred.pilots.genomics.plink2 import run_plink2_score
 from clinpred.pilots.genomics.scoring import FrequencySource, effect_dosages, sample_scores
 from clinpred.pilots.genomics.scoring_file import ScoringFile, read_scoring_file
 from clinpred.pilots.genomics.vcf import Genotypes, read_vcf, vcf_lines
+from tests.unit.pilots.genomics.plink2 import run_plink2_score
 
 SimulateGenotypes = Callable[..., Genotypes]
 

@@ -20,10 +20,11 @@ from clinpred.pilots.genomics.encrypted import (
     score_encrypted,
 )
 from clinpred.pilots.genomics.matching import match_variants
+from clinpred.pilots.genomics.package_format import FEATURES, onnx_probabilities
 from clinpred.pilots.genomics.risk import GenomicRiskPredictor
 from clinpred.pilots.genomics.scoring import effect_dosages, sample_scores, score_vcf
 from clinpred.pilots.genomics.scoring_file import ScoringFile
-from clinpred.pilots.genomics.training import FEATURES, onnx_probabilities, train_genomics
+from clinpred.pilots.genomics.training import train_genomics
 
 
 @pytest.fixture(scope="module")
@@ -87,11 +88,23 @@ def test_assessment_is_calibrated_explained_and_named(
         assert risk.overlap is not None and risk.overlap.unmatched["strand_ambiguous"] == 31
         assert len(risk.top_variants) == 10
         assert abs(risk.top_variants[0].contribution) >= abs(risk.top_variants[-1].contribution)
-        assert set(risk.shap_values) == set(FEATURES)
+        explanation = risk.explanation
+        assert [c.feature for c in explanation.contributions] == list(FEATURES)
+        assert [c.value for c in explanation.contributions] == [risk.z_score, 55.0, 0.0, 0.0]
+        assert explanation.explained_class == "breast cancer within 10 years" and explanation.output_space == "log-odds"
+        assert len(explanation.top_reasons) == 3
+        for reason in explanation.top_reasons:
+            assert reason.direction == ("raises" if reason.shap_value > 0 else "lowers")
+            assert reason.text.endswith(f"{reason.direction} the likelihood of breast cancer within 10 years")
+        # yes/no inputs are told in words, not as "family history 0 1 = yes"
+        words = {r.feature: r.text for r in explanation.top_reasons}
+        assert words.get("family_history", "no family history").startswith("no family history")
+        assert words.get("male", "female sex").startswith("female sex")
+        assert risk.out_of_range == ()
     # TreeSHAP is additive in log-odds: base + contributions equal the booster's margin.
     x = np.array([[risk_high.z_score, 55, 0, 0]], dtype=np.float32)
     margin = raw_margin(predictor.booster, x)[0, 0]
-    assert risk_high.shap_base_value + sum(risk_high.shap_values.values()) == pytest.approx(margin, abs=1e-4)
+    assert risk_high.explanation.margin == pytest.approx(margin, abs=1e-4)
     raw = onnx_probabilities(predictor.session, x)[0, 1]
     assert raw == pytest.approx(1 / (1 + np.exp(-margin)), abs=1e-5)
     # Family history and age raise risk; men have far lower breast cancer risk.
@@ -122,7 +135,7 @@ def test_encrypted_score_gives_the_same_risk_on_the_client(
     request = encrypt_dosages(context, dosages_for_layout(effect, layout), layout)
     result = score_encrypted(public_context_bytes(context), request.ciphertexts, layout)
     decrypted = decrypt_score(context, result, layout)
-    from_encrypted = predictor.assess_score_sum(decrypted.score_sum, 50, "female", False)
+    from_encrypted = predictor.explain(predictor.predict_score_sum(decrypted.score_sum, 50, "female", False))
     from_plain = predictor.assess(plain, 50, "female", False)
     assert from_encrypted.percentile == pytest.approx(from_plain.percentile, abs=0.05)
     assert from_encrypted.absolute_risk == pytest.approx(from_plain.absolute_risk, abs=1e-4)

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from clinpred.pilots.common.errors import FailedPrecondition, InvalidInput, ResourceExhausted
+from clinpred.pilots.common.errors import ClinpredError, FailedPrecondition, InvalidInput, ResourceExhausted
 from clinpred.pilots.genomics.vcf import GRCH37_LENGTHS, GRCH38_LENGTHS, detect_build, read_vcf
 
 COLUMNS = "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\tP1\tP2\tP3\n"
@@ -153,3 +153,45 @@ def test_other_rejections() -> None:
     bomb = gzip.compress(b"##fileformat=VCFv4.2\n" + b"##" + b"x" * 5_000_000 + b"\n")
     with pytest.raises(ResourceExhausted, match="decompressed size"):
         read_vcf(bomb, max_bytes=1_000_000)
+
+
+@pytest.mark.parametrize(
+    ("source", "kind", "reason"),
+    [
+        (vcf_text(["1\t1x\t.\tA\tG\t.\tPASS\t.\tGT\t0/0\t0/1\t1/1"]).encode(), InvalidInput, "column POS: not an integer"),
+        (vcf_text(["1\t100\t.\tA\tG\t.\tPASS\t.\tGT\t0/0\t0/1"]).encode(), InvalidInput, "the #CHROM header has 12"),
+        (vcf_text(["1\t100\t.\tA\tG\t.\tPASS\t.\tGT\t0/1/1\t0/1\t1/1"]).encode(), InvalidInput, "GT is not diploid"),
+        (vcf_text(["1\t100\t.\tA\tG\t.\tPASS\t.\tDS\t3\t0\t0"]).encode(), InvalidInput, "DS outside [0, 2]"),
+        (b"\x1f\x8b\x08\x00garbage", InvalidInput, "gzip"),
+        (b"hello\n", InvalidInput, "not a VCF"),
+        (gzip.compress(b"##fileformat=VCFv4.2\n" + b"##x\n" * 300_000), ResourceExhausted, "decompressed size exceeds"),
+    ],
+)
+def test_content_errors_name_the_field_the_caller_hands_in(source: bytes, kind: type[ClinpredError], reason: str) -> None:
+    with pytest.raises(kind) as caught:
+        read_vcf(source, name="upload", max_bytes=1_000_000, field="stream[*].chunk", build_field="header.build")
+    error = caught.value
+    ((violation),) = error.violations
+    assert violation.field == "stream[*].chunk" and reason in violation.description
+    assert violation.description == error.message and error.message.startswith("upload")
+    # offline (no request field), the same error carries no field violation
+    with pytest.raises(kind) as offline:
+        read_vcf(source, name="upload", max_bytes=1_000_000)
+    assert offline.value.violations == ()
+
+
+def test_a_contradicted_build_names_the_build_field() -> None:
+    b38 = vcf_text(RECORDS, contigs={"1": GRCH38_LENGTHS["1"]}).encode()
+    with pytest.raises(FailedPrecondition) as caught:
+        read_vcf(b38, declared_build="GRCh37", field="vcf", build_field="assessment.build")
+    assert [v.field for v in caught.value.violations] == ["assessment.build"]
+    assert "in GRCh38 (by its contig lengths) but GRCh37 was declared" in caught.value.violations[0].description
+    beyond = vcf_text([f"1\t{GRCH37_LENGTHS['1'] + 10}\t.\tA\tG\t.\tPASS\t.\tGT\t0/0\t0/1\t1/1"]).encode()
+    with pytest.raises(FailedPrecondition) as caught:
+        read_vcf(beyond, declared_build="GRCh37", field="vcf", build_field="assessment.build")
+    assert [v.field for v in caught.value.violations] == ["assessment.build"]
+    # contig lengths of two builds contradict each other, not the declared build: that is the VCF's content
+    mixed = vcf_text(RECORDS, contigs={"1": GRCH37_LENGTHS["1"], "2": GRCH38_LENGTHS["2"]}).encode()
+    with pytest.raises(InvalidInput) as invalid:
+        read_vcf(mixed, declared_build="GRCh37", field="vcf", build_field="assessment.build")
+    assert [v.field for v in invalid.value.violations] == ["vcf"]

@@ -1,0 +1,119 @@
+"""`clinpred call tumor classify|batch|stream|info` against a real server: what people read, what scripts parse."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import grpc
+import pytest
+from google.protobuf import json_format
+
+from clinpred.pilots.common.model_package import ModelPackage
+from clinpred.services.api.tumor.v1 import tumor_pb2, tumor_pb2_grpc
+from tests.integration.cli.conftest import run_cli
+
+Cases = list[tuple[dict[str, float], str]]
+ROWS = 7
+
+
+def write_csv(path: Path, cases: Cases, with_case_id: bool = True) -> list[str]:
+    names = list(cases[0][0])
+    ids = [f"wdbc-{i}" for i in range(ROWS)]
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow((["case_id"] if with_case_id else []) + names)
+        for case_id, (features, _) in zip(ids, cases[:ROWS]):
+            writer.writerow(([case_id] if with_case_id else []) + [repr(features[n]) for n in names])
+    return ids if with_case_id else [str(i + 1) for i in range(ROWS)]
+
+
+async def direct_batch(target: str, ids: list[str], cases: Cases) -> tumor_pb2.ClassifyBatchResponse:
+    request = tumor_pb2.ClassifyBatchRequest(
+        cases=[tumor_pb2.TumorCase(case_id=i, features=f) for i, (f, _) in zip(ids, cases[:ROWS])]
+    )
+    async with grpc.aio.insecure_channel(target) as channel:
+        answer: tumor_pb2.ClassifyBatchResponse = await tumor_pb2_grpc.TumorClassificationServiceStub(channel).ClassifyBatch(
+            request
+        )
+    return answer
+
+
+async def test_classify_json_is_the_classify_response(tumor_target: str, wdbc_cases: Cases, tmp_path: Path) -> None:
+    features, truth = wdbc_cases[0]
+    path = tmp_path / "case.json"
+    path.write_text(json.dumps(features))
+    done = await run_cli("call", "tumor", "classify", "--features", str(path), "--case-id", "c-17", "--json",
+                         "--target", tumor_target)
+    assert done.returncode == 0, done.stderr
+    answer = json_format.Parse(done.stdout, tumor_pb2.ClassifyResponse())
+    assert answer.classification.case_id == "c-17" and answer.classification.label == truth
+    readable = await run_cli("call", "tumor", "classify", "--features", "-", "--target", tumor_target,
+                             stdin=json.dumps(features))
+    assert readable.returncode == 0, readable.stderr
+    assert readable.stdout.startswith(f"case example-1: {truth} (P(")
+    assert f"sha256 {answer.classification.model.sha256}" in readable.stdout
+
+
+@pytest.mark.parametrize("with_case_id", [True, False], ids=["case-id-column", "row-numbers"])
+async def test_batch_from_a_csv_answers_like_the_api(
+    tumor_target: str, wdbc_cases: Cases, tmp_path: Path, with_case_id: bool
+) -> None:
+    data = tmp_path / "cases.csv"
+    ids = write_csv(data, wdbc_cases, with_case_id)
+    done = await run_cli("call", "tumor", "batch", "--csv", str(data), "--json", "--target", tumor_target)
+    assert done.returncode == 0, done.stderr
+    printed = json_format.Parse(done.stdout, tumor_pb2.ClassifyBatchResponse())
+    expected = await direct_batch(tumor_target, ids, wdbc_cases)
+    assert [c.case_id for c in printed.classifications] == ids
+    assert [c.label for c in printed.classifications] == [c.label for c in expected.classifications]
+    # The same model on the same inputs: JSON carries doubles exactly (shortest round-trip repr).
+    assert [c.positive_probability for c in printed.classifications] == pytest.approx(
+        [c.positive_probability for c in expected.classifications], abs=1e-12
+    )
+    table = await run_cli("call", "tumor", "batch", "--csv", str(data), "--target", tumor_target)
+    assert table.returncode == 0, table.stderr
+    lines = table.stdout.splitlines()
+    assert lines[0] == "case_id\tlabel\tp_positive\tprediction_set" and len(lines) == ROWS + 1
+    assert [line.split("\t")[:2] for line in lines[1:]] == [[c.case_id, c.label] for c in expected.classifications]
+
+
+async def test_stream_prints_one_answer_per_row_as_json_lines(
+    tumor_target: str, wdbc_cases: Cases, tmp_path: Path
+) -> None:
+    data = tmp_path / "cases.csv"
+    ids = write_csv(data, wdbc_cases)
+    done = await run_cli("call", "tumor", "stream", "--csv", str(data), "--json", "--target", tumor_target)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) == ROWS
+    answers = [json_format.Parse(line, tumor_pb2.ClassifyStreamResponse()).classification for line in lines]
+    assert [a.case_id for a in answers] == ids
+    assert [a.label for a in answers] == [truth for _, truth in wdbc_cases[:ROWS]]
+    table = await run_cli("call", "tumor", "stream", "--csv", "-", "--target", tumor_target, stdin=data.read_text())
+    assert table.returncode == 0, table.stderr
+    assert [line.split("\t")[0] for line in table.stdout.splitlines()] == ["case_id", *ids]
+
+
+async def test_info_reads_as_text_and_parses_as_json(tumor_target: str, tumor_package: ModelPackage) -> None:
+    done = await run_cli("call", "tumor", "info", "--json", "--target", tumor_target)
+    assert done.returncode == 0, done.stderr
+    info = json_format.Parse(done.stdout, tumor_pb2.GetModelInfoResponse())
+    assert info.model.sha256 == tumor_package.identity.sha256 and len(info.features) == 30
+    readable = await run_cli("call", "tumor", "info", "--target", tumor_target)
+    assert readable.returncode == 0, readable.stderr
+    identity = tumor_package.identity
+    assert readable.stdout.splitlines()[0] == f"model: {identity.name} {identity.version} sha256 {identity.sha256}"
+    assert "features (30)" in readable.stdout and "mean_radius" in readable.stdout
+
+
+async def test_a_batch_the_server_rejects_names_rows_of_the_csv(tumor_target: str, tmp_path: Path) -> None:
+    data = tmp_path / "cases.csv"
+    data.write_text("case_id,mean_radius,mean_texture\na,14.1,19.2\nb,13.0,18.0\n")
+    done = await run_cli("call", "tumor", "batch", "--csv", str(data), "--target", tumor_target)
+    assert done.returncode == 3
+    lines = done.stderr.splitlines()
+    assert lines[0].startswith("INVALID_ARGUMENT: cases[0].features: expected 30 features, got 2")
+    assert "  cases[1].features: expected 30 features, got 2; missing: " in "\n".join(lines)
+    assert lines[-1] == "  (cases[i] is data row i+1 of the CSV: file line i+2)"
