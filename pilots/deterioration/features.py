@@ -2,7 +2,7 @@
 
 One implementation serves training (many patients and scoring times at once,
 vectorised with `searchsorted` over a sorted (patient, time) key) and online
-scoring (one patient, one time, see `features_for_history`). Only
+scoring (one patient, one time, see `features_at`). Only
 observations at or before the scoring time are used, so a feature can never
 see the future.
 
@@ -344,12 +344,16 @@ def feature_matrix(features: dict[str, FloatArray]) -> npt.NDArray[np.float32]:
     return np.column_stack([features[name] for name in FEATURE_NAMES]).astype(np.float32)
 
 
-def features_for_history(history: PatientHistory, at: datetime) -> dict[str, float]:
-    """Online path: the features of one patient at one time."""
+def features_at(history: PatientHistory, at: datetime) -> dict[str, FloatArray]:
+    """Online path: the features of one patient at one time, as one-row columns (what `feature_matrix` takes)."""
     arrays, context = arrays_from_history(history)
     hours = (at.timestamp() - EPOCH.timestamp()) / 3600.0
-    features = compute_features(arrays, context, np.zeros(1, dtype=np.int64), np.array([hours]))
-    return {name: float(values[0]) for name, values in features.items()}
+    return compute_features(arrays, context, np.zeros(1, dtype=np.int64), np.array([hours]))
+
+
+def features_for_history(history: PatientHistory, at: datetime) -> dict[str, float]:
+    """The features of one patient at one time, by name."""
+    return {name: float(values[0]) for name, values in features_at(history, at).items()}
 
 
 FEATURE_UNITS: Final[dict[str, str]] = {

@@ -93,8 +93,6 @@ SIGNALS: Final[Mapping[str, SignalSpec]] = MappingProxyType(
 )
 SIGNAL_NAMES: Final = tuple(SIGNALS)
 NUMERIC_SIGNALS: Final = tuple(name for name in SIGNALS if name != "avpu")
-VITAL_SIGNALS: Final = tuple(name for name, s in SIGNALS.items() if s.kind == "vital")
-LAB_SIGNALS: Final = tuple(name for name, s in SIGNALS.items() if s.kind == "lab")
 
 AVPU_LEVELS: Final = ("A", "V", "P", "U")
 DIAGNOSIS_GROUPS: Final = ("all", "aml", "lymphoma", "cns_tumour", "solid_tumour")
@@ -146,10 +144,3 @@ class PatientHistory:
     patient: PatientInfo
     observations: tuple[Observation, ...] = ()
     chemotherapy_at: tuple[datetime, ...] = field(default_factory=tuple)
-
-
-def avpu_score(level: str | None) -> float | None:
-    """A=0, V=1, P=2, U=3; None when not recorded."""
-    if level is None:
-        return None
-    return float(AVPU_LEVELS.index(level.strip().upper()))

@@ -65,7 +65,6 @@ _RESPIRATORY_RATE: Final = (
     ((31, 41, 51), (19, 14, 10)),
     ((17, 23, 30), (11, 10, 9)),
 )
-BAND_TABLES: Final = {"heart_rate": _HEART_RATE, "systolic_bp": _SYSTOLIC_BP, "respiratory_rate": _RESPIRATORY_RATE}
 
 
 @dataclass(frozen=True)

@@ -6,21 +6,22 @@
 The probability comes from the ONNX model followed by the package's Platt
 map; reasons come from exact TreeSHAP on the native booster, in log-odds
 (`explanation.base_value + sum(contributions) = explanation.margin`; the calibrated probability
-is a monotone function of that sum). The input checks the transport's codec
-must call are re-exported here from `validation`.
+is a monotone function of that sum). `score` is `predict` then `explain`, which
+a caller may also run one after the other (to time them apart).
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, Literal
 
 import numpy as np
+import numpy.typing as npt
 
 from clinpred.pilots.common.calibration import Calibrator
+from clinpred.pilots.common.conformal import ConformalSet
 from clinpred.pilots.common.errors import ModelPackageError
 from clinpred.pilots.common.explanation import (
     LOG_ODDS,
@@ -31,43 +32,26 @@ from clinpred.pilots.common.explanation import (
     treeshap_contributions,
 )
 from clinpred.pilots.common.model_package import ModelIdentity, ModelPackage
+from clinpred.pilots.common.onnx import onnx_session
 from clinpred.pilots.common.schema import ModelSchema
 from clinpred.pilots.deterioration.conformal import ClassConditionalConformal
 from clinpred.pilots.deterioration.features import (
-    EPOCH,
     FEATURE_DESCRIPTIONS,
     FEATURE_NAMES,
     FEATURE_UNITS,
     PEWS_INPUTS,
     PEWS_MAX_AGE_H,
-    arrays_from_history,
-    compute_features,
     feature_matrix,
+    features_at,
 )
 from clinpred.pilots.deterioration.observations import PatientHistory
+from clinpred.pilots.deterioration.package_format import PILOT, onnx_positive_probability
 from clinpred.pilots.deterioration.pews import BedsidePews, bedside_pews
-from clinpred.pilots.deterioration.training import PILOT, onnx_positive_probability, onnx_session
-from clinpred.pilots.deterioration.validation import (
-    OBSERVATION_LIMITS,
-    UNIT_MISTAKES,
-    check_value,
-    validate_history,
-    validate_observations,
-)
-
-__all__ = [
-    "OBSERVATION_LIMITS",
-    "UNIT_MISTAKES",
-    "Confidence",
-    "DataQualityFlag",
-    "DeteriorationPredictor",
-    "DeteriorationScore",
-    "check_value",
-    "validate_history",
-    "validate_observations",
-]
+from clinpred.pilots.deterioration.validation import validate_history
 
 RiskBand = Literal["low", "medium", "high"]
+# Lowest to highest.
+RISK_BANDS: Final[tuple[RiskBand, ...]] = ("low", "medium", "high")
 STALE_VITAL_H: Final = 12.0
 STALE_LABS_H: Final = 72.0
 _QUALITY_VITALS: Final = ("heart_rate", "respiratory_rate", "temperature_c", "spo2")
@@ -95,17 +79,6 @@ _UNIT_WORDS: Final = {
 
 
 @dataclass(frozen=True)
-class Confidence:
-    """Class-conditional conformal set; `verified_coverage` was measured on held-out patients at training."""
-
-    prediction_set: tuple[str, ...]
-    coverage: float
-    method: str
-    statement: str
-    verified_coverage: float
-
-
-@dataclass(frozen=True)
 class DataQualityFlag:
     """Something about the data that limits the score; `code` is stable, `message` is for people."""
 
@@ -116,14 +89,19 @@ class DataQualityFlag:
 
 @dataclass(frozen=True)
 class DeteriorationScore:
-    """One score. `explanation.margin` = base value + SHAP contributions, in log-odds before calibration."""
+    """One score. `explanation.margin` = base value + SHAP contributions, in log-odds before calibration.
+
+    `confidence` is the class-conditional conformal set; `verified_coverage` is the coverage
+    those sets reached on held-out patients at training.
+    """
 
     probability: float
     horizon_hours: float
     risk_band: RiskBand
     band_thresholds: tuple[float, float]
     pews: BedsidePews
-    confidence: Confidence
+    confidence: ConformalSet
+    verified_coverage: float
     explanation: Explanation
     data_quality: tuple[DataQualityFlag, ...]
     model: ModelIdentity
@@ -133,23 +111,37 @@ class DeteriorationScore:
     def reasons(self) -> tuple[Reason, ...]:
         return self.explanation.top_reasons
 
-    def to_json(self) -> dict[str, Any]:
-        """Plain JSON types (what a store keeps as the score's payload); NaN becomes None."""
-        payload = _json_ready(asdict(self))
-        assert isinstance(payload, dict)
-        return payload
 
+@dataclass(frozen=True)
+class DeteriorationPrediction:
+    """A score before its explanation: `x32` is the one feature row the model saw, kept for `explain`."""
 
-def _json_ready(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _json_ready(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_ready(v) for v in value]
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
+    probability: float
+    horizon_hours: float
+    risk_band: RiskBand
+    band_thresholds: tuple[float, float]
+    pews: BedsidePews
+    confidence: ConformalSet
+    verified_coverage: float
+    data_quality: tuple[DataQualityFlag, ...]
+    model: ModelIdentity
+    scored_at: datetime
+    x32: npt.NDArray[np.float32]
+
+    def explained(self, explanation: Explanation) -> DeteriorationScore:
+        return DeteriorationScore(
+            probability=self.probability,
+            horizon_hours=self.horizon_hours,
+            risk_band=self.risk_band,
+            band_thresholds=self.band_thresholds,
+            pews=self.pews,
+            confidence=self.confidence,
+            verified_coverage=self.verified_coverage,
+            explanation=explanation,
+            data_quality=self.data_quality,
+            model=self.model,
+            scored_at=self.scored_at,
+        )
 
 
 def conformal_statement(labels: tuple[str, ...], coverage: float) -> str:
@@ -206,43 +198,47 @@ class DeteriorationPredictor:
 
     def score(self, history: PatientHistory, at: datetime, *, validate: bool = True, top: int = 3) -> DeteriorationScore:
         """The score of `history` at `at`; observations after `at` are ignored."""
+        prediction = self.predict(history, at, validate=validate)
+        return prediction.explained(self.explain(prediction, top))
+
+    def predict(self, history: PatientHistory, at: datetime, *, validate: bool = True) -> DeteriorationPrediction:
+        """Everything of the score at `at` but its explanation."""
         if validate:
             validate_history(history, at=at, now=datetime.now(UTC))
-        arrays, context = arrays_from_history(history)
-        hours = (at.timestamp() - EPOCH.timestamp()) / 3600.0
-        features = compute_features(arrays, context, np.zeros(1, dtype=np.int64), np.array([hours]))
+        features = features_at(history, at)
         x32 = feature_matrix(features)
         probability = float(self.calibrated_probability(x32)[0])
-        shap = treeshap_contributions(self.booster, x32)
-        values = shap.values[0, 0]
-        base = float(shap.base_values[0, 0])
-        contributions = tuple(Contribution(name, float(x32[0, k]), float(values[k])) for k, name in enumerate(FEATURE_NAMES))
         labels = self.conformal.labels(probability)
-        return DeteriorationScore(
+        coverage = self.conformal.coverage
+        return DeteriorationPrediction(
             probability=probability,
             horizon_hours=self.horizon_hours,
             risk_band=self.risk_band(probability),
             band_thresholds=self.band_thresholds,
             pews=self._latest_pews(history, at, features),
-            confidence=Confidence(
-                prediction_set=labels,
-                coverage=self.conformal.coverage,
-                method=self.conformal.method,
-                statement=conformal_statement(labels, self.conformal.coverage),
-                verified_coverage=self.verified_coverage,
-            ),
-            explanation=Explanation(
-                explained_class=self.schema.positive_class,
-                output_space=LOG_ODDS,
-                base_value=base,
-                margin=base + float(values.sum()),
-                contributions=contributions,
-                top_reasons=self._reasons(contributions, top),
-                method=TREESHAP_METHOD,
-            ),
+            confidence=ConformalSet(labels, coverage, self.conformal.method, conformal_statement(labels, coverage)),
+            verified_coverage=self.verified_coverage,
             data_quality=self._data_quality(history, features, x32[0]),
             model=self.identity,
             scored_at=at,
+            x32=x32,
+        )
+
+    def explain(self, prediction: DeteriorationPrediction, top: int = 3) -> Explanation:
+        """Exact TreeSHAP of the prediction's feature row, and its `top` reasons in words."""
+        x32 = prediction.x32
+        shap = treeshap_contributions(self.booster, x32)
+        values = shap.values[0, 0]
+        base = float(shap.base_values[0, 0])
+        contributions = tuple(Contribution(name, float(x32[0, k]), float(values[k])) for k, name in enumerate(FEATURE_NAMES))
+        return Explanation(
+            explained_class=self.schema.positive_class,
+            output_space=LOG_ODDS,
+            base_value=base,
+            margin=base + float(values.sum()),
+            contributions=contributions,
+            top_reasons=self._reasons(contributions, top),
+            method=TREESHAP_METHOD,
         )
 
     def _latest_pews(self, history: PatientHistory, at: datetime, features: dict[str, Any]) -> BedsidePews:

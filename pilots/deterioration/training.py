@@ -35,10 +35,11 @@ import numpy.typing as npt
 import pandas as pd
 from tqdm.auto import tqdm
 
-from clinpred.pilots.common.calibration import Calibrator, brier_score, expected_calibration_error, fit_calibrator
-from clinpred.pilots.common.errors import FieldViolation, InvalidInput, ModelPackageError
+from clinpred.pilots.common.calibration import brier_score, expected_calibration_error, fit_calibrator
+from clinpred.pilots.common.errors import FieldViolation, InvalidInput
 from clinpred.pilots.common.explanation import treeshap_contributions
 from clinpred.pilots.common.model_package import ModelPackage, ModelPackageWriter, next_version
+from clinpred.pilots.common.onnx import OnnxParityError, max_parity_error, onnx_session
 from clinpred.pilots.common.schema import FeatureSpec, ModelSchema
 from clinpred.pilots.deterioration.cohort import (
     check_references,
@@ -47,12 +48,7 @@ from clinpred.pilots.deterioration.cohort import (
     load_observations,
     load_patients,
 )
-from clinpred.pilots.deterioration.conformal import (
-    CLASSES,
-    ClassConditionalConformal,
-    coverage_report,
-    fit_class_conditional,
-)
+from clinpred.pilots.deterioration.conformal import CLASSES, coverage_report, fit_class_conditional
 from clinpred.pilots.deterioration.features import (
     BASELINE_WINDOW_H,
     DAY_WINDOW_H,
@@ -68,14 +64,17 @@ from clinpred.pilots.deterioration.features import (
     to_hours,
 )
 from clinpred.pilots.deterioration.observations import SIGNALS
+from clinpred.pilots.deterioration.package_format import (
+    ONNX_INPUT,
+    ONNX_PROBABILITIES,
+    PILOT,
+    onnx_positive_probability,
+)
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
-PILOT: Final = "deterioration"
 DEFAULT_NAME: Final = "home-deterioration"
-ONNX_INPUT: Final = "features"
-ONNX_PROBABILITIES: Final = "probabilities"
 PARITY_TOLERANCE: Final = 1e-5
 STALE_OBSERVATION_H: Final = 24.0
 DEFAULT_PARAMS: Final[dict[str, Any]] = {
@@ -92,10 +91,6 @@ DEFAULT_PARAMS: Final[dict[str, Any]] = {
     "force_row_wise": True,
     "verbose": -1,
 }
-
-
-class OnnxParityError(ModelPackageError):
-    """The ONNX export does not reproduce the native booster."""
 
 
 @dataclass(frozen=True)
@@ -317,31 +312,11 @@ def _round_thresholds_down_unchecked(model: Any, booster: Any) -> None:
         values[i] = float(down)
 
 
-def onnx_session(model: bytes | str | Path) -> Any:
-    """Single-threaded ONNX Runtime session: one patient's score must not fan out over cores."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    source = str(model) if isinstance(model, Path) else model
-    return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
-
-
-def onnx_positive_probability(session: Any, x32: npt.NDArray[np.float32]) -> FloatArray:
-    output = session.run([ONNX_PROBABILITIES], {ONNX_INPUT: x32})[0]
-    return np.asarray(output, dtype=np.float64)[:, 1]
-
-
 def check_onnx_parity(onnx_bytes: bytes, booster: Any, x32: npt.NDArray[np.float32]) -> float:
     """Largest |ONNX - native| probability; raises OnnxParityError above PARITY_TOLERANCE."""
     onnx_p = onnx_positive_probability(onnx_session(onnx_bytes), x32)
     native_p = np.asarray(booster.predict(x32), dtype=np.float64)
-    diff = float(np.max(np.abs(onnx_p - native_p))) if x32.shape[0] else 0.0
-    if not diff <= PARITY_TOLERANCE:
-        raise OnnxParityError(f"ONNX and native probabilities differ by up to {diff:.3g} (> {PARITY_TOLERANCE:g})")
-    return diff
+    return max_parity_error(onnx_p, native_p, PARITY_TOLERANCE)
 
 
 def _progress_callback(bar: Any) -> Callable[[Any], None]:
@@ -663,14 +638,6 @@ def train_deterioration(
 def _patient_days(observations: pd.DataFrame) -> float:
     spans = observations.groupby("patient_id")["observed_at"].agg(["min", "max"])
     return float(((spans["max"] - spans["min"]).dt.total_seconds() / 86400.0).sum())
-
-
-def load_calibrator(package: ModelPackage) -> Calibrator:
-    return Calibrator.from_json(package.read_json("calibration.json"))
-
-
-def load_conformal(package: ModelPackage) -> ClassConditionalConformal:
-    return ClassConditionalConformal.from_json(package.read_json("conformal.json"))
 
 
 def build_reference_package(

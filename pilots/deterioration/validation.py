@@ -1,7 +1,6 @@
 """Input checks of the deterioration pilot, called by the transport's codec before anything is scored.
 
-Limits come from one table, `observations.SIGNALS` (re-exported here as
-`OBSERVATION_LIMITS`). Every problem of a request is collected and raised at
+Limits come from one table, `observations.SIGNALS`. Every problem of a request is collected and raised at
 once as `InvalidInput` with one `FieldViolation(field, reason)` each. Reasons
 name the field, the allowed range and the unit, never the submitted value:
 messages travel through logs and error trackers.
@@ -11,12 +10,18 @@ temperature in Fahrenheit (86-113), weight in pounds (above 1.5x the 99th
 centile of weight for age while plausible once divided by 2.2046),
 neutrophils or platelets per microlitre instead of 10^9/L, haemoglobin in
 g/dL instead of g/L.
+
+Two checks need the patient's birth date: nothing is observed before it, and
+a weight is read against the child's age. When the patient comes with the
+request, `collect_observation_problems` runs them with the rest; when the
+patient is stored, the caller checks the batch without the birth date first
+and then, on the locked patient, `collect_problems_for_patient`.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Final
@@ -33,11 +38,10 @@ from clinpred.pilots.deterioration.observations import (
     Observation,
     PatientHistory,
     PatientInfo,
-    SignalSpec,
 )
 
-OBSERVATION_LIMITS: Final[Mapping[str, SignalSpec]] = SIGNALS
 CLOCK_SKEW: Final = timedelta(minutes=5)
+BEFORE_BIRTH: Final = "is before the patient's birth date"
 POUNDS_PER_KG: Final = 2.20462
 # Approximate 99th centile of weight (kg) by age (years), WHO 0-5 y and CDC 2-18 y charts
 # (ASSUMPTION: coarse, only used to recognise weights entered in pounds).
@@ -90,16 +94,19 @@ UNIT_MISTAKES: Final = (
 _MISTAKES_BY_FIELD: Final = {m.field: m for m in UNIT_MISTAKES}
 
 
+def _birth(birth_date: date) -> datetime:
+    return datetime(birth_date.year, birth_date.month, birth_date.day, tzinfo=UTC)
+
+
 def _age_years(birth_date: date | None, at: datetime) -> float | None:
     if birth_date is None:
         return None
-    birth = datetime(birth_date.year, birth_date.month, birth_date.day, tzinfo=UTC)
-    return (at - birth).total_seconds() / (365.25 * 86400)
+    return (at - _birth(birth_date)).total_seconds() / (365.25 * 86400)
 
 
 def check_value(name: str, value: float, age_years: float | None = None) -> str | None:
     """The reason a value of signal `name` is rejected, or None when it is acceptable."""
-    spec = OBSERVATION_LIMITS[name]
+    spec = SIGNALS[name]
     if not math.isfinite(value):
         return "must be a finite number"
     mistake = _MISTAKES_BY_FIELD.get(name)
@@ -112,14 +119,28 @@ def check_value(name: str, value: float, age_years: float | None = None) -> str 
     return None
 
 
+def _collect_value_problems(observation: Observation, base: str, age: float | None, problems: ViolationCollector) -> bool:
+    """Checks every numeric value of one observation; True when it has any measured value."""
+    measured = False
+    for name in NUMERIC_SIGNALS:
+        value = getattr(observation, name)
+        if value is None:
+            continue
+        measured = True
+        reason = check_value(name, float(value), age)
+        if reason is not None:
+            problems.add(f"{base}.{name}", reason)
+    return measured
+
+
 def _check_time(problems: ViolationCollector, field: str, when: datetime, birth_date: date | None, now: datetime) -> bool:
     if when.tzinfo is None or when.utcoffset() is None:
         problems.add(field, "must carry a time zone (UTC)")
         return False
     if when > now + CLOCK_SKEW:
         problems.add(field, "is in the future")
-    if birth_date is not None and when < datetime(birth_date.year, birth_date.month, birth_date.day, tzinfo=UTC):
-        problems.add(field, "is before the patient's birth date")
+    if birth_date is not None and when < _birth(birth_date):
+        problems.add(field, BEFORE_BIRTH)
     return True
 
 
@@ -141,15 +162,7 @@ def collect_observation_problems(
         seen.add(obs.observation_id)
         timed = _check_time(problems, f"{base}.observed_at", obs.observed_at, birth_date, now)
         age = _age_years(birth_date, obs.observed_at) if timed else None
-        measured = False
-        for name in NUMERIC_SIGNALS:
-            value = getattr(obs, name)
-            if value is None:
-                continue
-            measured = True
-            reason = check_value(name, float(value), age)
-            if reason is not None:
-                problems.add(f"{base}.{name}", reason)
+        measured = _collect_value_problems(obs, base, age, problems)
         if obs.avpu is not None:
             measured = True
             if obs.avpu.strip().upper() not in AVPU_LEVELS:
@@ -158,12 +171,26 @@ def collect_observation_problems(
             problems.add(base, "has no measured value")
 
 
+def collect_problems_for_patient(
+    observations: Iterable[Observation], problems: ViolationCollector, *, birth_date: date, field_prefix: str
+) -> None:
+    """The checks of a batch that need the patient's birth date, for a batch that passed the others
+    (`collect_observation_problems` with no birth date): nothing observed before the birth date, and
+    no value implausible at the child's age then (a weight in pounds). Field paths start with `field_prefix`."""
+    for i, obs in enumerate(observations):
+        base = f"{field_prefix}[{i}]"
+        if obs.observed_at < _birth(birth_date):
+            problems.add(f"{base}.observed_at", BEFORE_BIRTH)
+        # The values passed without the age, so only rules that read the age can fail here.
+        _collect_value_problems(obs, base, _age_years(birth_date, obs.observed_at), problems)
+
+
 def collect_patient_problems(
     patient: PatientInfo, problems: ViolationCollector, *, now: datetime, field_prefix: str = "patient"
 ) -> None:
     if not patient.patient_id or not patient.patient_id.strip():
         problems.add(f"{field_prefix}.patient_id", "is required")
-    birth = datetime(patient.birth_date.year, patient.birth_date.month, patient.birth_date.day, tzinfo=UTC)
+    birth = _birth(patient.birth_date)
     if birth > now + CLOCK_SKEW:
         problems.add(f"{field_prefix}.birth_date", "is in the future")
     elif (now - birth).days > 25 * 365.25:

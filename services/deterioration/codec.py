@@ -1,42 +1,57 @@
-"""clinpred.deterioration.v1 messages <-> deterioration domain objects. Every input check of the service is here.
+"""clinpred.deterioration.v1 messages <-> deterioration domain objects, and every check a request allows on its own.
 
 Limits, units and plausibility rules come from the domain's single table
-(`validation.OBSERVATION_LIMITS`, `UNIT_MISTAKES`); this module only walks the
-messages and names the fields.
+(`observations.SIGNALS`, with `validation`'s rules); this module only walks the
+messages and names the fields. What needs stored state (a stored patient's
+birth date, an observation id stored with other content) is checked by the
+domain, on the locked patient, with the field paths handed in.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Final
 
+from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from clinpred.pilots.common.errors import ViolationCollector
-from clinpred.pilots.deterioration.observations import SIGNAL_NAMES, Observation, PatientHistory, PatientInfo
+from clinpred.pilots.deterioration.observations import SIGNAL_NAMES, Observation, PatientInfo, SignalSpec
 from clinpred.pilots.deterioration.pews import ITEMS as PEWS_ITEMS
-from clinpred.pilots.deterioration.store import ObservationRecord, PatientRecord, ScoreRecord
-from clinpred.pilots.deterioration.validation import (
-    OBSERVATION_LIMITS,
-    collect_observation_problems,
-    collect_patient_problems,
+from clinpred.pilots.deterioration.predictor import RiskBand
+from clinpred.pilots.deterioration.requests import (
+    HistoryPage,
+    HistoryQuery,
+    LatestQuery,
+    LatestRisk,
+    ModelInfo,
+    ObservationBatch,
+    StatelessScore,
+    StatelessScoring,
+    WatchEvent,
+    WatchQuery,
 )
+from clinpred.pilots.deterioration.store import PatientRecord, RecordOutcome, ScoreRecord
+from clinpred.pilots.deterioration.stored_score import StoredScore
+from clinpred.pilots.deterioration.validation import collect_observation_problems, collect_patient_problems
 from clinpred.services.api.common.v1 import prediction_pb2 as common_pb2
 from clinpred.services.api.deterioration.v1 import deterioration_pb2 as pb
 from clinpred.services.common import codec as common
+from clinpred.services.deterioration import fhir
 
-SEXES = ("female", "male", "other", "unknown")
-BANDS = {"low": pb.RISK_BAND_LOW, "medium": pb.RISK_BAND_MEDIUM, "high": pb.RISK_BAND_HIGH}
-BAND_NAMES = {value: name for name, value in BANDS.items()}
-
-
-@dataclass(frozen=True)
-class DecodedPatient:
-    record: PatientRecord
-    info: PatientInfo
-    chemotherapy_at: tuple[datetime, ...]
+SEXES: Final = ("female", "male", "other", "unknown")
+BANDS: Final[dict[RiskBand, pb.RiskBand]] = {
+    "low": pb.RISK_BAND_LOW,
+    "medium": pb.RISK_BAND_MEDIUM,
+    "high": pb.RISK_BAND_HIGH,
+}
+BAND_NAMES: Final[dict[pb.RiskBand, RiskBand]] = {value: name for name, value in BANDS.items()}
+# WatchRisk's alert band when the request leaves it unspecified.
+DEFAULT_ALERT_BAND: Final[RiskBand] = "high"
+DEFAULT_PAGE_SIZE: Final = 20
+MAX_ID_LENGTH: Final = 128
 
 
 def _time(stamp: Timestamp) -> datetime:
@@ -46,12 +61,22 @@ def _time(stamp: Timestamp) -> datetime:
 def _check_id(value: str, field: str, violations: ViolationCollector) -> None:
     if not value.strip():
         violations.add(field, "is required")
-    elif len(value) > 128:
-        violations.add(field, "must be at most 128 characters")
+    elif len(value) > MAX_ID_LENGTH:
+        violations.add(field, f"must be at most {MAX_ID_LENGTH} characters")
 
 
-def decode_patient(message: pb.Patient, path: str, violations: ViolationCollector, now: datetime) -> DecodedPatient | None:
-    """The patient as the store keeps it and as the model reads it; None when invalid (violations say why)."""
+def _decode_token(token: str, field: str, violations: ViolationCollector) -> int | None:
+    """A page or resume token: the decimal number this service issued, or None when empty."""
+    if not token:
+        return None
+    if not token.isdigit():
+        violations.add(field, "is not a token this service issued")
+        return None
+    return int(token)
+
+
+def decode_patient(message: pb.Patient, path: str, violations: ViolationCollector, now: datetime) -> PatientRecord | None:
+    """The patient as the store keeps it; None when it cannot be built (violations say why)."""
     _check_id(message.patient_id, f"{path}.patient_id", violations)
     try:
         birth = date.fromisoformat(message.birth_date)
@@ -74,54 +99,33 @@ def decode_patient(message: pb.Patient, path: str, violations: ViolationCollecto
     for index, when in enumerate(chemotherapy):
         if when > now:
             violations.add(f"{path}.chemotherapy_at[{index}]", "is in the future")
-    record = PatientRecord(
+    return PatientRecord(
         patient_id=message.patient_id,
         birth_date=birth,
         sex=sex,
+        diagnosis_group=message.diagnosis_group,
+        treatment_intensity=message.treatment_intensity,
+        central_line=message.central_line,
         ward=message.ward,
         team=message.team,
-        attributes={
-            "diagnosis_group": info.diagnosis_group,
-            "treatment_intensity": info.treatment_intensity,
-            "central_line": info.central_line,
-            "chemotherapy_at": [t.isoformat() for t in chemotherapy],
-        },
+        chemotherapy_at=chemotherapy,
     )
-    return DecodedPatient(record, info, chemotherapy)
 
 
-def patient_message(record: PatientRecord) -> pb.Patient:
-    attributes = record.attributes
+def encode_patient(patient: PatientRecord) -> pb.Patient:
     message = pb.Patient(
-        patient_id=record.patient_id,
-        birth_date=record.birth_date.isoformat(),
-        sex=record.sex,
-        diagnosis_group=attributes["diagnosis_group"],
-        treatment_intensity=attributes["treatment_intensity"],
-        central_line=attributes["central_line"],
-        ward=record.ward,
-        team=record.team,
+        patient_id=patient.patient_id,
+        birth_date=patient.birth_date.isoformat(),
+        sex=patient.sex,
+        diagnosis_group=patient.diagnosis_group,
+        treatment_intensity=patient.treatment_intensity,
+        central_line=patient.central_line,
+        ward=patient.ward,
+        team=patient.team,
     )
-    for when in attributes.get("chemotherapy_at", []):
-        message.chemotherapy_at.add().FromDatetime(datetime.fromisoformat(when))
+    for when in patient.chemotherapy_at:
+        message.chemotherapy_at.add().FromDatetime(when)
     return message
-
-
-def history_of(record: PatientRecord, observations: Sequence[ObservationRecord]) -> PatientHistory:
-    attributes = record.attributes
-    info = PatientInfo(
-        patient_id=record.patient_id,
-        birth_date=record.birth_date,
-        diagnosis_group=attributes["diagnosis_group"],
-        treatment_intensity=attributes["treatment_intensity"],
-        central_line=attributes["central_line"],
-        sex=record.sex,
-    )
-    return PatientHistory(
-        patient=info,
-        observations=tuple(Observation(o.observation_id, o.observed_at, **o.values) for o in observations),
-        chemotherapy_at=tuple(datetime.fromisoformat(t) for t in attributes.get("chemotherapy_at", [])),
-    )
 
 
 def decode_observations(
@@ -132,17 +136,20 @@ def decode_observations(
     birth_date: date | None,
     now: datetime,
     max_batch_size: int,
-) -> list[ObservationRecord]:
-    """Observations of one batch, checked against the domain's limits; every problem is collected."""
-    common.check_batch_size(len(messages), max_batch_size, path, violations)
-    if violations:
-        return []
+) -> tuple[Observation, ...]:
+    """Observations of one batch, checked against the domain's limits (and the birth date, when given)."""
+    size = ViolationCollector()
+    common.check_batch_size(len(messages), max_batch_size, path, size)
+    if size:
+        # An empty or oversized batch is one problem; its items are not checked one by one.
+        violations.violations.extend(size.violations)
+        return ()
     observations = []
     for index, message in enumerate(messages):
         if not message.HasField("observed_at"):
             violations.add(f"{path}[{index}].observed_at", "is required")
             continue
-        values: dict[str, Any] = {name: getattr(message, name) for name in SIGNAL_NAMES if message.HasField(name)}
+        values = {name: getattr(message, name) for name in SIGNAL_NAMES if message.HasField(name)}
         if "avpu" in values:
             values["avpu"] = values["avpu"].strip().upper()
         observations.append(Observation(message.observation_id, _time(message.observed_at), **values))
@@ -153,178 +160,139 @@ def decode_observations(
                 f"{path}[{index}].observed_at",
                 "is earlier than the observation before it; send a batch in time order",
             )
-    return [
-        ObservationRecord(
-            o.observation_id,
-            o.observed_at,
-            {name: getattr(o, name) for name in SIGNAL_NAMES if getattr(o, name) is not None},
-        )
-        for o in observations
-    ]
+    return tuple(observations)
 
 
-def signal_specs() -> list[common_pb2.FeatureSpec]:
-    return [
-        common_pb2.FeatureSpec(
-            name=spec.name,
-            unit=spec.unit,
-            description=spec.description,
-            valid_min=spec.valid_min,
-            valid_max=spec.valid_max,
-        )
-        for spec in OBSERVATION_LIMITS.values()
-    ]
-
-
-def encode_payload(patient_id: str, version: int, payload: dict[str, Any]) -> pb.RiskScore:
-    """A score as the store keeps it (the domain score's JSON form) -> RiskScore."""
-    pews = payload["pews"]
-    values = dict(pews.get("values") or [])
-    explanation = payload["explanation"]
-    confidence = payload["confidence"]
-    score = pb.RiskScore(
-        patient_id=patient_id,
-        version=version,
-        probability=payload["probability"],
-        horizon_hours=int(payload["horizon_hours"]),
-        band=BANDS[payload["risk_band"]],
-        pews=pb.Pews(
-            total=pews["total"],
-            items=[_pews_item(name, pews[name], values) for name in PEWS_ITEMS],
-        ),
-        confidence=common_pb2.Confidence(
-            prediction_set=confidence["prediction_set"],
-            coverage=confidence["coverage"],
-            method=confidence["method"],
-            statement=confidence["statement"],
-            verified_coverage=confidence["verified_coverage"],
-        ),
-        explanation=common_pb2.Explanation(
-            explained_class=explanation["explained_class"],
-            output_space=explanation["output_space"],
-            base_value=explanation["base_value"],
-            margin=explanation["margin"],
-            method=explanation["method"],
-            contributions=[
-                common_pb2.FeatureContribution(feature=c["feature"], value=c["value"] or 0.0, shap_value=c["shap_value"])
-                for c in explanation["contributions"]
-            ],
-            top_reasons=[
-                common_pb2.Reason(
-                    feature=r["feature"],
-                    value=r["value"] or 0.0,
-                    unit=r["unit"],
-                    direction=common_pb2.DIRECTION_RAISES if r["direction"] == "raises" else common_pb2.DIRECTION_LOWERS,
-                    shap_value=r["shap_value"],
-                    text=r["text"],
-                )
-                for r in explanation["top_reasons"]
-            ],
-        ),
-        quality_flags=[pb.DataQualityFlag(**flag) for flag in payload["data_quality"]],
-        model=common_pb2.ModelIdentity(**payload["model"]),
+def encode_signal_spec(spec: SignalSpec) -> common_pb2.FeatureSpec:
+    return common_pb2.FeatureSpec(
+        name=spec.name, unit=spec.unit, description=spec.description, valid_min=spec.valid_min, valid_max=spec.valid_max
     )
-    score.scored_at.FromDatetime(datetime.fromisoformat(payload["scored_at"].replace("Z", "+00:00")))
-    return score
 
 
-def _pews_item(name: str, points: int, values: dict[str, float | None]) -> pb.PewsItem:
+def _pews_item(name: str, points: int, value: float | None) -> pb.PewsItem:
     item = pb.PewsItem(item=name, points=points)
-    value = values.get(name)
     if value is not None:
         item.value = value
     return item
 
 
+def encode_stored_score(patient_id: str, version: int, score: StoredScore) -> pb.RiskScore:
+    points = score.pews.items()
+    message = pb.RiskScore(
+        patient_id=patient_id,
+        version=version,
+        probability=score.probability,
+        horizon_hours=int(score.horizon_hours),
+        band=BANDS[score.band],
+        pews=pb.Pews(
+            total=score.pews.total,
+            items=[_pews_item(name, points[name], score.pews.value_of(name)) for name in PEWS_ITEMS],
+        ),
+        confidence=common.encode_conformal_set(score.confidence, score.verified_coverage),
+        explanation=common.encode_explanation(score.explanation),
+        quality_flags=[pb.DataQualityFlag(code=f.code, signal=f.signal, message=f.message) for f in score.data_quality],
+        model=common.encode_identity(score.model),
+    )
+    message.scored_at.FromDatetime(score.scored_at)
+    return message
+
+
 def encode_score(record: ScoreRecord) -> pb.RiskScore:
-    return encode_payload(record.patient_id, record.version, record.payload)
-
-
-def decode_page_token(token: str, violations: ViolationCollector) -> int | None:
-    if not token:
-        return None
-    if not token.isdigit():
-        violations.add("page_token", "is not a token this service issued")
-        return None
-    return int(token)
-
-
-def decode_resume_token(token: str, violations: ViolationCollector) -> int | None:
-    if not token:
-        return None
-    if not token.isdigit():
-        violations.add("resume_token", "is not a token this service issued")
-        return None
-    return int(token)
-
-
-@dataclass(frozen=True)
-class WatchQuery:
-    ward: str
-    team: str
-    alert_rank: int
-    resume_after: int | None
-
-
-@dataclass(frozen=True)
-class StatelessScoring:
-    patient: DecodedPatient
-    observations: list[ObservationRecord]
-    at: datetime
-
-
-BAND_RANK = {"low": 1, "medium": 2, "high": 3}
+    return encode_stored_score(record.patient_id, record.version, record.score)
 
 
 class DeteriorationCodec:
-    """Request-level decoding: each method checks one request completely or raises InvalidInput."""
+    """Each decode checks one request completely or raises InvalidInput; each encode builds one response."""
 
     def __init__(self, max_batch_size: int, max_page_size: int) -> None:
         self.max_batch_size = max_batch_size
         self.max_page_size = max_page_size
 
     @staticmethod
-    def _start(request: Any) -> ViolationCollector:
+    def _start(request: Message) -> ViolationCollector:
         violations = ViolationCollector()
         common.check_unknown_fields(request, "", violations)
         return violations
 
-    def decode_register(self, request: pb.RegisterPatientRequest) -> DecodedPatient:
+    def _patient_id(self, request: Message, patient_id: str) -> str:
+        violations = self._start(request)
+        _check_id(patient_id, "patient_id", violations)
+        violations.raise_if_any()
+        return patient_id
+
+    # RegisterPatient
+
+    def decode_register(self, request: pb.RegisterPatientRequest) -> PatientRecord:
         violations = self._start(request)
         if not request.HasField("patient"):
             violations.add("patient", "is required")
-        decoded = decode_patient(request.patient, "patient", violations, datetime.now(UTC))
+        patient = decode_patient(request.patient, "patient", violations, datetime.now(UTC))
         violations.raise_if_any()
-        assert decoded is not None
-        return decoded
+        assert patient is not None
+        return patient
 
-    def decode_patient_id(self, request: Any) -> str:
+    @staticmethod
+    def encode_register(patient: PatientRecord) -> pb.RegisterPatientResponse:
+        return pb.RegisterPatientResponse(patient=encode_patient(patient))
+
+    # RecordObservations
+
+    def decode_record(self, request: pb.RecordObservationsRequest) -> ObservationBatch:
+        """Ids, timestamps, limits and order; the stored patient's birth date is checked when recording."""
         violations = self._start(request)
         _check_id(request.patient_id, "patient_id", violations)
-        violations.raise_if_any()
-        return str(request.patient_id)
-
-    def decode_record(self, request: pb.RecordObservationsRequest, patient: PatientRecord) -> list[ObservationRecord]:
-        violations = self._start(request)
         observations = decode_observations(
             request.observations,
             "observations",
             violations,
-            birth_date=patient.birth_date,
+            birth_date=None,
             now=datetime.now(UTC),
             max_batch_size=self.max_batch_size,
         )
         violations.raise_if_any()
-        return observations
+        return ObservationBatch(request.patient_id, observations)
 
-    def decode_history(self, request: pb.ListRiskHistoryRequest) -> tuple[str, int, int | None]:
+    @staticmethod
+    def encode_record(outcome: RecordOutcome) -> pb.RecordObservationsResponse:
+        return pb.RecordObservationsResponse(
+            stored=outcome.stored, duplicates=outcome.duplicates, score=encode_score(outcome.score)
+        )
+
+    # GetLatestRisk
+
+    def decode_latest(self, request: pb.GetLatestRiskRequest) -> LatestQuery:
+        violations = self._start(request)
+        _check_id(request.patient_id, "patient_id", violations)
+        if request.known_version < 0:
+            violations.add("known_version", "must be 0 (none known) or a version this service answered")
+        violations.raise_if_any()
+        return LatestQuery(request.patient_id, request.known_version)
+
+    @staticmethod
+    def encode_latest(latest: LatestRisk) -> pb.GetLatestRiskResponse:
+        if latest.unchanged:
+            return pb.GetLatestRiskResponse(unchanged=pb.Unchanged(version=latest.record.version))
+        return pb.GetLatestRiskResponse(score=encode_score(latest.record))
+
+    # ListRiskHistory
+
+    def decode_history(self, request: pb.ListRiskHistoryRequest) -> HistoryQuery:
         violations = self._start(request)
         _check_id(request.patient_id, "patient_id", violations)
         if request.page_size < 0 or request.page_size > self.max_page_size:
             violations.add("page_size", f"must be between 0 and {self.max_page_size}")
-        before = decode_page_token(request.page_token, violations)
+        before = _decode_token(request.page_token, "page_token", violations)
         violations.raise_if_any()
-        return request.patient_id, request.page_size or 20, before
+        return HistoryQuery(request.patient_id, request.page_size or DEFAULT_PAGE_SIZE, before)
+
+    @staticmethod
+    def encode_history(page: HistoryPage) -> pb.ListRiskHistoryResponse:
+        return pb.ListRiskHistoryResponse(
+            scores=[encode_score(record) for record in page.scores],
+            next_page_token=str(page.next_before) if page.next_before is not None else "",
+        )
+
+    # WatchRisk
 
     def decode_watch(self, request: pb.WatchRiskRequest) -> WatchQuery:
         violations = self._start(request)
@@ -332,10 +300,21 @@ class DeteriorationCodec:
             violations.add("ward", "give a ward or a team to watch")
         if request.alert_band not in BAND_NAMES and request.alert_band != pb.RISK_BAND_UNSPECIFIED:
             violations.add("alert_band", "is not a known risk band")
-        resume = decode_resume_token(request.resume_token, violations)
+        resume = _decode_token(request.resume_token, "resume_token", violations)
         violations.raise_if_any()
-        band = BAND_NAMES.get(request.alert_band, "high")
-        return WatchQuery(request.ward, request.team, BAND_RANK[band], resume)
+        return WatchQuery(request.ward, request.team, BAND_NAMES.get(request.alert_band, DEFAULT_ALERT_BAND), resume)
+
+    @staticmethod
+    def encode_watch(event: WatchEvent) -> pb.WatchRiskResponse:
+        previous = event.record.score.previous_band
+        return pb.WatchRiskResponse(
+            score=encode_score(event.record),
+            alert=event.alert,
+            previous_band=BANDS[previous] if previous else pb.RISK_BAND_UNSPECIFIED,
+            resume_token=str(event.record.seq),
+        )
+
+    # ScoreObservations
 
     def decode_score(self, request: pb.ScoreObservationsRequest) -> StatelessScoring:
         violations = self._start(request)
@@ -347,7 +326,7 @@ class DeteriorationCodec:
             request.observations,
             "observations",
             violations,
-            birth_date=patient.info.birth_date if patient else None,
+            birth_date=patient.birth_date if patient else None,
             now=now,
             max_batch_size=self.max_batch_size,
         )
@@ -356,17 +335,37 @@ class DeteriorationCodec:
             violations.add("at", "is in the future")
         violations.raise_if_any()
         assert patient is not None
-        newest = max(o.observed_at for o in observations)
-        return StatelessScoring(patient, observations, at or newest)
+        return StatelessScoring(patient, observations, at)
 
+    @staticmethod
+    def encode_stateless(result: StatelessScore) -> pb.ScoreObservationsResponse:
+        # Version 0: a stateless score is no version of anything stored.
+        return pb.ScoreObservationsResponse(score=encode_stored_score(result.patient_id, 0, result.score))
 
-def watch_response(record: ScoreRecord, query: WatchQuery) -> pb.WatchRiskResponse:
-    previous = record.payload.get("previous_band")
-    rank = BAND_RANK[record.band]
-    rose = previous is None or BAND_RANK[previous] < rank
-    return pb.WatchRiskResponse(
-        score=encode_score(record),
-        alert=rank >= query.alert_rank and rose,
-        previous_band=BANDS[previous] if previous else pb.RISK_BAND_UNSPECIFIED,
-        resume_token=str(record.seq),
-    )
+    # ExportFhir
+
+    def decode_export(self, request: pb.ExportFhirRequest) -> str:
+        return self._patient_id(request, request.patient_id)
+
+    @staticmethod
+    def encode_export(record: ScoreRecord) -> pb.ExportFhirResponse:
+        return pb.ExportFhirResponse(
+            risk_assessment_json=json.dumps(fhir.risk_assessment(record)),
+            pews_observation_json=json.dumps(fhir.pews_observation(record)),
+        )
+
+    # GetModelInfo
+
+    def decode_model_info(self, request: pb.GetModelInfoRequest) -> None:
+        self._start(request).raise_if_any()
+
+    @staticmethod
+    def encode_model_info(info: ModelInfo) -> pb.GetModelInfoResponse:
+        return pb.GetModelInfoResponse(
+            model=common.encode_identity(info.identity),
+            horizon_hours=int(info.horizon_hours),
+            features=[common.encode_feature_spec(spec) for spec in info.features],
+            metrics=common.encode_metrics(info.metrics),
+            signals=[encode_signal_spec(spec) for spec in info.signals],
+            max_batch_size=info.max_batch_size,
+        )

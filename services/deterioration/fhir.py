@@ -6,7 +6,7 @@ technical correction, with RiskAssessment and Observation unchanged from R4.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from fhir.resources.R4B.observation import Observation
@@ -14,6 +14,7 @@ from fhir.resources.R4B.riskassessment import RiskAssessment
 
 from clinpred.pilots.deterioration.pews import ITEMS as PEWS_ITEMS
 from clinpred.pilots.deterioration.store import ScoreRecord
+from clinpred.pilots.deterioration.stored_score import instant_text
 
 OUTCOME = "deterioration at home: unplanned admission, PICU transfer or sepsis"
 # http://terminology.hl7.org/CodeSystem/risk-probability has no "medium": it says "moderate".
@@ -26,8 +27,8 @@ def _score_quantity(value: float) -> dict[str, Any]:
 
 
 def pews_observation(record: ScoreRecord) -> dict[str, Any]:
-    payload = record.payload
-    pews = payload["pews"]
+    pews = record.score.pews
+    points = pews.items()
     resource = {
         "resourceType": "Observation",
         "id": f"pews-{record.patient_id}-{record.version}",
@@ -44,51 +45,48 @@ def pews_observation(record: ScoreRecord) -> dict[str, Any]:
         ],
         "code": {"text": "Bedside Paediatric Early Warning Score (Parshuram 2009)"},
         "subject": {"reference": f"Patient/{record.patient_id}"},
-        "effectiveDateTime": payload["scored_at"],
-        "valueQuantity": _score_quantity(pews["total"]),
-        "component": [
-            {"code": {"text": item}, "valueQuantity": _score_quantity(pews[item])}
-            for item in PEWS_ITEMS
-        ],
+        "effectiveDateTime": instant_text(record.score.scored_at),
+        "valueQuantity": _score_quantity(pews.total),
+        "component": [{"code": {"text": item}, "valueQuantity": _score_quantity(points[item])} for item in PEWS_ITEMS],
     }
-    if pews.get("missing_items"):
-        resource["note"] = [{"text": "not measured, scored 0: " + ", ".join(pews["missing_items"])}]
+    if pews.missing_items:
+        resource["note"] = [{"text": "not measured, scored 0: " + ", ".join(pews.missing_items)}]
     return Observation.model_validate(resource).model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
 def risk_assessment(record: ScoreRecord) -> dict[str, Any]:
-    payload = record.payload
-    model = payload["model"]
-    scored_at = datetime.fromisoformat(payload["scored_at"].replace("Z", "+00:00"))
-    until = scored_at + timedelta(hours=float(payload["horizon_hours"]))
-    reasons = "; ".join(r["text"] for r in payload["explanation"]["top_reasons"])
+    score = record.score
+    model = score.model
+    scored_at = instant_text(score.scored_at)
+    until = score.scored_at + timedelta(hours=score.horizon_hours)
+    reasons = "; ".join(r.text for r in score.explanation.top_reasons)
     resource = {
         "resourceType": "RiskAssessment",
         "id": f"deterioration-{record.patient_id}-{record.version}",
         "status": "final",
         "subject": {"reference": f"Patient/{record.patient_id}"},
-        "occurrenceDateTime": payload["scored_at"],
+        "occurrenceDateTime": scored_at,
         "method": {
-            "coding": [{"system": "urn:clinpred:model", "code": f"{model['name']}:{model['version']}"}],
-            "text": f"clinpred {model['name']} {model['version']} (package sha256 {model['sha256']})",
+            "coding": [{"system": "urn:clinpred:model", "code": f"{model.name}:{model.version}"}],
+            "text": f"clinpred {model.name} {model.version} (package sha256 {model.sha256})",
         },
         "basis": [{"reference": f"Observation/pews-{record.patient_id}-{record.version}"}],
         "prediction": [
             {
                 "outcome": {"text": OUTCOME},
-                "probabilityDecimal": payload["probability"],
+                "probabilityDecimal": score.probability,
                 "qualitativeRisk": {
                     "coding": [
                         {
                             "system": "http://terminology.hl7.org/CodeSystem/risk-probability",
-                            "code": QUALITATIVE_RISK[payload["risk_band"]],
+                            "code": QUALITATIVE_RISK[score.band],
                         }
                     ]
                 },
-                "whenPeriod": {"start": payload["scored_at"], "end": until.isoformat().replace("+00:00", "Z")},
+                "whenPeriod": {"start": scored_at, "end": instant_text(until)},
                 "rationale": reasons,
             }
         ],
-        "note": [{"text": payload["confidence"]["statement"]}],
+        "note": [{"text": score.confidence.statement}],
     }
     return RiskAssessment.model_validate(resource).model_dump(mode="json", by_alias=True, exclude_none=True)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
 
-DEFAULT_TENANT = "default"
+from clinpred.pilots.deterioration.observations import Observation, PatientHistory, PatientInfo
+from clinpred.pilots.deterioration.stored_score import StoredScore
 
 
 def to_micros(moment: datetime) -> int:
@@ -23,55 +23,49 @@ def from_micros(micros: int) -> datetime:
 
 @dataclass(frozen=True)
 class PatientRecord:
+    """A registered patient: who the model scores, and where their scores are watched (ward, team)."""
+
     patient_id: str
     birth_date: date
     sex: str
+    diagnosis_group: str
+    treatment_intensity: str
+    central_line: bool
     ward: str = ""
     team: str = ""
-    # Oncology context that changes rarely (diagnosis group, central line, ...).
-    attributes: dict[str, Any] = field(default_factory=dict)
+    chemotherapy_at: tuple[datetime, ...] = ()
 
+    def info(self) -> PatientInfo:
+        return PatientInfo(
+            patient_id=self.patient_id,
+            birth_date=self.birth_date,
+            diagnosis_group=self.diagnosis_group,
+            treatment_intensity=self.treatment_intensity,
+            central_line=self.central_line,
+            sex=self.sex,
+        )
 
-@dataclass(frozen=True)
-class ObservationRecord:
-    """One observation as the app sent it; `values` maps a signal name to its value."""
-
-    observation_id: str
-    observed_at: datetime
-    values: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class ComputedScore:
-    """What a scoring function returns; the store numbers and keeps it."""
-
-    scored_at: datetime
-    probability: float
-    band: str
-    payload: dict[str, Any]
+    def history(self, observations: Iterable[Observation]) -> PatientHistory:
+        """What the model reads: this patient with `observations` (oldest first)."""
+        return PatientHistory(self.info(), tuple(observations), self.chemotherapy_at)
 
 
 @dataclass(frozen=True)
 class ScoreRecord:
+    """A stored score: `version` counts the patient's scores from 1; `seq` orders all of a tenant's scores by commit."""
+
     patient_id: str
     version: int
     seq: int
-    scored_at: datetime
-    probability: float
-    band: str
     ward: str
     team: str
-    payload: dict[str, Any]
+    score: StoredScore
 
 
 @dataclass(frozen=True)
 class RecordOutcome:
+    """What recording a batch did: observations new and already stored, and the patient's score after it."""
+
     stored: int
     duplicates: int
-    score: ScoreRecord | None
-
-
-# Computes a score from a patient, their observations (oldest first) and their
-# previous score, read in the same transaction (so "the band rose" is exact
-# even with several replicas writing).
-ScoreFunction = Callable[[PatientRecord, Sequence[ObservationRecord], "ScoreRecord | None"], ComputedScore]
+    score: ScoreRecord

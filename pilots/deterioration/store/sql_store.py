@@ -1,10 +1,14 @@
 """The deterioration risk store on SQL: SQLite (embedded default) or PostgreSQL.
 
-Recording a batch is one transaction that locks the patient, refuses the whole
-batch on any conflict, inserts only observation ids it has not seen (so a
-retried batch stores nothing twice), scores, and numbers the score. It commits
-before returning: acknowledged means durably stored (SQLite runs in WAL mode
-with synchronous=FULL; PostgreSQL commits synchronously by default).
+Recording a batch is one transaction, `with store.recording(tenant, patient_id) as
+visit:`, that the caller drives: it locks the patient, refuses the whole batch on
+any conflict (`visit.add`), inserts only observation ids it has not seen (so a
+retried batch stores nothing twice), reads the window and the previous score
+the new score is computed from, and numbers the score (`visit.save`) with the
+patient's next version, gapless however many replicas write. It commits when
+the block ends, before the caller answers: acknowledged means durably stored
+(SQLite runs in WAL mode with synchronous=FULL; PostgreSQL commits synchronously
+by default). An exception in the block rolls everything back.
 """
 
 from __future__ import annotations
@@ -20,18 +24,14 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from clinpred.pilots.common.errors import NotFound, ViolationCollector
-from clinpred.pilots.deterioration.store.records import (
-    ObservationRecord,
-    PatientRecord,
-    RecordOutcome,
-    ScoreFunction,
-    ScoreRecord,
-    from_micros,
-    to_micros,
-)
+from clinpred.pilots.deterioration.observations import SIGNAL_NAMES, Observation
+from clinpred.pilots.deterioration.store.records import PatientRecord, ScoreRecord, from_micros, to_micros
+from clinpred.pilots.deterioration.stored_score import StoredScore
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 _SCORE_COLUMNS = "patient_id, version, seq, scored_at_us, probability, band, ward, team, payload"
+_PATIENT_COLUMNS = "patient_id, birth_date, sex, ward, team, attributes"
+_NO_PATIENT = "patient_id: no such patient; register the patient first"
 
 
 class Cursor(Protocol):
@@ -41,22 +41,53 @@ class Cursor(Protocol):
     def fetchall(self) -> list[Any]: ...
 
 
-def _content_hash(observation: ObservationRecord) -> str:
-    canonical = json.dumps({"observed_at": to_micros(observation.observed_at), "values": observation.values}, sort_keys=True)
+def _values(observation: Observation) -> dict[str, Any]:
+    """The measured signals of an observation, as its `payload` column keeps them."""
+    return {name: getattr(observation, name) for name in SIGNAL_NAMES if getattr(observation, name) is not None}
+
+
+def _content_hash(observation: Observation) -> str:
+    canonical = json.dumps({"observed_at": to_micros(observation.observed_at), "values": _values(observation)}, sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def _score(row: Sequence[Any]) -> ScoreRecord:
+    # scored_at_us, probability and band (row[3:6]) repeat the payload for SQL; the payload is the score.
     return ScoreRecord(
         patient_id=row[0],
         version=int(row[1]),
         seq=int(row[2]),
-        scored_at=from_micros(int(row[3])),
-        probability=float(row[4]),
-        band=row[5],
         ward=row[6],
         team=row[7],
-        payload=json.loads(row[8]),
+        score=StoredScore.from_payload(json.loads(row[8])),
+    )
+
+
+def _patient(row: Sequence[Any]) -> PatientRecord:
+    attributes = json.loads(row[5])
+    return PatientRecord(
+        patient_id=row[0],
+        birth_date=date.fromisoformat(row[1]),
+        sex=row[2],
+        ward=row[3],
+        team=row[4],
+        diagnosis_group=attributes["diagnosis_group"],
+        treatment_intensity=attributes["treatment_intensity"],
+        central_line=bool(attributes["central_line"]),
+        chemotherapy_at=tuple(datetime.fromisoformat(t) for t in attributes.get("chemotherapy_at", [])),
+    )
+
+
+def _attributes(patient: PatientRecord) -> str:
+    """The oncology context that changes rarely, in the `attributes` column."""
+    return json.dumps(
+        {
+            "diagnosis_group": patient.diagnosis_group,
+            "treatment_intensity": patient.treatment_intensity,
+            "central_line": patient.central_line,
+            "chemotherapy_at": [t.isoformat() for t in patient.chemotherapy_at],
+        },
+        sort_keys=True,
     )
 
 
@@ -96,7 +127,8 @@ class SqlRiskStore:
 
     # Patients
 
-    def upsert_patient(self, tenant: str, patient: PatientRecord) -> None:
+    def upsert_patient(self, tenant: str, patient: PatientRecord) -> PatientRecord:
+        """Registers or updates a patient; returns the patient as stored."""
         with self._write() as cursor:
             cursor.execute(
                 self._sql(
@@ -112,130 +144,42 @@ class SqlRiskStore:
                     patient.sex,
                     patient.ward,
                     patient.team,
-                    json.dumps(patient.attributes, sort_keys=True),
+                    _attributes(patient),
                     to_micros(datetime.now(UTC)),
                 ),
             )
+            return self._get_patient(cursor, tenant, patient.patient_id)
 
     def get_patient(self, tenant: str, patient_id: str) -> PatientRecord:
         with self._read() as cursor:
-            cursor.execute(
-                self._sql(
-                    "SELECT patient_id, birth_date, sex, ward, team, attributes FROM patients WHERE tenant = ? AND patient_id = ?"
-                ),
-                (tenant, patient_id),
-            )
-            row = cursor.fetchone()
-        if row is None:
-            raise NotFound("patient_id: no such patient; register the patient first")
-        return self._patient(row)
+            return self._get_patient(cursor, tenant, patient_id)
 
-    @staticmethod
-    def _patient(row: Sequence[Any]) -> PatientRecord:
-        return PatientRecord(
-            patient_id=row[0],
-            birth_date=date.fromisoformat(row[1]),
-            sex=row[2],
-            ward=row[3],
-            team=row[4],
-            attributes=json.loads(row[5]),
+    def _get_patient(self, cursor: Cursor, tenant: str, patient_id: str) -> PatientRecord:
+        cursor.execute(
+            self._sql(f"SELECT {_PATIENT_COLUMNS} FROM patients WHERE tenant = ? AND patient_id = ?"),
+            (tenant, patient_id),
         )
+        row = cursor.fetchone()
+        if row is None:
+            raise NotFound(_NO_PATIENT)
+        return _patient(row)
 
     # Observations and scores
 
-    def record(
-        self,
-        tenant: str,
-        patient_id: str,
-        observations: Sequence[ObservationRecord],
-        score: ScoreFunction,
-        lookback: timedelta,
-    ) -> RecordOutcome:
-        """Stores new observations and the score they lead to, atomically; see the module docstring."""
+    @contextmanager
+    def recording(self, tenant: str, patient_id: str) -> Iterator[Recording]:
+        """One batch's transaction on a locked patient (see the module docstring); NotFound for an unknown patient."""
         with self._write() as cursor:
             row = self._lock_patient(cursor, tenant, patient_id)
             if row is None:
-                raise NotFound("patient_id: no such patient; register the patient first")
-            patient = self._patient(row[:6])
-            version = int(row[6])
-            hashes = {o.observation_id: _content_hash(o) for o in observations}
-            known = self._known_hashes(cursor, tenant, patient_id, list(hashes))
-            violations = ViolationCollector()
-            for index, observation in enumerate(observations):
-                seen = known.get(observation.observation_id)
-                if seen is not None and seen != hashes[observation.observation_id]:
-                    violations.add(
-                        f"observations[{index}].observation_id",
-                        "already stored with different content; an observation id names one observation",
-                    )
-            violations.raise_if_any()
-            new = [o for o in observations if o.observation_id not in known]
-            now = to_micros(datetime.now(UTC))
-            cursor.executemany(
-                self._sql(
-                    "INSERT INTO observations (tenant, patient_id, observation_id, observed_at_us,"
-                    " content_sha256, payload, recorded_at_us) VALUES (?, ?, ?, ?, ?, ?, ?)"
-                ),
-                [
-                    (
-                        tenant,
-                        patient_id,
-                        o.observation_id,
-                        to_micros(o.observed_at),
-                        hashes[o.observation_id],
-                        json.dumps(o.values, sort_keys=True),
-                        now,
-                    )
-                    for o in new
-                ],
-            )
-            if not new and version > 0:
-                return RecordOutcome(0, len(observations), self._latest(cursor, tenant, patient_id))
-            history = self._history(cursor, tenant, patient_id, lookback)
-            previous = self._latest(cursor, tenant, patient_id) if version > 0 else None
-            computed = score(patient, history, previous)
-            cursor.execute(
-                self._sql(
-                    "INSERT INTO score_sequence (tenant, value) VALUES (?, 1)"
-                    " ON CONFLICT (tenant) DO UPDATE SET value = score_sequence.value + 1 RETURNING value"
-                ),
-                (tenant,),
-            )
-            seq = int(cursor.fetchone()[0])
-            version += 1
-            cursor.execute(
-                self._sql("UPDATE patients SET score_version = ? WHERE tenant = ? AND patient_id = ?"),
-                (version, tenant, patient_id),
-            )
-            cursor.execute(
-                self._sql(f"INSERT INTO risk_scores (tenant, {_SCORE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
-                (
-                    tenant,
-                    patient_id,
-                    version,
-                    seq,
-                    to_micros(computed.scored_at),
-                    computed.probability,
-                    computed.band,
-                    patient.ward,
-                    patient.team,
-                    json.dumps(computed.payload, sort_keys=True),
-                ),
-            )
-            stored = ScoreRecord(
-                patient_id,
-                version,
-                seq,
-                computed.scored_at,
-                computed.probability,
-                computed.band,
-                patient.ward,
-                patient.team,
-                computed.payload,
-            )
-            return RecordOutcome(len(new), len(observations) - len(new), stored)
+                raise NotFound(_NO_PATIENT)
+            visit = Recording(self, cursor, tenant, _patient(row[:6]), int(row[6]))
+            try:
+                yield visit
+            finally:
+                visit.close()
 
-    def _known_hashes(self, cursor: Cursor, tenant: str, patient_id: str, ids: list[str]) -> dict[str, str]:
+    def _known_hashes(self, cursor: Cursor, tenant: str, patient_id: str, ids: Sequence[str]) -> dict[str, str]:
         known: dict[str, str] = {}
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
@@ -250,7 +194,7 @@ class SqlRiskStore:
             known.update({r[0]: r[1] for r in cursor.fetchall()})
         return known
 
-    def _history(self, cursor: Cursor, tenant: str, patient_id: str, lookback: timedelta) -> list[ObservationRecord]:
+    def _window(self, cursor: Cursor, tenant: str, patient_id: str, lookback: timedelta) -> list[Observation]:
         cursor.execute(
             self._sql("SELECT MAX(observed_at_us) FROM observations WHERE tenant = ? AND patient_id = ?"),
             (tenant, patient_id),
@@ -267,11 +211,12 @@ class SqlRiskStore:
             ),
             (tenant, patient_id, since),
         )
-        return [ObservationRecord(r[0], from_micros(int(r[1])), json.loads(r[2])) for r in cursor.fetchall()]
+        return [Observation(r[0], from_micros(int(r[1])), **json.loads(r[2])) for r in cursor.fetchall()]
 
-    def observations(self, tenant: str, patient_id: str, lookback: timedelta) -> list[ObservationRecord]:
+    def observations(self, tenant: str, patient_id: str, lookback: timedelta) -> list[Observation]:
+        """A patient's observations from `lookback` before the newest one, oldest first."""
         with self._read() as cursor:
-            return self._history(cursor, tenant, patient_id, lookback)
+            return self._window(cursor, tenant, patient_id, lookback)
 
     def _latest(self, cursor: Cursor, tenant: str, patient_id: str) -> ScoreRecord | None:
         cursor.execute(
@@ -284,14 +229,15 @@ class SqlRiskStore:
         return None if row is None else _score(row)
 
     def latest_score(self, tenant: str, patient_id: str) -> ScoreRecord | None:
-        self.get_patient(tenant, patient_id)
+        """The patient's newest score, None before the first; NotFound for an unknown patient."""
         with self._read() as cursor:
+            self._get_patient(cursor, tenant, patient_id)
             return self._latest(cursor, tenant, patient_id)
 
     def score_history(self, tenant: str, patient_id: str, page_size: int, before_version: int | None = None) -> list[ScoreRecord]:
         """Scores newest first, `page_size` at most, with versions below `before_version`."""
-        self.get_patient(tenant, patient_id)
         with self._read() as cursor:
+            self._get_patient(cursor, tenant, patient_id)
             cursor.execute(
                 self._sql(
                     f"SELECT {_SCORE_COLUMNS} FROM risk_scores WHERE tenant = ? AND patient_id = ? AND version < ?"
@@ -315,6 +261,117 @@ class SqlRiskStore:
             cursor.execute(self._sql("SELECT value FROM score_sequence WHERE tenant = ?"), (tenant,))
             row = cursor.fetchone()
         return 0 if row is None else int(row[0])
+
+
+class Recording:
+    """One patient's batch inside its transaction, the patient locked (`SqlRiskStore.recording`).
+
+    The caller adds the batch, reads what a score needs, and saves the score;
+    nothing is visible to others before the transaction commits.
+    """
+
+    def __init__(self, store: SqlRiskStore, cursor: Cursor, tenant: str, patient: PatientRecord, version: int) -> None:
+        self._store = store
+        self._cursor: Cursor | None = cursor
+        self._tenant = tenant
+        self.patient = patient
+        self._version = version
+        self._previous: ScoreRecord | None = None
+
+    def close(self) -> None:
+        self._cursor = None
+
+    @property
+    def cursor(self) -> Cursor:
+        if self._cursor is None:
+            raise RuntimeError("the recording's transaction has ended")
+        return self._cursor
+
+    def add(self, observations: Sequence[Observation], *, field: str) -> int:
+        """Stores the observations whose ids are new; returns how many.
+
+        An id already stored with other content rejects the whole batch (InvalidInput naming
+        `field[index].observation_id`); an id stored with the same content is a retry and is skipped.
+        """
+        store, cursor, tenant, patient_id = self._store, self.cursor, self._tenant, self.patient.patient_id
+        hashes = {o.observation_id: _content_hash(o) for o in observations}
+        known = store._known_hashes(cursor, tenant, patient_id, list(hashes))
+        violations = ViolationCollector()
+        for index, observation in enumerate(observations):
+            seen = known.get(observation.observation_id)
+            if seen is not None and seen != hashes[observation.observation_id]:
+                violations.add(
+                    f"{field}[{index}].observation_id",
+                    "already stored with different content; an observation id names one observation",
+                )
+        violations.raise_if_any()
+        new = [o for o in observations if o.observation_id not in known]
+        now = to_micros(datetime.now(UTC))
+        cursor.executemany(
+            store._sql(
+                "INSERT INTO observations (tenant, patient_id, observation_id, observed_at_us,"
+                " content_sha256, payload, recorded_at_us) VALUES (?, ?, ?, ?, ?, ?, ?)"
+            ),
+            [
+                (
+                    tenant,
+                    patient_id,
+                    o.observation_id,
+                    to_micros(o.observed_at),
+                    hashes[o.observation_id],
+                    json.dumps(_values(o), sort_keys=True),
+                    now,
+                )
+                for o in new
+            ],
+        )
+        return len(new)
+
+    def window(self, lookback: timedelta) -> list[Observation]:
+        """The patient's observations from `lookback` before the newest one, oldest first, this batch included."""
+        return self._store._window(self.cursor, self._tenant, self.patient.patient_id, lookback)
+
+    @property
+    def previous_score(self) -> ScoreRecord | None:
+        """The patient's newest score before this batch (None: no score yet), read under the lock."""
+        if self._previous is None and self._version > 0:
+            self._previous = self._store._latest(self.cursor, self._tenant, self.patient.patient_id)
+        return self._previous
+
+    def save(self, score: StoredScore) -> ScoreRecord:
+        """Stores `score` as the patient's next version; returns it numbered."""
+        store, cursor, tenant, patient = self._store, self.cursor, self._tenant, self.patient
+        cursor.execute(
+            store._sql(
+                "INSERT INTO score_sequence (tenant, value) VALUES (?, 1)"
+                " ON CONFLICT (tenant) DO UPDATE SET value = score_sequence.value + 1 RETURNING value"
+            ),
+            (tenant,),
+        )
+        seq = int(cursor.fetchone()[0])
+        version = self._version + 1
+        cursor.execute(
+            store._sql("UPDATE patients SET score_version = ? WHERE tenant = ? AND patient_id = ?"),
+            (version, tenant, patient.patient_id),
+        )
+        cursor.execute(
+            store._sql(f"INSERT INTO risk_scores (tenant, {_SCORE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+            (
+                tenant,
+                patient.patient_id,
+                version,
+                seq,
+                to_micros(score.scored_at),
+                score.probability,
+                score.band,
+                patient.ward,
+                patient.team,
+                json.dumps(score.to_payload(), sort_keys=True),
+            ),
+        )
+        saved = ScoreRecord(patient.patient_id, version, seq, patient.ward, patient.team, score)
+        self._version, self._previous = version, saved
+        return saved
 
 
 class SqliteRiskStore(SqlRiskStore):
@@ -365,8 +422,7 @@ class SqliteRiskStore(SqlRiskStore):
 
     def _lock_patient(self, cursor: Cursor, tenant: str, patient_id: str) -> Any:
         cursor.execute(
-            "SELECT patient_id, birth_date, sex, ward, team, attributes, score_version FROM patients"
-            " WHERE tenant = ? AND patient_id = ?",
+            f"SELECT {_PATIENT_COLUMNS}, score_version FROM patients WHERE tenant = ? AND patient_id = ?",
             (tenant, patient_id),
         )
         return cursor.fetchone()
@@ -406,8 +462,7 @@ class PostgresRiskStore(SqlRiskStore):
 
     def _lock_patient(self, cursor: Cursor, tenant: str, patient_id: str) -> Any:
         cursor.execute(
-            "SELECT patient_id, birth_date, sex, ward, team, attributes, score_version FROM patients"
-            " WHERE tenant = %s AND patient_id = %s FOR UPDATE",
+            f"SELECT {_PATIENT_COLUMNS}, score_version FROM patients WHERE tenant = %s AND patient_id = %s FOR UPDATE",
             (tenant, patient_id),
         )
         return cursor.fetchone()

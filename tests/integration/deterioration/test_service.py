@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import sqlite3
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
@@ -12,9 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import psycopg
 import pytest
 from fhir.resources.R4B.observation import Observation
 from fhir.resources.R4B.riskassessment import RiskAssessment
+from prometheus_client import REGISTRY
 
 from clinpred.pilots.common.model_package import ModelPackage, latest_package
 from clinpred.services.api.deterioration.v1 import deterioration_pb2 as pb
@@ -83,16 +86,30 @@ def patient(patient_id: str, ward: str = "onc-a", **changes: Any) -> pb.Patient:
 
 def calm(index: int, hours_ago: float) -> pb.Observation:
     return observation(
-        f"calm-{index}", NOW - timedelta(hours=hours_ago),
-        heart_rate=100, respiratory_rate=22, temperature_c=36.8, spo2=98, systolic_bp=100,
+        f"calm-{index}",
+        NOW - timedelta(hours=hours_ago),
+        heart_rate=100,
+        respiratory_rate=22,
+        temperature_c=36.8,
+        spo2=98,
+        systolic_bp=100,
     )
 
 
 def septic(index: int, hours_ago: float) -> pb.Observation:
     return observation(
-        f"septic-{index}", NOW - timedelta(hours=hours_ago),
-        heart_rate=175, respiratory_rate=45, temperature_c=39.8, spo2=89, systolic_bp=72,
-        capillary_refill_s=4, respiratory_effort=2, avpu="V", neutrophils_g_l=0.1, crp_mg_l=180,
+        f"septic-{index}",
+        NOW - timedelta(hours=hours_ago),
+        heart_rate=175,
+        respiratory_rate=45,
+        temperature_c=39.8,
+        spo2=89,
+        systolic_bp=72,
+        capillary_refill_s=4,
+        respiratory_effort=2,
+        avpu="V",
+        neutrophils_g_l=0.1,
+        crp_mg_l=180,
     )
 
 
@@ -119,8 +136,13 @@ async def test_recording_answers_a_complete_score(stub: Stub, deterioration_pack
     assert score.band in (pb.RISK_BAND_LOW, pb.RISK_BAND_MEDIUM, pb.RISK_BAND_HIGH)
     assert score.scored_at.ToDatetime(tzinfo=UTC) == NOW - timedelta(hours=10)
     assert [item.item for item in score.pews.items] == [
-        "heart_rate", "systolic_bp", "respiratory_rate", "capillary_refill",
-        "respiratory_effort", "oxygen_saturation", "oxygen_therapy",
+        "heart_rate",
+        "systolic_bp",
+        "respiratory_rate",
+        "capillary_refill",
+        "respiratory_effort",
+        "oxygen_saturation",
+        "oxygen_therapy",
     ]
     assert score.pews.total == sum(item.points for item in score.pews.items)
     assert score.confidence.coverage == pytest.approx(0.9) and score.confidence.statement
@@ -201,9 +223,7 @@ async def test_stateless_scoring_stores_nothing_and_agrees(stub: Stub) -> None:
     await registered(stub, "p-stateless")
     batch = [calm(1, 12), septic(2, 3)]
     stored = await stub.RecordObservations(pb.RecordObservationsRequest(patient_id="p-stateless", observations=batch))
-    stateless = await stub.ScoreObservations(
-        pb.ScoreObservationsRequest(patient=patient("someone-new"), observations=batch)
-    )
+    stateless = await stub.ScoreObservations(pb.ScoreObservationsRequest(patient=patient("someone-new"), observations=batch))
     assert stateless.score.probability == pytest.approx(stored.score.probability, rel=1e-9)
     await rejected(stub.GetLatestRisk(pb.GetLatestRiskRequest(patient_id="someone-new")), grpc.StatusCode.NOT_FOUND)
 
@@ -297,3 +317,68 @@ async def test_invalid_patients_are_rejected_field_by_field(stub: Stub) -> None:
     assert "must be one of" in violations["patient.diagnosis_group"]
     watch_all = await rejected(anext(aiter(stub.WatchRisk(pb.WatchRiskRequest()))))
     assert "ward" in watch_all
+
+
+STAGES = ("decode", "predict", "explain", "encode")
+
+
+def stage_counts() -> dict[str, float]:
+    return {
+        name: REGISTRY.get_sample_value("clinpred_stage_duration_seconds_count", {"service": "deterioration", "stage": name})
+        or 0.0
+        for name in STAGES
+    }
+
+
+def added(before: dict[str, float]) -> dict[str, float]:
+    after = stage_counts()
+    return {name: after[name] - before[name] for name in STAGES}
+
+
+async def test_each_stage_is_timed_once_per_call(stub: Stub) -> None:
+    # The server records every stage before it answers, so the counts are final when the answer arrives.
+    await registered(stub, "p-stages")
+    request = pb.RecordObservationsRequest(patient_id="p-stages", observations=[calm(1, 3), calm(2, 2)])
+    before = stage_counts()
+    await stub.RecordObservations(request)
+    assert added(before) == dict.fromkeys(STAGES, 1.0)
+    # A retried batch reads the stored score: nothing is predicted or explained again.
+    before = stage_counts()
+    await stub.RecordObservations(request)
+    assert added(before) == {"decode": 1.0, "predict": 0.0, "explain": 0.0, "encode": 1.0}
+    before = stage_counts()
+    await stub.GetLatestRisk(pb.GetLatestRiskRequest(patient_id="p-stages"))
+    assert added(before) == {"decode": 1.0, "predict": 0.0, "explain": 0.0, "encode": 1.0}
+    before = stage_counts()
+    await stub.ScoreObservations(pb.ScoreObservationsRequest(patient=patient("p-stages"), observations=[calm(3, 1)]))
+    assert added(before) == dict.fromkeys(STAGES, 1.0)
+    # Rejected while decoding: nothing after it runs.
+    before = stage_counts()
+    await rejected(stub.RecordObservations(pb.RecordObservationsRequest(patient_id="p-stages")))
+    assert added(before) == {"decode": 1.0, "predict": 0.0, "explain": 0.0, "encode": 0.0}
+
+
+def _rewrite_payloads(url: str, patient_id: str, change: dict[str, Any]) -> None:
+    """Changes a patient's stored score payloads behind the service's back (a row of another release)."""
+    sql = "SELECT version, payload FROM risk_scores WHERE patient_id = {0}"
+    update = "UPDATE risk_scores SET payload = {0} WHERE patient_id = {0} AND version = {0}"
+    if url.startswith("sqlite:///"):
+        with sqlite3.connect(url.removeprefix("sqlite:///")) as lite:
+            rows = lite.execute(sql.format("?"), (patient_id,)).fetchall()
+            for version, payload in rows:
+                lite.execute(update.format("?"), (json.dumps(json.loads(payload) | change), patient_id, version))
+        return
+    with psycopg.connect(url) as connection:
+        rows = connection.execute(sql.format("%s"), (patient_id,)).fetchall()
+        for version, payload in rows:
+            connection.execute(update.format("%s"), (json.dumps(json.loads(payload) | change), patient_id, version))
+
+
+async def test_a_score_stored_by_a_newer_release_is_refused_not_internal(stub: Stub, database_url: str) -> None:
+    await registered(stub, "p-newer")
+    await stub.RecordObservations(pb.RecordObservationsRequest(patient_id="p-newer", observations=[calm(1, 2)]))
+    _rewrite_payloads(database_url, "p-newer", {"schema_version": 99})
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.GetLatestRisk(pb.GetLatestRiskRequest(patient_id="p-newer"))
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "schema version 99" in (caught.value.details() or "")

@@ -14,10 +14,11 @@ from clinpred.pilots.common.model_package import latest_package
 from clinpred.pilots.deterioration.cohort import patient_history
 from clinpred.pilots.deterioration.features import FEATURE_NAMES, arrays_from_tables, compute_features, feature_matrix, to_hours
 from clinpred.pilots.deterioration.observations import Observation, PatientHistory, PatientInfo
+from clinpred.pilots.deterioration.package_format import onnx_positive_probability
 from clinpred.pilots.deterioration.pews import bedside_pews
 from clinpred.pilots.deterioration.predictor import DeteriorationPredictor
 from clinpred.pilots.deterioration.simulator import simulate_cohort
-from clinpred.pilots.deterioration.training import onnx_positive_probability
+from clinpred.pilots.deterioration.stored_score import StoredScore
 
 MODELS = Path(__file__).resolve().parents[4] / "models"
 
@@ -70,9 +71,9 @@ def test_score_is_consistent(predictor: DeteriorationPredictor) -> None:
     assert score.probability == pytest.approx(expected, abs=1e-5)
     medium, high = score.band_thresholds
     assert score.risk_band == ("high" if score.probability >= high else "medium" if score.probability >= medium else "low")
-    assert score.confidence.prediction_set == predictor.conformal.labels(score.probability)
+    assert score.confidence.labels == predictor.conformal.labels(score.probability)
     assert score.confidence.coverage == 0.9
-    assert abs(score.confidence.verified_coverage - 0.9) <= 0.02
+    assert abs(score.verified_coverage - 0.9) <= 0.02
     explanation = score.explanation
     assert len(explanation.contributions) == len(FEATURE_NAMES)
     total = explanation.base_value + sum(c.shap_value for c in explanation.contributions)
@@ -81,10 +82,30 @@ def test_score_is_consistent(predictor: DeteriorationPredictor) -> None:
     assert abs(score.reasons[0].shap_value) >= abs(score.reasons[1].shap_value) >= abs(score.reasons[2].shap_value)
     assert all(r.direction in r.text for r in score.reasons)
     assert score.pews.total == sum(score.pews.items().values())
-    payload = json.loads(json.dumps(score.to_json(), allow_nan=False))
+    # As the store keeps it: plain JSON (a value not measured is null, never NaN), read back to the same score.
+    payload = json.loads(json.dumps(StoredScore.of(score, previous_band=None).to_payload(), allow_nan=False))
     assert payload["probability"] == score.probability
     assert payload["model"]["sha256"] == predictor.package.identity.sha256
     assert payload["scored_at"].endswith("Z")
+    restored = StoredScore.from_payload(payload)
+    assert restored.explanation.margin == score.explanation.margin
+    assert [c.feature for c in restored.explanation.contributions] == list(FEATURE_NAMES)
+    assert restored.pews == score.pews and restored.confidence == score.confidence
+
+
+def test_predict_then_explain_is_the_score(predictor: DeteriorationPredictor) -> None:
+    at = datetime(2025, 6, 1, 12, tzinfo=UTC)
+    observations = (Observation("a", at - timedelta(hours=2), heart_rate=160.0, temperature_c=39.1, spo2=93.0),)
+    history = PatientHistory(PatientInfo("p", date(2020, 1, 1), "aml", "high", True), observations)
+    prediction = predictor.predict(history, at)
+    explained = prediction.explained(predictor.explain(prediction))
+    whole = predictor.score(history, at)
+    assert explained.probability == whole.probability and explained.risk_band == whole.risk_band
+    assert explained.explanation.margin == pytest.approx(whole.explanation.margin, abs=1e-12)
+    # Compared without `value`: a value not measured is NaN, which equals nothing.
+    assert [(r.feature, r.direction, r.shap_value, r.text) for r in explained.reasons] == [
+        (r.feature, r.direction, r.shap_value, r.text) for r in whole.reasons
+    ]
 
 
 def test_pews_uses_latest_items_and_quality_flags_name_stale_data(predictor: DeteriorationPredictor) -> None:

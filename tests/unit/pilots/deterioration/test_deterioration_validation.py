@@ -7,10 +7,15 @@ from typing import Any
 
 import pytest
 
-from clinpred.pilots.common.errors import InvalidInput
-from clinpred.pilots.deterioration.observations import Observation, PatientHistory, PatientInfo
-from clinpred.pilots.deterioration.predictor import OBSERVATION_LIMITS, check_value, validate_history, validate_observations
-from clinpred.pilots.deterioration.validation import validate_observations as validation_module_function
+from clinpred.pilots.common.errors import InvalidInput, ViolationCollector
+from clinpred.pilots.deterioration.observations import SIGNALS, Observation, PatientHistory, PatientInfo
+from clinpred.pilots.deterioration.validation import (
+    check_value,
+    collect_observation_problems,
+    collect_problems_for_patient,
+    validate_history,
+    validate_observations,
+)
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 BIRTH = date(2019, 3, 1)
@@ -32,10 +37,28 @@ def _violations(observations: list[Observation], birth: date | None = BIRTH) -> 
     return {v.field: v.description for v in raised.value.violations}
 
 
-def test_predictor_reexports_the_single_limits_table() -> None:
-    assert validate_observations is validation_module_function
-    assert OBSERVATION_LIMITS["spo2"].valid_max == 100
-    assert OBSERVATION_LIMITS["heart_rate"].valid_min == 20
+def test_limits_come_from_the_observation_schema() -> None:
+    assert SIGNALS["spo2"].valid_max == 100
+    assert SIGNALS["heart_rate"].valid_min == 20
+    assert check_value("spo2", 101.0) == "outside the valid range 30-100 %"
+
+
+def test_checks_split_into_stateless_and_the_patients_find_every_problem_once() -> None:
+    """Without the birth date the batch passes; on the patient, before-birth and weight-for-age fail, with the path given."""
+    batch = [_obs("o1", datetime(2018, 1, 1, tzinfo=UTC), heart_rate=120.0), _obs("o2", weight_kg=60.0)]
+    stateless = ViolationCollector()
+    collect_observation_problems(batch, stateless, birth_date=None, now=NOW, field_prefix="observations")
+    assert stateless.violations == []
+    on_patient = ViolationCollector()
+    collect_problems_for_patient(batch, on_patient, birth_date=BIRTH, field_prefix="batch.observations")
+    found = {v.field: v.description for v in on_patient.violations}
+    assert found == {
+        "batch.observations[0].observed_at": "is before the patient's birth date",
+        "batch.observations[1].weight_kg": "looks like pounds; send kilograms (valid range 0.3-250 kg)",
+    }
+    together = ViolationCollector()
+    collect_observation_problems(batch, together, birth_date=BIRTH, now=NOW, field_prefix="batch.observations")
+    assert together.violations == on_patient.violations
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,107 @@
+"""What callers ask of home monitoring and what it answers, as domain objects (no transport types).
+
+A transport decodes its messages into the requests here, checked as far as
+they can be without stored state, and encodes the answers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from clinpred.pilots.common.model_package import ModelIdentity
+from clinpred.pilots.common.schema import FeatureSpec
+from clinpred.pilots.deterioration.observations import Observation, PatientHistory, SignalSpec
+from clinpred.pilots.deterioration.predictor import RiskBand
+from clinpred.pilots.deterioration.store.records import PatientRecord, ScoreRecord
+from clinpred.pilots.deterioration.stored_score import StoredScore
+
+
+@dataclass(frozen=True)
+class ObservationBatch:
+    """Observations of one stored patient, in time order, not yet checked against the patient's birth date."""
+
+    patient_id: str
+    observations: tuple[Observation, ...]
+
+
+@dataclass(frozen=True)
+class LatestQuery:
+    """The patient's latest score, unless it is still `known_version` (0: none known)."""
+
+    patient_id: str
+    known_version: int
+
+
+@dataclass(frozen=True)
+class LatestRisk:
+    record: ScoreRecord
+    # The caller already has this version: the score need not travel again.
+    unchanged: bool
+
+
+@dataclass(frozen=True)
+class HistoryQuery:
+    """At most `page_size` scores, newest first, of versions below `before_version` (None: from the newest)."""
+
+    patient_id: str
+    page_size: int
+    before_version: int | None
+
+
+@dataclass(frozen=True)
+class HistoryPage:
+    scores: tuple[ScoreRecord, ...]
+    # Where the next page starts (its versions are below this); None on the last page.
+    next_before: int | None
+
+
+@dataclass(frozen=True)
+class WatchQuery:
+    """Scores of a ward or a team as they are committed, after `resume_after` (a seq; None: from now)."""
+
+    ward: str
+    team: str
+    alert_band: RiskBand
+    resume_after: int | None
+
+    def watches(self, record: ScoreRecord) -> bool:
+        return bool((self.ward and record.ward == self.ward) or (self.team and record.team == self.team))
+
+
+@dataclass(frozen=True)
+class WatchEvent:
+    record: ScoreRecord
+    # The score rose into the watcher's alert band (StoredScore.alerts).
+    alert: bool
+
+
+@dataclass(frozen=True)
+class StatelessScoring:
+    """A patient and observations scored without storing anything; at `at`, or at the newest observation if None."""
+
+    patient: PatientRecord
+    observations: tuple[Observation, ...]
+    at: datetime | None
+
+    def history(self) -> PatientHistory:
+        return self.patient.history(self.observations)
+
+
+@dataclass(frozen=True)
+class StatelessScore:
+    patient_id: str
+    score: StoredScore
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """The loaded model and what it reads: its features, the observation signals, and the batch limit."""
+
+    identity: ModelIdentity
+    horizon_hours: float
+    features: tuple[FeatureSpec, ...]
+    metrics: Mapping[str, object]
+    signals: tuple[SignalSpec, ...]
+    max_batch_size: int

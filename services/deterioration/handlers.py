@@ -1,0 +1,154 @@
+"""Deterioration requests, decoded, to the model and the risk store, and back as domain results.
+
+Store and model calls block; the shared RPC path runs them in a worker thread
+(the watch stream, asynchronous, hops to threads itself for each poll).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+from clinpred.pilots.common.errors import ModelUnavailable, NotFound, ViolationCollector
+from clinpred.pilots.deterioration.observations import SIGNALS, Observation, PatientHistory
+from clinpred.pilots.deterioration.package_format import PILOT
+from clinpred.pilots.deterioration.predictor import DeteriorationPredictor, RiskBand
+from clinpred.pilots.deterioration.requests import (
+    HistoryPage,
+    HistoryQuery,
+    LatestQuery,
+    LatestRisk,
+    ModelInfo,
+    ObservationBatch,
+    StatelessScore,
+    StatelessScoring,
+    WatchEvent,
+    WatchQuery,
+)
+from clinpred.pilots.deterioration.store import (
+    DeteriorationRiskStore,
+    PatientRecord,
+    RecordOutcome,
+    ScoreRecord,
+    open_store,
+)
+from clinpred.pilots.deterioration.stored_score import StoredScore
+from clinpred.pilots.deterioration.validation import collect_problems_for_patient
+from clinpred.services.common.metrics import stage
+from clinpred.services.common.runtime import ModelRuntime
+from clinpred.services.deterioration.settings import DeteriorationSettings
+
+SERVICE = PILOT
+# The field path of a batch's observations, for the checks only the stored patient allows.
+OBSERVATIONS_FIELD = "observations"
+
+
+class DeteriorationHandler:
+    def __init__(self, settings: DeteriorationSettings) -> None:
+        self.settings = settings
+        self.tenant = settings.tenant
+        self.lookback = timedelta(days=settings.lookback_days)
+        self.runtime: ModelRuntime[DeteriorationPredictor] = ModelRuntime(SERVICE, settings, DeteriorationPredictor)
+        self._store: DeteriorationRiskStore | None = None
+        self._metrics: dict[str, Any] = {}
+
+    def load(self) -> None:
+        predictor = self.runtime.load()
+        # Fixed for the life of the loaded model, so read once rather than per GetModelInfo call.
+        self._metrics = predictor.package.read_json("metrics.json")
+        # Opening migrates the schema; yoyo's lock keeps replicas starting together from racing.
+        self._store = open_store(self.settings.database_url)
+
+    @property
+    def store(self) -> DeteriorationRiskStore:
+        if self._store is None:
+            raise ModelUnavailable("the deterioration store is not open yet")
+        return self._store
+
+    def _score(self, history: PatientHistory, at: datetime, previous_band: RiskBand | None) -> StoredScore:
+        predictor = self.runtime.predictor
+        with stage(SERVICE, "predict"):
+            prediction = predictor.predict(history, at, validate=False)
+        with stage(SERVICE, "explain"):
+            explanation = predictor.explain(prediction)
+        return StoredScore.of(prediction.explained(explanation), previous_band)
+
+    def register(self, patient: PatientRecord) -> PatientRecord:
+        return self.store.upsert_patient(self.tenant, patient)
+
+    def record(self, batch: ObservationBatch) -> RecordOutcome:
+        """Stores a batch and the score it leads to, in one transaction on the locked patient.
+
+        A batch with nothing new (a retry) adds no version: the answer is the score already stored.
+        """
+        with self.store.recording(self.tenant, batch.patient_id) as visit:
+            violations = ViolationCollector()
+            collect_problems_for_patient(
+                batch.observations, violations, birth_date=visit.patient.birth_date, field_prefix=OBSERVATIONS_FIELD
+            )
+            violations.raise_if_any()
+            stored = visit.add(batch.observations, field=OBSERVATIONS_FIELD)
+            duplicates = len(batch.observations) - stored
+            previous = visit.previous_score
+            if stored == 0 and previous is not None:
+                return RecordOutcome(0, duplicates, previous)
+            window = visit.window(self.lookback)
+            score = self._score(visit.patient.history(window), _newest(window), previous.score.band if previous else None)
+            return RecordOutcome(stored, duplicates, visit.save(score))
+
+    def _latest_record(self, patient_id: str) -> ScoreRecord:
+        latest = self.store.latest_score(self.tenant, patient_id)
+        if latest is None:
+            raise NotFound("patient_id: no score yet; record observations first")
+        return latest
+
+    def latest(self, query: LatestQuery) -> LatestRisk:
+        latest = self._latest_record(query.patient_id)
+        return LatestRisk(latest, unchanged=latest.version == query.known_version)
+
+    def history(self, query: HistoryQuery) -> HistoryPage:
+        """A page of scores, newest first, and the version to continue before (None on the last page)."""
+        page = self.store.score_history(self.tenant, query.patient_id, query.page_size + 1, query.before_version)
+        more = len(page) > query.page_size
+        page = page[: query.page_size]
+        return HistoryPage(tuple(page), page[-1].version if more and page else None)
+
+    async def watch(self, query: WatchQuery) -> AsyncIterator[WatchEvent]:
+        """Scores of the ward or team as any replica commits them; polls the store."""
+        cursor = query.resume_after
+        if cursor is None:
+            cursor = await asyncio.to_thread(self.store.last_seq, self.tenant)
+        while True:
+            batch = await asyncio.to_thread(self.store.scores_after, self.tenant, cursor)
+            for record in batch:
+                cursor = record.seq
+                if query.watches(record):
+                    yield WatchEvent(record, alert=record.score.alerts(query.alert_band))
+            if not batch:
+                await asyncio.sleep(self.settings.watch_poll_seconds)
+
+    def score(self, scoring: StatelessScoring) -> StatelessScore:
+        at = scoring.at or _newest(scoring.observations)
+        return StatelessScore(scoring.patient.patient_id, self._score(scoring.history(), at, previous_band=None))
+
+    def fhir_export(self, patient_id: str) -> ScoreRecord:
+        """The score a FHIR export shows: the latest."""
+        return self._latest_record(patient_id)
+
+    def model_info(self) -> ModelInfo:
+        predictor = self.runtime.predictor
+        return ModelInfo(
+            identity=predictor.identity,
+            horizon_hours=predictor.horizon_hours,
+            features=predictor.schema.features,
+            metrics=self._metrics,
+            signals=tuple(SIGNALS.values()),
+            max_batch_size=self.settings.max_batch_size,
+        )
+
+
+def _newest(observations: Iterable[Observation]) -> datetime:
+    # Scored at the newest observation: a score describes the data it saw, and stays reproducible.
+    return max(o.observed_at for o in observations)
