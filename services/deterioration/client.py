@@ -56,9 +56,7 @@ class DeteriorationClient:
         request = pb.WatchRiskRequest(ward=ward, team=team, alert_band=alert_band, resume_token=resume_token)
         yield from self.stub.WatchRisk(request)
 
-    def score(
-        self, patient: pb.Patient, observations: Sequence[pb.Observation], at: datetime | None = None
-    ) -> pb.RiskScore:
+    def score(self, patient: pb.Patient, observations: Sequence[pb.Observation], at: datetime | None = None) -> pb.RiskScore:
         request = pb.ScoreObservationsRequest(patient=patient, observations=observations)
         if at is not None:
             request.at.FromDatetime(at)

@@ -5,15 +5,20 @@ Limits, units and plausibility rules come from the domain's single table
 messages and names the fields. What needs stored state (a stored patient's
 birth date, an observation id stored with other content) is checked by the
 domain, on the locked patient, with the field paths handed in.
+
+ExportFhir's resources are validated with fhir.resources' R4B models: R4B is FHIR R4's
+technical correction, with RiskAssessment and Observation unchanged from R4.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import UTC, date, datetime
-from typing import Final
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Final
 
+from fhir.resources.R4B.observation import Observation as FhirObservation
+from fhir.resources.R4B.riskassessment import RiskAssessment as FhirRiskAssessment
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -34,12 +39,11 @@ from clinpred.pilots.deterioration.requests import (
     WatchQuery,
 )
 from clinpred.pilots.deterioration.store import PatientRecord, RecordOutcome, ScoreRecord
-from clinpred.pilots.deterioration.stored_score import StoredScore
+from clinpred.pilots.deterioration.stored_score import StoredScore, instant_text
 from clinpred.pilots.deterioration.validation import collect_observation_problems, collect_patient_problems
 from clinpred.services.api.common.v1 import prediction_pb2 as common_pb2
 from clinpred.services.api.deterioration.v1 import deterioration_pb2 as pb
 from clinpred.services.common import codec as common
-from clinpred.services.deterioration import fhir
 
 SEXES: Final = ("female", "male", "other", "unknown")
 BANDS: Final[dict[RiskBand, pb.RiskBand]] = {
@@ -350,8 +354,8 @@ class DeteriorationCodec:
     @staticmethod
     def encode_export(record: ScoreRecord) -> pb.ExportFhirResponse:
         return pb.ExportFhirResponse(
-            risk_assessment_json=json.dumps(fhir.risk_assessment(record)),
-            pews_observation_json=json.dumps(fhir.pews_observation(record)),
+            risk_assessment_json=json.dumps(fhir_risk_assessment(record)),
+            pews_observation_json=json.dumps(fhir_pews_observation(record)),
         )
 
     # GetModelInfo
@@ -369,3 +373,80 @@ class DeteriorationCodec:
             signals=[encode_signal_spec(spec) for spec in info.signals],
             max_batch_size=info.max_batch_size,
         )
+
+
+# ExportFhir: a stored score as HL7 FHIR R4 JSON, a RiskAssessment and the Bedside PEWS as an Observation.
+FHIR_OUTCOME = "deterioration at home: unplanned admission, PICU transfer or sepsis"
+# http://terminology.hl7.org/CodeSystem/risk-probability has no "medium": it says "moderate".
+QUALITATIVE_RISK = {"low": "low", "medium": "moderate", "high": "high"}
+UCUM = "http://unitsofmeasure.org"
+
+
+def _score_quantity(value: float) -> dict[str, Any]:
+    return {"value": value, "unit": "score", "system": UCUM, "code": "{score}"}
+
+
+def fhir_pews_observation(record: ScoreRecord) -> dict[str, Any]:
+    pews = record.score.pews
+    points = pews.items()
+    resource = {
+        "resourceType": "Observation",
+        "id": f"pews-{record.patient_id}-{record.version}",
+        "status": "final",
+        "category": [
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                        "code": "survey",
+                    }
+                ]
+            }
+        ],
+        "code": {"text": "Bedside Paediatric Early Warning Score (Parshuram 2009)"},
+        "subject": {"reference": f"Patient/{record.patient_id}"},
+        "effectiveDateTime": instant_text(record.score.scored_at),
+        "valueQuantity": _score_quantity(pews.total),
+        "component": [{"code": {"text": item}, "valueQuantity": _score_quantity(points[item])} for item in PEWS_ITEMS],
+    }
+    if pews.missing_items:
+        resource["note"] = [{"text": "not measured, scored 0: " + ", ".join(pews.missing_items)}]
+    return FhirObservation.model_validate(resource).model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def fhir_risk_assessment(record: ScoreRecord) -> dict[str, Any]:
+    score = record.score
+    model = score.model
+    scored_at = instant_text(score.scored_at)
+    until = score.scored_at + timedelta(hours=score.horizon_hours)
+    reasons = "; ".join(r.text for r in score.explanation.top_reasons)
+    resource = {
+        "resourceType": "RiskAssessment",
+        "id": f"deterioration-{record.patient_id}-{record.version}",
+        "status": "final",
+        "subject": {"reference": f"Patient/{record.patient_id}"},
+        "occurrenceDateTime": scored_at,
+        "method": {
+            "coding": [{"system": "urn:clinpred:model", "code": f"{model.name}:{model.version}"}],
+            "text": f"clinpred {model.name} {model.version} (package sha256 {model.sha256})",
+        },
+        "basis": [{"reference": f"Observation/pews-{record.patient_id}-{record.version}"}],
+        "prediction": [
+            {
+                "outcome": {"text": FHIR_OUTCOME},
+                "probabilityDecimal": score.probability,
+                "qualitativeRisk": {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/risk-probability",
+                            "code": QUALITATIVE_RISK[score.band],
+                        }
+                    ]
+                },
+                "whenPeriod": {"start": scored_at, "end": instant_text(until)},
+                "rationale": reasons,
+            }
+        ],
+        "note": [{"text": score.confidence.statement}],
+    }
+    return FhirRiskAssessment.model_validate(resource).model_dump(mode="json", by_alias=True, exclude_none=True)
