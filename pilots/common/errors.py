@@ -60,6 +60,24 @@ class ResourceExhausted(ClinpredError):
     status = "RESOURCE_EXHAUSTED"
 
 
+class Unauthenticated(ClinpredError):
+    """The caller has no identity the service accepts (no client certificate or token, or an invalid one)."""
+
+    status = "UNAUTHENTICATED"
+
+
+class PermissionDenied(ClinpredError):
+    """The caller is known but its grant does not cover this call; the message names the missing scope."""
+
+    status = "PERMISSION_DENIED"
+
+
+class DeadlineExceeded(ClinpredError):
+    """The caller's deadline passed (or it cancelled) while the work was running, so the work stopped."""
+
+    status = "DEADLINE_EXCEEDED"
+
+
 class ModelPackageError(ClinpredError):
     """A model package on disk is missing files, inconsistent or tampered with."""
 

@@ -21,6 +21,9 @@ class ErrorReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ERROR_REASON_MODEL_UNAVAILABLE: _ClassVar[ErrorReason]
     ERROR_REASON_RESOURCE_EXHAUSTED: _ClassVar[ErrorReason]
     ERROR_REASON_INTERNAL: _ClassVar[ErrorReason]
+    ERROR_REASON_UNAUTHENTICATED: _ClassVar[ErrorReason]
+    ERROR_REASON_PERMISSION_DENIED: _ClassVar[ErrorReason]
+    ERROR_REASON_DEADLINE_EXCEEDED: _ClassVar[ErrorReason]
 DIRECTION_UNSPECIFIED: Direction
 DIRECTION_RAISES: Direction
 DIRECTION_LOWERS: Direction
@@ -31,6 +34,9 @@ ERROR_REASON_FAILED_PRECONDITION: ErrorReason
 ERROR_REASON_MODEL_UNAVAILABLE: ErrorReason
 ERROR_REASON_RESOURCE_EXHAUSTED: ErrorReason
 ERROR_REASON_INTERNAL: ErrorReason
+ERROR_REASON_UNAUTHENTICATED: ErrorReason
+ERROR_REASON_PERMISSION_DENIED: ErrorReason
+ERROR_REASON_DEADLINE_EXCEEDED: ErrorReason
 
 class ModelIdentity(_message.Message):
     __slots__ = ("name", "version", "sha256")
