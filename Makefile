@@ -1,5 +1,5 @@
 # Quick start: `make run` sets up and serves; `make test` sets up and runs every test.
-.PHONY: setup run test lint codegen settings-reference
+.PHONY: setup run test lint codegen settings-reference cli-reference
 
 setup:
 	@bash scripts/setup.sh
@@ -21,3 +21,7 @@ codegen: setup
 # The README's settings reference, regenerated from the settings classes (a test fails on drift).
 settings-reference: setup
 	.venv/bin/python -m clinpred.services.common.settings_reference --write README.md
+
+# The README's command-line reference, regenerated from the typer app (a test fails on drift).
+cli-reference: setup
+	.venv/bin/python -m clinpred.cli.reference --write README.md

@@ -33,6 +33,7 @@ from clinpred.pilots.common.errors import FailedPrecondition, FieldViolation, In
 if TYPE_CHECKING:
     from clinpred.pilots.genomics.risk import CancerRisk
     from clinpred.pilots.genomics.scoring import SampleScore
+    from clinpred.pilots.genomics.scoring_file import ScoringFile
     from clinpred.services.api.genomics.v1 import genomics_pb2
     from clinpred.services.genomics.client import EncryptedScoreResult, GenomicsClient
 
@@ -90,8 +91,15 @@ def train(
 
     settings = CliSettings()
     package = train_genomics(
-        pgs, cancer=cancer, models_root=settings.models_root, name=name, version=version,
-        cohort_size=cohort_size, reference_size=reference_size, seed=seed, progress=True,
+        pgs,
+        cancer=cancer,
+        models_root=settings.models_root,
+        name=name,
+        version=version,
+        cohort_size=cohort_size,
+        reference_size=reference_size,
+        seed=seed,
+        progress=True,
     )
     metrics = package.read_json("metrics.json")
     headline = {k: v for k, v in metrics.items() if isinstance(v, float)}
@@ -106,8 +114,15 @@ def score(
         Path, typer.Option("--vcf", help="VCF file, plain or bgzipped; every sample is scored.", exists=True, dir_okay=False)
     ],
     pgs: Annotated[
-        Path, typer.Option("--pgs", help="PGS Catalog scoring file, plain or gzipped.", exists=True, dir_okay=False)
-    ],
+        Path | None,
+        typer.Option(
+            "--pgs",
+            help="PGS Catalog scoring file, plain or gzipped (default: the score layout of --model, in its build).",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
+    model: Annotated[str, typer.Option(help="Model package whose score layout to use without --pgs.")] = "breast-pgs000004",
     build: BuildOption = None,
     min_overlap: Annotated[float, typer.Option(help="Refuse the score below this share of matched variants.")] = 0.75,
     as_json: JsonOption = False,
@@ -120,7 +135,9 @@ def score(
     """
     from clinpred.pilots.genomics.scoring import score_vcf
 
-    results = score_vcf(vcf, pgs, build=build.value if build else None, min_overlap=min_overlap)
+    build_name = build.value if build else None
+    scoring: Path | ScoringFile = pgs if pgs is not None else _package_scoring_file(model, build_name)
+    results = score_vcf(vcf, scoring, build=build_name, min_overlap=min_overlap)
     if as_json:
         print_json({"scores": [_sample_score_json(r) for r in results]})
         return
@@ -130,6 +147,21 @@ def score(
             f"{r.sample}\t{r.pgs_id}\t{r.score_sum:.6g}\t{r.variants_matched}\t{r.variants_total}"
             f"\t{r.variants_missing}\t{r.variants_imputed}"
         )
+
+
+def _package_scoring_file(model: str, build: str | None) -> ScoringFile:
+    """The model package's score layout as a scoring file; it exists in the package's build only."""
+    from clinpred.pilots.common.model_package import latest_package
+    from clinpred.pilots.genomics.encrypted import EncryptedScoreLayout, layout_scoring_file
+
+    package = latest_package(CliSettings().models_root, "genomics", model)
+    package_build = str(package.metadata.get("genome_build") or "GRCh37")
+    if build is not None and build != package_build:
+        raise InvalidInput.of(
+            [FieldViolation("--build", f"{model}'s score layout is in {package_build}; give --pgs for {build}")]
+        )
+    layout = EncryptedScoreLayout.from_json(package.read_json("score_layout.json"))
+    return layout_scoring_file(layout, package_build, f"{layout.pgs_id} ({model} score layout)")
 
 
 def _sample_score_json(result: SampleScore) -> dict[str, Any]:
@@ -143,8 +175,14 @@ def _sample_score_json(result: SampleScore) -> dict[str, Any]:
         "variants_imputed": result.variants_imputed,
         "unmatched": dict(result.overlap.unmatched),
         "top_variants": [
-            {"variant_id": c.variant_id, "effect_allele": c.effect_allele, "effect_weight": c.effect_weight,
-             "dosage": c.dosage, "imputed": c.imputed, "contribution": c.contribution}
+            {
+                "variant_id": c.variant_id,
+                "effect_allele": c.effect_allele,
+                "effect_weight": c.effect_weight,
+                "dosage": c.dosage,
+                "imputed": c.imputed,
+                "contribution": c.contribution,
+            }
             for c in result.top_variants(10)
         ],
     }
@@ -173,8 +211,7 @@ def example_vcf(
     build = str(package.metadata.get("genome_build") or "GRCh37")
     output.write_bytes(simulated_vcf(layout, build, samples=samples, seed=seed, reference=reference))
     if as_json:
-        print_json({"path": str(output), "samples": samples, "variants": len(layout), "pgs_id": layout.pgs_id,
-                    "build": build})
+        print_json({"path": str(output), "samples": samples, "variants": len(layout), "pgs_id": layout.pgs_id, "build": build})
         return
     typer.echo(f"wrote {output}: {samples} simulated sample(s) at the {len(layout)} variants of {layout.pgs_id}, {build}")
 
@@ -339,12 +376,16 @@ def encrypted(
     if as_json:
         print_json(_encrypted_json(result, risk))
         return
-    typer.echo(f"{result.pgs_id} ({result.cancer}): encrypted score decrypted here: {result.score_sum:.4f}"
-               f" (local plaintext {result.plaintext.score_sum:.4f}); server time {result.server_seconds:.2f} s")
+    typer.echo(
+        f"{result.pgs_id} ({result.cancer}): encrypted score decrypted here: {result.score_sum:.4f}"
+        f" (local plaintext {result.plaintext.score_sum:.4f}); server time {result.server_seconds:.2f} s"
+    )
     typer.echo(f"  z {result.z_score:+.2f}, percentile {result.percentile:.1f} (published reference distribution)")
     if risk is not None:
-        typer.echo(f"  {risk.horizon_years:g}-year risk {risk.absolute_risk:.2%} (95% CI {risk.risk_interval[0]:.2%}-"
-                   f"{risk.risk_interval[1]:.2%}), computed locally with {risk.model.name} {risk.model.version}")
+        typer.echo(
+            f"  {risk.horizon_years:g}-year risk {risk.absolute_risk:.2%} (95% CI {risk.risk_interval[0]:.2%}-"
+            f"{risk.risk_interval[1]:.2%}), computed locally with {risk.model.name} {risk.model.version}"
+        )
     else:
         typer.echo(f"  no local copy of model {result.model.name} {result.model.version}: absolute risk not computed")
 
@@ -360,11 +401,17 @@ def _encrypted_json(result: EncryptedScoreResult, risk: CancerRisk | None) -> di
         "z_score": result.z_score,
         "percentile": result.percentile,
         "server_seconds": result.server_seconds,
-        "variants": {"total": plain.variants_total, "matched": plain.variants_matched,
-                     "missing": plain.variants_missing, "imputed": plain.variants_imputed},
+        "variants": {
+            "total": plain.variants_total,
+            "matched": plain.variants_matched,
+            "missing": plain.variants_missing,
+            "imputed": plain.variants_imputed,
+        },
         "top_variants": [{"variant_id": v, "contribution": c} for v, c in result.top_variants(10)],
         "model": model,
-        "risk": None if risk is None else {
+        "risk": None
+        if risk is None
+        else {
             "horizon_years": risk.horizon_years,
             "absolute_risk": risk.absolute_risk,
             "risk_interval": list(risk.risk_interval),

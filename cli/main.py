@@ -4,6 +4,7 @@
     clinpred train PILOT [...]                train a model package
     clinpred call PILOT ...                   call a running service
     clinpred genomics score|example-vcf       polygenic scores offline
+    clinpred tumor example-csv FILE           WDBC cases as a CSV to try things with
     clinpred models list | register PILOT     model packages and the BentoML model store
     clinpred tls init DIR                     certificates for trying mutual TLS
 
@@ -60,6 +61,7 @@ app.add_typer(simulate_app, name="simulate")
 # Each pilot adds its commands here.
 train_app.command("tumor")(tumor.train)
 call_app.add_typer(tumor.call_app, name="tumor")
+app.add_typer(tumor.tumor_app, name="tumor")
 train_app.command("genomics")(genomics.train)
 call_app.add_typer(genomics.call_app, name="genomics")
 app.add_typer(genomics.genomics_app, name="genomics")
@@ -187,7 +189,7 @@ def serve(
             example += f" --tls-dir {tls_dir}" if tls_dir else ""
             scheme, note = ("grpcs", " (mutual TLS)") if tls else ("grpc", "")
             lines.append(
-                f"  {spec.pilot:<14} {scheme}://{shown}:{grpc_port}{note}   metrics http://{shown}:{prom_port}/\n"
+                f"  {spec.pilot:<14} {scheme}://{shown}:{grpc_port}{note}   metrics http://{shown}:{prom_port}/metrics\n"
                 f"  {'':<14} try: {example}"
             )
         typer.echo("\nclinpred is serving (Ctrl-C stops):\n" + "\n".join(lines) + "\n", err=False)

@@ -17,7 +17,11 @@ def _default_state_dir() -> Path:
 class CliSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CLINPRED_", extra="ignore")
 
-    models_root: Path = Field(default_factory=default_models_root)
+    models_root: Path = Field(
+        default_factory=default_models_root,
+        description="Folder of the model packages (`<pilot>/<name>/<version>/`): where `clinpred train` writes "
+        "them and where `clinpred models` and `clinpred serve` find them to register.",
+    )
     # Per-service BentoML homes live here (model store and metrics files).
     state_dir: Path = Field(default_factory=_default_state_dir)
 

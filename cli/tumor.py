@@ -21,6 +21,7 @@ from clinpred.cli.options import (
     client_tls,
     default_target,
     input_file,
+    print_json,
     print_message,
     print_metrics,
     print_training_result,
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from clinpred.services.tumor.client import TumorClient
 
 call_app = typer.Typer(help="Call the tumour classification service.", no_args_is_help=True)
+tumor_app = typer.Typer(help="Tumour cases offline: an example CSV to try training and the service with.", no_args_is_help=True)
 DEFAULT_TARGET = default_target("tumor")
 DEFAULT_TIMEOUT = 10.0
 CASE_ID_COLUMN = "case_id"
@@ -82,6 +84,38 @@ def train(
     if register:
         register_models(settings, "tumor")
     print_training_result("tumor", report.package, headline, register, as_json)
+
+
+@tumor_app.command("example-csv")
+def example_csv(
+    output: Annotated[Path, typer.Argument(help="Where to write the CSV.", dir_okay=False)],
+    cases: Annotated[int | None, typer.Option(help="Number of cases (default: all 569), in WDBC's order.", min=1)] = None,
+    label: Annotated[
+        bool, typer.Option(help="Add the diagnosis column (for `train tumor --data`); --no-label for `call tumor batch|stream`.")
+    ] = True,
+    as_json: JsonOption = False,
+) -> None:
+    """Write WDBC cases as a CSV (case_id, the 30 features, diagnosis): the format `--csv` and `train --data` read.
+
+    --json: {"path": PATH, "cases": N, "features": N, "label_column": "diagnosis" or null}.
+    """
+    from clinpred.pilots.tumor.data import load_wdbc
+
+    dataset = load_wdbc()
+    names = [spec.name for spec in dataset.features]
+    rows = range(len(dataset.y) if cases is None else min(cases, len(dataset.y)))
+    with output.open("w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow([CASE_ID_COLUMN, *names, *(["diagnosis"] if label else [])])
+        for row in rows:
+            values = [repr(float(value)) for value in dataset.x[row]]
+            diagnosis = [dataset.classes[int(dataset.y[row])]] if label else []
+            writer.writerow([f"wdbc-{row + 1}", *values, *diagnosis])
+    if as_json:
+        label_column = "diagnosis" if label else None
+        print_json({"path": str(output), "cases": len(rows), "features": len(names), "label_column": label_column})
+    else:
+        typer.echo(f"{output}: {len(rows)} cases, {len(names)} features" + (", label column diagnosis" if label else ""))
 
 
 def _client(target: str, timeout: float, tls_dir: Path | None) -> TumorClient:

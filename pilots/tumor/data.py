@@ -29,6 +29,8 @@ from clinpred.pilots.common.schema import FeatureSpec, interval_text
 
 POSITIVE_CLASS = "malignant"
 WDBC_CLASSES = ("benign", "malignant")
+# A column of case identifiers, as in the CSVs `clinpred call tumor batch|stream` read: never a feature.
+CASE_ID_COLUMN = "case_id"
 MIN_ROWS_PER_CLASS = 10  # one per fold of stratified 10-fold cross-validation
 
 # property -> (unit of the mean/worst value, description, valid_min, valid_max)
@@ -163,8 +165,9 @@ def load_tumor_csv(
 
     Column names are turned into snake_case feature names (WDBC names get
     WDBC units and valid ranges). Without `feature_columns`, every column but
-    the label is a feature. Any number (>= 2) of classes; every class needs
-    at least 10 rows for stratified 10-fold cross-validation. Problems are
+    the label and a `case_id` column (the identifier the call commands' CSVs
+    have) is a feature. Any number (>= 2) of classes; every class needs at
+    least 10 rows for stratified 10-fold cross-validation. Problems are
     reported all at once, by column and row (1-based data rows, the header
     not counted), never echoing a value.
     """
@@ -182,7 +185,8 @@ def load_tumor_csv(
     problems = ViolationCollector()
     if label_column not in frame.columns:
         problems.add(label_column, "label column is missing from the file")
-    columns = list(feature_columns) if feature_columns is not None else [c for c in frame.columns if c != label_column]
+    not_features = (label_column, CASE_ID_COLUMN)
+    columns = list(feature_columns) if feature_columns is not None else [c for c in frame.columns if c not in not_features]
     for column in columns:
         if column not in frame.columns:
             problems.add(column, "feature column is missing from the file")

@@ -90,18 +90,6 @@ _READ_DIRECTLY: dict[str, tuple[Variable, ...]] = {
     ),
 }
 
-# Fields whose class has neither a Field description nor a comment yet. Their owners move
-# these into `Field(description=...)`; a test fails once a class describes a field still listed here.
-PENDING_DESCRIPTIONS: dict[str, str] = {
-    "CLINPRED_MODELS_ROOT": "Folder of the model packages (`<pilot>/<name>/<version>/`): where `clinpred train` writes "
-    "them and where `clinpred models` and `clinpred serve` find them to register.",
-    "CLINPRED_DETERIORATION_MAX_PAGE_SIZE": "Most scores one ListRiskHistory page may hold.",
-    "CLINPRED_GENOMICS_ADDITIONAL_MODELS": "Further model packages to serve, one per cancer, each at its highest "
-    "version, as a JSON list, e.g. `[\"prostate-pgs000662\"]`.",
-    "CLINPRED_GENOMICS_MAX_CIPHERTEXT_BYTES": "Largest ciphertext ScoreEncrypted accepts.",
-    "CLINPRED_GENOMICS_MAX_TOP_VARIANTS": "Most top-contributing variants one assessment may ask for.",
-}
-
 
 def _settings_classes() -> list[tuple[str, type[BaseSettings]]]:
     # Imported here: the services' settings modules import this package's settings module.
@@ -233,7 +221,7 @@ def reference() -> tuple[VariableGroup, ...]:
         variables = []
         for name, field in settings.model_fields.items():
             variable = _variable_name(settings, name, field)
-            description = _description(settings, name) or PENDING_DESCRIPTIONS.get(variable)
+            description = _description(settings, name)
             if description is None:
                 raise UndescribedSetting(f"{settings.__name__}.{name} ({variable}) has no description")
             bounds = _bounds(field)
@@ -271,9 +259,7 @@ def render_markdown() -> str:
     for group in reference():
         lines += ["", f"**{group.title}** ({group.source}):", "", "| variable | type | default | description |"]
         lines.append("|---|---|---|---|")
-        lines += [
-            f"| `{v.name}` | {_cell(v.type)} | {_cell(v.default)} | {_cell(v.description)} |" for v in group.variables
-        ]
+        lines += [f"| `{v.name}` | {_cell(v.type)} | {_cell(v.default)} | {_cell(v.description)} |" for v in group.variables]
     lines.append(END_MARKER)
     return "\n".join(lines)
 
@@ -282,12 +268,12 @@ class MissingMarkers(Exception):
     pass
 
 
-def replace_block(document: str, block: str) -> str:
+def replace_block(document: str, block: str, start_marker: str = START_MARKER, end_marker: str = END_MARKER) -> str:
     """`document` with the text from the start marker to the end marker replaced by `block`."""
-    start, end = document.find(START_MARKER), document.find(END_MARKER)
+    start, end = document.find(start_marker), document.find(end_marker)
     if start < 0 or end < start:
-        raise MissingMarkers(f"{START_MARKER} ... {END_MARKER} not found")
-    return document[:start] + block + document[end + len(END_MARKER) :]
+        raise MissingMarkers(f"{start_marker} ... {end_marker} not found")
+    return document[:start] + block + document[end + len(end_marker) :]
 
 
 def unknown_variables(environ: Mapping[str, str] | None = None) -> list[tuple[str, str | None]]:

@@ -51,10 +51,17 @@ class DeteriorationClient:
         return self.stub.ListRiskHistory(request, timeout=self.timeout)
 
     def watch(
-        self, ward: str = "", team: str = "", alert_band: pb.RiskBand = pb.RISK_BAND_UNSPECIFIED, resume_token: str = ""
+        self,
+        ward: str = "",
+        team: str = "",
+        alert_band: pb.RiskBand = pb.RISK_BAND_UNSPECIFIED,
+        resume_token: str = "",
+        timeout: float | None = None,
     ) -> Iterator[pb.WatchRiskResponse]:
+        """New scores as they are stored. `timeout` ends the watch after that many seconds (default: never,
+        as a dashboard watches for a shift; resume with the last `resume_token` after a reconnect)."""
         request = pb.WatchRiskRequest(ward=ward, team=team, alert_band=alert_band, resume_token=resume_token)
-        yield from self.stub.WatchRisk(request)
+        yield from self.stub.WatchRisk(request, timeout=timeout)
 
     def score(self, patient: pb.Patient, observations: Sequence[pb.Observation], at: datetime | None = None) -> pb.RiskScore:
         request = pb.ScoreObservationsRequest(patient=patient, observations=observations)

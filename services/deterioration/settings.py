@@ -38,7 +38,7 @@ class DeteriorationSettings(ServiceSettings):
     lookback_days: float = Field(default=14.0, gt=0)
     # How often a WatchRisk stream looks for scores written by any replica.
     watch_poll_seconds: float = Field(default=0.5, gt=0)
-    max_page_size: int = Field(default=100, ge=1)
+    max_page_size: int = Field(default=100, ge=1, description="Most scores one ListRiskHistory page may hold.")
     # WatchRisk streams live for hours; a recycled connection lets them run this
     # long before they are cut (clients resume with their resume_token).
     max_connection_age_grace_seconds: float = Field(default=3600.0, ge=0)

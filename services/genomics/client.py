@@ -30,6 +30,7 @@ import numpy as np
 import numpy.typing as npt
 import tenseal as ts
 
+from clinpred.pilots.common.errors import FailedPrecondition, FieldViolation, InvalidInput, ModelUnavailable
 from clinpred.pilots.common.model_package import ModelPackage
 from clinpred.pilots.genomics.encrypted import (
     EncryptedScore,
@@ -109,7 +110,7 @@ class EncryptedScoreResult:
 
         predictor = GenomicRiskPredictor.load(package)
         if predictor.identity.sha256 != self.model.sha256:
-            raise ValueError(
+            raise FailedPrecondition(
                 f"local package {predictor.identity.name} {predictor.identity.version} is not the server's model"
                 f" {self.model.name} {self.model.version}"
             )
@@ -204,7 +205,7 @@ class GenomicsClient:
             elif part == "contribution_chunk":
                 contributions[answer.contribution_chunk.index] += answer.contribution_chunk.data
         if len(score_bytes) != summary.score_length or [len(c) for c in contributions] != list(summary.contribution_lengths):
-            raise ValueError("the encrypted answer arrived incomplete")
+            raise ModelUnavailable("the encrypted answer arrived incomplete; retry the call")
         result = EncryptedScore(summary.pgs_id, bytes(score_bytes), tuple(bytes(c) for c in contributions))
         return result, summary
 
@@ -227,11 +228,16 @@ class GenomicsClient:
         layout = layout_of(published)
         layout_build = next((name for name, number in BUILDS.items() if number == published.build), None)
         if layout_build != build:
-            raise ValueError(f"the server publishes {layout.pgs_id} in {layout_build}; give a VCF in that build")
+            raise InvalidInput.of(
+                [FieldViolation("build", f"the server publishes {layout.pgs_id} in {layout_build}; give a VCF in that build")]
+            )
         scoring_file = layout_scoring_file(layout, layout_build, f"{layout.pgs_id} (published layout)")
         source = vcf if isinstance(vcf, (Genotypes, bytes)) else Path(vcf)
         local = score_vcf(source, scoring_file, build=build)
-        column = 0 if sample is None else [s.sample for s in local].index(sample)
+        samples = [s.sample for s in local]
+        if sample is not None and sample not in samples:
+            raise InvalidInput.of([FieldViolation("sample", "is not a sample column of the VCF")])
+        column = 0 if sample is None else samples.index(sample)
         dosages = dosages_for_layout(local[column], layout)
         context = context or create_client_context()
         request = encrypt_dosages(context, dosages, layout)

@@ -14,7 +14,11 @@ class GenomicsSettings(ServiceSettings):
     # One model package per cancer: `model_name` (at `model_version`) and the highest version of each of
     # `additional_models`, e.g. CLINPRED_GENOMICS_ADDITIONAL_MODELS='["prostate-pgs000662"]'.
     model_name: str = "breast-pgs000004"
-    additional_models: list[str] = Field(default_factory=list)
+    additional_models: list[str] = Field(
+        default_factory=list,
+        description="Further model packages to serve, one per cancer, each at its highest version, as a JSON list, "
+        'e.g. `["prostate-pgs000662"]`.',
+    )
     # PGS Catalog scoring files (plain or gzipped) that add builds, allele frequencies (imputation) or
     # override a model package's own score layout, matched on their #pgs_id header. None: the packages'
     # own layouts only, which is enough to score in the build each model was trained in.
@@ -25,10 +29,10 @@ class GenomicsSettings(ServiceSettings):
     max_vcf_bytes: int = Field(default=4 * 1024 * 1024 * 1024, ge=1)
     # Largest public CKKS context and ciphertext accepted by ScoreEncrypted.
     max_context_bytes: int = Field(default=128 * 1024 * 1024, ge=1)
-    max_ciphertext_bytes: int = Field(default=16 * 1024 * 1024, ge=1)
+    max_ciphertext_bytes: int = Field(default=16 * 1024 * 1024, ge=1, description="Largest ciphertext ScoreEncrypted accepts.")
     # pgsc_calc's --min_overlap: fewer matched variants refuse the score.
     min_overlap: float = Field(default=0.75, ge=0.0, le=1.0)
-    max_top_variants: int = Field(default=100, ge=1)
+    max_top_variants: int = Field(default=100, ge=1, description="Most top-contributing variants one assessment may ask for.")
     # Size of the chunks the service streams ciphertexts back in.
     response_chunk_bytes: int = Field(default=1024 * 1024, ge=1024)
     # Uploads of large VCFs and CKKS contexts take minutes; a recycled

@@ -30,12 +30,16 @@ class TumorClient:
         )
         return list(self.stub.ClassifyBatch(request, timeout=self.timeout).classifications)
 
-    def classify_stream(self, cases: Iterable[tuple[str, Mapping[str, float]]]) -> Iterator[tumor_pb2.Classification]:
+    def classify_stream(
+        self, cases: Iterable[tuple[str, Mapping[str, float]]], timeout: float | None = None
+    ) -> Iterator[tumor_pb2.Classification]:
+        """Answers in order as they arrive. `timeout` bounds the whole stream (default: none, as a stream
+        lasts as long as its input; the per-call timeout would cut a long stream off)."""
         requests = (
             tumor_pb2.ClassifyStreamRequest(tumor_case=tumor_pb2.TumorCase(case_id=case_id, features=f))
             for case_id, f in cases
         )
-        for response in self.stub.ClassifyStream(requests):
+        for response in self.stub.ClassifyStream(requests, timeout=timeout):
             yield response.classification
 
     def model_info(self) -> tumor_pb2.GetModelInfoResponse:

@@ -49,8 +49,9 @@ def start_clinpred_serve(
     extra: tuple[str, ...] = (),
     env_extra: dict[str, str] | None = None,
     port: int | None = None,
+    metrics_port: int | None = None,
 ) -> RunningServe:
-    port, metrics_port = port or free_port(), free_port()
+    port, metrics_port = port or free_port(), metrics_port or free_port()
     env = dict(os.environ, CLINPRED_STATE_DIR=str(state_dir), PYTHONUNBUFFERED="1", **(env_extra or {}))
     env.pop("BENTOML_HOME", None)  # `clinpred serve` gives each service its own home under the state dir
     command = [

@@ -142,21 +142,3 @@ def test_two_replicas_on_one_postgresql_lose_nothing(tmp_path: Path, postgres_da
     total = writers * batches
     assert [s.version for s in history.scores] == list(range(total, 0, -1))
     assert again.duplicates == writers and again.stored == 0
-
-
-def test_the_readme_app_example_works_as_written(tmp_path: Path) -> None:
-    """Runs the README's shell block for apps, pointed at this test's server."""
-    readme = (REPO / "README.md").read_text()
-    section = readme.split("## The deterioration service", 1)[1]
-    script = section.split("```sh\n", 1)[1].split("```", 1)[0]
-    running = start_clinpred_serve("deterioration", tmp_path, api_workers=1)
-    try:
-        result = subprocess.run(
-            ["bash", "-euo", "pipefail", "-c", script.replace("127.0.0.1:50052", running.target)],
-            cwd=REPO, capture_output=True, text=True, timeout=120,
-        )
-    finally:
-        stop(running)
-    assert result.returncode == 0, result.stderr
-    assert '"stored": 2' in result.stdout
-    assert '"unchanged"' in result.stdout
