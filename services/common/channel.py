@@ -42,9 +42,7 @@ def is_serving(target: str, service: str = "", timeout: float = 2.0, tls: Client
     """True when the server at `target` reports SERVING for `service` on grpc.health.v1."""
     with open_channel(target, tls) as channel:
         try:
-            answer = health_pb2_grpc.HealthStub(channel).Check(
-                health_pb2.HealthCheckRequest(service=service), timeout=timeout
-            )
+            answer = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout)
         except grpc.RpcError:
             return False
     return bool(answer.status == health_pb2.HealthCheckResponse.SERVING)

@@ -25,6 +25,8 @@ from grpc_status import rpc_status
 
 from clinpred.pilots.common.errors import ClinpredError, FieldViolation, InvalidInput
 from clinpred.services.common import metrics
+from clinpred.services.common.access import AccessInterceptor
+from clinpred.services.common.settings import ServiceSettings
 
 logger = logging.getLogger("clinpred.errors")
 
@@ -206,10 +208,17 @@ class MetricsInterceptor(AsyncServerInterceptor):
         return response
 
 
-def server_interceptors(service: str) -> list[tuple[type[grpc.aio.ServerInterceptor], dict[str, Any]]]:
+def server_interceptors(
+    service: str, settings: ServiceSettings | None = None
+) -> list[tuple[type[grpc.aio.ServerInterceptor], dict[str, Any]]]:
     """Interceptor classes with their options, outermost first, for BentoML and the in-process server alike.
 
     Classes and options rather than factories: BentoML's add_grpc_interceptor
-    takes (class, **options) and rejects a functools.partial.
+    takes (class, **options) and rejects a functools.partial. Access is inside error mapping, so
+    its refusals reach the caller as their status like any domain error.
     """
-    return [(MetricsInterceptor, {"service": service}), (ErrorStatusInterceptor, {})]
+    return [
+        (MetricsInterceptor, {"service": service}),
+        (ErrorStatusInterceptor, {}),
+        (AccessInterceptor, {"service": service, "settings": settings}),
+    ]

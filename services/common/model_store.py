@@ -30,9 +30,7 @@ def register_package(package: ModelPackage) -> bentoml.Tag:
         existing = None
     if existing is not None:
         if existing.info.labels.get("sha256") != package.identity.sha256:
-            raise ModelPackageError(
-                f"BentoML model {tag} already holds a different package; give the new package a new version"
-            )
+            raise ModelPackageError(f"BentoML model {tag} already holds a different package; give the new package a new version")
         return existing.tag
     labels = {"pilot": package.pilot, "sha256": package.identity.sha256, "package_version": package.identity.version}
     with bentoml.models.create(tag, labels=labels, metadata=package.metadata, module="clinpred") as model:

@@ -5,7 +5,8 @@ execution are decided here once, not in each servicer:
 
 - `decode` and `encode` are the codec's (stateless, cheap) and run on the event loop,
   timed as the stages "decode" and "encode";
-- the handler calls the pilot; its own stages (predict, explain, score, ...) are timed
+- the handler gets the decoded request and the call (`pilots.common.call.Call`: tenant, deadline,
+  what the audit trail notes) and calls the pilot; its own stages (predict, explain, score, ...) are timed
   inside it. Blocking handlers (model, store, homomorphic arithmetic) run in a worker
   thread so the event loop keeps serving other calls;
 - for streams, a timer never stays open across a `yield` (the caller's pace is not a stage).
@@ -17,6 +18,8 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import TypeVar
 
+from clinpred.pilots.common.call import Call
+from clinpred.services.common.calls import current_call
 from clinpred.services.common.metrics import stage
 
 Request = TypeVar("Request")
@@ -28,6 +31,7 @@ Response = TypeVar("Response")
 # A handler runs in a worker thread when this says so: always, never, or by its decoded input
 # (a batch of 100 cases yes, one case no: a thread hop costs more than a single prediction).
 Blocking = bool | Callable[[Decoded], bool]
+Handler = Callable[[Decoded, Call], Result]
 
 
 class Rpc:
@@ -45,15 +49,16 @@ class Rpc:
             return encode(result)
 
     @staticmethod
-    async def _handle(handle: Callable[[Decoded], Result], decoded: Decoded, blocking: Blocking[Decoded]) -> Result:
+    async def _handle(handle: Handler[Decoded, Result], decoded: Decoded, blocking: Blocking[Decoded]) -> Result:
+        call = current_call()
         off_loop = blocking(decoded) if callable(blocking) else blocking
-        return await asyncio.to_thread(handle, decoded) if off_loop else handle(decoded)
+        return await asyncio.to_thread(handle, decoded, call) if off_loop else handle(decoded, call)
 
     async def unary(
         self,
         request: Request,
         decode: Callable[[Request], Decoded],
-        handle: Callable[[Decoded], Result],
+        handle: Handler[Decoded, Result],
         encode: Callable[[Result], Response],
         *,
         blocking: Blocking[Decoded] = True,
@@ -67,7 +72,7 @@ class Rpc:
         self,
         requests: AsyncIterator[Request],
         decode: Callable[[Request, int], Decoded],
-        handle: Callable[[Decoded], Result],
+        handle: Handler[Decoded, Result],
         encode: Callable[[Result], Response],
         *,
         blocking: Blocking[Decoded] = False,
@@ -86,12 +91,12 @@ class Rpc:
         self,
         request: Request,
         decode: Callable[[Request], Decoded],
-        handle: Callable[[Decoded], AsyncIterator[Result]],
+        handle: Handler[Decoded, AsyncIterator[Result]],
         encode: Callable[[Result], Response],
     ) -> AsyncIterator[Response]:
         """One request, a stream of answers as the (asynchronous) handler produces them."""
         decoded = self._decode(decode, request)
-        async for result in handle(decoded):
+        async for result in handle(decoded, current_call()):
             response = self._encode(encode, result)
             yield response
 
@@ -100,7 +105,7 @@ class Rpc:
         requests: AsyncIterator[Request],
         receive: Callable[[AsyncIterator[Request]], Awaitable[Received]],
         decode: Callable[[Received], Decoded],
-        handle: Callable[[Decoded], Result],
+        handle: Handler[Decoded, Result],
         encode: Callable[[Result], Response],
         *,
         blocking: Blocking[Decoded] = True,
@@ -120,7 +125,7 @@ class Rpc:
         requests: AsyncIterator[Request],
         receive: Callable[[AsyncIterator[Request]], Awaitable[Received]],
         decode: Callable[[Received], Decoded],
-        handle: Callable[[Decoded], Result],
+        handle: Handler[Decoded, Result],
         encode: Callable[[Result], Iterable[Response]],
         *,
         blocking: Blocking[Decoded] = True,

@@ -109,7 +109,7 @@ def bento_service(mount: ServiceMount) -> Any:
     # BentoML calls the "class" with no arguments; a factory closes over the loaded model.
     _add_bentoml_server_options(mount.connection_options())
     svc.mount_grpc_servicer(mount.servicer_factory, mount.add_to_server, list(mount.service_names))  # type: ignore[arg-type]
-    for interceptor, options in server_interceptors(mount.name):
+    for interceptor, options in server_interceptors(mount.name, mount.settings):
         svc.add_grpc_interceptor(interceptor, **options)
     return svc
 
@@ -118,7 +118,7 @@ async def start_inprocess_server(mount: ServiceMount, host: str = "127.0.0.1", p
     """Starts the service in this process on a real socket; returns the server and its port."""
     warn_about_unknown_variables()
     server = grpc.aio.server(
-        interceptors=[interceptor(**options) for interceptor, options in server_interceptors(mount.name)],
+        interceptors=[interceptor(**options) for interceptor, options in server_interceptors(mount.name, mount.settings)],
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.so_reuseport", 0),

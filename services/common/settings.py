@@ -42,3 +42,8 @@ class ServiceSettings(BaseSettings):
     max_connection_age_grace_seconds: float = Field(
         default=30.0, ge=0, description="Calls in flight on a connection being closed get this long to finish."
     )
+    # Rows written before callers were identified carry "default"; they stay that tenant's.
+    development_tenant: str = Field(
+        default="default",
+        description="Tenant of every call when the service runs without caller identities (development only).",
+    )

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
+from clinpred.pilots.common.call import Call
 from clinpred.pilots.common.errors import ModelUnavailable, NotFound, ViolationCollector
 from clinpred.pilots.deterioration.observations import SIGNALS, Observation, PatientHistory
 from clinpred.pilots.deterioration.package_format import PILOT
@@ -48,7 +49,6 @@ OBSERVATIONS_FIELD = "observations"
 class DeteriorationHandler:
     def __init__(self, settings: DeteriorationSettings) -> None:
         self.settings = settings
-        self.tenant = settings.tenant
         self.lookback = timedelta(days=settings.lookback_days)
         self.runtime: ModelRuntime[DeteriorationPredictor] = ModelRuntime(SERVICE, settings, DeteriorationPredictor)
         self._store: DeteriorationRiskStore | None = None
@@ -75,15 +75,18 @@ class DeteriorationHandler:
             explanation = predictor.explain(prediction)
         return StoredScore.of(prediction.explained(explanation), previous_band)
 
-    def register(self, patient: PatientRecord) -> PatientRecord:
-        return self.store.upsert_patient(self.tenant, patient)
+    def register(self, patient: PatientRecord, call: Call) -> PatientRecord:
+        call.concerns(patient.patient_id)
+        return self.store.upsert_patient(call.tenant, patient)
 
-    def record(self, batch: ObservationBatch) -> RecordOutcome:
+    def record(self, batch: ObservationBatch, call: Call) -> RecordOutcome:
         """Stores a batch and the score it leads to, in one transaction on the locked patient.
 
         A batch with nothing new (a retry) adds no version: the answer is the score already stored.
         """
-        with self.store.recording(self.tenant, batch.patient_id) as visit:
+        call.concerns(batch.patient_id)
+        call.answered_by(self.runtime.predictor.identity)
+        with self.store.recording(call.tenant, batch.patient_id) as visit:
             violations = ViolationCollector()
             collect_problems_for_patient(
                 batch.observations, violations, birth_date=visit.patient.birth_date, field_prefix=OBSERVATIONS_FIELD
@@ -98,30 +101,32 @@ class DeteriorationHandler:
             score = self._score(visit.patient.history(window), _newest(window), previous.score.band if previous else None)
             return RecordOutcome(stored, duplicates, visit.save(score))
 
-    def _latest_record(self, patient_id: str) -> ScoreRecord:
-        latest = self.store.latest_score(self.tenant, patient_id)
+    def _latest_record(self, patient_id: str, call: Call) -> ScoreRecord:
+        call.concerns(patient_id)
+        latest = self.store.latest_score(call.tenant, patient_id)
         if latest is None:
             raise NotFound("patient_id: no score yet; record observations first")
         return latest
 
-    def latest(self, query: LatestQuery) -> LatestRisk:
-        latest = self._latest_record(query.patient_id)
+    def latest(self, query: LatestQuery, call: Call) -> LatestRisk:
+        latest = self._latest_record(query.patient_id, call)
         return LatestRisk(latest, unchanged=latest.version == query.known_version)
 
-    def history(self, query: HistoryQuery) -> HistoryPage:
+    def history(self, query: HistoryQuery, call: Call) -> HistoryPage:
         """A page of scores, newest first, and the version to continue before (None on the last page)."""
-        page = self.store.score_history(self.tenant, query.patient_id, query.page_size + 1, query.before_version)
+        call.concerns(query.patient_id)
+        page = self.store.score_history(call.tenant, query.patient_id, query.page_size + 1, query.before_version)
         more = len(page) > query.page_size
         page = page[: query.page_size]
         return HistoryPage(tuple(page), page[-1].version if more and page else None)
 
-    async def watch(self, query: WatchQuery) -> AsyncIterator[WatchEvent]:
-        """Scores of the ward or team as any replica commits them; polls the store."""
+    async def watch(self, query: WatchQuery, call: Call) -> AsyncIterator[WatchEvent]:
+        """Scores of the caller's tenant's ward or team as any replica commits them; polls the store."""
         cursor = query.resume_after
         if cursor is None:
-            cursor = await asyncio.to_thread(self.store.last_seq, self.tenant)
+            cursor = await asyncio.to_thread(self.store.last_seq, call.tenant)
         while True:
-            batch = await asyncio.to_thread(self.store.scores_after, self.tenant, cursor)
+            batch = await asyncio.to_thread(self.store.scores_after, call.tenant, cursor)
             for record in batch:
                 cursor = record.seq
                 if query.watches(record):
@@ -129,15 +134,17 @@ class DeteriorationHandler:
             if not batch:
                 await asyncio.sleep(self.settings.watch_poll_seconds)
 
-    def score(self, scoring: StatelessScoring) -> StatelessScore:
+    def score(self, scoring: StatelessScoring, call: Call) -> StatelessScore:
+        call.concerns(scoring.patient.patient_id)
+        call.answered_by(self.runtime.predictor.identity)
         at = scoring.at or _newest(scoring.observations)
         return StatelessScore(scoring.patient.patient_id, self._score(scoring.history(), at, previous_band=None))
 
-    def fhir_export(self, patient_id: str) -> ScoreRecord:
+    def fhir_export(self, patient_id: str, call: Call) -> ScoreRecord:
         """The score a FHIR export shows: the latest."""
-        return self._latest_record(patient_id)
+        return self._latest_record(patient_id, call)
 
-    def model_info(self) -> ModelInfo:
+    def model_info(self, _: None, call: Call) -> ModelInfo:
         predictor = self.runtime.predictor
         return ModelInfo(
             identity=predictor.identity,

@@ -63,7 +63,7 @@ class DeteriorationServicer(pb_grpc.DeteriorationServiceServicer):
         return await self.rpc.unary(
             request,
             self.codec.decode_model_info,
-            lambda _: self.handler.model_info(),
+            self.handler.model_info,
             self.codec.encode_model_info,
             blocking=False,
         )

@@ -32,8 +32,6 @@ class DeteriorationSettings(ServiceSettings):
     max_batch_size: int = Field(default=500, ge=1)
     # sqlite:///path/risk.db (embedded) or postgresql://user@host:port/db (shared by replicas).
     database_url: str = Field(default_factory=default_database_url)
-    # Every record carries its tenant; one tenant until callers are authenticated.
-    tenant: str = "default"
     # Observations older than this before the newest one are not needed to score.
     lookback_days: float = Field(default=14.0, gt=0)
     # How often a WatchRisk stream looks for scores written by any replica.

@@ -79,9 +79,7 @@ def layout_of(response: genomics_pb2.GetScoreLayoutResponse) -> EncryptedScoreLa
 
 def reference_of(response: genomics_pb2.GetScoreLayoutResponse) -> ScoreDistribution:
     reference = response.reference
-    return ScoreDistribution(
-        response.pgs_id, reference.mean, reference.sd, tuple(reference.quantiles), reference.sample_size, 0
-    )
+    return ScoreDistribution(response.pgs_id, reference.mean, reference.sd, tuple(reference.quantiles), reference.sample_size, 0)
 
 
 @dataclass(frozen=True)
@@ -115,16 +113,23 @@ class EncryptedScoreResult:
                 f" {self.model.name} {self.model.version}"
             )
         plain = self.plaintext
-        return predictor.explain(predictor.predict_score_sum(
-            self.score_sum, age, sex, family_history,
-            variants_total=plain.variants_total, variants_matched=plain.variants_matched,
-            variants_missing=plain.variants_missing, variants_imputed=plain.variants_imputed, overlap=plain.overlap,
-        ))
+        return predictor.explain(
+            predictor.predict_score_sum(
+                self.score_sum,
+                age,
+                sex,
+                family_history,
+                variants_total=plain.variants_total,
+                variants_matched=plain.variants_matched,
+                variants_missing=plain.variants_missing,
+                variants_imputed=plain.variants_imputed,
+                overlap=plain.overlap,
+            )
+        )
 
 
 class GenomicsClient:
-    def __init__(self, target: str, timeout: float = 120.0, tls: ClientTls | None = None,
-                 chunk_bytes: int = CHUNK_BYTES) -> None:
+    def __init__(self, target: str, timeout: float = 120.0, tls: ClientTls | None = None, chunk_bytes: int = CHUNK_BYTES) -> None:
         self.channel = open_channel(target, tls)
         self.stub = genomics_pb2_grpc.GenomicRiskServiceStub(self.channel)
         self.timeout = timeout
@@ -176,8 +181,9 @@ class GenomicsClient:
     def score_layout(self, score: str) -> genomics_pb2.GetScoreLayoutResponse:
         return self.stub.GetScoreLayout(genomics_pb2.GetScoreLayoutRequest(score=score), timeout=self.timeout)
 
-    def score_ciphertexts(self, score: str, public_context: bytes, ciphertexts: Sequence[bytes]) -> tuple[
-            EncryptedScore, genomics_pb2.EncryptedScoreSummary]:
+    def score_ciphertexts(
+        self, score: str, public_context: bytes, ciphertexts: Sequence[bytes]
+    ) -> tuple[EncryptedScore, genomics_pb2.EncryptedScoreSummary]:
         """The raw exchange: public context and ciphertexts up, encrypted score and contributions down."""
         header = genomics_pb2.EncryptedScoreHeader(
             score=score, public_context_length=len(public_context), ciphertext_lengths=[len(c) for c in ciphertexts]
@@ -247,10 +253,16 @@ class GenomicsClient:
         decrypted = decrypt_score(context, answer, layout)
         reference = reference_of(published)
         return EncryptedScoreResult(
-            pgs_id=layout.pgs_id, cancer=published.cancer, score_sum=decrypted.score_sum,
-            contributions=decrypted.contributions, layout=layout,
-            z_score=float(reference.standardise(decrypted.score_sum)), percentile=reference.percentile(decrypted.score_sum),
-            plaintext=local[column], model=summary.model, server_seconds=seconds,
+            pgs_id=layout.pgs_id,
+            cancer=published.cancer,
+            score_sum=decrypted.score_sum,
+            contributions=decrypted.contributions,
+            layout=layout,
+            z_score=float(reference.standardise(decrypted.score_sum)),
+            percentile=reference.percentile(decrypted.score_sum),
+            plaintext=local[column],
+            model=summary.model,
+            server_seconds=seconds,
         )
 
 
@@ -273,4 +285,4 @@ def _chunks(vcf: bytes | Path | str | os.PathLike[str], size: int) -> Iterator[b
 
 def _pieces(blob: bytes, size: int) -> Iterator[bytes]:
     for start in range(0, len(blob), size):
-        yield blob[start:start + size]
+        yield blob[start : start + size]

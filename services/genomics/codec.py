@@ -170,9 +170,7 @@ class GenomicsCodec:
 
     @staticmethod
     def _request(assessment: _Assessment, vcf: bytes | tuple[bytes, ...], fields: AssessmentFields) -> AssessmentRequest:
-        return AssessmentRequest(
-            assessment.build, assessment.patients, assessment.cancers, assessment.top_variants, vcf, fields
-        )
+        return AssessmentRequest(assessment.build, assessment.patients, assessment.cancers, assessment.top_variants, vcf, fields)
 
     def decode_assess(self, request: genomics_pb2.AssessVcfRequest) -> AssessmentRequest:
         violations = ViolationCollector()
@@ -403,7 +401,9 @@ class GenomicsCodec:
             effect_alleles=list(layout.effect_alleles),
             weights=list(layout.weights),
             reference=genomics_pb2.ReferenceDistribution(
-                mean=reference.mean, sd=reference.sd, quantiles=list(reference.quantiles),
+                mean=reference.mean,
+                sd=reference.sd,
+                quantiles=list(reference.quantiles),
                 sample_size=reference.sample_size,
             ),
             poly_modulus_degrees=list(SUPPORTED_POLY_MODULUS_DEGREES),
@@ -418,7 +418,9 @@ class GenomicsCodec:
         answers = [
             genomics_pb2.ScoreEncryptedResponse(
                 summary=genomics_pb2.EncryptedScoreSummary(
-                    pgs_id=result.pgs_id, variants=answer.variants, score_length=len(result.score),
+                    pgs_id=result.pgs_id,
+                    variants=answer.variants,
+                    score_length=len(result.score),
                     contribution_lengths=[len(c) for c in result.contributions],
                     model=common.encode_identity(answer.model),
                 )
@@ -449,7 +451,10 @@ def encode_risk(risk: CancerRisk, source: ScoreSource) -> genomics_pb2.CancerRis
         percentile=risk.percentile,
         absolute_risk=risk.absolute_risk,
         risk_interval=common_pb2.Confidence(
-            coverage=level, method=INTERVAL_METHOD, lower=low, upper=high,
+            coverage=level,
+            method=INTERVAL_METHOD,
+            lower=low,
+            upper=high,
             statement=f"{level:.0%} confidence interval of the {risk.horizon_years:g}-year risk: {low:.2%} to {high:.2%}",
         ),
         population_average_risk=risk.population_average_risk,
@@ -457,7 +462,9 @@ def encode_risk(risk: CancerRisk, source: ScoreSource) -> genomics_pb2.CancerRis
         top_variants=[encode_variant(v) for v in risk.top_variants],
         explanation=common.encode_explanation(risk.explanation),
         variants=genomics_pb2.VariantCounts(
-            total=risk.variants_total, matched=risk.variants_matched, missing=risk.variants_missing,
+            total=risk.variants_total,
+            matched=risk.variants_matched,
+            missing=risk.variants_missing,
             imputed=risk.variants_imputed,
             unmatched=dict(overlap.unmatched) if overlap else {},
             match_types=dict(overlap.match_types) if overlap else {},
@@ -475,8 +482,12 @@ def encode_source(source: ScoreSource) -> genomics_pb2.ScoreSource:
 
 def encode_variant(variant: VariantContribution) -> genomics_pb2.VariantContribution:
     return genomics_pb2.VariantContribution(
-        variant_id=variant.variant_id, effect_allele=variant.effect_allele, effect_weight=variant.effect_weight,
-        dosage=variant.dosage, imputed=variant.imputed, contribution=variant.contribution,
+        variant_id=variant.variant_id,
+        effect_allele=variant.effect_allele,
+        effect_weight=variant.effect_weight,
+        dosage=variant.dosage,
+        imputed=variant.imputed,
+        contribution=variant.contribution,
     )
 
 
@@ -494,4 +505,4 @@ def _too_large(field_path: str, size: int, limit: int) -> ResourceExhausted:
 
 
 def _pieces(blob: bytes, size: int) -> list[bytes]:
-    return [blob[start:start + size] for start in range(0, len(blob), size)] or [b""]
+    return [blob[start : start + size] for start in range(0, len(blob), size)] or [b""]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 
+from clinpred.pilots.common.call import Call
 from clinpred.pilots.common.errors import ModelPackageError, NotFound
 from clinpred.pilots.genomics.assessment import (
     AssessmentRequest,
@@ -56,7 +57,7 @@ class GenomicsHandler:
                 )
             cancers[predictor.cancer] = predictor.identity.name
         # Reads the scoring directory now, so the first request does not wait for it and problems show at start.
-        for status in self.list_scores():
+        for status in self.score_statuses():
             if status.problem:
                 logger.warning("%s score %s is not usable: %s", status.cancer, status.source.pgs_id, status.problem)
 
@@ -88,7 +89,10 @@ class GenomicsHandler:
             predictor.pgs_id, build, predictor.layout, predictor.genome_build, predictor.identity.name, predictor.pgs_name
         )
 
-    def list_scores(self, _: None = None) -> list[ScoreStatus]:
+    def list_scores(self, _: None, call: Call) -> list[ScoreStatus]:
+        return self.score_statuses()
+
+    def score_statuses(self) -> list[ScoreStatus]:
         statuses = []
         for cancer, predictor in self.predictors.items():
             builds, problem = self.scoring_files.builds(predictor.pgs_id, predictor.genome_build)
@@ -113,14 +117,16 @@ class GenomicsHandler:
             )
         return statuses
 
-    def model_info(self, _: None = None) -> tuple[GenomicRiskPredictor, ...]:
+    def model_info(self, _: None, call: Call) -> tuple[GenomicRiskPredictor, ...]:
         return tuple(self.predictors.values())
 
-    def layout(self, score: str) -> GenomicRiskPredictor:
+    def layout(self, score: str, call: Call) -> GenomicRiskPredictor:
         """The model whose published layout (variant order, in the package's build) scores `score`."""
-        return self.predictor(score)
+        predictor = self.predictor(score)
+        call.answered_by(predictor.identity)
+        return predictor
 
-    def assess(self, request: AssessmentRequest) -> VcfAssessment:
+    def assess(self, request: AssessmentRequest, call: Call) -> VcfAssessment:
         """Reads the VCF once (only the scores' positions), scores it per cancer, assesses the chosen samples."""
         predictors = self.predictors
         fields = request.fields
@@ -128,20 +134,34 @@ class GenomicsHandler:
         sites = {(c, int(p)) for s in scores.values() for c, p in zip(s.chrom, s.pos, strict=True) if c is not None}
         with stage(SERVICE, "read_vcf"):
             genotypes = read_vcf(
-                request.vcf, name=UPLOAD_NAME, declared_build=request.build, sites=sites,
-                max_bytes=self.settings.max_vcf_bytes, field=fields.vcf, build_field=fields.build,
+                request.vcf,
+                name=UPLOAD_NAME,
+                declared_build=request.build,
+                sites=sites,
+                max_bytes=self.settings.max_vcf_bytes,
+                field=fields.vcf,
+                build_field=fields.build,
             )
         selected = select_samples(request.patients, genotypes.samples, self.settings.max_batch_size, fields.patients)
+        for column, _factors in selected:
+            call.concerns(genotypes.samples[column])
+        for cancer in request.cancers:
+            call.answered_by(predictors[cancer].identity)
+        call.check()
         with stage(SERVICE, "score"):
             sample_scores = {
                 cancer: score_vcf(genotypes, scores[cancer], min_overlap=self.settings.min_overlap, field=fields.vcf)
                 for cancer in request.cancers
             }
+        call.check()
         with stage(SERVICE, "predict"):
             predictions = [
                 [
                     predictors[cancer].predict(
-                        sample_scores[cancer][column], factors.age, factors.sex, factors.has_family_history(cancer),
+                        sample_scores[cancer][column],
+                        factors.age,
+                        factors.sex,
+                        factors.has_family_history(cancer),
                         top_variants=request.top_variants,
                     )
                     for cancer in request.cancers
@@ -160,8 +180,9 @@ class GenomicsHandler:
         }
         return VcfAssessment(samples, build, genotypes.build_evidence, genotypes.n_samples, sources)
 
-    def score_encrypted(self, request: EncryptedScoreRequest) -> EncryptedScoreAnswer:
+    def score_encrypted(self, request: EncryptedScoreRequest, call: Call) -> EncryptedScoreAnswer:
         predictor = self.predictor(request.score)
+        call.answered_by(predictor.identity)
         with stage(SERVICE, "encrypted_score"):
             result = score_encrypted(request.public_context, request.ciphertexts, predictor.layout, request.fields)
         return EncryptedScoreAnswer(result, len(predictor.layout), predictor.identity)

@@ -122,8 +122,9 @@ class ScoringFiles:
             raise FailedPrecondition(f"scoring file {entry.path.name} ({build}): {cached.message}")
         return cached
 
-    def choose(self, pgs_id: str, build: str, layout: EncryptedScoreLayout, layout_build: str | None,
-               model: str, pgs_name: str = "") -> ScoringFile:
+    def choose(
+        self, pgs_id: str, build: str, layout: EncryptedScoreLayout, layout_build: str | None, model: str, pgs_name: str = ""
+    ) -> ScoringFile:
         """The scoring file of `pgs_id` in `build`: the directory's, else the model package's layout.
 
         Its `name` says where it comes from: a file name of the directory, or "<model>/score_layout.json".

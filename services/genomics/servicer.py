@@ -66,7 +66,10 @@ class GenomicsServicer(genomics_pb2_grpc.GenomicRiskServiceServicer):
     ) -> AsyncIterator[genomics_pb2.ScoreEncryptedResponse]:
         codec = self.codec
         async for response in self.rpc.client_to_server_stream(
-            request_iterator, codec.receive_encrypted, codec.decode_encrypted, self.handler.score_encrypted,
+            request_iterator,
+            codec.receive_encrypted,
+            codec.decode_encrypted,
+            self.handler.score_encrypted,
             codec.encode_encrypted,
         ):
             yield response

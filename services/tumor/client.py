@@ -25,9 +25,7 @@ class TumorClient:
         return self.stub.Classify(request, timeout=self.timeout).classification
 
     def classify_batch(self, cases: Iterable[tuple[str, Mapping[str, float]]]) -> list[tumor_pb2.Classification]:
-        request = tumor_pb2.ClassifyBatchRequest(
-            cases=[tumor_pb2.TumorCase(case_id=case_id, features=f) for case_id, f in cases]
-        )
+        request = tumor_pb2.ClassifyBatchRequest(cases=[tumor_pb2.TumorCase(case_id=case_id, features=f) for case_id, f in cases])
         return list(self.stub.ClassifyBatch(request, timeout=self.timeout).classifications)
 
     def classify_stream(
@@ -36,8 +34,7 @@ class TumorClient:
         """Answers in order as they arrive. `timeout` bounds the whole stream (default: none, as a stream
         lasts as long as its input; the per-call timeout would cut a long stream off)."""
         requests = (
-            tumor_pb2.ClassifyStreamRequest(tumor_case=tumor_pb2.TumorCase(case_id=case_id, features=f))
-            for case_id, f in cases
+            tumor_pb2.ClassifyStreamRequest(tumor_case=tumor_pb2.TumorCase(case_id=case_id, features=f)) for case_id, f in cases
         )
         for response in self.stub.ClassifyStream(requests, timeout=timeout):
             yield response.classification

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from clinpred.pilots.common.call import Call
 from clinpred.pilots.tumor.classifier import ClassifiedCase, TumorCases, TumorClassifier, TumorModelInfo
 from clinpred.pilots.tumor.package_format import PILOT
 from clinpred.services.common.metrics import stage
@@ -23,14 +24,16 @@ class TumorHandler:
         """The loaded classifier; ModelUnavailable before `load`."""
         return self.runtime.predictor
 
-    def classify(self, cases: TumorCases) -> list[ClassifiedCase]:
+    def classify(self, cases: TumorCases, call: Call) -> list[ClassifiedCase]:
         classifier = self.classifier
+        call.answered_by(classifier.identity)
         with stage(SERVICE, "predict"):
             predictions = classifier.predict(cases.rows)
+        call.check()
         with stage(SERVICE, "explain"):
             explanations = classifier.explain(cases.rows, predictions)
         results = classifier.combine(predictions, explanations)
         return [ClassifiedCase(case_id, result) for case_id, result in zip(cases.case_ids, results, strict=True)]
 
-    def model_info(self) -> TumorModelInfo:
+    def model_info(self, _: None, call: Call) -> TumorModelInfo:
         return self.classifier.info

@@ -35,13 +35,9 @@ class TumorServicer(tumor_pb2_grpc.TumorClassificationServiceServicer):
             raise ModelUnavailable(f"the {SERVICE} model is not loaded yet")
         return self._codec
 
-    async def Classify(
-        self, request: tumor_pb2.ClassifyRequest, context: grpc.aio.ServicerContext
-    ) -> tumor_pb2.ClassifyResponse:
+    async def Classify(self, request: tumor_pb2.ClassifyRequest, context: grpc.aio.ServicerContext) -> tumor_pb2.ClassifyResponse:
         codec = self.codec
-        return await self.rpc.unary(
-            request, codec.decode_classify, self.handler.classify, codec.encode_classify, blocking=False
-        )
+        return await self.rpc.unary(request, codec.decode_classify, self.handler.classify, codec.encode_classify, blocking=False)
 
     async def ClassifyBatch(
         self, request: tumor_pb2.ClassifyBatchRequest, context: grpc.aio.ServicerContext
@@ -69,5 +65,5 @@ class TumorServicer(tumor_pb2_grpc.TumorClassificationServiceServicer):
     ) -> tumor_pb2.GetModelInfoResponse:
         codec = self.codec
         return await self.rpc.unary(
-            request, codec.decode_model_info, lambda _: self.handler.model_info(), codec.encode_model_info, blocking=False
+            request, codec.decode_model_info, self.handler.model_info, codec.encode_model_info, blocking=False
         )

@@ -40,7 +40,7 @@ def settings_in_fresh_process(env: dict[str, str]) -> dict[str, str]:
         "warnings.simplefilter('error')\n"
         "from clinpred.services.deterioration.settings import DeteriorationSettings\n"
         "s = DeteriorationSettings()\n"
-        "print(json.dumps({'database_url': s.database_url, 'tenant': s.tenant}))\n"
+        "print(json.dumps({'database_url': s.database_url, 'tenant': s.development_tenant}))\n"
     )
     clean = {k: v for k, v in os.environ.items() if not k.startswith("CLINPRED_")}
     answer = subprocess.run(
