@@ -6,7 +6,8 @@
     clinpred genomics score|example-vcf       polygenic scores offline
     clinpred tumor example-csv FILE           WDBC cases as a CSV to try things with
     clinpred models list | register PILOT     model packages and the BentoML model store
-    clinpred tls init DIR                     certificates for trying mutual TLS
+    clinpred tls init DIR                     a private CA and certificates for trying mutual TLS
+    clinpred tls client|revoke DIR ...        client certificates with an identity, and revoking them
 
 Failures map to the exit codes of `clinpred.cli.errors.ExitCode`, listed by `clinpred --help`.
 """
@@ -21,7 +22,7 @@ import sys
 import time
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -31,7 +32,11 @@ from clinpred.cli.errors import DEBUG_ENV, ExitCode, ReportingGroup, exit_codes_
 from clinpred.cli.options import JsonOption, TlsOption, fail, print_json, tls_folder
 from clinpred.cli.services import SERVICES, ServiceSpec, TlsDir, bentoml_env, register_models, serve_command
 from clinpred.cli.settings import CliSettings
+from clinpred.pilots.common.errors import FieldViolation, InvalidInput
 from clinpred.services.common.server_logs import checked_log_level
+
+if TYPE_CHECKING:
+    from clinpred.cli.certificates import IssuedCertificate
 
 JSON_HELP = (
     "--json prints, for a `call`, the API's response message as proto3 JSON (google.protobuf.json_format."
@@ -255,26 +260,120 @@ def models_register(
             typer.echo(f"{tag} in {os.environ['BENTOML_HOME']}")
 
 
+TenantOption = Annotated[str, typer.Option("--tenant", help="Tenant of the client identity ([a-z0-9][a-z0-9._-]{0,62}).")]
+
+
+def _checked_names(**names: str) -> None:
+    from clinpred.services.common.identity import NAME_RULE, is_identity_name
+
+    bad = [FieldViolation(f"--{option}", f"must match {NAME_RULE}") for option, name in names.items()
+           if not is_identity_name(name)]
+    if bad:
+        raise InvalidInput.of(bad)
+
+
+def _issued_json(issued: IssuedCertificate) -> dict[str, str]:
+    return {
+        "certificate": str(issued.certificate),
+        "key": str(issued.key),
+        "spiffe_id": issued.spiffe_id,
+        "serial": f"{issued.serial_number:x}",
+        "not_after": issued.not_valid_after.isoformat(),
+    }
+
+
 @tls_app.command("init")
 def tls_init(
-    folder: Annotated[Path, typer.Argument(help="Where to write ca.crt, server.crt/key, client.crt/key.")],
+    folder: Annotated[Path, typer.Argument(metavar="DIR", help="Where to write the CA, server and client certificates.")],
     host: Annotated[list[str], typer.Option(help="Names the server certificate is valid for.")] = ["localhost", "127.0.0.1"],  # noqa: B006
-    days: Annotated[int, typer.Option(help="Validity in days.")] = 365,
+    days: Annotated[int, typer.Option(min=1, help="Validity in days.")] = 365,
+    trust_domain: Annotated[
+        str, typer.Option(help="Trust domain of the client identities (spiffe://<trust domain>/...).")
+    ] = "clinpred.local",  # identity.DEFAULT_TRUST_DOMAIN, without importing it for every command
+    tenant: TenantOption = "demo",
+    client: Annotated[str, typer.Option("--client", help="Name of the default client (client.crt).")] = "cli",
     as_json: JsonOption = False,
 ) -> None:
-    """A private CA with one server and one client certificate, for trying mutual TLS.
+    """A private CA (ca.crt, ca.key), a server certificate and one client certificate, for trying mutual TLS.
 
+    client.crt names spiffe://<trust domain>/tenant/<tenant>/client/<client>; the folder also holds
+    `trust-domain` (one line) and `crl.pem` (the CA's revocation list, empty at first).
     Production deployments use certificates from the hospital's own PKI.
-    --json: {"folder": PATH, "files": [NAME, ...], "hosts": [...], "days": N}.
+    --json: {"folder": PATH, "files": [NAME, ...], "hosts": [...], "days": N, "trust_domain": D,
+    "client": {"certificate", "key", "spiffe_id", "serial", "not_after"}}.
     """
-    from clinpred.cli.certificates import write_mutual_tls_folder
+    from clinpred.cli.certificates import FOLDER_FILES, write_mutual_tls_folder
+    from clinpred.services.common.identity import checked_trust_domain
 
-    write_mutual_tls_folder(folder, hosts=host, days=days)
-    files = ["ca.crt", "server.crt", "server.key", "client.crt", "client.key"]
+    _checked_names(tenant=tenant, client=client)
+    try:
+        checked_trust_domain(trust_domain)
+    except ValueError as error:
+        raise InvalidInput.of([FieldViolation("--trust-domain", str(error))]) from None
+    issued = write_mutual_tls_folder(folder, hosts=host, days=days, trust_domain=trust_domain, tenant=tenant, client=client)
     if as_json:
-        print_json({"folder": str(folder), "files": files, "hosts": host, "days": days})
+        print_json({"folder": str(folder), "files": list(FOLDER_FILES), "hosts": host, "days": days,
+                    "trust_domain": trust_domain, "client": _issued_json(issued)})
         return
-    typer.echo(f"wrote {', '.join(files)} to {folder}")
+    typer.echo(f"wrote {', '.join(FOLDER_FILES)} to {folder}")
+    typer.echo(f"client.crt is {issued.spiffe_id}")
+
+
+@tls_app.command("client")
+def tls_client(
+    folder: Annotated[Path, typer.Argument(metavar="DIR", help="A folder `clinpred tls init` wrote (its CA signs).")],
+    tenant: TenantOption,
+    name: Annotated[str, typer.Option("--name", help="Client name ([a-z0-9][a-z0-9._-]{0,62}).")],
+    days: Annotated[int, typer.Option(min=1, help="Validity in days.")] = 365,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write PREFIX.crt and PREFIX.key (default DIR/clients/TENANT/NAME).")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """A client certificate for spiffe://<trust domain>/tenant/<tenant>/client/<name>, signed by the folder's CA.
+
+    --json: {"certificate": PATH, "key": PATH, "spiffe_id": URI, "serial": HEX, "not_after": ISO-8601}.
+    """
+    from clinpred.cli.certificates import CertificateAuthorityError, issue_client_certificate
+
+    _checked_names(tenant=tenant, name=name)
+    try:
+        issued = issue_client_certificate(folder, tenant, name, days=days, out=out)
+    except CertificateAuthorityError as error:
+        raise typer.BadParameter(str(error), param_hint="DIR") from None
+    if as_json:
+        print_json(_issued_json(issued))
+        return
+    typer.echo(f"wrote {issued.certificate} and {issued.key}: {issued.spiffe_id}")
+
+
+@tls_app.command("revoke")
+def tls_revoke(
+    folder: Annotated[Path, typer.Argument(metavar="DIR", help="A folder `clinpred tls init` wrote.")],
+    certificate: Annotated[
+        Path, typer.Argument(metavar="CERT_FILE", help="The certificate to revoke (PEM or DER), issued by DIR's CA.")
+    ],
+    as_json: JsonOption = False,
+) -> None:
+    """Adds the certificate's serial number to DIR/crl.pem (created if missing), signed by the CA.
+
+    Revoking a certificate twice changes nothing.
+    --json: {"crl": PATH, "serial": HEX, "newly_revoked": BOOL, "revoked_count": N}.
+    """
+    from clinpred.cli.certificates import CertificateAuthorityError, revoke_certificate
+
+    if not certificate.is_file():
+        raise typer.BadParameter(f"file {str(certificate)!r} does not exist.", param_hint="CERT_FILE")
+    try:
+        revocation = revoke_certificate(folder, certificate)
+    except CertificateAuthorityError as error:
+        raise InvalidInput.of([FieldViolation("CERT_FILE", str(error))]) from None
+    if as_json:
+        print_json({"crl": str(revocation.crl), "serial": f"{revocation.serial_number:x}",
+                    "newly_revoked": revocation.newly_revoked, "revoked_count": revocation.revoked_count})
+        return
+    state = "revoked" if revocation.newly_revoked else "was already revoked"
+    typer.echo(f"serial {revocation.serial_number:x} {state}; {revocation.crl} lists {revocation.revoked_count}")
 
 
 def run() -> None:
