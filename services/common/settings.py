@@ -42,8 +42,43 @@ class ServiceSettings(BaseSettings):
     max_connection_age_grace_seconds: float = Field(
         default=30.0, ge=0, description="Calls in flight on a connection being closed get this long to finish."
     )
+    # Access control: who may call (identity), what they may do (policy), and how much (limits).
+    development_plaintext: bool = Field(
+        default=False,
+        description="Development only: accept callers without a client certificate or token, as `development_tenant`"
+        " with every scope (unless `policy_file` is set). The service warns at start while this is on.",
+    )
     # Rows written before callers were identified carry "default"; they stay that tenant's.
     development_tenant: str = Field(
-        default="default",
-        description="Tenant of every call when the service runs without caller identities (development only).",
+        default="default", description="Tenant of callers without an identity when `development_plaintext` is on."
     )
+    trust_domain: str = Field(
+        default="clinpred.local",
+        description="SPIFFE trust domain of client certificates: their URI SAN is"
+        " `spiffe://<trust domain>/tenant/<tenant>/client/<client>`.",
+    )
+    policy_file: Path | None = Field(
+        default=None,
+        description="Access policy (TOML): which tenants and clients may use which scopes. Required unless"
+        " `development_plaintext`; re-read within a second of a change, a broken file keeps the last good one.",
+    )
+    ca_file: Path | None = Field(default=None, description="The client CA's certificate, which signs `crl_file`.")
+    crl_file: Path | None = Field(
+        default=None, description="Certificate revocation list (PEM or DER) of the client CA; re-read when it changes."
+    )
+    jwks_file: Path | None = Field(
+        default=None,
+        description="JSON Web Key Set whose keys sign accepted bearer tokens (RS256, ES256); unset: tokens are refused.",
+    )
+    token_issuer: str = Field(default="", description="Required `iss` of bearer tokens.")
+    token_audience: str = Field(default="", description="Required `aud` of bearer tokens.")
+    tenant_claim: str = Field(default="tenant", description="Bearer-token claim naming the caller's tenant.")
+    client_claim: str = Field(default="client_id", description="Bearer-token claim naming the calling client.")
+    rate_per_second: float = Field(
+        default=100.0, gt=0, description="Calls per second each tenant may make on average (a token bucket)."
+    )
+    rate_burst: int = Field(default=200, ge=1, description="Calls a tenant may make at once above its rate.")
+    max_calls_in_progress_per_tenant: int = Field(
+        default=16, ge=1, description="Unary calls one tenant may have in progress at once, so it cannot take every worker."
+    )
+    max_streams_per_tenant: int = Field(default=32, ge=1, description="Streams one tenant may have open at once.")
