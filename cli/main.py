@@ -6,6 +6,7 @@
     clinpred genomics score|example-vcf       polygenic scores offline
     clinpred models list | register PILOT     model packages and the BentoML model store
     clinpred tls init DIR                     certificates for trying mutual TLS
+    clinpred audit keygen|verify|export       the audit trail: key, integrity check, FHIR AuditEvents
 
 Failures map to the exit codes of `clinpred.cli.errors.ExitCode`, listed by `clinpred --help`.
 """
@@ -25,7 +26,7 @@ from typing import Annotated
 import typer
 
 import clinpred
-from clinpred.cli import deterioration, genomics, tumor
+from clinpred.cli import audit, deterioration, genomics, tumor
 from clinpred.cli.errors import DEBUG_ENV, ExitCode, ReportingGroup, exit_codes_help
 from clinpred.cli.options import JsonOption, TlsOption, fail, print_json, tls_folder
 from clinpred.cli.services import SERVICES, ServiceSpec, TlsDir, bentoml_env, register_models, serve_command
@@ -66,6 +67,7 @@ app.add_typer(genomics.genomics_app, name="genomics")
 train_app.command("deterioration")(deterioration.train)
 simulate_app.command("deterioration")(deterioration.simulate)
 call_app.add_typer(deterioration.call_app, name="deterioration")
+app.add_typer(audit.audit_app, name="audit")
 
 
 def _print_version(value: bool) -> None:
