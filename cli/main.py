@@ -8,6 +8,7 @@
     clinpred models list | register PILOT     model packages and the BentoML model store
     clinpred tls init DIR                     a private CA and certificates for trying mutual TLS
     clinpred tls client|revoke DIR ...        client certificates with an identity, and revoking them
+    clinpred audit keygen|verify|export       the audit trail: key, integrity check, FHIR AuditEvents
 
 Failures map to the exit codes of `clinpred.cli.errors.ExitCode`, listed by `clinpred --help`.
 """
@@ -27,10 +28,18 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 import clinpred
-from clinpred.cli import deterioration, genomics, tumor
+from clinpred.cli import audit, deterioration, genomics, tumor
 from clinpred.cli.errors import DEBUG_ENV, ExitCode, ReportingGroup, exit_codes_help
 from clinpred.cli.options import JsonOption, TlsOption, fail, print_json, tls_folder
-from clinpred.cli.services import SERVICES, ServiceSpec, TlsDir, bentoml_env, register_models, serve_command
+from clinpred.cli.services import (
+    SERVICES,
+    TRIAL_POLICY_FILE,
+    ServiceSpec,
+    TlsDir,
+    bentoml_env,
+    register_models,
+    serve_command,
+)
 from clinpred.cli.settings import CliSettings
 from clinpred.pilots.common.errors import FieldViolation, InvalidInput
 from clinpred.services.common.server_logs import checked_log_level
@@ -73,6 +82,7 @@ app.add_typer(genomics.genomics_app, name="genomics")
 train_app.command("deterioration")(deterioration.train)
 simulate_app.command("deterioration")(deterioration.simulate)
 call_app.add_typer(deterioration.call_app, name="deterioration")
+app.add_typer(audit.audit_app, name="audit")
 
 
 def _print_version(value: bool) -> None:
@@ -164,6 +174,12 @@ def serve(
     """Start services with `bentoml serve-grpc` in the foreground; Ctrl-C (or SIGTERM) stops them."""
     settings = CliSettings()
     tls = tls_folder(tls_dir, "ca.crt", "server.crt", "server.key", "client.crt", "client.key")
+    if tls is None:
+        typer.echo(
+            "WARNING: no --tls-dir: serving plaintext in DEVELOPMENT MODE; every caller is tenant 'default' with every"
+            " scope. Never serve patients like this: `clinpred tls init DIR`, then `clinpred serve --tls-dir DIR`.",
+            err=True,
+        )
     specs = list(SERVICES.values()) if service == "all" else [SERVICES[str(service)]]
     server_log_level = checked_log_level(log_level.value)
     processes: list[subprocess.Popen[bytes]] = []
@@ -183,7 +199,7 @@ def serve(
             register_models(settings, spec.pilot)
             process = subprocess.Popen(
                 serve_command(spec, host, grpc_port, api_workers, tls.server() if tls else None, log_level=server_log_level),
-                env=bentoml_env(settings, spec.pilot, prom_port, log_level=server_log_level),
+                env=bentoml_env(settings, spec.pilot, prom_port, log_level=server_log_level, tls=tls),
                 cwd=tls.working_dir if tls else None,
                 start_new_session=True,
             )
@@ -297,7 +313,8 @@ def tls_init(
     """A private CA (ca.crt, ca.key), a server certificate and one client certificate, for trying mutual TLS.
 
     client.crt names spiffe://<trust domain>/tenant/<tenant>/client/<client>; the folder also holds
-    `trust-domain` (one line) and `crl.pem` (the CA's revocation list, empty at first).
+    `trust-domain` (one line), `crl.pem` (the CA's revocation list, empty at first) and `policy.toml`
+    (an access policy granting that client every scope; `clinpred serve --tls-dir` applies it).
     Production deployments use certificates from the hospital's own PKI.
     --json: {"folder": PATH, "files": [NAME, ...], "hosts": [...], "days": N, "trust_domain": D,
     "client": {"certificate", "key", "spiffe_id", "serial", "not_after"}}.
@@ -311,11 +328,19 @@ def tls_init(
     except ValueError as error:
         raise InvalidInput.of([FieldViolation("--trust-domain", str(error))]) from None
     issued = write_mutual_tls_folder(folder, hosts=host, days=days, trust_domain=trust_domain, tenant=tenant, client=client)
+    policy = folder / TRIAL_POLICY_FILE
+    if not policy.exists():
+        # A trial folder's policy grants its own client everything; production writes its own grants.
+        policy.write_text(
+            "# Access policy of this trial folder (`clinpred serve --tls-dir` uses it): deny by default.\n"
+            f"version = 1\n\n[[grants]]\ntenant = \"{tenant}\"\nclients = [\"{client}\"]\n"
+            'scopes = ["system/*.*", "clinpred/*"]\n'
+        )
     if as_json:
         print_json({"folder": str(folder), "files": list(FOLDER_FILES), "hosts": host, "days": days,
                     "trust_domain": trust_domain, "client": _issued_json(issued)})
         return
-    typer.echo(f"wrote {', '.join(FOLDER_FILES)} to {folder}")
+    typer.echo(f"wrote {', '.join(FOLDER_FILES)}, {TRIAL_POLICY_FILE} to {folder}")
     typer.echo(f"client.crt is {issued.spiffe_id}")
 
 

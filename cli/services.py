@@ -15,6 +15,9 @@ from clinpred.services.common.server_logs import checked_log_level
 from clinpred.services.common.serving import MAX_MESSAGE_BYTES
 from clinpred.services.common.settings_reference import unknown_variable_messages
 
+# The access policy `clinpred tls init` writes into a trial folder, granting its client every scope.
+TRIAL_POLICY_FILE = "policy.toml"
+
 
 @dataclass(frozen=True)
 class ServiceSpec:
@@ -58,10 +61,28 @@ SERVICES: dict[str, ServiceSpec] = {
 
 
 def bentoml_env(
-    settings: CliSettings, pilot: str, metrics_port: int | None = None, *, log_level: str = "info"
+    settings: CliSettings,
+    pilot: str,
+    metrics_port: int | None = None,
+    *,
+    log_level: str = "info",
+    tls: TlsDir | None = None,
 ) -> dict[str, str]:
-    """The environment of `bentoml serve-grpc` for `pilot`; its processes log at `log_level`."""
+    """The environment of `bentoml serve-grpc` for `pilot`; its processes log at `log_level`.
+
+    Without `tls` the service runs in development mode (plaintext, one tenant). With it, the
+    folder's trust domain, revocation list and trial policy apply unless the environment names others.
+    """
     env = dict(os.environ)
+    prefix = f"CLINPRED_{pilot.upper()}_"
+    env[prefix + "DEVELOPMENT_PLAINTEXT"] = "false" if tls else "true"
+    if tls is not None:
+        folder = tls.path.resolve()
+        for name, file in (("POLICY_FILE", TRIAL_POLICY_FILE), ("CRL_FILE", "crl.pem"), ("CA_FILE", "ca.crt")):
+            if (folder / file).is_file():
+                env.setdefault(prefix + name, str(folder / file))
+        if (folder / "trust-domain").is_file():
+            env.setdefault(prefix + "TRUST_DOMAIN", (folder / "trust-domain").read_text().strip())
     spec = SERVICES.get(pilot)
     if spec is not None and spec.database_env:
         database = settings.state_dir / pilot / "risk.db"

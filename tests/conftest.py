@@ -10,6 +10,10 @@ from pathlib import Path
 _HOME = tempfile.mkdtemp(prefix="clinpred-bentoml-")
 os.environ["BENTOML_HOME"] = _HOME
 os.environ["BENTOML_DO_NOT_TRACK"] = "true"
+# In-process test servers listen in plaintext, so they run in development mode (one tenant, every
+# scope) unless a test configures identities; tests of access control set their own settings.
+for _pilot in ("TUMOR", "DETERIORATION", "GENOMICS"):
+    os.environ.setdefault(f"CLINPRED_{_pilot}_DEVELOPMENT_PLAINTEXT", "true")
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS = REPO / "models"
