@@ -28,7 +28,19 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from clinpred.services.common.identity import DEFAULT_TRUST_DOMAIN, TRUST_DOMAIN_FILE, read_trust_domain, spiffe_id
 
 CRL_FILE = "crl.pem"
-FOLDER_FILES = ("ca.crt", "ca.key", "server.crt", "server.key", "client.crt", "client.key", TRUST_DOMAIN_FILE, CRL_FILE)
+# The access policy of a trial folder, granting its client every scope (`clinpred serve --tls-dir` applies it).
+TRIAL_POLICY_FILE = "policy.toml"
+FOLDER_FILES = (
+    "ca.crt",
+    "ca.key",
+    "server.crt",
+    "server.key",
+    "client.crt",
+    "client.key",
+    TRUST_DOMAIN_FILE,
+    CRL_FILE,
+    TRIAL_POLICY_FILE,
+)
 _BACKDATE = datetime.timedelta(minutes=5)
 
 
@@ -201,6 +213,14 @@ def write_mutual_tls_folder(
     _write_private(folder / "server.key", _pem_key(server_key))
     (folder / TRUST_DOMAIN_FILE).write_text(trust_domain + "\n", encoding="ascii")
     _write_atomically(folder / CRL_FILE, _signed_crl(ca, ca_key, [], 1).public_bytes(serialization.Encoding.PEM))
+    policy = folder / TRIAL_POLICY_FILE
+    if not policy.exists():
+        # A trial folder's policy grants its own client everything; production writes its own grants.
+        policy.write_text(
+            "# Access policy of this trial folder (`clinpred serve --tls-dir` applies it): deny by default.\n"
+            f'version = 1\n\n[[grants]]\ntenant = "{tenant}"\nclients = ["{client}"]\n'
+            'scopes = ["system/*.*", "clinpred/*"]\n'
+        )
     return _issue(ca, ca_key, trust_domain, tenant, client, days, folder / "client")
 
 

@@ -33,7 +33,6 @@ from clinpred.cli.errors import DEBUG_ENV, ExitCode, ReportingGroup, exit_codes_
 from clinpred.cli.options import JsonOption, TlsOption, fail, print_json, tls_folder
 from clinpred.cli.services import (
     SERVICES,
-    TRIAL_POLICY_FILE,
     ServiceSpec,
     TlsDir,
     bentoml_env,
@@ -328,19 +327,11 @@ def tls_init(
     except ValueError as error:
         raise InvalidInput.of([FieldViolation("--trust-domain", str(error))]) from None
     issued = write_mutual_tls_folder(folder, hosts=host, days=days, trust_domain=trust_domain, tenant=tenant, client=client)
-    policy = folder / TRIAL_POLICY_FILE
-    if not policy.exists():
-        # A trial folder's policy grants its own client everything; production writes its own grants.
-        policy.write_text(
-            "# Access policy of this trial folder (`clinpred serve --tls-dir` uses it): deny by default.\n"
-            f"version = 1\n\n[[grants]]\ntenant = \"{tenant}\"\nclients = [\"{client}\"]\n"
-            'scopes = ["system/*.*", "clinpred/*"]\n'
-        )
     if as_json:
         print_json({"folder": str(folder), "files": list(FOLDER_FILES), "hosts": host, "days": days,
                     "trust_domain": trust_domain, "client": _issued_json(issued)})
         return
-    typer.echo(f"wrote {', '.join(FOLDER_FILES)}, {TRIAL_POLICY_FILE} to {folder}")
+    typer.echo(f"wrote {', '.join(FOLDER_FILES)} to {folder}")
     typer.echo(f"client.crt is {issued.spiffe_id}")
 
 

@@ -15,9 +15,6 @@ from clinpred.services.common.server_logs import checked_log_level
 from clinpred.services.common.serving import MAX_MESSAGE_BYTES
 from clinpred.services.common.settings_reference import unknown_variable_messages
 
-# The access policy `clinpred tls init` writes into a trial folder, granting its client every scope.
-TRIAL_POLICY_FILE = "policy.toml"
-
 
 @dataclass(frozen=True)
 class ServiceSpec:
@@ -78,7 +75,7 @@ def bentoml_env(
     env[prefix + "DEVELOPMENT_PLAINTEXT"] = "false" if tls else "true"
     if tls is not None:
         folder = tls.path.resolve()
-        for name, file in (("POLICY_FILE", TRIAL_POLICY_FILE), ("CRL_FILE", "crl.pem"), ("CA_FILE", "ca.crt")):
+        for name, file in (("POLICY_FILE", "policy.toml"), ("CRL_FILE", "crl.pem"), ("CA_FILE", "ca.crt")):
             if (folder / file).is_file():
                 env.setdefault(prefix + name, str(folder / file))
         if (folder / "trust-domain").is_file():
