@@ -72,6 +72,17 @@ def bentoml_env(
     """
     env = dict(os.environ)
     prefix = f"CLINPRED_{pilot.upper()}_"
+    # The audit trail of a local run: under the state dir, keyed by a secret made on first use.
+    audit = settings.state_dir / "audit"
+    if prefix + "AUDIT_KEY_FILE" not in env:
+        key = audit / "audit.key"
+        if not key.exists():
+            from clinpred.services.common.audit import write_key_file
+
+            audit.mkdir(parents=True, exist_ok=True)
+            write_key_file(key)
+        env[prefix + "AUDIT_KEY_FILE"] = str(key)
+    env.setdefault(prefix + "AUDIT_DIR", str(audit))
     env[prefix + "DEVELOPMENT_PLAINTEXT"] = "false" if tls else "true"
     if tls is not None:
         folder = tls.path.resolve()

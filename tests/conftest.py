@@ -12,8 +12,11 @@ os.environ["BENTOML_HOME"] = _HOME
 os.environ["BENTOML_DO_NOT_TRACK"] = "true"
 # In-process test servers listen in plaintext, so they run in development mode (one tenant, every
 # scope) unless a test configures identities; tests of access control set their own settings.
+# Their audit records go to a temporary folder, never the checkout's var/.
+_AUDIT = tempfile.mkdtemp(prefix="clinpred-audit-")
 for _pilot in ("TUMOR", "DETERIORATION", "GENOMICS"):
     os.environ.setdefault(f"CLINPRED_{_pilot}_DEVELOPMENT_PLAINTEXT", "true")
+    os.environ.setdefault(f"CLINPRED_{_pilot}_AUDIT_DIR", _AUDIT)
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS = REPO / "models"

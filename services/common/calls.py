@@ -7,6 +7,7 @@ object (and what they note on it reaches the audit record).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from contextvars import ContextVar
 
@@ -15,6 +16,20 @@ import grpc
 from clinpred.pilots.common.call import Call
 
 _CURRENT: ContextVar[Call] = ContextVar("clinpred_call")
+_SLOT: ContextVar[CallSlot] = ContextVar("clinpred_call_slot")
+
+
+class CallSlot:
+    """Where an outer interceptor (the audit trail's) finds the call an inner one started, if any."""
+
+    def __init__(self) -> None:
+        self.call: Call | None = None
+
+
+def open_slot() -> CallSlot:
+    slot = CallSlot()
+    _SLOT.set(slot)
+    return slot
 
 
 def start_call(context: grpc.aio.ServicerContext, tenant: str, client: str) -> Call:
@@ -25,6 +40,9 @@ def start_call(context: grpc.aio.ServicerContext, tenant: str, client: str) -> C
     # Worker threads read the Event, never the gRPC context, which belongs to the event loop.
     context.add_done_callback(lambda _done: call.ended.set())
     _CURRENT.set(call)
+    slot = _SLOT.get(None)
+    if slot is not None:
+        slot.call = call
     return call
 
 
@@ -33,3 +51,18 @@ def current_call() -> Call:
         return _CURRENT.get()
     except LookupError:
         raise RuntimeError("no call: the access interceptor sets one before every RPC") from None
+
+
+def call_outcome(context: grpc.aio.ServicerContext, error: BaseException | None = None, abandoned: bool = False) -> str:
+    """The status name the caller gets: `abandoned` (or a CancelledError) when gRPC stopped the handler,
+    which it does, by cancelling the handler's task, when the client cancels or its deadline passes."""
+    code = context.code()
+    remaining = context.time_remaining()
+    if remaining is not None and remaining <= 0:
+        return grpc.StatusCode.DEADLINE_EXCEEDED.name
+    if abandoned or isinstance(error, (asyncio.CancelledError, GeneratorExit)):
+        return grpc.StatusCode.CANCELLED.name
+    if not isinstance(code, grpc.StatusCode):
+        # Not aborted: a return is OK, and gRPC answers any other exception with UNKNOWN.
+        return grpc.StatusCode.OK.name if error is None else grpc.StatusCode.UNKNOWN.name
+    return code.name

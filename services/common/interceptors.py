@@ -1,12 +1,11 @@
 """Server interceptors: errors to gRPC status, and call metrics.
 
-Order matters: `server_interceptors()` puts metrics outside error mapping,
-so the status code counted is the one the caller receives.
+Order matters: `server_interceptors()` puts metrics and the audit trail outside error mapping,
+so the status code counted and recorded is the one the caller receives, and access inside it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 import traceback
@@ -26,6 +25,8 @@ from grpc_status import rpc_status
 from clinpred.pilots.common.errors import ClinpredError, FieldViolation, InvalidInput
 from clinpred.services.common import metrics
 from clinpred.services.common.access import AccessInterceptor
+from clinpred.services.common.call_audit import AuditInterceptor
+from clinpred.services.common.calls import call_outcome
 from clinpred.services.common.settings import ServiceSettings
 
 logger = logging.getLogger("clinpred.errors")
@@ -71,7 +72,12 @@ def status_of(error: ClinpredError) -> status_pb2.Status:
 
 
 class _Undecodable:
-    """Stands in for a request whose bytes are not a valid message, so the caller gets INVALID_ARGUMENT."""
+    """Stands in for a request whose bytes are not a valid message, so the caller gets INVALID_ARGUMENT.
+
+    It keeps the bytes (`raw`) for the audit trail's digest of the request."""
+
+    def __init__(self, raw: bytes) -> None:
+        self.raw = raw
 
 
 def _tolerant(deserialize: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
@@ -79,7 +85,7 @@ def _tolerant(deserialize: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
         try:
             return deserialize(data)
         except DecodeError:
-            return _Undecodable()
+            return _Undecodable(data)
 
     return parse
 
@@ -136,11 +142,6 @@ class ErrorStatusInterceptor(AsyncExceptionToStatusInterceptor):
         raise AssertionError("unreachable")  # context.abort always raises
 
 
-def _deadline_passed(context: grpc.aio.ServicerContext) -> bool:
-    remaining = context.time_remaining()
-    return remaining is not None and remaining <= 0
-
-
 class _CallRecord:
     """Counts and times one call once, at whichever of its endings is seen first."""
 
@@ -156,15 +157,8 @@ class _CallRecord:
         if self.recorded:
             return
         self.recorded = True
-        code = context.code()
-        if _deadline_passed(context):
-            code = grpc.StatusCode.DEADLINE_EXCEEDED
-        elif abandoned or isinstance(error, (asyncio.CancelledError, GeneratorExit)):
-            code = grpc.StatusCode.CANCELLED
-        elif not isinstance(code, grpc.StatusCode):
-            # Not aborted: a return is OK, and gRPC answers any other exception with UNKNOWN.
-            code = grpc.StatusCode.OK if error is None else grpc.StatusCode.UNKNOWN
-        metrics.observe_call(self.service, self.method, code.name, time.perf_counter() - self.start)
+        code = call_outcome(context, error, abandoned)
+        metrics.observe_call(self.service, self.method, code, time.perf_counter() - self.start)
 
 
 class MetricsInterceptor(AsyncServerInterceptor):
@@ -219,6 +213,7 @@ def server_interceptors(
     """
     return [
         (MetricsInterceptor, {"service": service}),
+        (AuditInterceptor, {"service": service, "settings": settings}),
         (ErrorStatusInterceptor, {}),
         (AccessInterceptor, {"service": service, "settings": settings}),
     ]

@@ -82,3 +82,19 @@ class ServiceSettings(BaseSettings):
         default=16, ge=1, description="Unary calls one tenant may have in progress at once, so it cannot take every worker."
     )
     max_streams_per_tenant: int = Field(default=32, ge=1, description="Streams one tenant may have open at once.")
+    # The audit trail: one record per call, whatever its outcome.
+    audit_key_file: Path | None = Field(
+        default=None,
+        description="Secret (>= 32 bytes, not world-readable) keying the audit trail's patient pseudonyms and hash"
+        " chain; `clinpred audit keygen FILE` makes one. Required unless `development_plaintext`, which keys"
+        " with `<audit_dir>/audit.key` (made if missing).",
+    )
+    audit_dir: Path = Field(
+        default_factory=lambda: default_models_root().parent / "var" / "audit",
+        description="Folder of the append-only audit files (one per writer process), when no `audit_database_url`.",
+    )
+    audit_database_url: str | None = Field(
+        default=None,
+        description="Database of the audit trail (`sqlite:///PATH` or `postgresql://...`); unset: files in"
+        " `audit_dir`. The deterioration service keeps it in its store's database.",
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from clinpred.services.common.settings import ServiceSettings, default_models_root
@@ -40,3 +40,10 @@ class DeteriorationSettings(ServiceSettings):
     # WatchRisk streams live for hours; a recycled connection lets them run this
     # long before they are cut (clients resume with their resume_token).
     max_connection_age_grace_seconds: float = Field(default=3600.0, ge=0)
+
+    @model_validator(mode="after")
+    def _audit_in_the_store(self) -> DeteriorationSettings:
+        # The audit trail lives beside the data it records, in one database to back up and secure.
+        if self.audit_database_url is None:
+            self.audit_database_url = self.database_url
+        return self

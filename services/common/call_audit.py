@@ -1,0 +1,167 @@
+"""One audit record per call, whatever its outcome, written before the caller gets the answer.
+
+Outside the error interceptor, so the outcome recorded is the status the caller receives. The
+record names the tenant and client, the service and method, the model, a keyed pseudonym of the
+patient (never the identifier), a SHA-256 of the request bytes and the caller's x-request-id. A record
+that cannot be written fails the call with UNAVAILABLE: nothing is answered unrecorded. Streams
+are recorded when they end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import re
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import grpc
+from grpc_interceptor import AsyncServerInterceptor
+
+from clinpred.pilots.common.call import Call
+from clinpred.services.common.audit import AuditEntry, AuditFileLog, AuditKeys, AuditSqlLog, AuditTrail, write_key_file
+from clinpred.services.common.audit.errors import AuditUnavailable
+from clinpred.services.common.calls import CallSlot, call_outcome, open_slot
+from clinpred.services.common.settings import ServiceSettings
+
+logger = logging.getLogger("clinpred.audit")
+
+REQUEST_ID_KEY = "x-request-id"
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+# Tenant and client of a caller that was refused before it was identified.
+UNIDENTIFIED = "-"
+
+
+def _keys(settings: ServiceSettings) -> AuditKeys:
+    if settings.audit_key_file is not None:
+        return AuditKeys.from_file(settings.audit_key_file)
+    if not settings.development_plaintext:
+        raise ValueError("audit_key_file is required: `clinpred audit keygen FILE` makes one")
+    key = settings.audit_dir / "audit.key"
+    if not key.exists():
+        settings.audit_dir.mkdir(parents=True, exist_ok=True)
+        write_key_file(key)
+    return AuditKeys.from_file(key)
+
+
+def open_trail(settings: ServiceSettings) -> tuple[AuditTrail, AuditKeys]:
+    keys = _keys(settings)
+    if settings.audit_database_url:
+        return AuditSqlLog(settings.audit_database_url, keys), keys
+    return AuditFileLog(settings.audit_dir, keys), keys
+
+
+def _request_id(context: grpc.aio.ServicerContext) -> str:
+    for key, value in context.invocation_metadata() or ():
+        if key == REQUEST_ID_KEY and isinstance(value, str) and _REQUEST_ID.fullmatch(value):
+            return value
+    # Absent, or not an id this trail may store verbatim (it could carry anything).
+    return ""
+
+
+class _Digest:
+    """SHA-256 over the serialized messages of a call's request, in order."""
+
+    def __init__(self) -> None:
+        self.hash = hashlib.sha256()
+
+    def add(self, message: Any) -> None:
+        serialize = getattr(message, "SerializeToString", None)
+        raw = getattr(message, "raw", None)  # a message whose bytes did not parse keeps them
+        if isinstance(raw, bytes):
+            self.hash.update(raw)
+        elif serialize is not None:
+            self.hash.update(serialize(deterministic=True))
+
+    async def through(self, messages: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        async for message in messages:
+            self.add(message)
+            yield message
+
+
+class AuditInterceptor(AsyncServerInterceptor):
+    def __init__(self, service: str, settings: ServiceSettings | None = None) -> None:
+        self.service = service
+        self.settings = settings or ServiceSettings(model_name="", development_plaintext=True)
+        self._opened_trail: tuple[AuditTrail, AuditKeys] | None = None
+        # Opened on first use, in the process that serves (each BentoML API worker forks its own writer).
+        self._opening = asyncio.Lock()
+
+    async def _opened(self) -> tuple[AuditTrail, AuditKeys]:
+        async with self._opening:
+            if self._opened_trail is None:
+                self._opened_trail = await asyncio.to_thread(open_trail, self.settings)
+            return self._opened_trail
+
+    def _entry(
+        self, keys: AuditKeys, slot: CallSlot, method_name: str, outcome: str, digest: _Digest, request_id: str
+    ) -> AuditEntry:
+        call: Call | None = slot.call
+        tenant, client = (call.tenant, call.client) if call else (UNIDENTIFIED, UNIDENTIFIED)
+        patient = keys.pseudonym(call.tenant, call.patient_ids[0]) if call and call.patient_ids else ""
+        models = ",".join(f"{m.name}:{m.version}" for m in call.models) if call else ""
+        return AuditEntry(
+            tenant=tenant,
+            client=client,
+            service=self.service,
+            method=method_name,
+            outcome=outcome,
+            model=models,
+            patient_pseudonym=patient,
+            request_digest=digest.hash.hexdigest(),
+            request_id=request_id,
+        )
+
+    async def _record(self, context: grpc.aio.ServicerContext, entry_of: Callable[[AuditKeys], AuditEntry]) -> None:
+        try:
+            trail, keys = await self._opened()
+            await asyncio.to_thread(trail.append, entry_of(keys))
+        except (AuditUnavailable, OSError, ValueError) as error:
+            logger.error("audit record not written (%s); the call is refused", type(error).__name__)
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "the audit trail is unavailable; nothing was answered unrecorded")
+
+    async def intercept(
+        self, method: Callable[..., Any], request_or_iterator: Any, context: grpc.aio.ServicerContext, method_name: str
+    ) -> Any:
+        slot = open_slot()
+        digest = _Digest()
+        request_id = _request_id(context)
+
+        def entry_of(outcome: str) -> Callable[[AuditKeys], AuditEntry]:
+            return lambda keys: self._entry(keys, slot, method_name, outcome, digest, request_id)
+
+        if hasattr(request_or_iterator, "__aiter__"):
+            request_or_iterator = digest.through(request_or_iterator)
+        else:
+            digest.add(request_or_iterator)
+        try:
+            response_or_iterator = await _started(method(request_or_iterator, context))
+        except BaseException as error:
+            await self._record(context, entry_of(call_outcome(context, error)))
+            raise
+        if hasattr(response_or_iterator, "__aiter__"):
+            return self._stream(response_or_iterator, context, entry_of)
+        await self._record(context, entry_of(call_outcome(context)))
+        return response_or_iterator
+
+    async def _stream(
+        self,
+        responses: AsyncIterator[Any],
+        context: grpc.aio.ServicerContext,
+        entry_of: Callable[[str], Callable[[AuditKeys], AuditEntry]],
+    ) -> AsyncIterator[Any]:
+        try:
+            async for response in responses:
+                yield response
+        except BaseException as error:
+            # A stream the caller abandoned is recorded as such; its task may be cancelled, so shielded.
+            await asyncio.shield(self._record(context, entry_of(call_outcome(context, error))))
+            raise
+        await self._record(context, entry_of(call_outcome(context)))
+
+
+async def _started(response_or_iterator: Any) -> Any:
+    if hasattr(response_or_iterator, "__aiter__"):
+        return response_or_iterator
+    return await response_or_iterator
