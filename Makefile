@@ -1,5 +1,5 @@
 # Quick start: `make run` sets up and serves; `make test` sets up and runs every test.
-.PHONY: setup run test lint codegen settings-reference cli-reference
+.PHONY: setup run test lint codegen settings-reference cli-reference fuzz
 
 setup:
 	@bash scripts/setup.sh
@@ -9,6 +9,11 @@ run: setup
 
 test: setup
 	.venv/bin/python -m pytest
+
+# Property-based fuzzing of every deterioration RPC with 10000 hostile examples each, on SQLite and PostgreSQL
+# (the normal suite runs a few per RPC). CLINPRED_FUZZ_REPORT=file.json also writes the status codes seen.
+fuzz: setup
+	CLINPRED_FUZZ_EXAMPLES=10000 .venv/bin/python -m pytest -q -p no:cacheprovider tests/integration/deterioration/test_fuzz.py
 
 lint: setup
 	.venv/bin/ruff check .

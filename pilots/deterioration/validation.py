@@ -21,7 +21,7 @@ and then, on the locked patient, `collect_problems_for_patient`.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Final
@@ -151,10 +151,13 @@ def collect_observation_problems(
     birth_date: date | None,
     now: datetime,
     field_prefix: str = "observations",
+    positions: Sequence[int] | None = None,
 ) -> None:
+    """Every problem of a batch; `positions` gives each observation's index in the request when some
+    items were left out (e.g. without a usable time), so that field paths name the item sent."""
     seen: set[str] = set()
     for i, obs in enumerate(observations):
-        base = f"{field_prefix}[{i}]"
+        base = f"{field_prefix}[{positions[i] if positions is not None else i}]"
         if not obs.observation_id or not obs.observation_id.strip():
             problems.add(f"{base}.observation_id", "is required")
         elif obs.observation_id in seen:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import math
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Final
 
 from google.protobuf import unknown_fields
 from google.protobuf.message import Message
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from clinpred.pilots.common.conformal import ConformalSet
 from clinpred.pilots.common.errors import ViolationCollector
@@ -14,6 +18,13 @@ from clinpred.pilots.common.explanation import Explanation
 from clinpred.pilots.common.model_package import ModelIdentity
 from clinpred.pilots.common.schema import FeatureSpec, RangeFlag
 from clinpred.services.api.common.v1 import prediction_pb2 as common_pb2
+
+# google.protobuf.Timestamp's valid range: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999999Z.
+TIMESTAMP_MIN_SECONDS: Final = -62_135_596_800
+TIMESTAMP_MAX_SECONDS: Final = 253_402_300_799
+INT64_MAX: Final = 2**63 - 1
+# Decimal digits of the largest int64: a longer counter token was never issued.
+MAX_COUNTER_TOKEN_DIGITS: Final = len(str(INT64_MAX))
 
 _DIRECTIONS = {"raises": common_pb2.DIRECTION_RAISES, "lowers": common_pb2.DIRECTION_LOWERS}
 
@@ -154,3 +165,48 @@ def encode_metrics(metrics: Mapping[str, object], prefix: str = "") -> dict[str,
         elif isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
             flat[name] = float(value)
     return flat
+
+
+def decode_timestamp(stamp: Timestamp, path: str, violations: ViolationCollector) -> datetime | None:
+    """`stamp` as an aware UTC datetime, or None (with a violation) outside the range Timestamp defines."""
+    if not TIMESTAMP_MIN_SECONDS <= stamp.seconds <= TIMESTAMP_MAX_SECONDS:
+        violations.add(path, "must be between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z")
+        return None
+    if not 0 <= stamp.nanos <= 999_999_999:
+        violations.add(path, "nanos must be between 0 and 999999999")
+        return None
+    return stamp.ToDatetime(tzinfo=UTC)
+
+
+def _is_control(character: str) -> bool:
+    # Cc (NUL, escapes), Cf (invisible format marks such as bidi overrides), Cs, Co, Cn, and line breaks
+    # other than the ASCII ones: none belongs in an identifier, and PostgreSQL's text cannot hold NUL.
+    category = unicodedata.category(character)
+    return category[0] == "C" or category in ("Zl", "Zp")
+
+
+def check_text(value: str, path: str, violations: ViolationCollector, *, max_length: int, required: bool = False) -> bool:
+    """Checks an identifier-like string: at most `max_length` characters, no control or invisible
+    characters, non-blank when `required`. True when it passes. Never echoes the value."""
+    if required and not value.strip():
+        violations.add(path, "is required")
+        return False
+    if len(value) > max_length:
+        violations.add(path, f"must be at most {max_length} characters")
+        return False
+    if any(_is_control(character) for character in value):
+        violations.add(path, "must not contain control or invisible characters")
+        return False
+    return True
+
+
+def decode_counter_token(token: str, path: str, violations: ViolationCollector) -> int | None:
+    """A page or resume token issued as a decimal counter: ASCII digits within int64; None when empty
+    or invalid (with a violation)."""
+    if not token:
+        return None
+    # str.isdigit() is True for "²" and other Unicode digits; only ASCII digits were ever issued.
+    if len(token) > MAX_COUNTER_TOKEN_DIGITS or not (token.isascii() and token.isdigit()) or int(token) > INT64_MAX:
+        violations.add(path, f"is not a token this service issued (at most {MAX_COUNTER_TOKEN_DIGITS} decimal digits)")
+        return None
+    return int(token)

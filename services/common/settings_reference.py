@@ -87,6 +87,18 @@ _READ_DIRECTLY: dict[str, tuple[Variable, ...]] = {
             "`postgresql://postgres@127.0.0.1:5432/test`",
             "PostgreSQL server the tests create (and drop) their own databases in.",
         ),
+        Variable(
+            "CLINPRED_FUZZ_EXAMPLES",
+            "int",
+            "`50`",
+            "Hostile examples per RPC in the deterioration fuzz tests; `make fuzz` runs 10000.",
+        ),
+        Variable(
+            "CLINPRED_FUZZ_REPORT",
+            "Path",
+            "unset",
+            "A JSON file the fuzz tests append the status codes they saw to, per backend and RPC.",
+        ),
     ),
 }
 

@@ -6,12 +6,19 @@ messages and names the fields. What needs stored state (a stored patient's
 birth date, an observation id stored with other content) is checked by the
 domain, on the locked patient, with the field paths handed in.
 
+Hostile input is refused here, before it reaches the model or the store: every
+Timestamp within the range Timestamp defines, every string with a length limit
+and no control characters (PostgreSQL's text cannot hold NUL), tokens only as
+this service issues them, and violations that name the field and the rule,
+never the value sent.
+
 ExportFhir's resources are validated with fhir.resources' R4B models: R4B is FHIR R4's
 technical correction, with RiskAssessment and Observation unchanged from R4.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
@@ -40,7 +47,11 @@ from clinpred.pilots.deterioration.requests import (
 )
 from clinpred.pilots.deterioration.store import PatientRecord, RecordOutcome, ScoreRecord
 from clinpred.pilots.deterioration.stored_score import StoredScore, instant_text
-from clinpred.pilots.deterioration.validation import collect_observation_problems, collect_patient_problems
+from clinpred.pilots.deterioration.validation import (
+    BEFORE_BIRTH,
+    collect_observation_problems,
+    collect_patient_problems,
+)
 from clinpred.services.api.common.v1 import prediction_pb2 as common_pb2
 from clinpred.services.api.deterioration.v1 import deterioration_pb2 as pb
 from clinpred.services.common import codec as common
@@ -55,37 +66,65 @@ BAND_NAMES: Final[dict[pb.RiskBand, RiskBand]] = {value: name for name, value in
 # WatchRisk's alert band when the request leaves it unspecified.
 DEFAULT_ALERT_BAND: Final[RiskBand] = "high"
 DEFAULT_PAGE_SIZE: Final = 20
+# Patient and observation ids.
 MAX_ID_LENGTH: Final = 128
+# Ward and team names.
+MAX_LABEL_LENGTH: Final = 128
+# "2019-05-01"; ISO 8601's other spellings of a date ("20190501", "2019-W18-3") are shorter still.
+MAX_DATE_LENGTH: Final = 32
+# Chemotherapy days of one patient: years of daily oral maintenance fit.
+MAX_CHEMOTHERAPY_DAYS: Final = 2000
 
 
-def _time(stamp: Timestamp) -> datetime:
-    return stamp.ToDatetime(tzinfo=UTC)
+def _check_id(value: str, field: str, violations: ViolationCollector) -> bool:
+    return common.check_text(value, field, violations, max_length=MAX_ID_LENGTH, required=True)
 
 
-def _check_id(value: str, field: str, violations: ViolationCollector) -> None:
-    if not value.strip():
-        violations.add(field, "is required")
-    elif len(value) > MAX_ID_LENGTH:
-        violations.add(field, f"must be at most {MAX_ID_LENGTH} characters")
+def _check_label(value: str, field: str, violations: ViolationCollector) -> bool:
+    return common.check_text(value, field, violations, max_length=MAX_LABEL_LENGTH)
 
 
-def _decode_token(token: str, field: str, violations: ViolationCollector) -> int | None:
-    """A page or resume token: the decimal number this service issued, or None when empty."""
-    if not token:
-        return None
-    if not token.isdigit():
-        violations.add(field, "is not a token this service issued")
-        return None
-    return int(token)
+def _decode_birth_date(text: str, field: str, violations: ViolationCollector) -> date | None:
+    if len(text) <= MAX_DATE_LENGTH:
+        try:
+            return date.fromisoformat(text)
+        except ValueError:
+            pass
+    violations.add(field, "must be an ISO 8601 date such as 2019-05-01")
+    return None
+
+
+def _start_of(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+def _decode_chemotherapy(
+    stamps: Sequence[Timestamp], path: str, violations: ViolationCollector, birth: date, now: datetime
+) -> tuple[datetime, ...]:
+    if len(stamps) > MAX_CHEMOTHERAPY_DAYS:
+        violations.add(path, f"holds {len(stamps)} items; at most {MAX_CHEMOTHERAPY_DAYS} are accepted")
+        return ()
+    born = _start_of(birth)
+    days = []
+    for index, stamp in enumerate(stamps):
+        when = common.decode_timestamp(stamp, f"{path}[{index}]", violations)
+        if when is None:
+            continue
+        if when > now:
+            violations.add(f"{path}[{index}]", "is in the future")
+        elif when < born:
+            violations.add(f"{path}[{index}]", BEFORE_BIRTH)
+        days.append(when)
+    return tuple(sorted(days))
 
 
 def decode_patient(message: pb.Patient, path: str, violations: ViolationCollector, now: datetime) -> PatientRecord | None:
     """The patient as the store keeps it; None when it cannot be built (violations say why)."""
     _check_id(message.patient_id, f"{path}.patient_id", violations)
-    try:
-        birth = date.fromisoformat(message.birth_date)
-    except ValueError:
-        violations.add(f"{path}.birth_date", "must be an ISO 8601 date such as 2019-05-01")
+    _check_label(message.ward, f"{path}.ward", violations)
+    _check_label(message.team, f"{path}.team", violations)
+    birth = _decode_birth_date(message.birth_date, f"{path}.birth_date", violations)
+    if birth is None:
         return None
     sex = message.sex or "unknown"
     if sex not in SEXES:
@@ -99,10 +138,7 @@ def decode_patient(message: pb.Patient, path: str, violations: ViolationCollecto
         sex=sex,
     )
     collect_patient_problems(info, violations, now=now, field_prefix=path)
-    chemotherapy = tuple(sorted(_time(t) for t in message.chemotherapy_at))
-    for index, when in enumerate(chemotherapy):
-        if when > now:
-            violations.add(f"{path}.chemotherapy_at[{index}]", "is in the future")
+    chemotherapy = _decode_chemotherapy(message.chemotherapy_at, f"{path}.chemotherapy_at", violations, birth, now)
     return PatientRecord(
         patient_id=message.patient_id,
         birth_date=birth,
@@ -148,20 +184,29 @@ def decode_observations(
         # An empty or oversized batch is one problem; its items are not checked one by one.
         violations.violations.extend(size.violations)
         return ()
-    observations = []
+    observations: list[Observation] = []
+    # Each decoded observation's index in the request: one without a usable time is left out.
+    positions: list[int] = []
     for index, message in enumerate(messages):
+        # A blank or repeated id is the domain's to name (collect_observation_problems).
+        if message.observation_id.strip():
+            _check_id(message.observation_id, f"{path}[{index}].observation_id", violations)
         if not message.HasField("observed_at"):
             violations.add(f"{path}[{index}].observed_at", "is required")
+            continue
+        observed_at = common.decode_timestamp(message.observed_at, f"{path}[{index}].observed_at", violations)
+        if observed_at is None:
             continue
         values = {name: getattr(message, name) for name in SIGNAL_NAMES if message.HasField(name)}
         if "avpu" in values:
             values["avpu"] = values["avpu"].strip().upper()
-        observations.append(Observation(message.observation_id, _time(message.observed_at), **values))
-    collect_observation_problems(observations, violations, birth_date=birth_date, now=now, field_prefix=path)
+        observations.append(Observation(message.observation_id, observed_at, **values))
+        positions.append(index)
+    collect_observation_problems(observations, violations, birth_date=birth_date, now=now, field_prefix=path, positions=positions)
     for index in range(1, len(observations)):
         if observations[index].observed_at < observations[index - 1].observed_at:
             violations.add(
-                f"{path}[{index}].observed_at",
+                f"{path}[{positions[index]}].observed_at",
                 "is earlier than the observation before it; send a batch in time order",
             )
     return tuple(observations)
@@ -203,6 +248,22 @@ def encode_stored_score(patient_id: str, version: int, score: StoredScore) -> pb
 
 def encode_score(record: ScoreRecord) -> pb.RiskScore:
     return encode_stored_score(record.patient_id, record.version, record.score)
+
+
+def _check_scoring_time(
+    at: datetime,
+    patient: PatientRecord | None,
+    observations: Sequence[Observation],
+    violations: ViolationCollector,
+    now: datetime,
+) -> None:
+    """A stateless score's time: not in the future, not before birth, and with an observation at or before it."""
+    if at > now:
+        violations.add("at", "is in the future")
+    elif patient is not None and at < _start_of(patient.birth_date):
+        violations.add("at", BEFORE_BIRTH)
+    elif observations and at < min(o.observed_at for o in observations):
+        violations.add("at", "is before every observation; score at or after an observation")
 
 
 class DeteriorationCodec:
@@ -285,7 +346,7 @@ class DeteriorationCodec:
         _check_id(request.patient_id, "patient_id", violations)
         if request.page_size < 0 or request.page_size > self.max_page_size:
             violations.add("page_size", f"must be between 0 and {self.max_page_size}")
-        before = _decode_token(request.page_token, "page_token", violations)
+        before = common.decode_counter_token(request.page_token, "page_token", violations)
         violations.raise_if_any()
         return HistoryQuery(request.patient_id, request.page_size or DEFAULT_PAGE_SIZE, before)
 
@@ -302,9 +363,11 @@ class DeteriorationCodec:
         violations = self._start(request)
         if not request.ward and not request.team:
             violations.add("ward", "give a ward or a team to watch")
+        _check_label(request.ward, "ward", violations)
+        _check_label(request.team, "team", violations)
         if request.alert_band not in BAND_NAMES and request.alert_band != pb.RISK_BAND_UNSPECIFIED:
             violations.add("alert_band", "is not a known risk band")
-        resume = _decode_token(request.resume_token, "resume_token", violations)
+        resume = common.decode_counter_token(request.resume_token, "resume_token", violations)
         violations.raise_if_any()
         return WatchQuery(request.ward, request.team, BAND_NAMES.get(request.alert_band, DEFAULT_ALERT_BAND), resume)
 
@@ -334,9 +397,9 @@ class DeteriorationCodec:
             now=now,
             max_batch_size=self.max_batch_size,
         )
-        at = _time(request.at) if request.HasField("at") else None
-        if at is not None and at > now:
-            violations.add("at", "is in the future")
+        at = common.decode_timestamp(request.at, "at", violations) if request.HasField("at") else None
+        if at is not None:
+            _check_scoring_time(at, patient, observations, violations, now)
         violations.raise_if_any()
         assert patient is not None
         return StatelessScoring(patient, observations, at)
@@ -380,6 +443,20 @@ FHIR_OUTCOME = "deterioration at home: unplanned admission, PICU transfer or sep
 # http://terminology.hl7.org/CodeSystem/risk-probability has no "medium": it says "moderate".
 QUALITATIVE_RISK = {"low": "low", "medium": "moderate", "high": "high"}
 UCUM = "http://unitsofmeasure.org"
+# The patient is named by identifier, not by a Patient/<id> reference: a FHIR id allows only
+# [A-Za-z0-9.-]{1,64}, which hospital patient ids (e.g. "MRN:12345") need not fit.
+PATIENT_ID_SYSTEM = "urn:clinpred:patient-id"
+
+
+def _resource_id(kind: str, record: ScoreRecord) -> str:
+    """A FHIR id (`[A-Za-z0-9.-]{1,64}`) for the `kind` resource of a stored score, the same on every
+    export of it, derived from the patient id and version without showing the patient id."""
+    digest = hashlib.sha256(json.dumps([kind, record.patient_id, record.version]).encode()).hexdigest()[:40]
+    return f"{kind}-{digest}"
+
+
+def _subject(record: ScoreRecord) -> dict[str, Any]:
+    return {"identifier": {"system": PATIENT_ID_SYSTEM, "value": record.patient_id}}
 
 
 def _score_quantity(value: float) -> dict[str, Any]:
@@ -391,7 +468,7 @@ def fhir_pews_observation(record: ScoreRecord) -> dict[str, Any]:
     points = pews.items()
     resource = {
         "resourceType": "Observation",
-        "id": f"pews-{record.patient_id}-{record.version}",
+        "id": _resource_id("pews", record),
         "status": "final",
         "category": [
             {
@@ -404,7 +481,7 @@ def fhir_pews_observation(record: ScoreRecord) -> dict[str, Any]:
             }
         ],
         "code": {"text": "Bedside Paediatric Early Warning Score (Parshuram 2009)"},
-        "subject": {"reference": f"Patient/{record.patient_id}"},
+        "subject": _subject(record),
         "effectiveDateTime": instant_text(record.score.scored_at),
         "valueQuantity": _score_quantity(pews.total),
         "component": [{"code": {"text": item}, "valueQuantity": _score_quantity(points[item])} for item in PEWS_ITEMS],
@@ -422,15 +499,15 @@ def fhir_risk_assessment(record: ScoreRecord) -> dict[str, Any]:
     reasons = "; ".join(r.text for r in score.explanation.top_reasons)
     resource = {
         "resourceType": "RiskAssessment",
-        "id": f"deterioration-{record.patient_id}-{record.version}",
+        "id": _resource_id("deterioration", record),
         "status": "final",
-        "subject": {"reference": f"Patient/{record.patient_id}"},
+        "subject": _subject(record),
         "occurrenceDateTime": scored_at,
         "method": {
             "coding": [{"system": "urn:clinpred:model", "code": f"{model.name}:{model.version}"}],
             "text": f"clinpred {model.name} {model.version} (package sha256 {model.sha256})",
         },
-        "basis": [{"reference": f"Observation/pews-{record.patient_id}-{record.version}"}],
+        "basis": [{"reference": f"Observation/{_resource_id('pews', record)}"}],
         "prediction": [
             {
                 "outcome": {"text": FHIR_OUTCOME},

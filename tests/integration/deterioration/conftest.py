@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,7 +11,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from clinpred.pilots.common.model_package import ModelPackage, latest_package
 from clinpred.pilots.deterioration.store import DeteriorationRiskStore, open_store
+from clinpred.services.common.model_store import register_package
+from clinpred.services.deterioration.settings import DeteriorationSettings
+from tests.conftest import MODELS
 
 # .ci/run points this at the machine's PostgreSQL; tests create and drop their own database in it.
 ADMIN_URL = os.environ.get("CLINPRED_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -32,9 +37,7 @@ def postgres_url() -> Iterator[str]:
 
 def _drop_tables(url: str) -> None:
     with psycopg.connect(url, autocommit=True) as connection:
-        tables = connection.execute(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
-        ).fetchall()
+        tables = connection.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'").fetchall()
         for (table,) in tables:
             connection.execute(f'DROP TABLE IF EXISTS "{table}" CASCADE')
 
@@ -54,3 +57,22 @@ def store(store_url: str) -> Iterator[DeteriorationRiskStore]:
     opened = open_store(store_url)
     yield opened
     opened.close()
+
+
+@pytest.fixture(scope="module")
+def deterioration_package() -> ModelPackage:
+    package = latest_package(MODELS, "deterioration", DeteriorationSettings().model_name)
+    register_package(package)
+    return package
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A service's database, per test module: an SQLite file or a fresh PostgreSQL schema."""
+    if request.param == "sqlite":
+        with tempfile.TemporaryDirectory() as folder:
+            yield f"sqlite:///{Path(folder) / 'risk.db'}"
+        return
+    url = request.getfixturevalue("postgres_url")
+    yield url
+    _drop_tables(url)

@@ -6,10 +6,8 @@ import asyncio
 import json
 import re
 import sqlite3
-import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import grpc
@@ -19,39 +17,18 @@ from fhir.resources.R4B.observation import Observation
 from fhir.resources.R4B.riskassessment import RiskAssessment
 from prometheus_client import REGISTRY
 
-from clinpred.pilots.common.model_package import ModelPackage, latest_package
+from clinpred.pilots.common.model_package import ModelPackage
 from clinpred.services.api.deterioration.v1 import deterioration_pb2 as pb
 from clinpred.services.api.deterioration.v1 import deterioration_pb2_grpc as pb_grpc
-from clinpred.services.common.model_store import register_package
 from clinpred.services.common.serving import start_inprocess_server
 from clinpred.services.deterioration.client import observation
 from clinpred.services.deterioration.service import deterioration_mount
 from clinpred.services.deterioration.settings import DeteriorationSettings
-from tests.conftest import MODELS
-from tests.integration.deterioration.conftest import _drop_tables
 from tests.support import field_violations
 
 Stub = pb_grpc.DeteriorationServiceStub
 MAX_BATCH = 20
 NOW = datetime.now(UTC).replace(microsecond=0)
-
-
-@pytest.fixture(scope="module")
-def deterioration_package() -> ModelPackage:
-    package = latest_package(MODELS, "deterioration", DeteriorationSettings().model_name)
-    register_package(package)
-    return package
-
-
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest) -> Iterator[str]:
-    if request.param == "sqlite":
-        with tempfile.TemporaryDirectory() as folder:
-            yield f"sqlite:///{Path(folder) / 'risk.db'}"
-        return
-    url = request.getfixturevalue("postgres_url")
-    yield url
-    _drop_tables(url)
 
 
 @pytest.fixture(scope="module")
@@ -234,7 +211,14 @@ async def test_the_latest_score_exports_as_valid_fhir(stub: Stub) -> None:
     exported = await stub.ExportFhir(pb.ExportFhirRequest(patient_id="p-fhir"))
     assessment = RiskAssessment.model_validate(json.loads(exported.risk_assessment_json))
     pews = Observation.model_validate(json.loads(exported.pews_observation_json))
-    assert assessment.subject.reference == "Patient/p-fhir"
+    # The patient by identifier, and resource ids that are valid FHIR ids without the patient id in them.
+    assert assessment.subject.reference is None
+    assert (assessment.subject.identifier.system, assessment.subject.identifier.value) == ("urn:clinpred:patient-id", "p-fhir")
+    assert pews.subject.identifier.value == "p-fhir"
+    for resource in (assessment, pews):
+        assert re.fullmatch(r"[A-Za-z0-9\-\.]{1,64}", resource.id) and "p-fhir" not in resource.id
+    assert assessment.id != pews.id
+    assert [basis.reference for basis in assessment.basis] == [f"Observation/{pews.id}"]
     assert float(assessment.prediction[0].probabilityDecimal) == pytest.approx(recorded.score.probability)
     assert recorded.score.model.sha256 in assessment.method.text
     assert float(pews.valueQuantity.value) == recorded.score.pews.total

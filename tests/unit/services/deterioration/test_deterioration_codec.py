@@ -212,7 +212,7 @@ def test_history_pages_decode_their_size_and_token(codec: DeteriorationCodec) ->
         violations = violations_of(codec.decode_history, pb.ListRiskHistoryRequest(patient_id="p1", page_size=size))
         assert violations == {"page_size": f"must be between 0 and {MAX_PAGE}"}
     violations = violations_of(codec.decode_history, pb.ListRiskHistoryRequest(patient_id="p1", page_token="-3"))
-    assert violations == {"page_token": "is not a token this service issued"}
+    assert violations == {"page_token": "is not a token this service issued (at most 19 decimal digits)"}
 
 
 def test_an_export_needs_a_patient_id(codec: DeteriorationCodec) -> None:
@@ -234,7 +234,7 @@ def test_every_problem_of_a_watch_is_named(codec: DeteriorationCodec) -> None:
     assert violations_of(codec.decode_watch, request) == {
         "ward": "give a ward or a team to watch",
         "alert_band": "is not a known risk band",
-        "resume_token": "is not a token this service issued",
+        "resume_token": "is not a token this service issued (at most 19 decimal digits)",
     }
 
 
@@ -410,13 +410,15 @@ def test_a_watch_event_carries_the_alert_the_domain_decided(codec: Deterioration
 def test_a_fhir_export_encodes_the_stored_score(codec: DeteriorationCodec) -> None:
     exported = codec.encode_export(RECORD)
     assessment = json.loads(exported.risk_assessment_json)
-    assert assessment["subject"]["reference"] == "Patient/p1"
+    assert assessment["subject"] == {"identifier": {"system": "urn:clinpred:patient-id", "value": "p1"}}
     assert assessment["occurrenceDateTime"] == "2026-03-02T09:30:15.250000Z"
     prediction = assessment["prediction"][0]
     assert prediction["probabilityDecimal"] == 0.1494 and prediction["qualitativeRisk"]["coding"][0]["code"] == "high"
     assert prediction["whenPeriod"]["end"] == "2026-03-03T09:30:15.250000Z"
     assert prediction["rationale"].split("; ") == [r.text for r in REASONS]
     pews = json.loads(exported.pews_observation_json)
+    assert pews["subject"] == assessment["subject"]
+    assert assessment["basis"] == [{"reference": f"Observation/{pews['id']}"}] and "p1" not in pews["id"] + assessment["id"]
     assert pews["valueQuantity"]["value"] == SCORE.pews.total and len(pews["component"]) == 7
     assert pews["note"][0]["text"] == "not measured, scored 0: " + ", ".join(SCORE.pews.missing_items)
 
