@@ -21,6 +21,7 @@ from clinpred.services.common.calls import start_call
 from clinpred.services.common.identity import Authenticator, BearerTokenVerifier, Caller, RevocationList
 from clinpred.services.common.limits import TenantRateLimiter, TenantSlots
 from clinpred.services.common.settings import ServiceSettings
+from clinpred.services.common.undecodable import checked
 
 logger = logging.getLogger("clinpred.access")
 
@@ -94,10 +95,10 @@ class AccessInterceptor(AsyncServerInterceptor):
     ) -> Any:
         if method_name in OPEN_METHODS:
             # Health checks and reflection: no patient data, and probes have no identity.
-            return await _passed_through(method(request_or_iterator, context))
+            return await _passed_through(method(checked(request_or_iterator), context))
         caller = self.rules.admit(context, method_name)
         start_call(context, caller.tenant, caller.client)
-        response_or_iterator = method(request_or_iterator, context)
+        response_or_iterator = method(checked(request_or_iterator), context)
         if hasattr(response_or_iterator, "__aiter__"):
             return self._stream(response_or_iterator, caller.tenant)
         with self.rules.calls.hold(caller.tenant):

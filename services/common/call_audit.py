@@ -1,6 +1,7 @@
 """One audit record per call, whatever its outcome, written before the caller gets the answer.
 
-Outside the error interceptor, so the outcome recorded is the status the caller receives. The
+Inside the error interceptor, so the record is written before the status is sent (gRPC ends a
+handler once it is) and records the status a domain error maps to. The
 record names the tenant and client, the service and method, the model, a keyed pseudonym of the
 patient (never the identifier), a SHA-256 of the request bytes and the caller's x-request-id. A record
 that cannot be written fails the call with UNAVAILABLE: nothing is answered unrecorded. Streams
@@ -13,13 +14,14 @@ import asyncio
 import hashlib
 import logging
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
 from grpc_interceptor import AsyncServerInterceptor
 
 from clinpred.pilots.common.call import Call
+from clinpred.pilots.common.errors import ClinpredError
 from clinpred.services.common.audit import AuditEntry, AuditFileLog, AuditKeys, AuditSqlLog, AuditTrail, write_key_file
 from clinpred.services.common.audit.errors import AuditUnavailable
 from clinpred.services.common.calls import CallSlot, call_outcome, open_slot
@@ -113,13 +115,13 @@ class AuditInterceptor(AsyncServerInterceptor):
             request_id=request_id,
         )
 
-    async def _record(self, context: grpc.aio.ServicerContext, entry_of: Callable[[AuditKeys], AuditEntry]) -> None:
+    async def _record(self, entry_of: Callable[[AuditKeys], AuditEntry]) -> None:
         try:
             trail, keys = await self._opened()
             await asyncio.to_thread(trail.append, entry_of(keys))
         except (AuditUnavailable, OSError, ValueError) as error:
             logger.error("audit record not written (%s); the call is refused", type(error).__name__)
-            await context.abort(grpc.StatusCode.UNAVAILABLE, "the audit trail is unavailable; nothing was answered unrecorded")
+            raise AuditUnavailable("the audit trail is unavailable; nothing was answered unrecorded") from None
 
     async def intercept(
         self, method: Callable[..., Any], request_or_iterator: Any, context: grpc.aio.ServicerContext, method_name: str
@@ -138,11 +140,11 @@ class AuditInterceptor(AsyncServerInterceptor):
         try:
             response_or_iterator = await _started(method(request_or_iterator, context))
         except BaseException as error:
-            await self._record(context, entry_of(call_outcome(context, error)))
+            await _shielded(self._record(entry_of(_outcome(context, error))))
             raise
         if hasattr(response_or_iterator, "__aiter__"):
             return self._stream(response_or_iterator, context, entry_of)
-        await self._record(context, entry_of(call_outcome(context)))
+        await self._record(entry_of("OK"))
         return response_or_iterator
 
     async def _stream(
@@ -155,13 +157,28 @@ class AuditInterceptor(AsyncServerInterceptor):
             async for response in responses:
                 yield response
         except BaseException as error:
-            # A stream the caller abandoned is recorded as such; its task may be cancelled, so shielded.
-            await asyncio.shield(self._record(context, entry_of(call_outcome(context, error))))
+            await _shielded(self._record(entry_of(_outcome(context, error))))
             raise
-        await self._record(context, entry_of(call_outcome(context)))
+        await self._record(entry_of("OK"))
 
 
 async def _started(response_or_iterator: Any) -> Any:
     if hasattr(response_or_iterator, "__aiter__"):
         return response_or_iterator
     return await response_or_iterator
+
+
+def _outcome(context: grpc.aio.ServicerContext, error: BaseException) -> str:
+    """The status the error interceptor (outside) will answer with: a domain error's own, INTERNAL for
+    anything unexpected, CANCELLED or DEADLINE_EXCEEDED when gRPC stopped the call."""
+    if isinstance(error, ClinpredError):
+        return error.status
+    if isinstance(error, (asyncio.CancelledError, GeneratorExit, grpc.aio.AbortError)):
+        return call_outcome(context, error)
+    return "INTERNAL"
+
+
+async def _shielded(recording: Awaitable[None]) -> None:
+    """Writes the record even when the call's task is being cancelled (the caller left): the record
+    is finished in the background and the cancellation goes on."""
+    await asyncio.shield(recording)

@@ -1,7 +1,8 @@
 """Server interceptors: errors to gRPC status, and call metrics.
 
-Order matters: `server_interceptors()` puts metrics and the audit trail outside error mapping,
-so the status code counted and recorded is the one the caller receives, and access inside it.
+Order matters: `server_interceptors()` puts metrics outside error mapping, so the status code
+counted is the one the caller receives; the audit trail inside it, so a call's record is written
+before its answer (gRPC ends a handler once the status is sent); access innermost.
 """
 
 from __future__ import annotations
@@ -14,20 +15,20 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any, NoReturn
 
 import grpc
-from google.protobuf import any_pb2
-from google.protobuf.message import DecodeError
+from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_interceptor import AsyncServerInterceptor
 from grpc_interceptor.exception_to_status import AsyncExceptionToStatusInterceptor
 from grpc_interceptor.exceptions import GrpcException
 from grpc_status import rpc_status
 
-from clinpred.pilots.common.errors import ClinpredError, FieldViolation, InvalidInput
+from clinpred.pilots.common.errors import ClinpredError
 from clinpred.services.common import metrics
 from clinpred.services.common.access import AccessInterceptor
 from clinpred.services.common.call_audit import AuditInterceptor
 from clinpred.services.common.calls import call_outcome
 from clinpred.services.common.settings import ServiceSettings
+from clinpred.services.common.undecodable import tolerant
 
 logger = logging.getLogger("clinpred.errors")
 
@@ -51,56 +52,54 @@ def _packed(message: Any) -> any_pb2.Any:
     return packed
 
 
-def status_of(error: ClinpredError) -> status_pb2.Status:
-    """The rich status for a domain error: BadRequest violations and ErrorInfo."""
-    details = []
-    if error.violations:
-        details.append(
-            _packed(
-                error_details_pb2.BadRequest(
-                    field_violations=[
-                        error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
-                        for v in error.violations
-                    ]
-                )
-            )
+# The details travel base64-encoded in the grpc-status-details-bin trailer, and clients refuse
+# trailers over 16 KiB by default: violations are listed up to this many serialized bytes (about
+# 8 KiB once encoded), each field and description cut to a bounded length, and counted in ErrorInfo.
+MAX_DETAIL_BYTES = 6000
+MAX_FIELD_CHARS = 200
+MAX_DESCRIPTION_CHARS = 300
+MAX_MESSAGE_CHARS = 500
+
+
+def _bounded(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _shown_violations(error: ClinpredError) -> list[error_details_pb2.BadRequest.FieldViolation]:
+    shown: list[error_details_pb2.BadRequest.FieldViolation] = []
+    size = 0
+    for violation in error.violations:
+        item = error_details_pb2.BadRequest.FieldViolation(
+            field=_bounded(violation.field, MAX_FIELD_CHARS), description=_bounded(violation.description, MAX_DESCRIPTION_CHARS)
         )
-    details.append(
-        _packed(error_details_pb2.ErrorInfo(reason=_REASONS.get(error.status, "ERROR_REASON_UNSPECIFIED"), domain=ERROR_DOMAIN))
-    )
-    return status_pb2.Status(code=getattr(code_pb2, error.status), message=error.message, details=details)
+        size += item.ByteSize() + 4
+        if size > MAX_DETAIL_BYTES:
+            break
+        shown.append(item)
+    return shown
 
 
-class _Undecodable:
-    """Stands in for a request whose bytes are not a valid message, so the caller gets INVALID_ARGUMENT.
-
-    It keeps the bytes (`raw`) for the audit trail's digest of the request."""
-
-    def __init__(self, raw: bytes) -> None:
-        self.raw = raw
-
-
-def _tolerant(deserialize: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
-    def parse(data: bytes) -> Any:
-        try:
-            return deserialize(data)
-        except DecodeError:
-            return _Undecodable(data)
-
-    return parse
-
-
-def _undecodable_error(path: str) -> InvalidInput:
-    return InvalidInput.of([FieldViolation(path, "is not a valid protobuf message of this method's request type")])
-
-
-async def _checked_stream(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
-    index = 0
-    async for request in requests:
-        if isinstance(request, _Undecodable):
-            raise _undecodable_error(f"stream[{index}]")
-        yield request
-        index += 1
+def status_of(error: ClinpredError) -> status_pb2.Status:
+    """The rich status for a domain error: BadRequest violations (bounded), ErrorInfo, and RetryInfo when
+    the caller may retry after a known time (a rate limit)."""
+    details = []
+    info = error_details_pb2.ErrorInfo(reason=_REASONS.get(error.status, "ERROR_REASON_UNSPECIFIED"), domain=ERROR_DOMAIN)
+    if error.violations:
+        shown = _shown_violations(error)
+        details.append(_packed(error_details_pb2.BadRequest(field_violations=shown)))
+        info.metadata["violations"] = str(len(error.violations))
+        info.metadata["violations_shown"] = str(len(shown))
+    missing = getattr(error, "missing_scopes", None)
+    if missing:
+        info.metadata["missing_scopes"] = " ".join(missing)
+    details.append(_packed(info))
+    retry_after = getattr(error, "retry_after_seconds", None)
+    if isinstance(retry_after, (int, float)):
+        delay = duration_pb2.Duration()
+        delay.FromNanoseconds(max(0, int(retry_after * 1e9)))
+        details.append(_packed(error_details_pb2.RetryInfo(retry_delay=delay)))
+    message = _bounded(error.message, MAX_MESSAGE_CHARS)
+    return status_pb2.Status(code=getattr(code_pb2, error.status), message=message, details=details)
 
 
 class ErrorStatusInterceptor(AsyncExceptionToStatusInterceptor):
@@ -111,18 +110,9 @@ class ErrorStatusInterceptor(AsyncExceptionToStatusInterceptor):
             handler = await continuation(details)
             if handler is None or handler.request_deserializer is None:
                 return handler
-            return handler._replace(request_deserializer=_tolerant(handler.request_deserializer))
+            return handler._replace(request_deserializer=tolerant(handler.request_deserializer))
 
         return await super().intercept_service(tolerant_continuation, handler_call_details)
-
-    async def intercept(
-        self, method: Callable[..., Any], request_or_iterator: Any, context: grpc.aio.ServicerContext, method_name: str
-    ) -> Any:
-        if isinstance(request_or_iterator, _Undecodable):
-            await self.handle_exception(_undecodable_error("request"), request_or_iterator, context, method_name)
-        if hasattr(request_or_iterator, "__aiter__"):
-            request_or_iterator = _checked_stream(request_or_iterator)
-        return await super().intercept(method, request_or_iterator, context, method_name)
 
     async def handle_exception(
         self, ex: Exception, request_or_iterator: Any, context: grpc.aio.ServicerContext, method_name: str
@@ -213,7 +203,7 @@ def server_interceptors(
     """
     return [
         (MetricsInterceptor, {"service": service}),
-        (AuditInterceptor, {"service": service, "settings": settings}),
         (ErrorStatusInterceptor, {}),
+        (AuditInterceptor, {"service": service, "settings": settings}),
         (AccessInterceptor, {"service": service, "settings": settings}),
     ]

@@ -114,8 +114,10 @@ def bento_service(mount: ServiceMount) -> Any:
     return svc
 
 
-async def start_inprocess_server(mount: ServiceMount, host: str = "127.0.0.1", port: int = 0) -> tuple[grpc.aio.Server, int]:
-    """Starts the service in this process on a real socket; returns the server and its port."""
+async def start_inprocess_server(
+    mount: ServiceMount, host: str = "127.0.0.1", port: int = 0, credentials: grpc.ServerCredentials | None = None
+) -> tuple[grpc.aio.Server, int]:
+    """Starts the service in this process on a real socket (TLS with `credentials`); returns the server and its port."""
     warn_about_unknown_variables()
     server = grpc.aio.server(
         interceptors=[interceptor(**options) for interceptor, options in server_interceptors(mount.name, mount.settings)],
@@ -131,7 +133,8 @@ async def start_inprocess_server(mount: ServiceMount, host: str = "127.0.0.1", p
         await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
     mount.add_to_server(mount.servicer_factory(), server)
     reflection.enable_server_reflection((*mount.service_names, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
-    bound = server.add_insecure_port(f"{host}:{port}")
+    address = f"{host}:{port}"
+    bound = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
     await server.start()
     mount.load()
     for name in (*mount.service_names, ""):

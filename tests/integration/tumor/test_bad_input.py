@@ -163,3 +163,31 @@ async def test_bytes_that_are_no_message_are_invalid_argument(tumor_target: str,
         assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert "stream[1]" in field_violations(caught.value)
     await still_serving(tumor_stub, wdbc_cases)
+
+
+async def test_a_batch_of_bad_cases_gets_its_violations_within_the_default_metadata_limit(
+    tumor_stub: Stub, wdbc_cases: Cases
+) -> None:
+    """Every case NaN in every feature: thousands of violations, yet a default client reads the answer
+    (INVALID_ARGUMENT, not RESOURCE_EXHAUSTED for an oversized trailer), with the count of all of them."""
+    from google.rpc import error_details_pb2
+    from grpc_status import rpc_status
+
+    nan_case = {name: math.nan for name in wdbc_cases[0][0]}
+    request = tumor_pb2.ClassifyBatchRequest(
+        cases=[tumor_pb2.TumorCase(case_id=f"c{i}", features=nan_case) for i in range(MAX_BATCH)]
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await tumor_stub.ClassifyBatch(request)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    status = rpc_status.from_call(caught.value)
+    assert status is not None
+    info, bad_request = error_details_pb2.ErrorInfo(), error_details_pb2.BadRequest()
+    for detail in status.details:
+        detail.Unpack(info) if detail.Is(info.DESCRIPTOR) else detail.Unpack(bad_request)
+    total, shown = int(info.metadata["violations"]), int(info.metadata["violations_shown"])
+    assert total == MAX_BATCH * len(nan_case)
+    assert 0 < shown == len(bad_request.field_violations) < total
+    assert bad_request.field_violations[0].field.startswith("cases[0].")
+    assert len(status.SerializeToString()) < 8 * 1024
+    await still_serving(tumor_stub, wdbc_cases)
