@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# Most field violations one error carries; see InvalidInput.of.
+MAX_REPORTED_VIOLATIONS = 50
+
 
 @dataclass(frozen=True)
 class FieldViolation:
@@ -39,6 +42,12 @@ class InvalidInput(ClinpredError):
         count = len(violations)
         first = violations[0]
         more = f" (and {count - 1} more)" if count > 1 else ""
+        if count > MAX_REPORTED_VIOLATIONS:
+            # gRPC clients refuse trailers over 16 KiB (RESOURCE_EXHAUSTED, losing every detail): the
+            # first violations and their count say what is wrong, thousands more say nothing new.
+            rest = count - MAX_REPORTED_VIOLATIONS + 1
+            summary = FieldViolation("request", f"{rest} more violations are not listed; fix those above first")
+            violations = [*violations[: MAX_REPORTED_VIOLATIONS - 1], summary]
         return cls(f"{first.field}: {first.description}{more}", violations)
 
 

@@ -87,6 +87,12 @@ _READ_DIRECTLY: dict[str, tuple[Variable, ...]] = {
             "`postgresql://postgres@127.0.0.1:5432/test`",
             "PostgreSQL server the tests create (and drop) their own databases in.",
         ),
+        Variable(
+            "CLINPRED_FUZZ_EXAMPLES",
+            "int",
+            "unset",
+            "Examples per RPC the fuzz tests (tests/fuzz) generate; unset: the small run of the normal suite.",
+        ),
     ),
 }
 
