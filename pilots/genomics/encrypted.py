@@ -17,18 +17,24 @@ The exchange:
 4. The client decrypts (`decrypt_score`) and turns the score into a
    percentile and an absolute risk with the model package, locally.
 
-The server refuses (InvalidInput) anything that is not what it can compute
-on safely: a context carrying a secret key, another scheme than CKKS,
-a poly modulus degree outside 8192/16384, a scale below 2^30 (too coarse
-for weights of 1e-2 to keep 1e-3 accuracy), no rescaling level left, no
-Galois keys (needed to sum slots), ciphertexts that do not load, or a
-ciphertext count or length that does not fit the layout.
+The server refuses (InvalidInput, naming the request field) anything that is
+not what it can compute on safely: a context carrying a secret key, another
+scheme than CKKS, a poly modulus degree outside 8192/16384, a global scale
+that is not a number between 2^30 (coarser loses the 1e-3 accuracy for
+weights of 1e-2) and 2^60 (SEAL's largest prime: it could not be rescaled),
+no rescaling level left, no Galois keys for the rotations the sum needs;
+ciphertexts that do not load, hold several ciphertexts, are not of size 2
+(not relinearised), sit at the last modulus level, have a scale out of that
+range or too large for their level, differ in level or scale from each
+other, or whose count or length does not fit the layout. Anything else
+TenSEAL raises on crafted bytes is refused the same way, never an internal error.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import struct
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +42,7 @@ import numpy as np
 import numpy.typing as npt
 import tenseal as ts
 
+from clinpred.pilots.common.cancellation import Deadline, check_deadline
 from clinpred.pilots.common.errors import FailedPrecondition, InvalidInput
 from clinpred.pilots.common.model_package import ModelIdentity
 from clinpred.pilots.genomics.scoring import EffectDosages, SampleScore
@@ -44,6 +51,8 @@ from clinpred.pilots.genomics.text_stream import InputOrigin
 
 SUPPORTED_POLY_MODULUS_DEGREES = (8192, 16384)
 MIN_SCALE_BITS = 30
+# SEAL's primes have at most 60 bits: a larger scale cannot be rescaled away after the multiplication.
+MAX_SCALE_BITS = 60
 DEFAULT_POLY_MODULUS_DEGREE = 8192
 DEFAULT_COEFF_MOD_BIT_SIZES = (60, 40, 40, 60)
 DEFAULT_SCALE_BITS = 40
@@ -260,7 +269,8 @@ def _poly_modulus_degree(context: ts.Context) -> int:
 def load_public_context(blob: bytes, field: str | None = None) -> ts.Context:
     """Load a client's context and check it is one the server may and can compute with.
 
-    `field`: the request field the context came in, named by a refusal.
+    `field`: the request field the context came in, named by a refusal. The checks are explicit
+    so each refusal gives its reason; whatever else TenSEAL raises on crafted bytes is refused too.
     """
     origin = InputOrigin("encrypted context", field)
 
@@ -271,6 +281,20 @@ def load_public_context(blob: bytes, field: str | None = None) -> ts.Context:
         context = ts.context_from(blob)
     except Exception:
         raise refused("not a serialised TenSEAL context") from None
+    try:
+        _check_context(context, refused)
+    except InvalidInput:
+        raise
+    except Exception:
+        raise refused("not a usable CKKS context (its parameters or keys do not load)") from None
+    # The client's automatic flags travel in the context; the scoring below relies on these.
+    context.auto_rescale = True
+    context.auto_relin = True
+    context.auto_mod_switch = True
+    return context
+
+
+def _check_context(context: ts.Context, refused: Callable[[str], InvalidInput]) -> None:
     parms = context.seal_context().data.key_context_data().parms()
     if parms.scheme().name != "CKKS":
         raise refused(f"scheme {parms.scheme().name} is not supported; use CKKS")
@@ -279,13 +303,164 @@ def load_public_context(blob: bytes, field: str | None = None) -> ts.Context:
     degree = int(parms.poly_modulus_degree())
     if degree not in SUPPORTED_POLY_MODULUS_DEGREES:
         raise refused(f"poly_modulus_degree {degree} is not supported; use one of {SUPPORTED_POLY_MODULUS_DEGREES}")
-    if context.global_scale < 2.0**MIN_SCALE_BITS:
-        raise refused(f"scale 2^{math.log2(context.global_scale):.0f} is too small; at least 2^{MIN_SCALE_BITS}")
+    try:
+        scale = float(context.global_scale)
+    except Exception:
+        raise refused(f"has no global scale; set one of 2^{MIN_SCALE_BITS} to 2^{MAX_SCALE_BITS}") from None
+    problem = _scale_problem(scale)
+    if problem:
+        raise refused(f"global scale {problem}")
     if context.seal_context().data.first_context_data().chain_index() < 1:
         raise refused("no coefficient modulus level left for one multiplication")
     if not context.has_galois_keys():
         raise refused("no Galois keys; they are needed to sum the encrypted contributions")
-    return context
+
+
+def _scale_problem(scale: float) -> str | None:
+    """Why a CKKS scale cannot serve the scoring, or None when it can."""
+    if not math.isfinite(scale) or scale <= 0:
+        return f"must be a positive finite number, 2^{MIN_SCALE_BITS} to 2^{MAX_SCALE_BITS}"
+    if scale < 2.0**MIN_SCALE_BITS:
+        return f"2^{math.log2(scale):.0f} is too small; at least 2^{MIN_SCALE_BITS}"
+    if scale > 2.0**MAX_SCALE_BITS:
+        return f"2^{math.log2(scale):.0f} is too large; at most 2^{MAX_SCALE_BITS}"
+    return None
+
+
+def _rotation_element(step: int, degree: int) -> int:
+    """SEAL's Galois element for rotating CKKS slots left by `step` (GaloisTool::get_elt_from_step)."""
+    return pow(3, step % (degree // 2), 2 * degree)
+
+
+def _missing_rotation(context: ts.Context, degree: int, values: int) -> int | None:
+    """The first power-of-two rotation that summing `values` slots needs and the Galois keys lack."""
+    keys = context.galois_keys().data
+    step = 1
+    while step < values:
+        if not keys.has_key(_rotation_element(step, degree)):
+            return step
+        step *= 2
+    return None
+
+
+def _varint(data: bytes, at: int) -> tuple[int, int]:
+    value, shift = 0, 0
+    while True:
+        if at >= len(data) or shift > 63:
+            raise ValueError("truncated varint")
+        byte = data[at]
+        value |= (byte & 0x7F) << shift
+        at, shift = at + 1, shift + 7
+        if not byte & 0x80:
+            return value, at
+
+
+def _vector_fields(blob: bytes) -> tuple[list[int], int, float] | None:
+    """The sizes, ciphertext count and encoding scale of a serialised CKKS vector (TenSEAL's CKKSVectorProto:
+    1 repeated uint32 sizes, 2 repeated bytes ciphertexts, 3 double scale), or None if it is not one.
+
+    TenSEAL's Python API does not expose them, and a vector whose sizes do not match its ciphertexts
+    makes TenSEAL read out of bounds, so they are read from the bytes before TenSEAL loads them.
+    """
+    sizes: list[int] = []
+    count, scale, at = 0, math.nan, 0
+    try:
+        while at < len(blob):
+            tag, at = _varint(blob, at)
+            number, wire = tag >> 3, tag & 7
+            if wire == 0:
+                value, at = _varint(blob, at)
+                if number == 1:
+                    sizes.append(value)
+            elif wire == 1:
+                if at + 8 > len(blob):
+                    return None
+                if number == 3:
+                    (scale,) = struct.unpack_from("<d", blob, at)
+                at += 8
+            elif wire == 2:
+                length, at = _varint(blob, at)
+                if at + length > len(blob):
+                    return None
+                if number == 1:
+                    end, inner = at + length, at
+                    while inner < end:
+                        value, inner = _varint(blob, inner)
+                        sizes.append(value)
+                elif number == 2:
+                    count += 1
+                at += length
+            elif wire == 5:
+                at += 4
+            else:
+                return None
+    except ValueError:
+        return None
+    return sizes, count, scale
+
+
+@dataclass(frozen=True)
+class _Operand:
+    """A loaded ciphertext and what the scoring needs to know about it."""
+
+    vector: ts.CKKSVector
+    level: int
+    scale: float
+    encoding_scale: float
+
+
+def _load_ciphertext(
+    context: ts.Context, blob: bytes, number: int, expected: int, origin: InputOrigin
+) -> _Operand:
+    def refused(problem: str) -> InvalidInput:
+        return origin.error(InvalidInput, f"ciphertexts[{number}]: {problem}")
+
+    fields = _vector_fields(blob)
+    if fields is None:
+        raise refused("not a CKKS vector for this context")
+    sizes, count, encoding_scale = fields
+    if count != 1:
+        raise refused(f"holds {count} ciphertexts; each must be one (at most poly_modulus_degree / 2 values)")
+    if len(sizes) != 1:
+        raise refused(f"declares {len(sizes)} value counts for its one ciphertext")
+    if sizes[0] != expected:
+        raise refused(f"holds {sizes[0]} values, the layout needs {expected}")
+    try:
+        vector = ts.ckks_vector_from(context, blob)
+        (ciphertext,) = vector.ciphertext()
+        return _check_ciphertext(context, vector, ciphertext, encoding_scale, refused)
+    except InvalidInput:
+        raise
+    except Exception:
+        raise refused("not a CKKS vector for this context") from None
+
+
+def _check_ciphertext(
+    context: ts.Context, vector: ts.CKKSVector, ciphertext: Any, encoding_scale: float,
+    refused: Callable[[str], InvalidInput],
+) -> _Operand:
+    if ciphertext.size() != 2:
+        raise refused(f"has {ciphertext.size()} polynomials; a fresh encryption (2) is needed, relinearise first")
+    if not ciphertext.is_ntt_form():
+        raise refused("is not in NTT form, as CKKS ciphertexts are")
+    level_data = context.seal_context().data.get_context_data(ciphertext.parms_id())
+    if level_data is None:
+        raise refused("its parameters are not those of the context")
+    level = int(level_data.chain_index())
+    if level < 1:
+        raise refused("is at the last coefficient modulus level; multiplying by the weights needs one level more")
+    scale = float(ciphertext.scale)
+    for what, value in (("scale", scale), ("encoding scale", encoding_scale)):
+        problem = _scale_problem(value)
+        if problem:
+            raise refused(f"{what} {problem}")
+    # SEAL refuses a product whose scale does not fit in the level's coefficient modulus.
+    if math.log2(scale) + math.log2(encoding_scale) >= level_data.total_coeff_modulus_bit_count():
+        raise refused(
+            f"scale 2^{math.log2(scale):.0f} times the weights' scale 2^{math.log2(encoding_scale):.0f} exceeds the"
+            f" {level_data.total_coeff_modulus_bit_count()}-bit coefficient modulus left at its level"
+        )
+    return _Operand(vector, level, scale, encoding_scale)
 
 
 def score_encrypted(
@@ -293,12 +468,15 @@ def score_encrypted(
     ciphertexts: Sequence[bytes],
     layout: EncryptedScoreLayout,
     fields: EncryptedFields | None = None,
+    deadline: Deadline | None = None,
 ) -> EncryptedScore:
     """The encrypted score and per-variant contributions; nothing here can decrypt.
 
     `fields`: the request fields of the context, ciphertexts and their lengths, named by refusals.
+    `deadline`: checked before each ciphertext, so an abandoned call stops computing.
     """
-    context = load_public_context(public_context, fields.context if fields else None)
+    context_origin = InputOrigin("encrypted context", fields.context if fields else None)
+    context = load_public_context(public_context, context_origin.field)
     ciphertext_origin = InputOrigin("ciphertexts", fields.ciphertexts if fields else None)
     lengths_origin = InputOrigin("ciphertexts", fields.lengths if fields else None)
     degree = _poly_modulus_degree(context)
@@ -309,25 +487,35 @@ def score_encrypted(
             f"{layout.pgs_id}: {len(layout)} variants need {len(chunks)} ciphertext(s) at poly_modulus_degree {degree},"
             f" got {len(ciphertexts)}",
         )
+    try:
+        missing = _missing_rotation(context, degree, max(chunk.stop - chunk.start for chunk in chunks))
+    except Exception:
+        raise context_origin.error(InvalidInput, f"{context_origin.label}: its Galois keys do not load") from None
+    if missing is not None:
+        message = f"{context_origin.label}: no Galois key for rotating by {missing}; summing the score needs it"
+        raise context_origin.error(InvalidInput, message)
+    operands: list[_Operand] = []
+    for number, (blob, chunk) in enumerate(zip(ciphertexts, chunks, strict=True)):
+        check_deadline(deadline)
+        operand = _load_ciphertext(context, blob, number, chunk.stop - chunk.start, ciphertext_origin)
+        first = operands[0] if operands else operand
+        if (operand.level, operand.scale, operand.encoding_scale) != (first.level, first.scale, first.encoding_scale):
+            message = f"ciphertexts[{number}]: level or scale differs from ciphertexts[0]; encrypt all alike"
+            raise ciphertext_origin.error(InvalidInput, message)
+        operands.append(operand)
     weights = np.asarray(layout.weights)
     total: ts.CKKSVector | None = None
     contributions: list[bytes] = []
-    for number, (blob, chunk) in enumerate(zip(ciphertexts, chunks, strict=True)):
+    for number, (operand, chunk) in enumerate(zip(operands, chunks, strict=True)):
+        check_deadline(deadline)
         try:
-            vector = ts.ckks_vector_from(context, blob)
-        except Exception:
-            raise ciphertext_origin.error(InvalidInput, f"ciphertexts[{number}]: not a CKKS vector for this context") from None
-        expected = chunk.stop - chunk.start
-        if vector.size() != expected:
-            message = f"ciphertexts[{number}]: holds {vector.size()} values, the layout needs {expected}"
-            raise ciphertext_origin.error(InvalidInput, message)
-        scale = float(vector.ciphertext()[0].scale)
-        if scale < 2.0**MIN_SCALE_BITS:
-            raise ciphertext_origin.error(InvalidInput, f"ciphertexts[{number}]: scale 2^{math.log2(scale):.0f} is too small")
-        product = vector.mul(weights[chunk].tolist())
-        contributions.append(bytes(product.serialize()))
-        partial = product.sum()
-        total = partial if total is None else total + partial
+            product = operand.vector.mul(weights[chunk].tolist())
+            contributions.append(bytes(product.serialize()))
+            partial = product.sum()
+            total = partial if total is None else total + partial
+        except (ValueError, RuntimeError, TypeError):
+            # The checks above cover every refusal known; this names the input if TenSEAL finds another.
+            message = f"ciphertexts[{number}]: cannot be multiplied by the weights and summed with this context"
+            raise ciphertext_origin.error(InvalidInput, message) from None
     assert total is not None
     return EncryptedScore(layout.pgs_id, bytes(total.serialize()), tuple(contributions))
-

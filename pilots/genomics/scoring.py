@@ -21,6 +21,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
+from clinpred.pilots.common.cancellation import Deadline
 from clinpred.pilots.genomics.matching import DEFAULT_MIN_OVERLAP, MatchResult, Overlap, match_variants
 from clinpred.pilots.genomics.scoring_file import ScoringFile, read_scoring_file
 from clinpred.pilots.genomics.text_stream import TextSource
@@ -146,12 +147,14 @@ def score_vcf(
     max_bytes: int = DEFAULT_MAX_BYTES,
     with_contributions: bool = True,
     field: str | None = None,
+    deadline: Deadline | None = None,
 ) -> list[SampleScore]:
     """Score every sample of a VCF; `build` is the VCF's declared build (checked against its header).
 
     A scoring file given as a path or bytes is read in the VCF's build (source
     or harmonized positions); only its positions are kept from the VCF.
     `field`: the request field the VCF came in, named by refusals of its content or overlap.
+    `deadline`: stops reading the VCF and the scoring file when it passes.
     """
     if isinstance(scoring_file, ScoringFile):
         candidates = [scoring_file]
@@ -159,16 +162,18 @@ def score_vcf(
         if not isinstance(scoring_file, (str, os.PathLike, bytes, bytearray, memoryview)):
             # A one-shot stream may have to be read in both builds.
             scoring_file = b"".join(c.encode() if isinstance(c, str) else bytes(c) for c in scoring_file)
-        candidates = [read_scoring_file(scoring_file, build=build)]
+        candidates = [read_scoring_file(scoring_file, build=build, deadline=deadline)]
         harmonized = candidates[0].header.harmonized_build
         if build is None and harmonized and harmonized != candidates[0].build:
             # The VCF's header may reveal the other build; keep the sites of both until it is read.
-            candidates.append(read_scoring_file(scoring_file, build=harmonized))
+            candidates.append(read_scoring_file(scoring_file, build=harmonized, deadline=deadline))
     if isinstance(vcf, Genotypes):
         genotypes = vcf
     else:
         sites = {(c, int(p)) for score in candidates for c, p in zip(score.chrom, score.pos, strict=True) if c is not None}
-        genotypes = read_vcf(vcf, declared_build=build, sites=sites, dosage=dosage, max_bytes=max_bytes, field=field)
+        genotypes = read_vcf(
+            vcf, declared_build=build, sites=sites, dosage=dosage, max_bytes=max_bytes, field=field, deadline=deadline
+        )
     score = next((s for s in candidates if genotypes.build and s.build == genotypes.build), candidates[0])
     match = match_variants(
         score, genotypes, keep_ambiguous=keep_ambiguous, keep_multiallelic=keep_multiallelic, min_overlap=min_overlap,

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from clinpred.pilots.common.cancellation import Deadline
 from clinpred.pilots.common.errors import FailedPrecondition, InvalidInput
 from clinpred.pilots.genomics.text_stream import TextSource, read_lines, source_name
 
@@ -50,6 +51,9 @@ _UNSUPPORTED_FLAGS = {
     "is_dominant": "dominant effects",
     "is_recessive": "recessive effects",
 }
+# Longest scoring-file line: rows are a dozen short columns and headers a citation; 64 KiB is ample
+# and stops a file that never ends a line (a download gone wrong) after 64 KiB, not its whole size.
+MAX_SCORING_LINE_BYTES = 64 << 10
 _DOSAGE_WEIGHT_COLUMNS = ("dosage_0_weight", "dosage_1_weight", "dosage_2_weight")
 _NON_LOG_WEIGHT_TYPES = {"or", "hr", "odds ratio", "hazard ratio", "odds_ratio", "hazard_ratio"}
 
@@ -242,8 +246,13 @@ def _allele(value: str, name: str, line: int, column: str, required: bool) -> st
     return text
 
 
-def read_scoring_file(source: TextSource, *, build: str | None = None, name: str | None = None) -> ScoringFile:
-    """Parse a PGS Catalog scoring file; `build` picks source or harmonized positions (GRCh37/GRCh38)."""
+def read_scoring_file(
+    source: TextSource, *, build: str | None = None, name: str | None = None, deadline: Deadline | None = None
+) -> ScoringFile:
+    """Parse a PGS Catalog scoring file; `build` picks source or harmonized positions (GRCh37/GRCh38).
+
+    Lines are at most `MAX_SCORING_LINE_BYTES` long; `deadline` stops reading when it passes.
+    """
     label = source_name(source, name)
     raw: dict[str, str] = {}
     columns: list[str] | None = None
@@ -263,7 +272,7 @@ def read_scoring_file(source: TextSource, *, build: str | None = None, name: str
     present_flags: list[tuple[str, str]] = []
     present_dosage_columns: list[str] = []
 
-    for text_line in read_lines(source, name=label):
+    for text_line in read_lines(source, name=label, max_line_bytes=MAX_SCORING_LINE_BYTES, deadline=deadline):
         text, number = text_line.text, text_line.number
         if columns is None:
             if text.startswith("#"):

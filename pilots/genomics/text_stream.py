@@ -6,6 +6,10 @@ Gzip (and bgzip, which is a series of gzip members) is detected from the
 magic bytes rather than the file name, because uploads have no name.
 Decompression is bounded by `max_bytes` chunk by chunk, so a small
 compressed bomb cannot expand in memory before the limit is checked.
+Lines are bounded by `max_line_bytes`: a line longer than that is refused
+(with its number) as soon as the limit is crossed, without a newline ever
+arriving, so memory per line stays bounded and a newline-free stream is
+not buffered whole. A `Deadline` is checked every few lines and chunks.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from clinpred.pilots.common.cancellation import Deadline, check_deadline
 from clinpred.pilots.common.errors import ClinpredError, FieldViolation, InvalidInput, ResourceExhausted
 
 TextSource = str | os.PathLike[str] | bytes | bytearray | memoryview | Iterable[bytes] | Iterable[str]
@@ -25,6 +30,12 @@ _GZIP_MAGIC = b"\x1f\x8b"
 # bgzip ends every file with this empty block; its absence means the stream was cut at a block boundary.
 BGZF_EOF = bytes.fromhex("1f8b08040000000000ff0600424302001b0003000000000000000000")
 _READ_BLOCK = 1 << 20
+# Default longest line: generous for scoring files and headers. VCF readers pass their own (see vcf.py).
+DEFAULT_MAX_LINE_BYTES = 1 << 20
+# Deadline checks: every this many lines or bytes of text, whichever comes first (a check costs a
+# clock read; parsing a line of a VCF costs far more, in proportion to its length).
+DEADLINE_EVERY_LINES = 1024
+DEADLINE_EVERY_BYTES = 1 << 20
 
 Error = TypeVar("Error", bound=ClinpredError)
 
@@ -139,12 +150,15 @@ class _GzipMembers:
             raise self.origin.error(InvalidInput, f"{self.origin.label}: bgzip stream is truncated (no end-of-file block)")
 
 
-def _decoded_chunks(source: TextSource, origin: InputOrigin, max_bytes: int) -> Iterator[bytes]:
+def _decoded_chunks(
+    source: TextSource, origin: InputOrigin, max_bytes: int, deadline: Deadline | None = None
+) -> Iterator[bytes]:
     received = 0
     head = b""
     gzip: _GzipMembers | None = None
     decided = False
     for chunk in _raw_chunks(source, origin):
+        check_deadline(deadline)
         if not chunk:
             continue
         received += len(chunk)
@@ -169,30 +183,63 @@ def _decoded_chunks(source: TextSource, origin: InputOrigin, max_bytes: int) -> 
 
 
 def read_lines(
-    source: TextSource, *, name: str | None = None, max_bytes: int = 1 << 30, origin: InputOrigin | None = None
+    source: TextSource,
+    *,
+    name: str | None = None,
+    max_bytes: int = 1 << 30,
+    origin: InputOrigin | None = None,
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+    deadline: Deadline | None = None,
 ) -> Iterator[TextLine]:
     """Every line of `source` (numbered from 1), without line endings.
 
-    `origin` (else `name`) names the input in errors; see `InputOrigin`.
+    `origin` (else `name`) names the input in errors; see `InputOrigin`. A line longer than
+    `max_line_bytes` (without its newline) is refused as soon as it is; `deadline` is checked
+    every chunk read and every `DEADLINE_EVERY_LINES` lines or `DEADLINE_EVERY_BYTES` bytes.
     """
     origin = origin or InputOrigin(source_name(source, name))
-    pending = b""
+    # The line being read, as pieces: joining once per line keeps a long line linear, not quadratic.
+    pending: list[bytes] = []
+    pending_bytes = 0
     number = 0
-    for chunk in _decoded_chunks(source, origin, max_bytes):
-        pending += chunk
-        if b"\n" not in chunk:
-            continue
-        *complete, pending = pending.split(b"\n")
-        for raw in complete:
+    unchecked_bytes = 0
+    for chunk in _decoded_chunks(source, origin, max_bytes, deadline):
+        check_deadline(deadline)
+        start = 0
+        while True:
+            end = chunk.find(b"\n", start)
+            piece = chunk[start:] if end < 0 else chunk[start:end]
+            pending_bytes += len(piece)
+            if pending_bytes > max_line_bytes + 1:  # + 1: a "\r" before the newline
+                raise _too_long(origin, number + 1, max_line_bytes)
+            if end < 0:
+                if piece:
+                    pending.append(piece)
+                break
+            pending.append(piece)
             number += 1
-            yield TextLine(number, _decode(raw, origin, number), True)
+            unchecked_bytes += pending_bytes
+            if number % DEADLINE_EVERY_LINES == 0 or unchecked_bytes > DEADLINE_EVERY_BYTES:
+                check_deadline(deadline)
+                unchecked_bytes = 0
+            raw = b"".join(pending)
+            pending, pending_bytes = [], 0
+            yield TextLine(number, _decode(raw, origin, number, max_line_bytes), True)
+            start = end + 1
     if pending:
         number += 1
-        yield TextLine(number, _decode(pending, origin, number), False)
+        yield TextLine(number, _decode(b"".join(pending), origin, number, max_line_bytes), False)
 
 
-def _decode(raw: bytes, origin: InputOrigin, number: int) -> str:
+def _too_long(origin: InputOrigin, number: int, limit: int) -> InvalidInput:
+    return origin.error(InvalidInput, f"{origin.label} line {number}: longer than {limit} bytes; reading stopped")
+
+
+def _decode(raw: bytes, origin: InputOrigin, number: int, max_line_bytes: int) -> str:
+    raw = raw.rstrip(b"\r")
+    if len(raw) > max_line_bytes:
+        raise _too_long(origin, number, max_line_bytes)
     try:
-        return raw.decode("utf-8").rstrip("\r")
+        return raw.decode("utf-8")
     except UnicodeDecodeError:
         raise origin.error(InvalidInput, f"{origin.label} line {number}: not valid UTF-8 text") from None

@@ -37,6 +37,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
+from clinpred.pilots.common.cancellation import Deadline
 from clinpred.pilots.common.errors import FailedPrecondition, InvalidInput
 from clinpred.pilots.genomics.scoring_file import normalise_build, normalise_chrom
 from clinpred.pilots.genomics.text_stream import InputOrigin, TextSource, read_lines, source_name
@@ -62,6 +63,11 @@ _CONTIG = re.compile(r"^##contig=<(.*)>$")
 _BASES = re.compile(r"^[ACGTN]+$")
 _HAPLOID_CHROMS = {"X", "Y", "MT"}
 DEFAULT_MAX_BYTES = 4 << 30
+# Longest VCF line read. A record holds one column per sample: a GT:DS cell ("0|1:0.998") and its tab
+# take about 12 bytes, so 16 MiB fits a million samples (UK Biobank has 500,000) and headers with
+# 100-byte sample names for 150,000 samples, while a line that never ends is refused after 16 MiB
+# instead of being buffered to the decompression limit (4 GiB).
+MAX_VCF_LINE_BYTES = 16 << 20
 DOSAGE_UNITS = 16384
 
 DosageSource = Literal["auto", "GT"]
@@ -184,11 +190,14 @@ def read_vcf(
     max_bytes: int = DEFAULT_MAX_BYTES,
     field: str | None = None,
     build_field: str | None = None,
+    max_line_bytes: int = MAX_VCF_LINE_BYTES,
+    deadline: Deadline | None = None,
 ) -> Genotypes:
     """Parse a VCF; `sites` (normalised chrom, pos) keeps only those positions; `dosage="GT"` ignores DS.
 
     `field` is the request field the VCF came in and `build_field` the one that declared its build:
     errors about the content name `field`, a build the VCF contradicts names `build_field`.
+    A line longer than `max_line_bytes` is refused; `deadline` stops parsing when it passes.
     """
     label = source_name(source, name)
     origin = InputOrigin(label, field)
@@ -206,7 +215,8 @@ def read_vcf(
     site_filter = set(sites) if sites is not None else None
     first = True
 
-    for text_line in read_lines(source, origin=origin, max_bytes=max_bytes):
+    lines = read_lines(source, origin=origin, max_bytes=max_bytes, max_line_bytes=max_line_bytes, deadline=deadline)
+    for text_line in lines:
         text, number = text_line.text, text_line.number
         if first:
             first = False

@@ -19,13 +19,13 @@ from clinpred.pilots.common.model_package import ModelIdentity
 from clinpred.pilots.common.schema import FeatureSpec, RangeFlag
 from clinpred.services.api.common.v1 import prediction_pb2 as common_pb2
 
+_FLOAT32_MAX = 3.4028234663852886e38
 # google.protobuf.Timestamp's valid range: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999999Z.
 TIMESTAMP_MIN_SECONDS: Final = -62_135_596_800
 TIMESTAMP_MAX_SECONDS: Final = 253_402_300_799
 INT64_MAX: Final = 2**63 - 1
 # Decimal digits of the largest int64: a longer counter token was never issued.
 MAX_COUNTER_TOKEN_DIGITS: Final = len(str(INT64_MAX))
-
 _DIRECTIONS = {"raises": common_pb2.DIRECTION_RAISES, "lowers": common_pb2.DIRECTION_LOWERS}
 
 
@@ -55,11 +55,10 @@ def check_feature_map(
 ) -> list[float]:
     """Validates a name -> value map against a schema; returns values in schema order.
 
-    Messages name the field and the allowed range, never the submitted value.
+    Messages name the field and the allowed range, never the submitted value or an unknown name.
     """
     expected = {spec.name for spec in specs}
-    for name in sorted(set(features) - expected):
-        violations.add(f"{path}.features[{name!r}]", "unknown feature; see GetModelInfo for the schema")
+    check_map_keys(features, expected, f"{path}.features", "feature name; see GetModelInfo for the schema", violations)
     missing = [spec.name for spec in specs if spec.name not in features]
     if missing:
         shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
@@ -76,11 +75,31 @@ def check_feature_map(
         field = f"{path}.features[{spec.name!r}]"
         if not math.isfinite(value):
             violations.add(field, "must be a finite number (NaN and infinity are not measurements)")
+        elif abs(value) > _FLOAT32_MAX:
+            # Models run in float32, where this value would become infinity and the answer a silent wrong one.
+            violations.add(field, f"impossible value: its magnitude must be at most {_FLOAT32_MAX:.3g}")
         elif spec.valid_min is not None and value < spec.valid_min:
             violations.add(field, f"impossible value: must be >= {spec.valid_min:g} {spec.unit}".rstrip())
         elif spec.valid_max is not None and value > spec.valid_max:
             violations.add(field, f"impossible value: must be <= {spec.valid_max:g} {spec.unit}".rstrip())
     return row
+
+
+# Unicode categories refused in identifiers: control characters (C0, DEL, C1) and line and paragraph
+# separators, which break log lines and terminals and are never part of a case, sample or cancer name.
+_REFUSED_CATEGORIES = frozenset({"Cc", "Zl", "Zp"})
+
+
+def check_map_keys(keys: Iterable[str], known: Iterable[str], path: str, what: str, violations: ViolationCollector) -> None:
+    """Flags the keys of a map field that are not in `known`, without echoing them.
+
+    A map has no order on the wire, so an unknown key is named by its index among the map's keys in
+    code-point order: `{path}[3]` is the fourth key when sorted.
+    """
+    allowed = set(known)
+    for index, key in enumerate(sorted(keys)):
+        if key not in allowed:
+            violations.add(f"{path}[{index}]", f"unknown {what} (key {index} in code-point order)")
 
 
 def check_batch_size(count: int, limit: int, path: str, violations: ViolationCollector) -> None:

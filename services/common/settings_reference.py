@@ -90,8 +90,9 @@ _READ_DIRECTLY: dict[str, tuple[Variable, ...]] = {
         Variable(
             "CLINPRED_FUZZ_EXAMPLES",
             "int",
-            "`50`",
-            "Hostile examples per RPC in the deterioration fuzz tests; `make fuzz` runs 10000.",
+            "unset (the normal suite's small run)",
+            "Hostile examples per RPC the fuzz tests generate (tests/fuzz, tests/integration/deterioration/test_fuzz.py);"
+            " `make fuzz` runs 10000.",
         ),
         Variable(
             "CLINPRED_FUZZ_REPORT",

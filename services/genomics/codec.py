@@ -45,6 +45,12 @@ BUILD_NAMES = {genomics_pb2.GENOME_BUILD_GRCH37: "GRCh37", genomics_pb2.GENOME_B
 BUILD_ENUMS: dict[str, genomics_pb2.GenomeBuild] = {name: number for number, name in BUILD_NAMES.items()}
 SEX_NAMES = {genomics_pb2.SEX_FEMALE: "female", genomics_pb2.SEX_MALE: "male"}
 DEFAULT_TOP_VARIANTS = 10
+# Longest strings accepted. A sample id is a VCF column name, a short identifier (256 leaves room for
+# ids joined from several parts); a score key is a cancer or a PGS Catalog id (PGS000004); cancers are
+# named like "colorectal".
+MAX_SAMPLE_ID_LENGTH = 256
+MAX_SCORE_KEY_LENGTH = 64
+MAX_CANCER_NAME_LENGTH = 64
 assert set(SEX_NAMES.values()) == set(SEXES)
 
 # Where each request carries what only its content can refute.
@@ -125,7 +131,7 @@ class GenomicsCodec:
     def _check_score_key(self, key: str, path: str, violations: ViolationCollector) -> None:
         if not key:
             violations.add(path, f"is required: a PGS id or cancer ({', '.join(sorted(self.score_keys))})")
-        elif key not in self.score_keys:
+        elif common.check_text(key, path, violations, max_length=MAX_SCORE_KEY_LENGTH) and key not in self.score_keys:
             violations.add(path, f"unknown score; configured: {', '.join(sorted(self.score_keys))}")
 
     # --- assessments ---------------------------------------------------------------------------------
@@ -137,8 +143,14 @@ class GenomicsCodec:
             violations.add(f"{path}.age", f"must be between {MIN_AGE:g} and {MAX_AGE:g} years")
         if patient.sex not in SEX_NAMES:
             violations.add(f"{path}.sex", "is required: SEX_FEMALE or SEX_MALE")
-        for cancer in sorted(set(patient.family_history) - set(self.cancers)):
-            violations.add(f"{path}.family_history[{cancer[:40]!r}]", f"unknown cancer; configured: {', '.join(self.cancers)}")
+        common.check_text(patient.sample_id, f"{path}.sample_id", violations, max_length=MAX_SAMPLE_ID_LENGTH)
+        common.check_map_keys(
+            patient.family_history,
+            self.cancers,
+            f"{path}.family_history",
+            f"cancer name; configured: {', '.join(self.cancers)}",
+            violations,
+        )
         return PatientFactors(patient.sample_id, patient.age, SEX_NAMES.get(patient.sex, ""), dict(patient.family_history))
 
     def _decode_assessment(self, message: genomics_pb2.Assessment, path: str) -> _Assessment:
@@ -153,11 +165,16 @@ class GenomicsCodec:
                 what = "more than one patient applies to every sample" if not patient.sample_id else "names a sample twice"
                 violations.add(f"{path}.patients[{index}].sample_id", what)
             seen.add(patient.sample_id)
-        for cancer in message.cancers:
+        listed: set[str] = set()
+        for index, cancer in enumerate(message.cancers):
+            where = f"{path}.cancers[{index}]"
+            if not common.check_text(cancer, where, violations, max_length=MAX_CANCER_NAME_LENGTH):
+                continue
             if cancer not in self.cancers:
-                violations.add(f"{path}.cancers", f"unknown cancer {cancer[:40]!r}; configured: {', '.join(self.cancers)}")
-        if len(set(message.cancers)) != len(message.cancers):
-            violations.add(f"{path}.cancers", "lists a cancer twice")
+                violations.add(where, f"unknown cancer name; configured: {', '.join(self.cancers)}")
+            elif cancer in listed:
+                violations.add(where, "lists a cancer a second time")
+            listed.add(cancer)
         if message.top_variants > self.max_top_variants:
             violations.add(f"{path}.top_variants", f"at most {self.max_top_variants}")
         violations.raise_if_any()

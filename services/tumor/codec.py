@@ -17,6 +17,9 @@ from clinpred.pilots.tumor.classifier import ClassifiedCase, TumorCases, TumorCl
 from clinpred.services.api.tumor.v1 import tumor_pb2
 from clinpred.services.common import codec as common
 
+# Longest case id: the caller's own identifier (an accession or UUID), echoed back in every answer.
+MAX_CASE_ID_LENGTH = 128
+
 
 class TumorCodec:
     def __init__(self, schema: ModelSchema, max_batch_size: int, verified_coverage: float) -> None:
@@ -34,7 +37,10 @@ class TumorCodec:
         self, cases: Sequence[tumor_pb2.TumorCase], paths: Sequence[str], violations: ViolationCollector
     ) -> TumorCases:
         specs = self.schema.features
-        rows = [common.check_feature_map(c.features, specs, p, violations) for c, p in zip(cases, paths, strict=True)]
+        rows = []
+        for case, path in zip(cases, paths, strict=True):
+            common.check_text(case.case_id, f"{path}.case_id", violations, max_length=MAX_CASE_ID_LENGTH)
+            rows.append(common.check_feature_map(case.features, specs, path, violations))
         violations.raise_if_any()
         matrix = np.asarray(rows, dtype=np.float64).reshape(len(rows), len(specs))
         return TumorCases(tuple(c.case_id for c in cases), matrix)
@@ -90,8 +96,10 @@ class TumorCodec:
         return tumor_pb2.ClassifyStreamResponse(classification=self.encode_classification(case))
 
     def decode_model_info(self, request: tumor_pb2.GetModelInfoRequest) -> None:
-        """GetModelInfo takes no arguments (and, as ever, ignores fields it does not know)."""
-        return None
+        """GetModelInfo takes no arguments; fields it does not know are refused, as everywhere."""
+        violations = ViolationCollector()
+        common.check_unknown_fields(request, "", violations)
+        violations.raise_if_any()
 
     def encode_model_info(self, info: TumorModelInfo) -> tumor_pb2.GetModelInfoResponse:
         return tumor_pb2.GetModelInfoResponse(

@@ -126,7 +126,7 @@ async def test_request_fields_are_checked_together(dir_stub: Stub, good_vcf: byt
     _, violations = await refused(dir_stub.AssessVcf(genomics_pb2.AssessVcfRequest(assessment=assessment, vcf=good_vcf)))
     assert set(violations) == {
         "assessment.build", "assessment.patients[0].age", "assessment.patients[0].sex",
-        "assessment.patients[0].family_history['lung']", "assessment.cancers", "assessment.top_variants",
+        "assessment.patients[0].family_history[0]", "assessment.cancers[0]", "assessment.top_variants",
     }
     assert "between 18 and 100" in violations["assessment.patients[0].age"]
     _, violations = await refused(dir_stub.AssessVcf(genomics_pb2.AssessVcfRequest()))
