@@ -24,7 +24,7 @@ from clinpred.pilots.common.call import Call
 from clinpred.pilots.common.errors import ClinpredError
 from clinpred.services.common.audit import AuditEntry, AuditFileLog, AuditKeys, AuditSqlLog, AuditTrail, write_key_file
 from clinpred.services.common.audit.errors import AuditUnavailable
-from clinpred.services.common.calls import CallSlot, call_outcome, open_slot
+from clinpred.services.common.calls import CallSlot, call_outcome, deadline_of, open_slot
 from clinpred.services.common.settings import ServiceSettings
 
 logger = logging.getLogger("clinpred.audit")
@@ -127,6 +127,7 @@ class AuditInterceptor(AsyncServerInterceptor):
         self, method: Callable[..., Any], request_or_iterator: Any, context: grpc.aio.ServicerContext, method_name: str
     ) -> Any:
         slot = open_slot()
+        deadline = deadline_of(context)
         digest = _Digest()
         request_id = _request_id(context)
 
@@ -140,10 +141,10 @@ class AuditInterceptor(AsyncServerInterceptor):
         try:
             response_or_iterator = await _started(method(request_or_iterator, context))
         except BaseException as error:
-            await _shielded(self._record(entry_of(_outcome(context, error))))
+            await _shielded(self._record(entry_of(_outcome(context, error, deadline))))
             raise
         if hasattr(response_or_iterator, "__aiter__"):
-            return self._stream(response_or_iterator, context, entry_of)
+            return self._stream(response_or_iterator, context, entry_of, deadline)
         await self._record(entry_of("OK"))
         return response_or_iterator
 
@@ -152,14 +153,16 @@ class AuditInterceptor(AsyncServerInterceptor):
         responses: AsyncIterator[Any],
         context: grpc.aio.ServicerContext,
         entry_of: Callable[[str], Callable[[AuditKeys], AuditEntry]],
+        deadline: float | None,
     ) -> AsyncIterator[Any]:
         try:
             async for response in responses:
                 yield response
         except BaseException as error:
-            await _shielded(self._record(entry_of(_outcome(context, error))))
+            await _shielded(self._record(entry_of(_outcome(context, error, deadline))))
             raise
-        await self._record(entry_of("OK"))
+        # A client that stops sending at its deadline can end the request stream as if it closed it.
+        await self._record(entry_of(call_outcome(context, deadline=deadline)))
 
 
 async def _started(response_or_iterator: Any) -> Any:
@@ -168,13 +171,13 @@ async def _started(response_or_iterator: Any) -> Any:
     return await response_or_iterator
 
 
-def _outcome(context: grpc.aio.ServicerContext, error: BaseException) -> str:
+def _outcome(context: grpc.aio.ServicerContext, error: BaseException, deadline: float | None) -> str:
     """The status the error interceptor (outside) will answer with: a domain error's own, INTERNAL for
     anything unexpected, CANCELLED or DEADLINE_EXCEEDED when gRPC stopped the call."""
     if isinstance(error, ClinpredError):
         return error.status
     if isinstance(error, (asyncio.CancelledError, GeneratorExit, grpc.aio.AbortError)):
-        return call_outcome(context, error)
+        return call_outcome(context, error, deadline=deadline)
     return "INTERNAL"
 
 

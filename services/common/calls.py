@@ -8,12 +8,14 @@ object (and what they note on it reaches the audit record).
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from contextvars import ContextVar
 
 import grpc
 
 from clinpred.pilots.common.call import Call
+from clinpred.pilots.common.cancellation import Deadline
 
 _CURRENT: ContextVar[Call] = ContextVar("clinpred_call")
 _SLOT: ContextVar[CallSlot] = ContextVar("clinpred_call_slot")
@@ -34,11 +36,10 @@ def open_slot() -> CallSlot:
 
 def start_call(context: grpc.aio.ServicerContext, tenant: str, client: str) -> Call:
     """A Call whose deadline is the caller's and which ends when gRPC ends the RPC (done, cancelled, expired)."""
-    remaining = context.time_remaining()
-    deadline = time.monotonic() + remaining if remaining is not None else None
-    call = Call(tenant=tenant, client=client, deadline=deadline)
     # Worker threads read the Event, never the gRPC context, which belongs to the event loop.
-    context.add_done_callback(lambda _done: call.ended.set())
+    ended = threading.Event()
+    context.add_done_callback(lambda _done: ended.set())
+    call = Call(tenant=tenant, client=client, deadline=Deadline(deadline_of(context), should_stop=ended.is_set))
     _CURRENT.set(call)
     slot = _SLOT.get(None)
     if slot is not None:
@@ -53,12 +54,26 @@ def current_call() -> Call:
         raise RuntimeError("no call: the access interceptor sets one before every RPC") from None
 
 
-def call_outcome(context: grpc.aio.ServicerContext, error: BaseException | None = None, abandoned: bool = False) -> str:
+def deadline_of(context: grpc.aio.ServicerContext) -> float | None:
+    """The call's deadline on time.monotonic()'s clock, read at its start (None: the caller set none)."""
+    remaining = context.time_remaining()
+    return None if remaining is None else time.monotonic() + remaining
+
+
+def call_outcome(
+    context: grpc.aio.ServicerContext,
+    error: BaseException | None = None,
+    abandoned: bool = False,
+    deadline: float | None = None,
+) -> str:
     """The status name the caller gets: `abandoned` (or a CancelledError) when gRPC stopped the handler,
-    which it does, by cancelling the handler's task, when the client cancels or its deadline passes."""
+    which it does, by cancelling the handler's task, when the client cancels or its deadline passes.
+
+    `deadline` (from `deadline_of` at the call's start) decides DEADLINE_EXCEEDED even when the
+    context no longer reports the time left, as on a loaded machine once the call has ended."""
     code = context.code()
     remaining = context.time_remaining()
-    if remaining is not None and remaining <= 0:
+    if (remaining is not None and remaining <= 0) or (deadline is not None and time.monotonic() >= deadline):
         return grpc.StatusCode.DEADLINE_EXCEEDED.name
     if abandoned or isinstance(error, (asyncio.CancelledError, GeneratorExit)):
         return grpc.StatusCode.CANCELLED.name

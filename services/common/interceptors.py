@@ -26,7 +26,7 @@ from clinpred.pilots.common.errors import ClinpredError
 from clinpred.services.common import metrics
 from clinpred.services.common.access import AccessInterceptor
 from clinpred.services.common.call_audit import AuditInterceptor
-from clinpred.services.common.calls import call_outcome
+from clinpred.services.common.calls import call_outcome, deadline_of
 from clinpred.services.common.settings import ServiceSettings
 from clinpred.services.common.undecodable import tolerant
 
@@ -135,10 +135,11 @@ class ErrorStatusInterceptor(AsyncExceptionToStatusInterceptor):
 class _CallRecord:
     """Counts and times one call once, at whichever of its endings is seen first."""
 
-    def __init__(self, service: str, method_name: str) -> None:
+    def __init__(self, service: str, method_name: str, context: grpc.aio.ServicerContext) -> None:
         self.service = service
         self.method = method_name.rsplit("/", 1)[-1]
         self.start = time.perf_counter()
+        self.deadline = deadline_of(context)
         self.recorded = False
 
     def finish(self, context: grpc.aio.ServicerContext, error: BaseException | None = None, abandoned: bool = False) -> None:
@@ -147,7 +148,7 @@ class _CallRecord:
         if self.recorded:
             return
         self.recorded = True
-        code = call_outcome(context, error, abandoned)
+        code = call_outcome(context, error, abandoned, self.deadline)
         metrics.observe_call(self.service, self.method, code, time.perf_counter() - self.start)
 
 
@@ -175,7 +176,7 @@ class MetricsInterceptor(AsyncServerInterceptor):
     async def intercept(
         self, method: Callable[..., Any], request_or_iterator: Any, context: grpc.aio.ServicerContext, method_name: str
     ) -> Any:
-        record = _CallRecord(self.service, method_name)
+        record = _CallRecord(self.service, method_name, context)
         try:
             response_or_iterator = method(request_or_iterator, context)
             if hasattr(response_or_iterator, "__aiter__"):

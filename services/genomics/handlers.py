@@ -141,6 +141,7 @@ class GenomicsHandler:
                 max_bytes=self.settings.max_vcf_bytes,
                 field=fields.vcf,
                 build_field=fields.build,
+                deadline=call.deadline,
             )
         selected = select_samples(request.patients, genotypes.samples, self.settings.max_batch_size, fields.patients)
         for column, _factors in selected:
@@ -150,7 +151,9 @@ class GenomicsHandler:
         call.check()
         with stage(SERVICE, "score"):
             sample_scores = {
-                cancer: score_vcf(genotypes, scores[cancer], min_overlap=self.settings.min_overlap, field=fields.vcf)
+                cancer: score_vcf(
+                    genotypes, scores[cancer], min_overlap=self.settings.min_overlap, field=fields.vcf, deadline=call.deadline
+                )
                 for cancer in request.cancers
             }
         call.check()
@@ -184,5 +187,7 @@ class GenomicsHandler:
         predictor = self.predictor(request.score)
         call.answered_by(predictor.identity)
         with stage(SERVICE, "encrypted_score"):
-            result = score_encrypted(request.public_context, request.ciphertexts, predictor.layout, request.fields)
+            result = score_encrypted(
+                request.public_context, request.ciphertexts, predictor.layout, request.fields, deadline=call.deadline
+            )
         return EncryptedScoreAnswer(result, len(predictor.layout), predictor.identity)
