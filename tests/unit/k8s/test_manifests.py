@@ -757,6 +757,21 @@ def write_secret_volume(directory: Path, files: dict[str, str | bytes], mode: in
     (directory / "..data").symlink_to(data.name)
 
 
+def update_volume(directory: Path, files: dict[str, str | bytes], mode: int | None = None) -> None:
+    """What the kubelet does when a ConfigMap or Secret changes: the new files in a new hidden folder,
+    then `..data` swapped to it in one rename, so a reader sees the old version or the new, whole."""
+    old = (directory / "..data").resolve()
+    new = directory / f"..{datetime.now(UTC):%Y_%m_%d_%H_%M_%S.%f}"
+    new.mkdir()
+    for name, content in files.items():
+        (new / name).write_bytes(content.encode() if isinstance(content, str) else content)
+        if mode is not None:
+            (new / name).chmod(mode)
+    (directory / "..data_tmp").symlink_to(new.name)
+    os.replace(directory / "..data_tmp", directory / "..data")
+    shutil.rmtree(old)
+
+
 # --- genomics sizing ---------------------------------------------------------------------------
 
 # Measured on 2026-11-22 (BentoML 1.4.39, 2 API workers, the breast-pgs000004 package): idle about
@@ -1121,13 +1136,15 @@ def test_prod_pod_command_serves_mutual_tls_and_passes_its_probes(rendered: dict
     `clinpred audit keygen`, the overlay's own access policy. Then the readiness and liveness probe
     commands, the metrics, a call by a client the policy grants (answered, and recorded where the
     trail must be durable: `clinpred audit verify` finds it intact) and one by a client it does not
-    (PERMISSION_DENIED, recorded too). Deterioration's database Secret holds an SQLite URL here (no
+    (PERMISSION_DENIED, recorded too), granted by a new policy version the kubelet swaps into the
+    mounted folder, without a restart. Deterioration's database Secret holds an SQLite URL here (no
     PostgreSQL needed): the server must have opened that database, and keep its audit trail in it."""
     import urllib.request
 
     import grpc
 
     from clinpred.cli.certificates import issue_client_certificate, write_mutual_tls_folder
+    from clinpred.services.common.authorization import METHOD_SCOPES
 
     target = "overlays/prod"
     spec = SPECS[service]
@@ -1170,11 +1187,14 @@ def test_prod_pod_command_serves_mutual_tls_and_passes_its_probes(rendered: dict
     (granted_tenant, granted_client), (refused_tenant, refused_client) = granted_and_refused(policy_text, tmp_path, method)
 
     def call_as(tenant: str, client: str, request_id: str) -> bytes:
-        issued = issue_client_certificate(pki, tenant, client, out=tmp_path / "callers" / client)
+        out = tmp_path / "callers" / tenant / client
+        certificate, key = out.with_suffix(".crt"), out.with_suffix(".key")
+        if not certificate.exists():
+            issue_client_certificate(pki, tenant, client, out=out)
         credentials = grpc.ssl_channel_credentials(
             root_certificates=(pki / "ca.crt").read_bytes(),
-            private_key=issued.key.read_bytes(),
-            certificate_chain=issued.certificate.read_bytes(),
+            private_key=key.read_bytes(),
+            certificate_chain=certificate.read_bytes(),
         )
         options = [("grpc.ssl_target_name_override", host)]
         with grpc.secure_channel(f"127.0.0.1:{pod.port}", credentials, options=options) as channel:
@@ -1197,7 +1217,26 @@ def test_prod_pod_command_serves_mutual_tls_and_passes_its_probes(rendered: dict
         with pytest.raises(grpc.RpcError) as refused:
             call_as(refused_tenant, refused_client, "k8s-e2e-refused")
         assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED, refused.value.details()
-        pod.wait_until_recorded(process, {"k8s-e2e-granted", "k8s-e2e-refused"})
+
+        # A new policy version, swapped in as the kubelet does on `kubectl apply -k`, reaches the
+        # running server through the folder mount: the refused client is granted, without a restart.
+        policy_mount = mount_holding(container, env_of(container)[f"{prefix}POLICY_FILE"])
+        policy_folder = Path(pod.in_pod(policy_mount["mountPath"]))
+        scopes = ", ".join(f'"{s}"' for s in sorted(METHOD_SCOPES[method]))
+        grant = f'\n[[grants]]\ntenant = "{refused_tenant}"\nclients = ["{refused_client}"]\nscopes = [{scopes}]\n'
+        mode = pod_volume(pod.deployment, policy_mount["name"])["configMap"]["defaultMode"]
+        update_volume(policy_folder, {"policy.toml": policy_text + grant}, mode=mode)
+
+        def answered_now() -> str:
+            try:
+                call_as(refused_tenant, refused_client, "k8s-e2e-regranted")
+            except grpc.RpcError as error:
+                return f"still {error.code().name}"
+            return ""
+
+        pod.wait_until(process, answered_now)
+        assert process.poll() is None
+        pod.wait_until_recorded(process, {"k8s-e2e-granted", "k8s-e2e-refused", "k8s-e2e-regranted"})
 
     # Both calls are in the trail, where it must be durable: the claim's folder, or deterioration's database.
     entries = pod.verified_audit_entries()
@@ -1211,6 +1250,12 @@ def test_prod_pod_command_serves_mutual_tls_and_passes_its_probes(rendered: dict
     )
     assert (denied.method, denied.outcome) == (method, "PERMISSION_DENIED")
     assert answered.service == denied.service == spec.pilot
+    # Refused until each API worker had re-read the policy, then answered once.
+    regranted = [(e.tenant, e.client, e.outcome) for e in entries if e.request_id == "k8s-e2e-regranted"]
+    answered_once = (refused_tenant, refused_client, "OK")
+    assert regranted.count(answered_once) == 1, regranted
+    before = [outcome for (*_, outcome) in regranted if outcome != "OK"]
+    assert before == ["PERMISSION_DENIED"] * len(before), regranted
     source, _ = pod.audit_source()
     key = pod.in_pod(env_of(container)[f"{prefix}AUDIT_KEY_FILE"])
     since = started_at.isoformat()
