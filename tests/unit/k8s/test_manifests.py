@@ -9,6 +9,7 @@ No cluster is needed. Tools (never skipped: a missing tool fails with how to ins
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import itertools
 import json
@@ -19,7 +20,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent import futures
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -453,7 +454,11 @@ def test_restricted_security_context(rendered: dict[str, Any], target: str, serv
         for path in ("/tmp", env_of(container)["BENTOML_HOME"]):
             assert path in mounts and "emptyDir" in volumes[mounts[path]], f"{name}: {path} is not an emptyDir"
     for volume in pod["volumes"]:
-        assert {"emptyDir", "secret", "configMap"} & volume.keys(), f"volume {volume['name']} is neither"
+        kinds = {"emptyDir", "secret", "configMap", "persistentVolumeClaim"}
+        assert kinds & volume.keys(), f"volume {volume['name']} is none of {sorted(kinds)}"
+        # The one claim is the audit trail's (test_audit_trail_is_durable): nothing else persists.
+        if "persistentVolumeClaim" in volume:
+            assert volume["persistentVolumeClaim"]["claimName"] == f"{service}-audit", volume
 
 
 @pytest.mark.parametrize(("target", "service"), list(service_targets()))
@@ -538,9 +543,138 @@ def test_prod(rendered: dict[str, Any], service: str) -> None:
 def test_dev(rendered: dict[str, Any], service: str) -> None:
     deployment = one(rendered, "overlays/dev", "Deployment", service)
     assert deployment["spec"]["replicas"] == 1
-    # Plaintext: no TLS Secret (deterioration still mounts its database Secret).
+    # Plaintext: no TLS Secret (deterioration still mounts its database Secret; every service its audit key).
     secrets = [v["secret"]["secretName"] for v in deployment["spec"]["template"]["spec"]["volumes"] if "secret" in v]
-    assert secrets == DATABASE_SECRETS.get(service, []), secrets
+    assert sorted(secrets) == sorted([*DATABASE_SECRETS.get(service, []), f"{service}-audit-key"]), secrets
+
+
+# --- access policy, audit key, audit trail, development mode ----------------------------------
+
+
+def settings_of(rendered: dict[str, Any], target: str, container: dict[str, Any]) -> dict[str, str]:
+    """The container's CLINPRED_ settings as the kubelet gives them: its ConfigMaps, then its env (which wins)."""
+    values: dict[str, str] = {}
+    for source in container.get("envFrom", []):
+        values.update(one(rendered, target, "ConfigMap", source["configMapRef"]["name"])["data"])
+    values.update(env_of(container))
+    return values
+
+
+def mount_holding(container: dict[str, Any], path: str) -> dict[str, Any]:
+    """The volume mount `path` lies in (the deepest one)."""
+    found = [m for m in container["volumeMounts"] if Path(path).is_relative_to(m["mountPath"])]
+    assert found, f"nothing is mounted where {path} is"
+    return max(found, key=lambda m: len(m["mountPath"]))
+
+
+def pod_volume(deployment: dict[str, Any], name: str) -> dict[str, Any]:
+    volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+    return volumes[name]
+
+
+@pytest.mark.parametrize(("target", "service"), list(service_targets()))
+def test_access_policy_is_a_configmap_folder_the_server_rereads(
+    rendered: dict[str, Any], tmp_path: Path, target: str, service: str
+) -> None:
+    from clinpred.services.common.authorization import load_policy
+
+    deployment = one(rendered, target, "Deployment", service)
+    container = server(deployment)
+    path = env_of(container)[f"CLINPRED_{service.upper()}_POLICY_FILE"]
+    mount = mount_holding(container, path)
+    # The whole ConfigMap (a subPath mount never sees a new version) under its own name: no hash
+    # suffix, so `kubectl apply -k` replaces it in place instead of rolling the pods onto a new one.
+    assert "subPath" not in mount and mount.get("readOnly") is True, mount
+    source = pod_volume(deployment, mount["name"])["configMap"]
+    assert source["name"] == f"{service}-access-policy" and not source.get("optional", False), source
+    key = str(Path(path).relative_to(mount["mountPath"]))
+    text = one(rendered, target, "ConfigMap", source["name"])["data"][key]
+    (tmp_path / key).write_text(text)
+    policy = load_policy(tmp_path / key)  # raises PolicyFileError, naming every problem
+    if target == "base/" + service:
+        assert policy.grants == (), "the base grants nothing: overlays grant"
+    else:
+        assert policy.grants, f"{target}: the {service} policy grants nothing"
+    if is_mtls(target):
+        # Production grants name their clients: a "*" would admit any certificate of the tenant.
+        assert all("*" not in grant.clients for grant in policy.grants), policy.grants
+    init = deployment["spec"]["template"]["spec"]["initContainers"][0]
+    assert not [m for m in init["volumeMounts"] if m["name"] == mount["name"]], "only the server reads the policy"
+
+
+@pytest.mark.parametrize(("target", "service"), list(service_targets()))
+def test_audit_key_is_a_required_secret_file_no_one_else_reads(rendered: dict[str, Any], target: str, service: str) -> None:
+    deployment = one(rendered, target, "Deployment", service)
+    pod = deployment["spec"]["template"]["spec"]
+    container = server(deployment)
+    variable = f"CLINPRED_{service.upper()}_AUDIT_KEY_FILE"
+    path = env_of(container)[variable]
+    mount = mount_holding(container, path)
+    assert "subPath" not in mount and mount.get("readOnly") is True, mount
+    secret = pod_volume(deployment, mount["name"])["secret"]
+    assert secret["secretName"] == f"{service}-audit-key"
+    assert secret.get("optional", False) is False, "no key, no pod: never records sealed with a made-up key"
+    assert secret["items"] == [{"key": "audit.key", "path": str(Path(path).relative_to(mount["mountPath"]))}]
+    # AuditKeys.from_file refuses a world-readable key; 0440 is readable through the pod's fsGroup.
+    assert secret["defaultMode"] & 0o007 == 0 and secret["defaultMode"] & 0o040, oct(secret["defaultMode"])
+    assert pod["securityContext"]["fsGroup"] == pod["securityContext"]["runAsGroup"]
+    # The key is never a setting value, and only the server reads it.
+    for config_map in objects(rendered, target, "ConfigMap"):
+        assert variable not in config_map.get("data", {}), config_map["metadata"]["name"]
+    assert not [m for m in pod["initContainers"][0]["volumeMounts"] if m["name"] == mount["name"]]
+
+
+@pytest.mark.parametrize(("target", "service"), list(service_targets()))
+def test_audit_trail_is_durable(rendered: dict[str, Any], target: str, service: str) -> None:
+    """Records outlive the pod: tumour and genomics write files on a ReadWriteMany claim that every
+    replica shares (each API worker process writes its own files); deterioration writes them into
+    its PostgreSQL database (DeteriorationSettings: audit_database_url defaults to database_url)."""
+    deployment = one(rendered, target, "Deployment", service)
+    container = server(deployment)
+    settings = settings_of(rendered, target, container)
+    prefix = f"CLINPRED_{service.upper()}_"
+    if service in DATABASE_SECRETS:
+        assert f"{prefix}AUDIT_DIR" not in settings and f"{prefix}AUDIT_DATABASE_URL" not in settings
+        assert f"{service}-audit" not in {c["metadata"]["name"] for c in objects(rendered, target, "PersistentVolumeClaim")}
+        return
+    assert f"{prefix}AUDIT_DATABASE_URL" not in settings
+    directory = settings[f"{prefix}AUDIT_DIR"]
+    mount = mount_holding(container, directory)
+    assert "subPath" not in mount and not mount.get("readOnly", False), mount
+    claim_name = pod_volume(deployment, mount["name"])["persistentVolumeClaim"]["claimName"]
+    claim = one(rendered, target, "PersistentVolumeClaim", claim_name)
+    # Replicas of a Deployment share one claim, on whichever nodes they run.
+    assert claim["spec"]["accessModes"] == ["ReadWriteMany"], claim["spec"]
+    assert quantity_bytes(claim["spec"]["resources"]["requests"]["storage"]) >= 1 << 30
+    annotations = claim["metadata"].get("annotations", {})
+    assert annotations.get("argocd.argoproj.io/sync-options") == "Delete=false"
+    assert annotations.get("kustomize.toolkit.fluxcd.io/prune") == "disabled"
+    # Large volumes are group-owned once, not chowned at every start.
+    assert deployment["spec"]["template"]["spec"]["securityContext"].get("fsGroupChangePolicy") == "OnRootMismatch"
+
+
+@pytest.mark.parametrize(("target", "service"), list(service_targets()))
+def test_development_plaintext_only_in_dev_and_said_loudly(rendered: dict[str, Any], target: str, service: str) -> None:
+    deployment = one(rendered, target, "Deployment", service)
+    container = server(deployment)
+    variable = f"CLINPRED_{service.upper()}_DEVELOPMENT_PLAINTEXT"
+    settings = settings_of(rendered, target, container)
+    label = "clinpred.io/development-plaintext"
+    labels = (deployment["metadata"].get("labels", {}), deployment["spec"]["template"]["metadata"].get("labels", {}))
+    annotations = (
+        deployment["metadata"].get("annotations", {}),
+        deployment["spec"]["template"]["metadata"].get("annotations", {}),
+    )
+    if target == "overlays/dev":
+        # Explicit, in the container's own env (what `kubectl describe pod` shows), labelled and annotated.
+        assert env_of(container)[variable] == "true"
+        assert all(each.get(label) == "true" for each in labels), labels
+        assert all("DEVELOPMENT MODE" in each.get("clinpred.io/warning", "") for each in annotations), annotations
+        namespace = objects(rendered, target, "Namespace")[0]
+        assert namespace["metadata"]["labels"].get(label) == "true"
+    else:
+        assert settings.get(variable, "false").lower() in ("false", "0"), f"{target} serves in development mode"
+        assert not any(label in each for each in labels)
 
 
 # --- deterioration's database ------------------------------------------------------------------
@@ -610,14 +744,32 @@ def test_deterioration_settings_read_the_mounted_secret_as_the_kubelet_lays_it_o
     assert answer.stdout.strip() == url
 
 
-def write_secret_volume(directory: Path, files: dict[str, str | bytes]) -> None:
-    """A Secret volume as the kubelet writes it: each file a symlink through `..data` into a hidden folder."""
+def write_secret_volume(directory: Path, files: dict[str, str | bytes], mode: int | None = None) -> None:
+    """A Secret (or ConfigMap) volume as the kubelet writes it: each file a symlink through `..data` into a
+    hidden folder, with the volume's defaultMode."""
     data = directory / "..2026_01_01_00_00_00.000000000"
     data.mkdir(parents=True)
     for name, content in files.items():
         (data / name).write_bytes(content.encode() if isinstance(content, str) else content)
+        if mode is not None:
+            (data / name).chmod(mode)
         (directory / name).symlink_to(Path("..data") / name)
     (directory / "..data").symlink_to(data.name)
+
+
+def update_volume(directory: Path, files: dict[str, str | bytes], mode: int | None = None) -> None:
+    """What the kubelet does when a ConfigMap or Secret changes: the new files in a new hidden folder,
+    then `..data` swapped to it in one rename, so a reader sees the old version or the new, whole."""
+    old = (directory / "..data").resolve()
+    new = directory / f"..{datetime.now(UTC):%Y_%m_%d_%H_%M_%S.%f}"
+    new.mkdir()
+    for name, content in files.items():
+        (new / name).write_bytes(content.encode() if isinstance(content, str) else content)
+        if mode is not None:
+            (new / name).chmod(mode)
+    (directory / "..data_tmp").symlink_to(new.name)
+    os.replace(directory / "..data_tmp", directory / "..data")
+    shutil.rmtree(old)
 
 
 # --- genomics sizing ---------------------------------------------------------------------------
@@ -787,86 +939,242 @@ def test_mtls_probe_script_against_a_real_mtls_server(
 # --- the prod pod's own command, for real ------------------------------------------------------
 
 
-@pytest.mark.e2e
-@pytest.mark.parametrize("service", SERVICE_BASES)
-def test_prod_pod_command_serves_mutual_tls_and_passes_its_probes(rendered: dict[str, Any], tmp_path: Path, service: str) -> None:
-    """Runs the init container's and the server's argv and env from the rendered prod Deployment, with
-    the Secrets laid out as the kubelet does (symlinks into a hidden folder) and subPath files under
-    the working directory, then the readiness and liveness probe commands, then scrapes the metrics.
-    Deterioration's database Secret holds an SQLite URL here (no PostgreSQL needed): the server must
-    have opened the database that file names."""
-    from tests.support import free_port
-
-    spec = SPECS[service]
-    deployment = one(rendered, "overlays/prod", "Deployment", service)
-    pod = deployment["spec"]["template"]["spec"]
-    container, init = server(deployment), pod["initContainers"][0]
-    bin_dir = Path(sys.executable).parent
-    port, metrics_port = free_port(), free_port()
-    volumes = {v["name"]: v for v in pod["volumes"]}
-
-    # The Secret volumes, as the kubelet writes them, and the server's subPath files.
-    tls = tmp_path / "tls-source"
-    tls.mkdir()
-    _make_pki(tls, f"{service}.clinpred.svc", server_client_auth=False, client=True)
-    database = tmp_path / "risk.db"
-    contents = {
-        f"{service}-grpc-tls": {f.name: f.read_bytes() for f in tls.iterdir()},
-        "deterioration-database": {"url": f"sqlite:///{database}"},
-    }
-    remap: dict[str, str] = {}  # a path in the pod -> its stand-in here
-    workdir = tmp_path / container["workingDir"].lstrip("/")
+def lay_out_pod_volumes(
+    rendered: dict[str, Any], target: str, deployment: dict[str, Any], root: Path, secrets: dict[str, dict[str, bytes]]
+) -> dict[str, str]:
+    """Every volume the server container mounts, under `root` as the kubelet lays it out: Secrets and
+    ConfigMaps as symlinks into a hidden folder with their defaultMode, subPath mounts as plain files,
+    emptyDirs and claims as empty folders. Returns each mount path -> its stand-in."""
+    container = server(deployment)
+    volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+    stand_ins: dict[str, str] = {}
     for mount in container["volumeMounts"]:
-        source = volumes[mount["name"]].get("secret")
-        if source is None:
+        volume = volumes[mount["name"]]
+        where = root / mount["mountPath"].lstrip("/")
+        if "emptyDir" in volume or "persistentVolumeClaim" in volume:
+            where.mkdir(parents=True, exist_ok=True)
+            stand_ins[mount["mountPath"]] = str(where)
             continue
-        data = contents[source["secretName"]]
-        target = tmp_path / mount["mountPath"].lstrip("/")
+        if "secret" in volume:
+            source = volume["secret"]
+            data = {key: value for key, value in secrets[source["secretName"]].items()}
+        else:
+            source = volume["configMap"]
+            data = {key: value.encode() for key, value in one(rendered, target, "ConfigMap", source["name"])["data"].items()}
+        mode = source.get("defaultMode", 0o644)
         if mount.get("subPath"):
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(data[mount["subPath"]])
+            where.parent.mkdir(parents=True, exist_ok=True)
+            where.write_bytes(data[mount["subPath"]])
+            where.chmod(mode)
             continue
         items = {i["key"]: i["path"] for i in source.get("items", [])} or {k: k for k in data}
-        write_secret_volume(target, {items[k]: v for k, v in data.items() if k in items})
-        remap[mount["mountPath"]] = str(target)
-    secret = Path(remap[TLS_DIR])
+        write_secret_volume(where, {items[k]: v for k, v in data.items() if k in items}, mode=mode)
+        stand_ins[mount["mountPath"]] = str(where)
+    return stand_ins
 
-    def pod_env(spec: dict[str, Any]) -> dict[str, str]:
-        env = {k: v.replace("/var/lib/bentoml", str(tmp_path / "bentoml")) for k, v in env_of(spec).items()}
-        env = {
-            k: v.replace("/tmp", str(tmp_path / "tmp")) if k in ("HOME", "MPLCONFIGDIR", "NUMBA_CACHE_DIR") else v
-            for k, v in env.items()
-        }
-        env = {k: remap.get(v, v) for k, v in env.items()}
-        for source in spec.get("envFrom", []):
-            prefix = source["configMapRef"]["name"]
-            env.update(one(rendered, "overlays/prod", "ConfigMap", prefix)["data"])
+
+class PodRun:
+    """A rendered Deployment's containers run here: volumes laid out under `root`, env as the kubelet
+    gives it (paths in the pod mapped to their stand-ins), the real init and server commands."""
+
+    def __init__(
+        self, rendered: dict[str, Any], target: str, service: str, root: Path, secrets: dict[str, dict[str, bytes]]
+    ) -> None:
+        from tests.support import free_port
+
+        self.rendered, self.target, self.service, self.root = rendered, target, service, root
+        self.deployment = one(rendered, target, "Deployment", service)
+        self.container = server(self.deployment)
+        self.init = self.deployment["spec"]["template"]["spec"]["initContainers"][0]
+        self.settings = settings_of(rendered, target, self.container)
+        self.port, self.metrics_port = free_port(), free_port()
+        self.bin_dir = Path(sys.executable).parent
+        self.stand_ins = lay_out_pod_volumes(rendered, target, self.deployment, root, secrets)
+        self.log_path = root / "serve.log"
+
+    def in_pod(self, value: str) -> str:
+        """A path in the pod -> its stand-in here (values that are no such path stay)."""
+        for path in sorted(self.stand_ins, key=len, reverse=True):
+            if value == path or value.startswith(path + "/"):
+                return self.stand_ins[path] + value[len(path) :]
+        return value
+
+    def env(self, spec: dict[str, Any]) -> dict[str, str]:
+        env = {k: self.in_pod(v) for k, v in settings_of(self.rendered, self.target, spec).items()}
         if "BENTOML_CONFIG_OPTIONS" in env:
             env["BENTOML_CONFIG_OPTIONS"] = env["BENTOML_CONFIG_OPTIONS"].replace(
-                f"metrics.port={SPECS[service].metrics_port}", f"metrics.port={metrics_port}"
+                f"metrics.port={SPECS[self.service].metrics_port}", f"metrics.port={self.metrics_port}"
             )
         env["CLINPRED_MODELS_ROOT"] = str(REPO / "models")
         return {**{k: v for k, v in os.environ.items() if not k.startswith(("BENTOML_", "CLINPRED_"))}, **env}
 
-    (tmp_path / "tmp").mkdir()
-    init_argv = [str(bin_dir / init["command"][0]), *init["args"]]
-    registered = subprocess.run(init_argv, env=pod_env(init), capture_output=True, text=True, timeout=120, check=False)
-    assert registered.returncode == 0, registered.stdout + registered.stderr
+    def register_models(self) -> None:
+        argv = [str(self.bin_dir / self.init["command"][0]), *self.init["args"]]
+        answer = subprocess.run(argv, env=self.env(self.init), capture_output=True, text=True, timeout=120, check=False)
+        assert answer.returncode == 0, answer.stdout + answer.stderr
 
-    argv = [str(bin_dir / container["command"][0]), *container["args"]]
-    argv[argv.index("--port") + 1] = str(port)
-    log = (tmp_path / "serve.log").open("w")
-    process = subprocess.Popen(
-        argv, cwd=workdir, env=pod_env(container), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    @contextlib.contextmanager
+    def serving(self) -> Iterator[subprocess.Popen[bytes]]:
+        argv = [str(self.bin_dir / self.container["command"][0]), *self.container["args"]]
+        argv[argv.index("--port") + 1] = str(self.port)
+        # No workingDir (plaintext overlays): a folder of its own, where nothing may be written.
+        workdir = self.root / self.container.get("workingDir", "/work").lstrip("/")
+        workdir.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("w") as log:
+            process = subprocess.Popen(
+                argv, cwd=workdir, env=self.env(self.container), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+            try:
+                yield process
+            finally:
+                os.killpg(process.pid, signal.SIGTERM)
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    os.killpg(process.pid, signal.SIGKILL)
+                    process.wait()
+
+    def wait_until(self, process: subprocess.Popen[bytes], ready: Callable[[], str]) -> None:
+        """Until `ready()` returns "" (else why not), failing as soon as the server fails."""
+        deadline = time.monotonic() + 120
+        while (why := ready()) != "":
+            served = self.log_path.read_text()
+            assert process.poll() is None, f"the server stopped:\n{served[-4000:]}"
+            # BentoML's arbiter outlives crashing workers: a traceback is failure enough.
+            assert "Traceback (most recent call last)" not in served, f"the server failed:\n{served[-4000:]}"
+            assert time.monotonic() < deadline, f"not yet: {why}\n{served[-4000:]}"
+            time.sleep(0.5)
+
+    def wait_until_recorded(self, process: subprocess.Popen[bytes], request_ids: set[str]) -> None:
+        """Until the trail holds the calls of `request_ids`, all acknowledged. A refused call's status
+        reaches the caller before its record is written (grpc.aio's `abort` sends it at once), so
+        stopping the server the moment the caller has it can cut that record's acknowledgement."""
+        from clinpred.services.common.audit import AuditKeys, verify
+
+        keys = AuditKeys.from_file(Path(self.in_pod(env_of(self.container)[f"CLINPRED_{self.service.upper()}_AUDIT_KEY_FILE"])))
+
+        def recorded() -> str:
+            _, stored = self.audit_source()
+            report = verify(stored.records_by_writer, stored.heads, keys, stored.unreadable)
+            missing = request_ids - {r.entry.request_id for chain in stored.records_by_writer.values() for r in chain}
+            return "" if report.intact and not missing else f"audit trail: {report.summary()}; missing {sorted(missing)}"
+
+        self.wait_until(process, recorded)
+
+    def audit_source(self) -> tuple[list[str], Any]:
+        """(`clinpred audit` options naming the trail, its records) where the pod keeps them."""
+        from clinpred.services.common.audit import read_records
+
+        prefix = f"CLINPRED_{self.service.upper()}_"
+        if self.service in DATABASE_SECRETS:
+            variable = SPECS[self.service].database_env
+            assert variable is not None
+            url = Path(self.in_pod(env_of(self.container)[SECRETS_DIR_ENV]), variable).read_text()
+            return ["--database", url.strip()], read_records(database=url.strip())
+        directory = self.settings[f"{prefix}AUDIT_DIR"]
+        mount = mount_holding(self.container, directory)
+        assert "persistentVolumeClaim" in pod_volume(self.deployment, mount["name"]), "records must go to the claim"
+        stand_in = Path(self.in_pod(directory))
+        assert sorted(stand_in.glob("*.jsonl")), f"no audit files in {stand_in}"
+        return ["--dir", str(stand_in)], read_records(directory=stand_in)
+
+    def verified_audit_entries(self) -> list[Any]:
+        """Every record's entry, once `clinpred audit verify` with the pod's key finds the trail intact."""
+        source, stored = self.audit_source()
+        key = self.in_pod(env_of(self.container)[f"CLINPRED_{self.service.upper()}_AUDIT_KEY_FILE"])
+        verified = subprocess.run(
+            [str(self.bin_dir / "clinpred"), "audit", "verify", *source, "--key-file", key, "--json"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert verified.returncode == 0, verified.stdout + verified.stderr
+        report = json.loads(verified.stdout)
+        assert report["intact"] is True and report["problems"] == [], report
+        entries = [r.entry for chain in stored.records_by_writer.values() for r in chain]
+        assert report["records"] == len(entries)
+        return entries
+
+
+def audit_key_secret(tmp_path: Path, service: str) -> dict[str, dict[str, bytes]]:
+    """The Secret <service>-audit-key as k8s/README.md makes it: `clinpred audit keygen`."""
+    key_file = tmp_path / "audit.key"
+    keygen = subprocess.run(
+        [str(Path(sys.executable).parent / "clinpred"), "audit", "keygen", str(key_file)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
-    probe_env = {**pod_env(container), "GRPC_PROBE_PORT": str(port), "GRPC_PROBE_TLS_DIR": str(secret)}
+    assert keygen.returncode == 0, keygen.stdout + keygen.stderr
+    return {f"{service}-audit-key": {"audit.key": key_file.read_bytes()}}
+
+
+def granted_and_refused(policy_text: str, tmp_path: Path, method: str) -> tuple[tuple[str, str], tuple[str, str]]:
+    """A (tenant, client) the policy grants `method` to, and one it does not: a named client lacking
+    the scopes if there is one, else a client the policy does not name."""
+    from clinpred.services.common.authorization import METHOD_SCOPES, load_policy
+
+    (tmp_path / "policy-under-test.toml").write_text(policy_text)
+    policy = load_policy(tmp_path / "policy-under-test.toml")
+    needed = METHOD_SCOPES[method]
+    named = [(g.tenant, c) for g in policy.grants for c in sorted(g.clients) if c != "*"]
+    granted = [pair for pair in named if needed <= policy.scopes_of(*pair)]
+    assert granted, f"the policy grants {method} to no named client"
+    refused = [pair for pair in named if not needed <= policy.scopes_of(*pair)]
+    return granted[0], (refused or [(granted[0][0], "not-in-the-policy")])[0]
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("service", SERVICE_BASES)
+def test_prod_pod_command_serves_mutual_tls_and_passes_its_probes(rendered: dict[str, Any], tmp_path: Path, service: str) -> None:
+    """Runs the init container's and the server's argv and env from the rendered prod Deployment, with
+    every volume laid out as the kubelet does (Secrets and ConfigMaps as symlinks into a hidden folder,
+    subPath files under the working directory, the audit claim as a folder): the TLS Secret as
+    `clinpred tls init` and `kubectl create secret` make it (k8s/README.md), an audit key from
+    `clinpred audit keygen`, the overlay's own access policy. Then the readiness and liveness probe
+    commands, the metrics, a call by a client the policy grants (answered, and recorded where the
+    trail must be durable: `clinpred audit verify` finds it intact) and one by a client it does not
+    (PERMISSION_DENIED, recorded too), granted by a new policy version the kubelet swaps into the
+    mounted folder, without a restart. Deterioration's database Secret holds an SQLite URL here (no
+    PostgreSQL needed): the server must have opened that database, and keep its audit trail in it."""
+    import urllib.request
+
+    import grpc
+
+    from clinpred.cli.certificates import issue_client_certificate, write_mutual_tls_folder
+    from clinpred.services.common.authorization import METHOD_SCOPES
+
+    target = "overlays/prod"
+    spec = SPECS[service]
+    prefix = f"CLINPRED_{service.upper()}_"
+    container = server(one(rendered, target, "Deployment", service))
+    trust_domain = settings_of(rendered, target, container).get(f"{prefix}TRUST_DOMAIN", "clinpred.local")
+    host = f"{service}.clinpred.svc"
+
+    # The Secrets, made the way k8s/README.md tells operators to.
+    pki = tmp_path / "pki"
+    write_mutual_tls_folder(pki, hosts=[host], trust_domain=trust_domain)
+    database = tmp_path / "risk.db"
+    tls_keys = {"tls.crt": "server.crt", "tls.key": "server.key", "ca.crt": "ca.crt"}
+    tls_keys |= {"client.crt": "client.crt", "client.key": "client.key"}
+    secrets = {
+        f"{service}-grpc-tls": {key: (pki / name).read_bytes() for key, name in tls_keys.items()},
+        "deterioration-database": {"url": f"sqlite:///{database}".encode()},
+        **audit_key_secret(tmp_path, service),
+    }
+    pod = PodRun(rendered, target, service, tmp_path, secrets)
+    server_env = pod.env(container)
+    assert server_env[f"{prefix}POLICY_FILE"].startswith(str(tmp_path)), "the policy must come from a mounted volume"
+    probe_env = {**server_env, "GRPC_PROBE_PORT": str(pod.port), "GRPC_PROBE_TLS_DIR": pod.in_pod(TLS_DIR)}
     assert probe_env["GRPC_PROBE_SERVICE"] == spec.grpc_service
 
     def run_probe(kind: str) -> subprocess.CompletedProcess[str]:
         command = container[kind]["exec"]["command"]
         assert command[:2] == ["python", "/etc/clinpred/probe/grpc_health_probe.py"]
         return subprocess.run(
-            [sys.executable, str(PROBE_SCRIPT), *command[2:]],
+            [sys.executable, pod.in_pod(command[1]), *command[2:]],  # the script from its ConfigMap
             env=probe_env,
             capture_output=True,
             text=True,
@@ -874,31 +1182,129 @@ def test_prod_pod_command_serves_mutual_tls_and_passes_its_probes(rendered: dict
             check=False,
         )
 
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            answer = run_probe("startupProbe")
-            if answer.returncode == 0:
-                break
-            served = (tmp_path / "serve.log").read_text()
-            assert process.poll() is None, f"the server stopped:\n{served[-4000:]}"
-            # BentoML's arbiter outlives crashing workers: a traceback is failure enough.
-            assert "Traceback (most recent call last)" not in served, f"the server failed:\n{served[-4000:]}"
-            assert time.monotonic() < deadline, f"never SERVING: {answer.stderr}\n{served[-4000:]}"
-            time.sleep(1)
+    method = f"/{spec.grpc_service}/GetModelInfo"
+    policy_text = Path(server_env[f"{prefix}POLICY_FILE"]).read_text()
+    (granted_tenant, granted_client), (refused_tenant, refused_client) = granted_and_refused(policy_text, tmp_path, method)
+
+    def call_as(tenant: str, client: str, request_id: str) -> bytes:
+        out = tmp_path / "callers" / tenant / client
+        certificate, key = out.with_suffix(".crt"), out.with_suffix(".key")
+        if not certificate.exists():
+            issue_client_certificate(pki, tenant, client, out=out)
+        credentials = grpc.ssl_channel_credentials(
+            root_certificates=(pki / "ca.crt").read_bytes(),
+            private_key=key.read_bytes(),
+            certificate_chain=certificate.read_bytes(),
+        )
+        options = [("grpc.ssl_target_name_override", host)]
+        with grpc.secure_channel(f"127.0.0.1:{pod.port}", credentials, options=options) as channel:
+            answer: bytes = channel.unary_unary(method)(b"", timeout=30, metadata=[("x-request-id", request_id)])
+            return answer
+
+    started_at = datetime.now(UTC) - timedelta(seconds=5)
+    pod.register_models()
+    with pod.serving() as process:
+        pod.wait_until(process, lambda: "" if (answer := run_probe("startupProbe")).returncode == 0 else answer.stderr)
         assert run_probe("readinessProbe").returncode == 0
         assert run_probe("livenessProbe").returncode == 0
-        import urllib.request
-
-        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/", timeout=10) as response:
+        with urllib.request.urlopen(f"http://127.0.0.1:{pod.metrics_port}/", timeout=10) as response:
             assert response.status == 200
         if service in DATABASE_SECRETS:
             assert database.is_file(), "the server did not open the database its Secret file names"
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        log.close()
+
+        # The policy decides: the granted client is answered, the other refused.
+        assert call_as(granted_tenant, granted_client, "k8s-e2e-granted"), "GetModelInfo answered nothing"
+        with pytest.raises(grpc.RpcError) as refused:
+            call_as(refused_tenant, refused_client, "k8s-e2e-refused")
+        assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED, refused.value.details()
+
+        # A new policy version, swapped in as the kubelet does on `kubectl apply -k`, reaches the
+        # running server through the folder mount: the refused client is granted, without a restart.
+        policy_mount = mount_holding(container, env_of(container)[f"{prefix}POLICY_FILE"])
+        policy_folder = Path(pod.in_pod(policy_mount["mountPath"]))
+        scopes = ", ".join(f'"{s}"' for s in sorted(METHOD_SCOPES[method]))
+        grant = f'\n[[grants]]\ntenant = "{refused_tenant}"\nclients = ["{refused_client}"]\nscopes = [{scopes}]\n'
+        mode = pod_volume(pod.deployment, policy_mount["name"])["configMap"]["defaultMode"]
+        update_volume(policy_folder, {"policy.toml": policy_text + grant}, mode=mode)
+
+        def answered_now() -> str:
+            try:
+                call_as(refused_tenant, refused_client, "k8s-e2e-regranted")
+            except grpc.RpcError as error:
+                return f"still {error.code().name}"
+            return ""
+
+        pod.wait_until(process, answered_now)
+        assert process.poll() is None
+        pod.wait_until_recorded(process, {"k8s-e2e-granted", "k8s-e2e-refused", "k8s-e2e-regranted"})
+
+    # Both calls are in the trail, where it must be durable: the claim's folder, or deterioration's database.
+    entries = pod.verified_audit_entries()
+    by_request = {e.request_id: e for e in entries if e.request_id}
+    answered, denied = by_request["k8s-e2e-granted"], by_request["k8s-e2e-refused"]
+    assert (answered.tenant, answered.client, answered.method, answered.outcome) == (
+        granted_tenant,
+        granted_client,
+        method,
+        "OK",
+    )
+    assert (denied.method, denied.outcome) == (method, "PERMISSION_DENIED")
+    assert answered.service == denied.service == spec.pilot
+    # Refused until each API worker had re-read the policy, then answered once.
+    regranted = [(e.tenant, e.client, e.outcome) for e in entries if e.request_id == "k8s-e2e-regranted"]
+    answered_once = (refused_tenant, refused_client, "OK")
+    assert regranted.count(answered_once) == 1, regranted
+    before = [outcome for (*_, outcome) in regranted if outcome != "OK"]
+    assert before == ["PERMISSION_DENIED"] * len(before), regranted
+    source, _ = pod.audit_source()
+    key = pod.in_pod(env_of(container)[f"{prefix}AUDIT_KEY_FILE"])
+    since = started_at.isoformat()
+    exported = subprocess.run(
+        [str(pod.bin_dir / "clinpred"), "audit", "export", *source, "--key-file", key, "--since", since, "--fhir"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert exported.returncode == 0, exported.stderr
+    events = [json.loads(line) for line in exported.stdout.splitlines()]
+    assert len(events) == len(entries) and all(e["resourceType"] == "AuditEvent" for e in events)
+
+
+@pytest.mark.e2e
+def test_dev_pod_command_serves_plaintext_in_development_mode(rendered: dict[str, Any], tmp_path: Path) -> None:
+    """The dev overlay's tumour pod as it runs: plaintext, no identity, every caller the development
+    caller with what the dev policy grants, and still an audit trail on the claim, sealed with the
+    Secret's key; nothing written outside its volumes (the working directory stays empty)."""
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    service, target = "tumor", "overlays/dev"
+    spec = SPECS[service]
+    pod = PodRun(rendered, target, service, tmp_path, audit_key_secret(tmp_path, service))
+    container = pod.container
+    assert container["readinessProbe"]["grpc"]["service"] == spec.grpc_service
+    method = f"/{spec.grpc_service}/GetModelInfo"
+
+    def ready() -> str:
+        with grpc.insecure_channel(f"127.0.0.1:{pod.port}") as channel:
+            try:
+                answer = health_pb2_grpc.HealthStub(channel).Check(
+                    health_pb2.HealthCheckRequest(service=spec.grpc_service), timeout=5
+                )
+            except grpc.RpcError as error:
+                return str(error.code())
+        return "" if answer.status == health_pb2.HealthCheckResponse.SERVING else str(answer.status)
+
+    pod.register_models()
+    with pod.serving() as process:
+        pod.wait_until(process, ready)
+        with grpc.insecure_channel(f"127.0.0.1:{pod.port}") as channel:
+            assert channel.unary_unary(method)(b"", timeout=30, metadata=[("x-request-id", "k8s-e2e-dev")])
+        pod.wait_until_recorded(process, {"k8s-e2e-dev"})
+        served = pod.log_path.read_text()
+        assert "DEVELOPMENT MODE" in served, "the server must say it runs in development mode"
+    entries = {e.request_id: e for e in pod.verified_audit_entries() if e.request_id}
+    call = entries["k8s-e2e-dev"]
+    assert (call.tenant, call.client, call.outcome) == ("default", "development", "OK")
+    assert not list((tmp_path / "work").iterdir()), "the server wrote into its working directory"
