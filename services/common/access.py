@@ -69,9 +69,12 @@ class AccessRules:
         return self._development_policy
 
     def admit(self, context: grpc.aio.ServicerContext, method_name: str) -> Caller:
-        """The authenticated caller, once the policy grants it the method and its tenant is within its rate."""
+        """The authenticated caller, once the policy grants it the method and its tenant is within its rate.
+
+        The call starts as soon as the caller is known, so a refusal is recorded with who was refused."""
         metadata = tuple(context.invocation_metadata() or ())
         caller = self.authenticator.authenticate(context.auth_context(), metadata)
+        start_call(context, caller.tenant, caller.client)
         authorize(self.policy, caller.tenant, caller.client, method_name, caller.token_scopes)
         self.rate.acquire(caller.tenant)
         return caller
@@ -97,7 +100,6 @@ class AccessInterceptor(AsyncServerInterceptor):
             # Health checks and reflection: no patient data, and probes have no identity.
             return await _passed_through(method(checked(request_or_iterator), context))
         caller = self.rules.admit(context, method_name)
-        start_call(context, caller.tenant, caller.client)
         response_or_iterator = method(checked(request_or_iterator), context)
         if hasattr(response_or_iterator, "__aiter__"):
             return self._stream(response_or_iterator, caller.tenant)

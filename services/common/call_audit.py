@@ -1,7 +1,8 @@
 """One audit record per call, whatever its outcome, written before the caller gets the answer.
 
 Inside the error interceptor, so the record is written before the status is sent (gRPC ends a
-handler once it is) and records the status a domain error maps to. The
+handler once it is) and records the status a domain error maps to. Health checks and reflection
+(no patient, no model) are not recorded. The
 record names the tenant and client, the service and method, the model, a keyed pseudonym of the
 patient (never the identifier), a SHA-256 of the request bytes and the caller's x-request-id. A record
 that cannot be written fails the call with UNAVAILABLE: nothing is answered unrecorded. Streams
@@ -24,6 +25,7 @@ from clinpred.pilots.common.call import Call
 from clinpred.pilots.common.errors import ClinpredError
 from clinpred.services.common.audit import AuditEntry, AuditFileLog, AuditKeys, AuditSqlLog, AuditTrail, write_key_file
 from clinpred.services.common.audit.errors import AuditUnavailable
+from clinpred.services.common.authorization import OPEN_METHODS
 from clinpred.services.common.calls import CallSlot, call_outcome, deadline_of, open_slot
 from clinpred.services.common.settings import ServiceSettings
 
@@ -126,6 +128,9 @@ class AuditInterceptor(AsyncServerInterceptor):
     async def intercept(
         self, method: Callable[..., Any], request_or_iterator: Any, context: grpc.aio.ServicerContext, method_name: str
     ) -> Any:
+        if method_name in OPEN_METHODS:
+            # Health checks and reflection touch no patient and no model; probes make thousands a day.
+            return await _started(method(request_or_iterator, context))
         slot = open_slot()
         deadline = deadline_of(context)
         digest = _Digest()

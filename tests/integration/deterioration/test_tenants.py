@@ -181,6 +181,9 @@ async def test_every_call_is_in_an_intact_audit_trail_without_patient_ids(servic
     records = [r for chain in stored.records_by_writer.values() for r in chain]
     outcomes = {(r.entry.method.rsplit("/", 1)[-1], r.entry.outcome) for r in records if r.entry.tenant == "st-olav"}
     assert {("RegisterPatient", "OK"), ("RecordObservations", "OK"), ("GetLatestRisk", "NOT_FOUND")} <= outcomes, outcomes
+    # A refused caller is recorded as who it was (its certificate was valid; its grant was not).
+    refused = {(r.entry.tenant, r.entry.client) for r in records if r.entry.outcome == "PERMISSION_DENIED"}
+    assert ("st-olav", "unknown-system") in refused and ("st-olav", "ward-board") in refused
     pseudonym = keys.pseudonym("st-olav", "audited-child")
     assert any(r.entry.patient_pseudonym == pseudonym and r.entry.model for r in records)
     text = b"".join(r.to_json() for r in records)
