@@ -208,8 +208,11 @@ def serve(
             example = spec.example + ("" if grpc_port == spec.port else f" --target {shown}:{grpc_port}")
             example += f" --tls-dir {tls_dir}" if tls_dir else ""
             scheme, note = ("grpcs", " (mutual TLS)") if tls else ("grpc", "")
+            # The metrics port has the gRPC port's host and TLS (services/common/metrics_server.py).
+            metrics_scheme = "https" if tls else "http"
             lines.append(
-                f"  {spec.pilot:<14} {scheme}://{shown}:{grpc_port}{note}   metrics http://{shown}:{prom_port}/metrics\n"
+                f"  {spec.pilot:<14} {scheme}://{shown}:{grpc_port}{note}"
+                f"   metrics {metrics_scheme}://{shown}:{prom_port}/metrics\n"
                 f"  {'':<14} try: {example}"
             )
         typer.echo("\nclinpred is serving (Ctrl-C stops):\n" + "\n".join(lines) + "\n", err=False)

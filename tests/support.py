@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import http.client
 import math
 import socket
+import ssl
+from pathlib import Path
 
 import grpc
 from google.rpc import error_details_pb2
@@ -14,6 +17,45 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def listen_addresses(port: int) -> set[str]:
+    """The local addresses TCP sockets of any process listen on at `port` (e.g. {"127.0.0.1"}, {"0.0.0.0"})."""
+    import psutil
+
+    return {c.laddr.ip for c in psutil.net_connections(kind="tcp") if c.status == psutil.CONN_LISTEN and c.laddr.port == port}
+
+
+def another_local_address() -> str:
+    """A local IPv4 address other than 127.0.0.1: a non-loopback interface's, else 127.0.0.2 (Linux
+    answers all of 127.0.0.0/8 on the loopback interface). A socket bound to 127.0.0.1 is not
+    reachable there; one bound to 0.0.0.0 is."""
+    import psutil
+
+    for addresses in psutil.net_if_addrs().values():
+        for address in addresses:
+            if address.family == socket.AF_INET and not address.address.startswith("127."):
+                return str(address.address)
+    return "127.0.0.2"
+
+
+def https_get(
+    port: int, ca: Path, client: tuple[Path, Path] | None, *, server_name: str = "127.0.0.1", path: str = "/metrics"
+) -> tuple[int, str]:
+    """GET over TLS from 127.0.0.1:`port`, checking the server's certificate against `ca` for
+    `server_name`, presenting `client` (certificate, key) if given. Raises OSError (ssl.SSLError
+    among them) or http.client.HTTPException when the server refuses the connection."""
+    context = ssl.create_default_context(cafile=str(ca))
+    if client is not None:
+        context.load_cert_chain(str(client[0]), str(client[1]))
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname=server_name) as connection,
+    ):
+        connection.sendall(f"GET {path} HTTP/1.1\r\nHost: {server_name}\r\nConnection: close\r\n\r\n".encode())
+        response = http.client.HTTPResponse(connection)
+        response.begin()
+        return response.status, response.read().decode()
 
 
 def field_violations(error: grpc.RpcError) -> dict[str, str]:

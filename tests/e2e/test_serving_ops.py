@@ -1,4 +1,4 @@
-"""`bentoml serve-grpc` as `clinpred serve` starts it (cli/services.py): metrics on /metrics and /,
+"""`bentoml serve-grpc` as `clinpred serve` starts it (cli/services.py): metrics on /metrics and /, bound on its host,
 the log level honoured, health checks out of the INFO access log, mistyped variables named once."""
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from clinpred.cli.settings import CliSettings
 from clinpred.services.common.channel import is_serving
 from clinpred.services.tumor.client import TumorClient
 from tests.e2e.conftest import RunningServe
+from tests.support import another_local_address, listen_addresses
 
 pytestmark = pytest.mark.e2e
 
@@ -177,3 +178,11 @@ def test_clinpred_serve_answers_prometheus_on_metrics(tumor_serve: RunningServe)
     status, metrics = get(f"http://127.0.0.1:{tumor_serve.metrics_port}/metrics")
     assert status == 200
     assert classify_ok(metrics) >= 1.0
+
+
+def test_clinpred_serve_binds_the_metrics_port_on_its_host_only(tumor_serve: RunningServe) -> None:
+    """`clinpred serve` binds 127.0.0.1 by default: BentoML alone would bind the metrics port on 0.0.0.0."""
+    assert listen_addresses(tumor_serve.metrics_port) == {"127.0.0.1"}
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection((another_local_address(), tumor_serve.metrics_port), timeout=5).close()
+    assert get(f"http://127.0.0.1:{tumor_serve.metrics_port}/metrics")[0] == 200

@@ -248,7 +248,13 @@ def test_crd_schema_catches_mistakes() -> None:
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "ServiceMonitor",
         "metadata": {"name": "x"},
-        "spec": {"selector": {"matchLabels": {"a": "b"}}, "endpoints": [{"prot": "metrics", "interval": "30 s"}]},
+        "spec": {
+            "selector": {"matchLabels": {"a": "b"}},
+            "endpoints": [
+                {"prot": "metrics", "interval": "30 s"},
+                {"port": "metrics", "tlsConfig": {"keysecret": {"name": "s", "key": "tls.key"}, "ca": {"secret": {"name": "s"}}}},
+            ],
+        },
     }
     answer = subprocess.run(
         [str(venv / "bin" / "python"), str(HERE / "validate_schemas.py"), K8S_VERSIONS[0]],
@@ -259,6 +265,7 @@ def test_crd_schema_catches_mistakes() -> None:
     )
     errors = "\n".join(json.loads(answer.stdout)["errors"])
     assert "'prot'" in errors and "30 s" in errors
+    assert "'keysecret'" in errors and "'key' is a required property" in errors
 
 
 def load_waivers() -> list[dict[str, Any]]:
@@ -420,6 +427,8 @@ def test_headless_service(rendered: dict[str, Any], target: str, service: str) -
     assert ports["grpc"]["port"] == container_port(container, "grpc")
     assert ports["grpc"]["targetPort"] in ("grpc", container_port(container, "grpc"))
     assert ports["metrics"]["targetPort"] in ("metrics", container_port(container, "metrics"))
+    # The metrics port has the gRPC port's TLS (services/common/metrics_server.py).
+    assert ports["metrics"]["appProtocol"] == ("https" if is_mtls(target) else "http")
     pod_labels = one(rendered, target, "Deployment", service)["spec"]["template"]["metadata"]["labels"]
     assert svc["spec"]["selector"].items() <= pod_labels.items()
 
@@ -528,6 +537,24 @@ def test_service_monitor_scrapes_metrics_port(rendered: dict[str, Any], target: 
     assert [e["port"] for e in monitor["spec"]["endpoints"]] == ["metrics"]
     # BentoML's gRPC metrics server answers on "/" only; /metrics gets a 500.
     assert [e["path"] for e in monitor["spec"]["endpoints"]] == ["/"]
+    (endpoint,) = monitor["spec"]["endpoints"]
+    if not is_mtls(target):
+        # Plaintext: reachable only from the monitoring namespace (test_network_policy).
+        assert endpoint["scheme"] == "http" and "tlsConfig" not in endpoint
+        return
+    # With the gRPC port's TLS flags the metrics port serves HTTPS and requires a client certificate
+    # of the same CA: Prometheus checks the server as the probe does and presents its own certificate.
+    container = server(one(rendered, target, "Deployment", service))
+    assert endpoint["scheme"] == "https"
+    tls = endpoint["tlsConfig"]
+    assert not tls.get("insecureSkipVerify", False)
+    assert tls["serverName"] == env_of(container)["GRPC_PROBE_TLS_SERVER_NAME"]
+    assert tls["ca"] == {"secret": {"name": f"{service}-grpc-tls", "key": "ca.crt"}}
+    assert tls["cert"] == {"secret": {"name": SCRAPER_SECRET, "key": "tls.crt"}}
+    assert tls["keySecret"] == {"name": SCRAPER_SECRET, "key": "tls.key"}
+
+
+SCRAPER_SECRET = "metrics-scraper-tls"
 
 
 @pytest.mark.parametrize("service", SERVICE_BASES)
@@ -1207,8 +1234,23 @@ def test_prod_pod_command_serves_mutual_tls_and_passes_its_probes(rendered: dict
         pod.wait_until(process, lambda: "" if (answer := run_probe("startupProbe")).returncode == 0 else answer.stderr)
         assert run_probe("readinessProbe").returncode == 0
         assert run_probe("livenessProbe").returncode == 0
-        with urllib.request.urlopen(f"http://127.0.0.1:{pod.metrics_port}/", timeout=10) as response:
-            assert response.status == 200
+        # The metrics port, as the prod ServiceMonitor scrapes it: HTTPS, the server checked against the
+        # service's CA for the probe's DNS name, Prometheus's client certificate (one of that CA).
+        import http.client
+        import urllib.request
+
+        from tests.support import https_get
+
+        tls_config = one(rendered, "overlays/prod", "ServiceMonitor", service)["spec"]["endpoints"][0]["tlsConfig"]
+        ca = tmp_path / "scrape-ca.crt"
+        ca.write_bytes(secrets[tls_config["ca"]["secret"]["name"]][tls_config["ca"]["secret"]["key"]])
+        scraper = (pki / "client.crt", pki / "client.key")
+        status, exposition = https_get(pod.metrics_port, ca, scraper, server_name=tls_config["serverName"], path="/")
+        assert status == 200 and "clinpred_grpc_request" in exposition
+        with pytest.raises((OSError, http.client.HTTPException)):
+            https_get(pod.metrics_port, ca, None, server_name=tls_config["serverName"], path="/")  # no client certificate
+        with pytest.raises((OSError, http.client.HTTPException)):
+            urllib.request.urlopen(f"http://127.0.0.1:{pod.metrics_port}/", timeout=10)  # plain HTTP
         if service in DATABASE_SECRETS:
             assert database.is_file(), "the server did not open the database its Secret file names"
 

@@ -4,7 +4,12 @@ metrics app on /metrics and /, and the environment and command `clinpred serve` 
 from __future__ import annotations
 
 import io
+import json
 import logging
+import os
+import ssl
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +18,7 @@ import pytest
 
 from clinpred.cli.services import SERVICES, bentoml_env, serve_command, warn_about_unknown_variables
 from clinpred.cli.settings import CliSettings
-from clinpred.services.common.metrics_server import MetricsApp, serve_metrics_with_clinpred
+from clinpred.services.common.metrics_server import MetricsApp, MetricsTls, serve_metrics_with_clinpred
 from clinpred.services.common.server_logs import HealthChecksBelowInfo, LogSettings, checked_log_level
 
 ACCESS_FORMAT = "%s (%s) (%s) %.3fms"  # bentoml.grpc.interceptors.access
@@ -101,6 +106,57 @@ def test_bentoml_serve_grpc_is_told_to_start_our_metrics_server() -> None:
         assert bentoml.serving.SCRIPT_GRPC_PROMETHEUS_SERVER == "clinpred.services.common.metrics_server"
     finally:
         bentoml.serving.SCRIPT_GRPC_PROMETHEUS_SERVER = original
+
+
+ARBITER_HOOK = """
+import json, os, sys
+import bentoml.serving
+from bentoml._internal.configuration.containers import BentoMLContainer
+from bentoml_cli.serve import serve_command
+from clinpred.services.common.metrics_server import serve_metrics_with_clinpred
+
+with serve_command.commands["serve-grpc"].make_context("serve-grpc", sys.argv[1:]):
+    installed = serve_metrics_with_clinpred()
+print(json.dumps([installed, BentoMLContainer.grpc.metrics.host.get(), os.environ["BENTOML_CONFIG_OPTIONS"]]))
+"""
+READ_TLS = """
+import dataclasses, json
+from clinpred.services.common.metrics_server import MetricsTls
+print(json.dumps(dataclasses.asdict(MetricsTls.from_bentoml_config())))
+"""
+
+
+def python(script: str, *args: str, env: dict[str, str]) -> Any:
+    """The JSON a Python child prints last (its own process: BentoML's CLI reconfigures logging)."""
+    answer = subprocess.run([sys.executable, "-c", script, *args], env=env, capture_output=True, text=True, timeout=120)
+    assert answer.returncode == 0, answer.stderr
+    return json.loads(answer.stdout.splitlines()[-1])
+
+
+def test_the_metrics_port_gets_the_host_and_tls_of_bentomls_grpc_options() -> None:
+    """serve_metrics_with_clinpred as the arbiter runs it: inside BentoML's own `serve-grpc` command."""
+    env = dict(os.environ, BENTOML_CONFIG_OPTIONS="api_server.grpc.metrics.port=9961")
+    tls = ("--ssl-certfile", "tls dir/server.crt", "--ssl-keyfile", "tls dir/true", "--ssl-ca-certs", "tls dir/ca.crt")
+    installed, host, options = python(ARBITER_HOOK, "x:svc", "--host", "127.0.0.1", *tls, env=env)
+    # The arbiter binds the metrics socket there (BentoML's default is 0.0.0.0).
+    assert installed and host == "127.0.0.1"
+    assert options.startswith("api_server.grpc.metrics.port=9961 api_server.ssl.enabled=true ")
+    # The metrics server, a process the arbiter starts, reads the TLS files from BentoML's config.
+    assert python(READ_TLS, env=dict(env, BENTOML_CONFIG_OPTIONS=options)) == {
+        "certfile": "tls dir/server.crt",
+        "keyfile": "tls dir/true",
+        "client_ca": "tls dir/ca.crt",
+    }
+    # Without TLS: the host only.
+    assert python(ARBITER_HOOK, "x:svc", "--host", "10.1.2.3", env=env) == [True, "10.1.2.3", env["BENTOML_CONFIG_OPTIONS"]]
+
+
+def test_metrics_tls_requires_client_certificates_when_it_has_a_client_ca() -> None:
+    mutual = MetricsTls("tls/server.crt", "tls/server.key", "tls/ca.crt").uvicorn_options()
+    assert (mutual["ssl_ca_certs"], mutual["ssl_cert_reqs"]) == ("tls/ca.crt", ssl.CERT_REQUIRED)
+    assert MetricsTls("tls/server.crt", "tls/server.key").uvicorn_options()["ssl_cert_reqs"] == ssl.CERT_NONE
+    with pytest.raises(ValueError, match="quote"):
+        MetricsTls('tls/"server".crt', "tls/server.key").bentoml_config_options()
 
 
 def test_clinpred_serve_passes_the_log_level_to_the_served_processes(tmp_path: Path) -> None:
