@@ -30,6 +30,8 @@ def clinpred_server(port: int, metrics_port: int, api_workers: int, state_dir: P
         str(metrics_port),
         "--api-workers",
         str(api_workers),
+        # Plaintext, as the peer serves: the benchmark compares serving, not TLS (bench/README.md).
+        "--insecure-development",
     ]
     env = dict(os.environ)
     # Our own BentoML home and model store, apart from anyone's `make run` or e2e tests.

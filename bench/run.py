@@ -250,7 +250,11 @@ def main(argv: list[str] | None = None) -> int:
                 "load_average_after": list(psutil.getloadavg()),
                 "platform": platform.platform(),
             },
-            "ours": {"versions": our_versions(), "api_workers": args.api_workers, "command": "clinpred serve tumor"},
+            "ours": {
+                "versions": our_versions(),
+                "api_workers": args.api_workers,
+                "command": "clinpred serve tumor --insecure-development",
+            },
             "peer": {
                 "versions": peer_versions,
                 "parallel_workers": args.peer_workers,

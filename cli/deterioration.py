@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from clinpred.cli.options import (
+    InsecureOption,
     JsonOption,
     TargetOption,
     TimeoutOption,
@@ -130,10 +131,10 @@ def simulate(
         typer.echo(f"  {table}: {path}")
 
 
-def _client(target: str, timeout: float, tls_dir: Path | None) -> DeteriorationClient:
+def _client(target: str, timeout: float, tls_dir: Path | None, insecure_development: bool) -> DeteriorationClient:
     from clinpred.services.deterioration.client import DeteriorationClient
 
-    return DeteriorationClient(target, timeout=timeout, tls=client_tls(tls_dir))
+    return DeteriorationClient(target, timeout=timeout, tls=client_tls(tls_dir, insecure_development))
 
 
 def _read_patient(source: Path) -> pb.Patient:
@@ -183,12 +184,13 @@ def register_patient(
     timeout: TimeoutOption = DEFAULT_TIMEOUT,
     as_json: JsonOption = False,
     tls_dir: TlsOption = None,
+    insecure_development: InsecureOption = False,
 ) -> None:
     """Create or update a patient (RegisterPatient). --json: the RegisterPatientResponse."""
     from clinpred.services.api.deterioration.v1 import deterioration_pb2 as pb
 
     message = _read_patient(patient)
-    with _client(target, timeout, tls_dir) as client:
+    with _client(target, timeout, tls_dir, insecure_development) as client:
         answer = client.register_patient(message)
     if as_json:
         print_message(pb.RegisterPatientResponse(patient=answer))
@@ -204,13 +206,14 @@ def record(
     timeout: TimeoutOption = DEFAULT_TIMEOUT,
     as_json: JsonOption = False,
     tls_dir: TlsOption = None,
+    insecure_development: InsecureOption = False,
 ) -> None:
     """Record a batch of observations and print the updated risk (RecordObservations).
 
     --json: the RecordObservationsResponse.
     """
     messages = _read_observations(observations)
-    with _client(target, timeout, tls_dir) as client:
+    with _client(target, timeout, tls_dir, insecure_development) as client:
         answer = client.record(patient_id, messages)
     if as_json:
         print_message(answer)
@@ -231,6 +234,7 @@ def score(
     timeout: TimeoutOption = DEFAULT_TIMEOUT,
     as_json: JsonOption = False,
     tls_dir: TlsOption = None,
+    insecure_development: InsecureOption = False,
 ) -> None:
     """Score a patient's observations without storing anything (ScoreObservations).
 
@@ -240,7 +244,7 @@ def score(
 
     when = _parse_time(at, "--at") if at is not None else None
     person, readings = _read_patient(patient), _read_observations(observations)
-    with _client(target, timeout, tls_dir) as client:
+    with _client(target, timeout, tls_dir, insecure_development) as client:
         answer = client.score(person, readings, at=when)
     if as_json:
         print_message(pb.ScoreObservationsResponse(score=answer))
@@ -266,12 +270,13 @@ def latest(
     timeout: TimeoutOption = DEFAULT_TIMEOUT,
     as_json: JsonOption = False,
     tls_dir: TlsOption = None,
+    insecure_development: InsecureOption = False,
 ) -> None:
     """The latest risk, or "unchanged" when --known-version is still the latest (GetLatestRisk).
 
     --json: the GetLatestRiskResponse.
     """
-    with _client(target, timeout, tls_dir) as client:
+    with _client(target, timeout, tls_dir, insecure_development) as client:
         answer = client.latest(patient_id, known_version)
     if as_json:
         print_message(answer)
@@ -290,9 +295,10 @@ def history(
     timeout: TimeoutOption = DEFAULT_TIMEOUT,
     as_json: JsonOption = False,
     tls_dir: TlsOption = None,
+    insecure_development: InsecureOption = False,
 ) -> None:
     """Earlier scores, newest first, one line each (ListRiskHistory). --json: the ListRiskHistoryResponse."""
-    with _client(target, timeout, tls_dir) as client:
+    with _client(target, timeout, tls_dir, insecure_development) as client:
         answer = client.history(patient_id, page_size, page_token)
     if as_json:
         print_message(answer)
@@ -313,12 +319,13 @@ def watch(
     target: TargetOption = DEFAULT_TARGET,
     as_json: JsonOption = False,
     tls_dir: TlsOption = None,
+    insecure_development: InsecureOption = False,
 ) -> None:
     """Print new scores and alerts of a ward or team as they come (WatchRisk; Ctrl-C stops).
 
     --json: one WatchRiskResponse per line (JSON Lines).
     """
-    with _client(target, DEFAULT_TIMEOUT, tls_dir) as client:
+    with _client(target, DEFAULT_TIMEOUT, tls_dir, insecure_development) as client:
         for event in client.watch(ward=ward, team=team):
             if as_json:
                 print_message(event, one_line=True)
@@ -336,13 +343,14 @@ def fhir(
     timeout: TimeoutOption = DEFAULT_TIMEOUT,
     as_json: JsonOption = False,
     tls_dir: TlsOption = None,
+    insecure_development: InsecureOption = False,
 ) -> None:
     """The latest score as HL7 FHIR R4: a RiskAssessment and the PEWS Observation (ExportFhir).
 
     --json: the ExportFhirResponse, whose riskAssessmentJson and pewsObservationJson hold the two FHIR
     resources as JSON text (e.g. `... --json | jq -r .riskAssessmentJson`).
     """
-    with _client(target, timeout, tls_dir) as client:
+    with _client(target, timeout, tls_dir, insecure_development) as client:
         answer = client.export_fhir(patient_id)
     if as_json:
         print_message(answer)
@@ -369,12 +377,13 @@ def info(
     timeout: TimeoutOption = DEFAULT_TIMEOUT,
     as_json: JsonOption = False,
     tls_dir: TlsOption = None,
+    insecure_development: InsecureOption = False,
 ) -> None:
     """The serving model: identity, horizon, features, held-out metrics beside PEWS (GetModelInfo).
 
     --json: the GetModelInfoResponse.
     """
-    with _client(target, timeout, tls_dir) as client:
+    with _client(target, timeout, tls_dir, insecure_development) as client:
         answer = client.model_info()
     if as_json:
         print_message(answer)
@@ -394,6 +403,7 @@ def example(
     timeout: TimeoutOption = DEFAULT_TIMEOUT,
     as_json: JsonOption = False,
     tls_dir: TlsOption = None,
+    insecure_development: InsecureOption = False,
 ) -> None:
     """Register a demo patient, record a feverish evening at home, and poll the risk.
 
@@ -422,7 +432,7 @@ def example(
         (3, {"heart_rate": 128, "respiratory_rate": 28, "temperature_c": 38.4, "spo2": 96, "avpu": "A"}),
         (1, {"heart_rate": 146, "respiratory_rate": 34, "temperature_c": 39.1, "spo2": 93, "capillary_refill_s": 3}),
     ]
-    with _client(target, timeout, tls_dir) as client:
+    with _client(target, timeout, tls_dir, insecure_development) as client:
         registered = client.register_patient(patient)
         batch = [
             observation(f"demo-{int((now - timedelta(hours=h)).timestamp())}", now - timedelta(hours=h), **values)

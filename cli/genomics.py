@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from clinpred.cli.options import (
+    InsecureOption,
     JsonOption,
     TargetOption,
     TimeoutOption,
@@ -245,10 +246,10 @@ def _source(vcf: Path | None, example: bool) -> Path | None:
     return vcf
 
 
-def _client(target: str, timeout: float, tls_dir: Path | None) -> GenomicsClient:
+def _client(target: str, timeout: float, tls_dir: Path | None, insecure_development: bool) -> GenomicsClient:
     from clinpred.services.genomics.client import GenomicsClient
 
-    return GenomicsClient(target, timeout=timeout, tls=client_tls(tls_dir))
+    return GenomicsClient(target, timeout=timeout, tls=client_tls(tls_dir, insecure_development))
 
 
 def _build_name(build: int) -> str:
@@ -280,6 +281,7 @@ def assess(
     timeout: TimeoutOption = DEFAULT_TIMEOUT,
     as_json: JsonOption = False,
     tls_dir: TlsOption = None,
+    insecure_development: InsecureOption = False,
 ) -> None:
     """Risk per cancer for the samples of a VCF: score, percentile, absolute risk, top variants, SHAP (AssessVcf).
 
@@ -292,7 +294,7 @@ def assess(
     if example and build is not None:
         raise typer.BadParameter("--example uses the build of the published score; leave out --build", param_hint="--build")
     person = patient(age, sex.value, family_history or [], sample_id=sample)
-    with _client(target, timeout, tls_dir) as client:
+    with _client(target, timeout, tls_dir, insecure_development) as client:
         if path is None:
             published = client.score_layout(client.list_scores().scores[0].cancer)
             source, chosen_build = _example_vcf(published, seed)
@@ -340,6 +342,7 @@ def encrypted(
     timeout: TimeoutOption = DEFAULT_TIMEOUT,
     as_json: JsonOption = False,
     tls_dir: TlsOption = None,
+    insecure_development: InsecureOption = False,
 ) -> None:
     """Homomorphic scoring: encrypt here, score on the server, decrypt and compute percentile and risk here.
 
@@ -354,7 +357,7 @@ def encrypted(
     path = _source(vcf, example)
     if example and build is not None:
         raise typer.BadParameter("--example uses the build of the published score; leave out --build", param_hint="--build")
-    with _client(target, timeout, tls_dir) as client:
+    with _client(target, timeout, tls_dir, insecure_development) as client:
         published = client.score_layout(score_key)
         published_build = _build_name(published.build)
         if path is None:
@@ -427,12 +430,13 @@ def layout(
     timeout: TimeoutOption = DEFAULT_TIMEOUT,
     as_json: JsonOption = False,
     tls_dir: TlsOption = None,
+    insecure_development: InsecureOption = False,
 ) -> None:
     """The published variant order, weights and reference distribution of a score (GetScoreLayout).
 
     What an encrypting client needs; --json: the GetScoreLayoutResponse (every variant).
     """
-    with _client(target, timeout, tls_dir) as client:
+    with _client(target, timeout, tls_dir, insecure_development) as client:
         answer = client.score_layout(score_key)
     if as_json:
         print_message(answer)
@@ -458,9 +462,10 @@ def scores(
     timeout: TimeoutOption = DEFAULT_TIMEOUT,
     as_json: JsonOption = False,
     tls_dir: TlsOption = None,
+    insecure_development: InsecureOption = False,
 ) -> None:
     """The configured scores and cancers (ListScores). --json: the ListScoresResponse."""
-    with _client(target, timeout, tls_dir) as client:
+    with _client(target, timeout, tls_dir, insecure_development) as client:
         answer = client.list_scores()
     if as_json:
         print_message(answer)
@@ -480,9 +485,10 @@ def info(
     timeout: TimeoutOption = DEFAULT_TIMEOUT,
     as_json: JsonOption = False,
     tls_dir: TlsOption = None,
+    insecure_development: InsecureOption = False,
 ) -> None:
     """The serving models: identity, score, horizon, metrics (GetModelInfo). --json: the GetModelInfoResponse."""
-    with _client(target, timeout, tls_dir) as client:
+    with _client(target, timeout, tls_dir, insecure_development) as client:
         answer = client.model_info()
     if as_json:
         print_message(answer)

@@ -15,7 +15,9 @@ Failures map to the exit codes of `clinpred.cli.errors.ExitCode`, listed by `cli
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -30,7 +32,7 @@ import typer
 import clinpred
 from clinpred.cli import audit, deterioration, genomics, tumor
 from clinpred.cli.errors import DEBUG_ENV, ExitCode, ReportingGroup, exit_codes_help
-from clinpred.cli.options import JsonOption, TlsOption, fail, print_json, tls_folder
+from clinpred.cli.options import JsonOption, TlsOption, default_tls_folder, fail, print_json, tls_folder
 from clinpred.cli.services import (
     SERVICES,
     ServiceSpec,
@@ -147,7 +149,16 @@ def _raise_interrupt(signum: int, frame: object) -> None:
 
 
 def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM to each `bentoml serve-grpc`, SIGKILL after 15 s; then to whatever of theirs is left.
+
+    BentoML's arbiter starts its API workers and metrics server in process groups of their own, so
+    a killed arbiter would leave them serving (and holding the ports) without this last step."""
+    import psutil
+
+    descendants: list[psutil.Process] = []
     for process in processes:
+        with contextlib.suppress(psutil.Error):
+            descendants.extend(psutil.Process(process.pid).children(recursive=True))
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGTERM)
     for process in processes:
@@ -155,6 +166,49 @@ def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
             process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
+    _, alive = psutil.wait_procs(descendants, timeout=5)
+    for leftover in alive:
+        with contextlib.suppress(psutil.Error):
+            leftover.kill()
+
+
+DEVELOPMENT_WARNING = """\
+WARNING ========================================================================
+WARNING  --insecure-development: serving PLAINTEXT in DEVELOPMENT MODE.
+WARNING  No TLS and no client certificates: whoever reaches these ports is the
+WARNING  development tenant with every scope, and anyone on the way can read and
+WARNING  change the traffic. Never serve patient data like this.
+WARNING  Without the flag `clinpred serve` serves mutual TLS (default folder
+WARNING  <state dir>/tls, made on first use; or --tls-dir DIR).
+WARNING ========================================================================"""
+WILDCARD_HOSTS = ("0.0.0.0", "::")
+CERTIFICATE_HOSTS = ["localhost", "127.0.0.1"]
+SERVER_FILES = ("ca.crt", "server.crt", "server.key", "client.crt", "client.key")
+
+
+def _serving_tls(settings: CliSettings, tls_dir: Path | None, host: str) -> TlsDir:
+    """The folder given, else the state dir's, which is made (a new private CA) on first use."""
+    if tls_dir is not None:
+        return tls_folder(tls_dir, *SERVER_FILES)
+    path = settings.tls_dir
+    if not path.exists():
+        from clinpred.cli.certificates import write_mutual_tls_folder
+
+        hosts = CERTIFICATE_HOSTS + ([host] if host not in (*WILDCARD_HOSTS, *CERTIFICATE_HOSTS) else [])
+        issued = write_mutual_tls_folder(path, hosts=hosts)
+        typer.echo(
+            f"made {path}/ for mutual TLS: a private CA, a server certificate for {', '.join(hosts)} and, for trying"
+            f" the examples, client.crt ({issued.spiffe_id}, every scope in policy.toml)"
+        )
+    return default_tls_folder(*SERVER_FILES)
+
+
+def _example(spec: ServiceSpec, target: str, tls_dir: Path | None, settings: CliSettings, insecure: bool) -> str:
+    """The `try:` command of the banner, with only the options that differ from `clinpred call`'s defaults."""
+    example = spec.example + ("" if target == f"127.0.0.1:{spec.port}" else f" --target {target}")
+    if tls_dir is not None and tls_dir.resolve() != settings.tls_dir.resolve():
+        example += f" --tls-dir {shlex.quote(str(tls_dir))}"
+    return example + (" --insecure-development" if insecure else "")
 
 
 @app.command()
@@ -169,16 +223,28 @@ def serve(
         LogLevel, typer.Option(help="Least severe log records shown; health checks are logged only at debug.")
     ] = LogLevel.info,
     tls_dir: TlsOption = None,
+    insecure_development: Annotated[
+        bool,
+        typer.Option(
+            "--insecure-development",
+            help="Serve plaintext in development mode: no certificates, every caller the development tenant with"
+            " every scope. Never with patient data.",
+        ),
+    ] = False,
 ) -> None:
-    """Start services with `bentoml serve-grpc` in the foreground; Ctrl-C (or SIGTERM) stops them."""
+    """Start services with `bentoml serve-grpc` in the foreground; Ctrl-C (or SIGTERM) stops them.
+
+    Mutual TLS with the certificates of --tls-dir, by default of <state dir>/tls (var/tls), which is made on
+    first use: a private CA, a server certificate and a client certificate for trying the examples.
+    """
     settings = CliSettings()
-    tls = tls_folder(tls_dir, "ca.crt", "server.crt", "server.key", "client.crt", "client.key")
-    if tls is None:
-        typer.echo(
-            "WARNING: no --tls-dir: serving plaintext in DEVELOPMENT MODE; every caller is tenant 'default' with every"
-            " scope. Never serve patients like this: `clinpred tls init DIR`, then `clinpred serve --tls-dir DIR`.",
-            err=True,
-        )
+    tls: TlsDir | None = None
+    if insecure_development:
+        if tls_dir is not None:
+            raise typer.BadParameter("give either --tls-dir or --insecure-development", param_hint="--insecure-development")
+        typer.echo(DEVELOPMENT_WARNING, err=True)
+    else:
+        tls = _serving_tls(settings, tls_dir, host)
     specs = list(SERVICES.values()) if service == "all" else [SERVICES[str(service)]]
     server_log_level = checked_log_level(log_level.value)
     processes: list[subprocess.Popen[bytes]] = []
@@ -203,11 +269,10 @@ def serve(
                 start_new_session=True,
             )
             processes.append(process)
-            shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+            shown = "127.0.0.1" if host in WILDCARD_HOSTS else host
             _wait_until_serving(spec, f"{shown}:{grpc_port}", process, startup_timeout, tls)
-            example = spec.example + ("" if grpc_port == spec.port else f" --target {shown}:{grpc_port}")
-            example += f" --tls-dir {tls_dir}" if tls_dir else ""
-            scheme, note = ("grpcs", " (mutual TLS)") if tls else ("grpc", "")
+            example = _example(spec, f"{shown}:{grpc_port}", tls_dir, settings, insecure_development)
+            scheme, note = ("grpcs", " (mutual TLS)") if tls else ("grpc", " (PLAINTEXT, development mode)")
             # The metrics port has the gRPC port's host and TLS (services/common/metrics_server.py).
             metrics_scheme = "https" if tls else "http"
             lines.append(

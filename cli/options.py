@@ -1,7 +1,9 @@
 """Options and output that mean the same in every command.
 
 - `--target host:port`: the service to call (default: where `clinpred serve` starts it).
-- `--tls-dir DIR`: mutual TLS with the files `clinpred tls init` writes.
+- `--tls-dir DIR`: mutual TLS with the files `clinpred tls init` writes; default `<state dir>/tls`, the
+  folder `clinpred serve` makes on first use (`var/tls` of the checkout).
+- `--insecure-development`: plaintext, for a server started with `clinpred serve --insecure-development`.
 - `--timeout SECONDS`: the deadline of each call.
 - `--json`: for a call, the API's response message as proto3 JSON (`MessageToJson`); streams print one
   message per line (JSON Lines). For a local command, the JSON object its help describes.
@@ -22,6 +24,7 @@ from google.protobuf.message import Message
 
 from clinpred.cli.errors import ExitCode
 from clinpred.cli.services import SERVICES, TlsDir
+from clinpred.cli.settings import CliSettings
 from clinpred.pilots.common.errors import FieldViolation, InvalidInput
 from clinpred.services.common.channel import ClientTls
 
@@ -30,8 +33,21 @@ if TYPE_CHECKING:
 
 TlsOption = Annotated[
     Path | None,
-    typer.Option("--tls-dir", help="Mutual TLS: folder with ca.crt, server.crt, server.key, client.crt, client.key."),
+    typer.Option(
+        "--tls-dir",
+        help="Mutual TLS with the files of this folder (ca.crt, server.crt/.key, client.crt/.key, as `clinpred tls init`"
+        " writes them). Default: <state dir>/tls (var/tls of the checkout), which `clinpred serve` makes on first use.",
+        show_default=False,
+    ),
 ]
+InsecureOption = Annotated[
+    bool,
+    typer.Option(
+        "--insecure-development",
+        help="Development only: plaintext, no certificates, one tenant with every scope. Never with patient data.",
+    ),
+]
+CLIENT_FILES = ("ca.crt", "client.crt", "client.key")
 TargetOption = Annotated[str, typer.Option("--target", help="host:port of the service.")]
 TimeoutOption = Annotated[float, typer.Option("--timeout", min=0.001, help="Deadline of each call, in seconds.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the answer as JSON (see `clinpred --help`).")]
@@ -53,9 +69,8 @@ def fail(message: str, code: ExitCode = ExitCode.ERROR) -> typer.Exit:
     return typer.Exit(code)
 
 
-def tls_folder(tls_dir: Path | None, *needed: str) -> TlsDir | None:
-    if tls_dir is None:
-        return None
+def tls_folder(tls_dir: Path, *needed: str) -> TlsDir:
+    """The folder given as --tls-dir, with the files `needed`; a missing one is a usage error."""
     folder = TlsDir(tls_dir)
     try:
         folder.check(*needed)
@@ -64,9 +79,33 @@ def tls_folder(tls_dir: Path | None, *needed: str) -> TlsDir | None:
     return folder
 
 
-def client_tls(tls_dir: Path | None) -> ClientTls | None:
-    folder = tls_folder(tls_dir, "ca.crt", "client.crt", "client.key")
-    return folder.client() if folder else None
+def default_tls_folder(*needed: str) -> TlsDir:
+    """The state dir's TLS folder, with the files `needed`; exits (failed precondition) when they are missing."""
+    path = CliSettings().tls_dir
+    if not path.is_dir():
+        raise fail(
+            f"no TLS folder at {path}: start the services with `clinpred serve` (it makes one there) or run"
+            f" `clinpred tls init {path}`; --tls-dir names another folder, --insecure-development calls a plaintext"
+            " development server",
+            ExitCode.FAILED_PRECONDITION,
+        )
+    folder = TlsDir(path)
+    try:
+        folder.check(*needed)
+    except FileNotFoundError as error:
+        hint = f"`clinpred tls init {path}` writes a new folder, CLINPRED_STATE_DIR moves it"
+        raise fail(f"{error}; {hint}", ExitCode.FAILED_PRECONDITION) from None
+    return folder
+
+
+def client_tls(tls_dir: Path | None, insecure_development: bool = False) -> ClientTls | None:
+    """The client side of mutual TLS: `tls_dir`, else the default folder; None (plaintext) only when asked."""
+    if insecure_development:
+        if tls_dir is not None:
+            raise typer.BadParameter("give either --tls-dir or --insecure-development", param_hint="--insecure-development")
+        return None
+    folder = tls_folder(tls_dir, *CLIENT_FILES) if tls_dir is not None else default_tls_folder(*CLIENT_FILES)
+    return folder.client()
 
 
 def print_message(message: Message, *, one_line: bool = False) -> None:

@@ -50,7 +50,9 @@ def render_markdown() -> str:
         " --write README.md): edit the commands' docstrings, then regenerate. -->",
         "",
         "`clinpred COMMAND --help` gives every option. `call` commands take `--target HOST:PORT` (default: the"
-        " service's port on 127.0.0.1), `--timeout`, `--tls-dir DIR` and `--json`, which prints the API's"
+        " service's port on 127.0.0.1), `--timeout`, `--tls-dir DIR` (mutual TLS; default: `var/tls`, the folder"
+        " `clinpred serve` makes), `--insecure-development` (plaintext, for `clinpred serve --insecure-development`)"
+        " and `--json`, which prints the API's"
         " response message as proto3 JSON (one message per line for streams); local commands' `--json`"
         " prints the object their `--help` describes. One option name means one thing in every command.",
         "",

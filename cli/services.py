@@ -156,7 +156,7 @@ class TlsDir:
         return ServerTls(relative / "server.crt", relative / "server.key", relative / "ca.crt")
 
     def client(self) -> ClientTls:
-        return ClientTls(self.path / "ca.crt", self.path / "client.crt", self.path / "client.key")
+        return ClientTls.from_folder(self.path)
 
     def check(self, *names: str) -> None:
         missing = [n for n in names if not (self.path / n).is_file()]

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from clinpred.cli.options import (
+    InsecureOption,
     JsonOption,
     TargetOption,
     TimeoutOption,
@@ -118,10 +119,10 @@ def example_csv(
         typer.echo(f"{output}: {len(rows)} cases, {len(names)} features" + (", label column diagnosis" if label else ""))
 
 
-def _client(target: str, timeout: float, tls_dir: Path | None) -> TumorClient:
+def _client(target: str, timeout: float, tls_dir: Path | None, insecure_development: bool) -> TumorClient:
     from clinpred.services.tumor.client import TumorClient
 
-    return TumorClient(target, timeout=timeout, tls=client_tls(tls_dir))
+    return TumorClient(target, timeout=timeout, tls=client_tls(tls_dir, insecure_development))
 
 
 @call_app.command("classify")
@@ -135,6 +136,7 @@ def classify(
     timeout: TimeoutOption = DEFAULT_TIMEOUT,
     as_json: JsonOption = False,
     tls_dir: TlsOption = None,
+    insecure_development: InsecureOption = False,
 ) -> None:
     """Classify one case (Classify). --json: the ClassifyResponse."""
     from clinpred.services.api.tumor.v1 import tumor_pb2
@@ -142,7 +144,7 @@ def classify(
     if example == (features is not None):
         raise typer.BadParameter("give either --features FILE.json or --example", param_hint="--features")
     values = _features_from_json(features) if features is not None else None
-    with _client(target, timeout, tls_dir) as client:
+    with _client(target, timeout, tls_dir, insecure_development) as client:
         if values is None:
             values = _wdbc_example([f.name for f in client.model_info().features])
         answer = client.classify(values, case_id=case_id)
@@ -248,6 +250,7 @@ def batch(
     timeout: TimeoutOption = DEFAULT_TIMEOUT,
     as_json: JsonOption = False,
     tls_dir: TlsOption = None,
+    insecure_development: InsecureOption = False,
 ) -> None:
     """Classify every row of a CSV in one call (ClassifyBatch). --json: the ClassifyBatchResponse.
 
@@ -259,7 +262,7 @@ def batch(
     from clinpred.services.api.tumor.v1 import tumor_pb2
 
     cases = read_cases_csv(cases_csv)
-    with _client(target, timeout, tls_dir) as client:
+    with _client(target, timeout, tls_dir, insecure_development) as client:
         try:
             answers = client.classify_batch((c.case_id, c.features) for c in cases)
         except grpc.RpcError as error:
@@ -284,6 +287,7 @@ def stream(
     target: TargetOption = DEFAULT_TARGET,
     as_json: JsonOption = False,
     tls_dir: TlsOption = None,
+    insecure_development: InsecureOption = False,
 ) -> None:
     """Send each row of a CSV as one message (ClassifyStream) and print each answer as it arrives.
 
@@ -292,7 +296,7 @@ def stream(
     from clinpred.services.api.tumor.v1 import tumor_pb2
 
     cases = read_cases_csv(cases_csv)
-    with _client(target, DEFAULT_TIMEOUT, tls_dir) as client:
+    with _client(target, DEFAULT_TIMEOUT, tls_dir, insecure_development) as client:
         answers = client.classify_stream((c.case_id, c.features) for c in cases)
         if as_json:
             for answer in answers:
@@ -307,9 +311,10 @@ def info(
     timeout: TimeoutOption = DEFAULT_TIMEOUT,
     as_json: JsonOption = False,
     tls_dir: TlsOption = None,
+    insecure_development: InsecureOption = False,
 ) -> None:
     """The serving model: identity, classes, features, metrics (GetModelInfo). --json: the GetModelInfoResponse."""
-    with _client(target, timeout, tls_dir) as client:
+    with _client(target, timeout, tls_dir, insecure_development) as client:
         answer = client.model_info()
     if as_json:
         print_message(answer)

@@ -21,6 +21,12 @@ class ClientTls:
     cert: Path | None = None
     key: Path | None = None
 
+    @classmethod
+    def from_folder(cls, folder: Path | str) -> ClientTls:
+        """ca.crt, client.crt and client.key of a folder `clinpred tls init` wrote (`make run` writes var/tls)."""
+        path = Path(folder)
+        return cls(path / "ca.crt", path / "client.crt", path / "client.key")
+
     def credentials(self) -> grpc.ChannelCredentials:
         if (self.cert is None) != (self.key is None):
             raise ValueError("a client certificate needs its key, and a key its certificate")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from clinpred.services.common.channel import ClientTls
 from tests.conftest import REPO
 from tests.support import free_port
 
@@ -26,10 +28,24 @@ class RunningServe:
     metrics_port: int
     state_dir: str = ""
     output: list[str] = field(default_factory=list)
+    # The client side of the TLS folder it serves (None: --insecure-development).
+    tls: ClientTls | None = None
 
     @property
     def target(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The environment `clinpred serve` ran in, for `clinpred` commands that find its state dir."""
+        return dict(os.environ, CLINPRED_STATE_DIR=self.state_dir)
+
+    def printed_command(self) -> list[str]:
+        """The banner's `try:` command, split as a shell would."""
+        suggested = next(line.split("try:", 1)[1].strip() for line in self.output if "try:" in line)
+        words = shlex.split(suggested)
+        assert words[0] == "clinpred"
+        return [str(Path(sys.executable).with_name("clinpred")), *words[1:]]
 
 
 def _pump(process: subprocess.Popen[str], sink: list[str], ready: threading.Event) -> None:
@@ -69,13 +85,27 @@ def start_clinpred_serve(
     process = subprocess.Popen(
         command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
     )
-    running = RunningServe(process, port, metrics_port, state_dir=str(state_dir))
+    running = RunningServe(process, port, metrics_port, state_dir=str(state_dir), tls=_served_tls(state_dir, extra))
     ready = threading.Event()
     threading.Thread(target=_pump, args=(process, running.output, ready), daemon=True).start()
     if not ready.wait(timeout) or process.poll() is not None:
         stop(running)
         pytest.fail("clinpred serve did not start:\n" + "".join(running.output[-60:]))
     return running
+
+
+def buf_tls_flags(running: RunningServe) -> list[str]:
+    """`buf curl`'s options for calling `running` with its client certificate (URLs then start https://)."""
+    assert running.tls is not None and running.tls.cert is not None and running.tls.key is not None
+    return ["--cacert", str(running.tls.ca), "--cert", str(running.tls.cert), "--key", str(running.tls.key)]
+
+
+def _served_tls(state_dir: Path, extra: tuple[str, ...]) -> ClientTls | None:
+    if "--insecure-development" in extra:
+        return None
+    if "--tls-dir" in extra:
+        return ClientTls.from_folder(extra[extra.index("--tls-dir") + 1])
+    return ClientTls.from_folder(state_dir / "tls")  # the default folder `clinpred serve` makes
 
 
 def kill(running: RunningServe) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shlex
 import subprocess
 import sys
 import threading
@@ -18,10 +17,11 @@ import pytest
 from clinpred.services.api.deterioration.v1 import deterioration_pb2 as pb
 from clinpred.services.deterioration.client import DeteriorationClient, observation
 from tests.conftest import REPO
-from tests.e2e.conftest import RunningServe, kill, start_clinpred_serve, stop
+from tests.e2e.conftest import RunningServe, buf_tls_flags, kill, start_clinpred_serve, stop
 from tests.integration.deterioration.conftest import ADMIN_URL
 
 pytestmark = pytest.mark.e2e
+CLINPRED = str(Path(sys.executable).with_name("clinpred"))
 NOW = datetime.now(UTC).replace(microsecond=0)
 PATIENT = {
     "patientId": "e2e-1",
@@ -50,11 +50,7 @@ def reading(index: int, hours_ago: float, heart_rate: float = 120) -> pb.Observa
 
 
 def run_printed_command(running: RunningServe) -> str:
-    suggested = next(line.split("try:", 1)[1].strip() for line in running.output if "try:" in line)
-    words = shlex.split(suggested)
-    result = subprocess.run(
-        [str(Path(sys.executable).with_name("clinpred")), *words[1:]], capture_output=True, text=True, timeout=60
-    )
+    result = subprocess.run(running.printed_command(), capture_output=True, text=True, timeout=60, env=running.env)
     assert result.returncode == 0, result.stderr
     return result.stdout
 
@@ -68,7 +64,7 @@ def test_an_acknowledged_write_survives_sigkill(
         env["CLINPRED_DETERIORATION_DATABASE_URL"] = request.getfixturevalue("postgres_database")
     running = start_clinpred_serve("deterioration", tmp_path, api_workers=1, env_extra=env)
     try:
-        with DeteriorationClient(running.target) as client:
+        with DeteriorationClient(running.target, tls=running.tls) as client:
             client.register_patient(PATIENT)
             acknowledged = client.record("e2e-1", [reading(1, 5), reading(2, 3, heart_rate=150)])
     finally:
@@ -76,26 +72,34 @@ def test_an_acknowledged_write_survives_sigkill(
     assert acknowledged.stored == 2
     restarted = start_clinpred_serve("deterioration", tmp_path, api_workers=1, env_extra=env, port=running.port)
     try:
-        with DeteriorationClient(restarted.target) as client:
+        with DeteriorationClient(restarted.target, tls=restarted.tls) as client:
             latest = client.latest("e2e-1")
             retried = client.record("e2e-1", [reading(1, 5), reading(2, 3, heart_rate=150)])
     finally:
         stop(restarted)
     assert latest.score == acknowledged.score
     assert (retried.stored, retried.duplicates) == (0, 2)
+    assert not any(line.startswith("made ") for line in restarted.output)  # the first start's TLS folder, reused
 
 
-def test_the_printed_example_and_buf_curl_work(tmp_path: Path) -> None:
-    running = start_clinpred_serve("deterioration", tmp_path, api_workers=1)
+def test_the_printed_example_and_buf_curl_work_with_a_tls_folder_of_your_own(tmp_path: Path) -> None:
+    certificates = tmp_path / "certificates"
+    made = subprocess.run([CLINPRED, "tls", "init", str(certificates)], capture_output=True, text=True, timeout=60)
+    assert made.returncode == 0, made.stderr
+    running = start_clinpred_serve(
+        "deterioration", tmp_path / "state", api_workers=1, extra=("--tls-dir", str(certificates))
+    )
     try:
+        assert not (tmp_path / "state" / "tls").exists()  # the folder given, not the default one
+        assert running.printed_command()[-2:] == ["--tls-dir", str(certificates)]
         printed = run_printed_command(running)
         assert "P(deterioration within 24 h)" in printed and "polling with version 1: unchanged" in printed
         buf = REPO / "node_modules" / ".bin" / "buf"
         body = json.dumps({"patientId": "demo-0001", "knownVersion": "0"})
         result = subprocess.run(
             [
-                str(buf), "curl", "--protocol", "grpc", "--http2-prior-knowledge", "--data", body,
-                f"http://{running.target}/clinpred.deterioration.v1.DeteriorationService/GetLatestRisk",
+                str(buf), "curl", "--protocol", "grpc", *buf_tls_flags(running), "--data", body,
+                f"https://{running.target}/clinpred.deterioration.v1.DeteriorationService/GetLatestRisk",
             ],
             capture_output=True, text=True, timeout=60,
         )
@@ -115,12 +119,12 @@ def test_two_replicas_on_one_postgresql_lose_nothing(tmp_path: Path, postgres_da
     writers, batches = 4, 8
     errors: list[BaseException] = []
     try:
-        with DeteriorationClient(replicas[0].target) as client:
+        with DeteriorationClient(replicas[0].target, tls=replicas[0].tls) as client:
             client.register_patient(PATIENT | {"patientId": "shared"})
 
         def write(worker: int) -> None:
             try:
-                with DeteriorationClient(replicas[worker % 2].target) as client:
+                with DeteriorationClient(replicas[worker % 2].target, tls=replicas[worker % 2].tls) as client:
                     for i in range(batches):
                         client.record("shared", [reading(worker * 100 + i, 40 - i * 0.1 - worker * 0.01)])
             except BaseException as error:  # reported below
@@ -131,7 +135,7 @@ def test_two_replicas_on_one_postgresql_lose_nothing(tmp_path: Path, postgres_da
             thread.start()
         for thread in threads:
             thread.join()
-        with DeteriorationClient(replicas[1].target) as client:
+        with DeteriorationClient(replicas[1].target, tls=replicas[1].tls) as client:
             history = client.history("shared", page_size=100)
             first_of_each = [reading(w * 100, 40 - w * 0.01) for w in range(writers)]
             again = client.record("shared", first_of_each)

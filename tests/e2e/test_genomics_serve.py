@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import shlex
 import subprocess
 import sys
 import time
@@ -18,9 +17,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from clinpred.pilots.genomics.encrypted import layout_scoring_file
 from clinpred.pilots.genomics.example_vcf import simulated_vcf
 from clinpred.pilots.genomics.scoring import score_vcf
+from clinpred.services.common.channel import open_channel
 from clinpred.services.genomics.client import GenomicsClient, layout_of, patient
 from tests.conftest import REPO
-from tests.e2e.conftest import RunningServe, start_clinpred_serve, stop
+from tests.e2e.conftest import RunningServe, buf_tls_flags, start_clinpred_serve, stop
 
 pytestmark = pytest.mark.e2e
 CLINPRED = str(Path(sys.executable).with_name("clinpred"))
@@ -36,11 +36,10 @@ def genomics_serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running
 
 def test_the_banner_command_works_on_a_fresh_clone(genomics_serve: RunningServe) -> None:
     banner = "".join(genomics_serve.output)
-    assert f"grpc://127.0.0.1:{genomics_serve.port}" in banner
-    suggested = next(line.split("try:", 1)[1].strip() for line in genomics_serve.output if "try:" in line)
-    words = shlex.split(suggested)
-    assert words[:3] == ["clinpred", "call", "genomics"]
-    result = subprocess.run([CLINPRED, *words[1:]], capture_output=True, text=True, timeout=120)
+    assert f"grpcs://127.0.0.1:{genomics_serve.port} (mutual TLS)" in banner
+    command = genomics_serve.printed_command()
+    assert command[1:3] == ["call", "genomics"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, env=genomics_serve.env)
     assert result.returncode == 0, result.stderr
     assert "breast cancer, 10-year risk" in result.stdout and "percentile" in result.stdout and "sha256" in result.stdout
 
@@ -52,7 +51,7 @@ def test_readme_flow_example_vcf_then_assess(genomics_serve: RunningServe, tmp_p
     result = subprocess.run(
         [CLINPRED, "call", "genomics", "assess", "--vcf", str(vcf), "--build", "GRCh37", "--age", "52", "--sex", "female",
          "--family-history", "breast", "--target", genomics_serve.target, "--json"],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True, text=True, timeout=120, env=genomics_serve.env,
     )
     assert result.returncode == 0, result.stderr
     # --json prints the shape the API returns: the AssessVcfResponse
@@ -60,19 +59,19 @@ def test_readme_flow_example_vcf_then_assess(genomics_serve: RunningServe, tmp_p
     assert risk["score"]["pgsId"] == "PGS000004" and 0 < risk["absoluteRisk"] < 1
     encrypted = subprocess.run(
         [CLINPRED, "call", "genomics", "encrypted", "--vcf", str(vcf), "--target", genomics_serve.target],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True, text=True, timeout=120, env=genomics_serve.env,
     )
     assert encrypted.returncode == 0, encrypted.stderr
     assert "decrypted here" in encrypted.stdout and "computed locally" in encrypted.stdout
 
 
 def test_plain_and_encrypted_scoring_over_a_real_channel(genomics_serve: RunningServe) -> None:
-    with grpc.insecure_channel(genomics_serve.target) as channel:
+    with open_channel(genomics_serve.target, genomics_serve.tls) as channel:
         status = health_pb2_grpc.HealthStub(channel).Check(
             health_pb2.HealthCheckRequest(service="clinpred.genomics.v1.GenomicRiskService"), timeout=10
         )
     assert status.status == health_pb2.HealthCheckResponse.SERVING
-    with GenomicsClient(genomics_serve.target) as client:
+    with GenomicsClient(genomics_serve.target, tls=genomics_serve.tls) as client:
         published = client.score_layout("breast")
         layout = layout_of(published)
         vcf = simulated_vcf(layout, "GRCh37", samples=3, seed=5)
@@ -89,15 +88,15 @@ def test_plain_and_encrypted_scoring_over_a_real_channel(genomics_serve: Running
 
 
 def test_buf_curl_assesses_a_vcf_through_server_reflection(genomics_serve: RunningServe) -> None:
-    with GenomicsClient(genomics_serve.target) as client:
+    with GenomicsClient(genomics_serve.target, tls=genomics_serve.tls) as client:
         vcf = simulated_vcf(layout_of(client.score_layout("breast")), "GRCh37", seed=8)
     body = json.dumps({
         "assessment": {"build": "GENOME_BUILD_GRCH37", "patients": [{"age": 47, "sex": "SEX_FEMALE"}]},
         "vcf": base64.b64encode(vcf).decode(),
     })
     result = subprocess.run(
-        [str(REPO / "node_modules" / ".bin" / "buf"), "curl", "--protocol", "grpc", "--http2-prior-knowledge",
-         "--data", body, f"http://{genomics_serve.target}/clinpred.genomics.v1.GenomicRiskService/AssessVcf"],
+        [str(REPO / "node_modules" / ".bin" / "buf"), "curl", "--protocol", "grpc", *buf_tls_flags(genomics_serve),
+         "--data", body, f"https://{genomics_serve.target}/clinpred.genomics.v1.GenomicRiskService/AssessVcf"],
         capture_output=True, text=True, timeout=60,
     )
     assert result.returncode == 0, result.stderr

@@ -88,11 +88,13 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
     shutil.copytree(REPO / "models", models)
     database = {"CLINPRED_DETERIORATION_DATABASE_URL": f"sqlite:///{state / 'risk.db'}"}
     serving = start_clinpred_serve("all", state, api_workers=1, port=50051, env_extra=database, metrics_port=9101)
+    # As in a clone: the snippets' `var/tls/...` is the folder `make run` made in the checkout's `var/`.
+    (folder / "var").symlink_to(state)
     env = dict(
         os.environ,
         PATH=f"{BIN}:{os.environ['PATH']}",
         CLINPRED_MODELS_ROOT=str(models),
-        CLINPRED_STATE_DIR=str(tmp_path_factory.mktemp("train-state")),
+        CLINPRED_STATE_DIR=str(folder / "var"),
     )
     yield Workspace(folder, env, serving)
     stop(serving)
@@ -130,6 +132,9 @@ def run_banner(snippet: Snippet, work: Workspace) -> None:
     printed = {" ".join(line.split()) for line in work.serving.output}
     for line in snippet.text.strip().splitlines():
         assert " ".join(line.split()) in printed, f"`clinpred serve all` prints no line {line!r}"
+    # What the quick start says `make run` makes on first use: the folder, and a client of tenant demo named cli.
+    made = [line for line in work.serving.output if line.startswith(f"made {work.serving.state_dir}/tls/")]
+    assert len(made) == 1 and "spiffe://clinpred.local/tenant/demo/client/cli" in made[0]
 
 
 def run_tumor_example(snippet: Snippet, work: Workspace) -> None:

@@ -172,7 +172,7 @@ def test_at_warning_neither_calls_nor_health_checks_nor_any_info_line_is_logged(
 
 
 def test_clinpred_serve_answers_prometheus_on_metrics(tumor_serve: RunningServe) -> None:
-    with TumorClient(tumor_serve.target) as client:
+    with TumorClient(tumor_serve.target, tls=tumor_serve.tls) as client:
         names = [f.name for f in client.model_info().features]
         client.classify(dict(zip(names, map(float, load_breast_cancer().data[1]))))
     status, metrics = get(f"http://127.0.0.1:{tumor_serve.metrics_port}/metrics")

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shlex
 import subprocess
-import sys
 import urllib.request
-from pathlib import Path
 
 import grpc
 import pytest
@@ -16,34 +13,33 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
 
 from clinpred.services.api.tumor.v1 import tumor_pb2, tumor_pb2_grpc
+from clinpred.services.common.channel import open_channel
 from clinpred.services.tumor.client import TumorClient
 from tests.conftest import REPO
-from tests.e2e.conftest import RunningServe
+from tests.e2e.conftest import RunningServe, buf_tls_flags
 
 pytestmark = pytest.mark.e2e
 
 
 def test_serve_prints_where_it_listens_and_a_command_that_works(tumor_serve: RunningServe) -> None:
     banner = "".join(tumor_serve.output)
-    assert f"grpc://127.0.0.1:{tumor_serve.port}" in banner
+    assert f"grpcs://127.0.0.1:{tumor_serve.port} (mutual TLS)" in banner
     assert f"http://127.0.0.1:{tumor_serve.metrics_port}/" in banner
-    suggested = next(line.split("try:", 1)[1].strip() for line in tumor_serve.output if "try:" in line)
-    words = shlex.split(suggested)
-    assert words[0] == "clinpred"
-    result = subprocess.run(
-        [str(Path(sys.executable).with_name("clinpred")), *words[1:]], capture_output=True, text=True, timeout=60
-    )
+    assert f"made {tumor_serve.state_dir}/tls/ for mutual TLS" in banner
+    command = tumor_serve.printed_command()
+    assert "--tls-dir" not in command and "--insecure-development" not in command  # `clinpred call` finds the folder
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60, env=tumor_serve.env)
     assert result.returncode == 0, result.stderr
     assert "malignant" in result.stdout and "sha256" in result.stdout
 
 
 def test_health_and_classification_over_a_real_channel(tumor_serve: RunningServe) -> None:
-    with grpc.insecure_channel(tumor_serve.target) as channel:
+    with open_channel(tumor_serve.target, tumor_serve.tls) as channel:
         status = health_pb2_grpc.HealthStub(channel).Check(
             health_pb2.HealthCheckRequest(service="clinpred.tumor.v1.TumorClassificationService"), timeout=10
         )
     assert status.status == health_pb2.HealthCheckResponse.SERVING
-    with TumorClient(tumor_serve.target) as client:
+    with TumorClient(tumor_serve.target, tls=tumor_serve.tls) as client:
         names = [f.name for f in client.model_info().features]
         from sklearn.datasets import load_breast_cancer
 
@@ -58,14 +54,14 @@ def test_health_and_classification_over_a_real_channel(tumor_serve: RunningServe
 
 
 def test_invalid_input_is_invalid_argument_in_production_too(tumor_serve: RunningServe) -> None:
-    with TumorClient(tumor_serve.target) as client, pytest.raises(grpc.RpcError) as caught:
+    with TumorClient(tumor_serve.target, tls=tumor_serve.tls) as client, pytest.raises(grpc.RpcError) as caught:
         client.classify({"mean_radius": -1.0})
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
 def test_buf_curl_classifies_through_server_reflection(tumor_serve: RunningServe) -> None:
     """An independent client: buf curl discovers the API by reflection and gets an explained answer."""
-    with TumorClient(tumor_serve.target) as client:
+    with TumorClient(tumor_serve.target, tls=tumor_serve.tls) as client:
         names = [f.name for f in client.model_info().features]
     from sklearn.datasets import load_breast_cancer
 
@@ -78,10 +74,10 @@ def test_buf_curl_classifies_through_server_reflection(tumor_serve: RunningServe
             "curl",
             "--protocol",
             "grpc",
-            "--http2-prior-knowledge",
+            *buf_tls_flags(tumor_serve),
             "--data",
             body,
-            f"http://{tumor_serve.target}/clinpred.tumor.v1.TumorClassificationService/Classify",
+            f"https://{tumor_serve.target}/clinpred.tumor.v1.TumorClassificationService/Classify",
         ],
         capture_output=True,
         text=True,
@@ -118,7 +114,7 @@ def test_metrics_count_calls_across_api_workers(tumor_serve: RunningServe) -> No
     calls = 24
     # A new channel per call: the kernel spreads connections over the SO_REUSEPORT workers.
     for i in range(calls):
-        with TumorClient(tumor_serve.target) as client:
+        with TumorClient(tumor_serve.target, tls=tumor_serve.tls) as client:
             names = [f.name for f in client.model_info().features]
             client.classify(dict(zip(names, map(float, rows[i]))))
     assert classify_ok_count() == before + calls
@@ -128,7 +124,8 @@ def test_bentoml_serve_grpc_recycles_connections(tumor_serve: RunningServe) -> N
     """max_connection_age reaches the server `bentoml serve-grpc` builds: idle clients see GOAWAY."""
 
     async def watch() -> list[grpc.ChannelConnectivity]:
-        async with grpc.aio.insecure_channel(tumor_serve.target) as channel:
+        assert tumor_serve.tls is not None
+        async with grpc.aio.secure_channel(tumor_serve.target, tumor_serve.tls.credentials()) as channel:
             stub = tumor_pb2_grpc.TumorClassificationServiceStub(channel)
             await stub.GetModelInfo(tumor_pb2.GetModelInfoRequest())
             states = [channel.get_state()]

@@ -47,7 +47,7 @@ def write(path: Path, value: Any) -> str:
 async def test_register_record_latest_history_fhir_as_a_person_and_a_script(
     deterioration_target: str, tmp_path: Path
 ) -> None:
-    target = ["--target", deterioration_target]
+    target = ["--target", deterioration_target, "--insecure-development"]
     patient = write(tmp_path / "patient.json", patient_json("p-cli-1"))
     registered = await run_cli("call", "deterioration", "register", "--patient", patient, *target)
     assert registered.returncode == 0, registered.stderr
@@ -98,7 +98,7 @@ async def test_score_from_files_agrees_with_the_api_and_stores_nothing(deteriora
     at = NOW - timedelta(hours=1)
     done = await run_cli(
         "call", "deterioration", "score", "--patient", patient, "--observations", observations, "--at", iso(at),
-        "--json", "--target", deterioration_target,
+        "--json", "--target", deterioration_target, "--insecure-development",
     )
     assert done.returncode == 0, done.stderr
     printed = json_format.Parse(done.stdout, pb.ScoreObservationsResponse())
@@ -119,7 +119,7 @@ async def test_score_from_files_agrees_with_the_api_and_stores_nothing(deteriora
 
     readable = await run_cli(
         "call", "deterioration", "score", "--patient", patient, "--observations", "-", "--at", iso(at),
-        "--target", deterioration_target, stdin=json.dumps(observations_json("s")),
+        "--target", deterioration_target, "--insecure-development", stdin=json.dumps(observations_json("s")),
     )
     assert readable.returncode == 0, readable.stderr
     assert readable.stdout.startswith(
@@ -129,14 +129,16 @@ async def test_score_from_files_agrees_with_the_api_and_stores_nothing(deteriora
 
 
 async def test_info_and_the_example(deterioration_target: str) -> None:
-    info = await run_cli("call", "deterioration", "info", "--json", "--target", deterioration_target)
+    info = await run_cli("call", "deterioration", "info", "--json", "--target", deterioration_target, "--insecure-development")
     model = json_format.Parse(info.stdout, pb.GetModelInfoResponse())
     assert model.horizon_hours == 24 and model.signals
-    readable = await run_cli("call", "deterioration", "info", "--target", deterioration_target)
+    readable = await run_cli("call", "deterioration", "info", "--target", deterioration_target, "--insecure-development")
     assert readable.stdout.splitlines()[0] == f"model: {model.model.name} {model.model.version} sha256 {model.model.sha256}"
     assert "metrics:" in readable.stdout and "test.auroc" in readable.stdout
 
-    example = await run_cli("call", "deterioration", "example", "--json", "--target", deterioration_target)
+    example = await run_cli(
+        "call", "deterioration", "example", "--json", "--target", deterioration_target, "--insecure-development",
+    )
     assert example.returncode == 0, example.stderr
     parts = json.loads(example.stdout)
     record = json_format.ParseDict(parts["record"], pb.RecordObservationsResponse())

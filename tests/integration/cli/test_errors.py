@@ -53,7 +53,7 @@ async def test_every_field_violation_is_printed_without_a_traceback(
     assert len(expected) >= 3
     path = tmp_path / "case.json"
     path.write_text(json.dumps(features))
-    done = await run_cli("call", "tumor", "classify", "--features", str(path), "--target", tumor_target)
+    done = await run_cli("call", "tumor", "classify", "--features", str(path), "--target", tumor_target, "--insecure-development")
     assert done.returncode == ExitCode.INVALID_INPUT == 3
     assert done.stdout == ""
     lines = done.stderr.splitlines()
@@ -69,21 +69,26 @@ async def test_debug_adds_the_traceback_and_keeps_the_exit_code(
     path = tmp_path / "case.json"
     path.write_text(json.dumps(bad_features(wdbc_cases)))
     env = {} if debug else {"CLINPRED_DEBUG": "1"}
-    done = await run_cli(*debug, "call", "tumor", "classify", "--features", str(path), "--target", tumor_target, env=env)
+    done = await run_cli(
+        *debug, "call", "tumor", "classify", "--features", str(path), "--target", tumor_target, "--insecure-development", env=env,
+    )
     assert done.returncode == ExitCode.INVALID_INPUT
     assert "Traceback (most recent call last)" in done.stderr and "_InactiveRpcError" in done.stderr
     assert "\nINVALID_ARGUMENT: " in done.stderr
 
 
 async def test_nobody_listening_is_unavailable() -> None:
-    done = await run_cli("call", "tumor", "info", "--target", f"127.0.0.1:{free_port()}")
+    done = await run_cli("call", "tumor", "info", "--target", f"127.0.0.1:{free_port()}", "--insecure-development")
     assert done.returncode == ExitCode.UNAVAILABLE == 5
     assert done.stderr.startswith("UNAVAILABLE: ") and "Connection refused" in done.stderr
     assert "Traceback" not in done.stderr
 
 
 async def test_an_unknown_patient_is_not_found(deterioration_target: str) -> None:
-    done = await run_cli("call", "deterioration", "latest", "--patient-id", "nobody-here", "--target", deterioration_target)
+    done = await run_cli(
+        "call", "deterioration", "latest", "--patient-id", "nobody-here",
+        "--target", deterioration_target, "--insecure-development",
+    )
     assert done.returncode == ExitCode.NOT_FOUND == 4
     assert done.stderr.startswith("NOT_FOUND: ") and len(done.stderr.splitlines()) == 1
 
@@ -92,7 +97,9 @@ async def test_a_bad_csv_is_invalid_input_found_before_any_call(tmp_path: Path) 
     data = tmp_path / "cases.csv"
     data.write_text("case_id,mean_radius,mean_texture\na,14.1,19.2\nb,large,19.0\nc,13.0,\nd,12.0,soft\n")
     # Nothing listens at the target: the CSV's own problems come first, all of them.
-    done = await run_cli("call", "tumor", "batch", "--csv", str(data), "--target", f"127.0.0.1:{free_port()}")
+    done = await run_cli(
+        "call", "tumor", "batch", "--csv", str(data), "--target", f"127.0.0.1:{free_port()}", "--insecure-development",
+    )
     assert done.returncode == ExitCode.INVALID_INPUT
     assert done.stderr.splitlines()[1:] == [
         "  cases.csv:3:mean_radius: is not a number",
@@ -109,7 +116,7 @@ async def test_unknown_keys_in_a_json_file_are_named(tmp_path: Path) -> None:
     ]))
     done = await run_cli(
         "call", "deterioration", "record", "--patient-id", "p-1", "--observations", str(observations),
-        "--target", f"127.0.0.1:{free_port()}",
+        "--target", f"127.0.0.1:{free_port()}", "--insecure-development",
     )
     assert done.returncode == ExitCode.INVALID_INPUT
     assert done.stderr.splitlines()[1:] == [
@@ -121,7 +128,10 @@ async def test_unknown_keys_in_a_json_file_are_named(tmp_path: Path) -> None:
 async def test_a_file_that_is_not_json_names_the_line(tmp_path: Path) -> None:
     features = tmp_path / "case.json"
     features.write_text('{"mean_radius": 14.1,\n "mean_texture": }\n')
-    done = await run_cli("call", "tumor", "classify", "--features", str(features), "--target", f"127.0.0.1:{free_port()}")
+    done = await run_cli(
+        "call", "tumor", "classify", "--features", str(features),
+        "--target", f"127.0.0.1:{free_port()}", "--insecure-development",
+    )
     assert done.returncode == ExitCode.INVALID_INPUT
     assert done.stderr.strip() == "INVALID_ARGUMENT: --features: is not JSON (line 2, column 18)"
 

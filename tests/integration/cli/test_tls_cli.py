@@ -9,8 +9,11 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from clinpred.cli.certificates import write_mutual_tls_folder
+from clinpred.cli.errors import ExitCode
 from clinpred.services.common.identity import DEFAULT_TRUST_DOMAIN, caller_from_certificate_pem
 from tests.integration.cli.conftest import cli_process
+from tests.support import free_port
 
 
 def certificate(path: Path) -> x509.Certificate:
@@ -123,3 +126,32 @@ def test_tls_mistakes_exit_with_one_line_and_the_right_code(tmp_path: Path) -> N
     )
     for result in (bad_name, foreign, no_key):
         assert "Traceback" not in result.stderr
+
+
+def test_call_without_a_tls_folder_says_to_serve_or_init_first(tmp_path: Path) -> None:
+    done = cli_process("call", "tumor", "info", env={"CLINPRED_STATE_DIR": str(tmp_path)})
+    assert done.returncode == ExitCode.FAILED_PRECONDITION, done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert f"no TLS folder at {tmp_path / 'tls'}" in line
+    assert "`clinpred serve`" in line and f"`clinpred tls init {tmp_path / 'tls'}`" in line
+
+
+def test_call_without_options_uses_the_state_dirs_tls_folder(tmp_path: Path) -> None:
+    write_mutual_tls_folder(tmp_path / "tls", hosts=["127.0.0.1"])
+    (tmp_path / "tls" / "client.key").unlink()
+    incomplete = cli_process("call", "tumor", "info", env={"CLINPRED_STATE_DIR": str(tmp_path)})
+    assert incomplete.returncode == ExitCode.FAILED_PRECONDITION
+    assert "lacks client.key" in incomplete.stderr and len(incomplete.stderr.strip().splitlines()) == 1
+    write_mutual_tls_folder(tmp_path / "tls", hosts=["127.0.0.1"])
+    # The certificates load, and the call goes out over TLS: nobody listens there, so it is unavailable.
+    unused = f"127.0.0.1:{free_port()}"
+    done = cli_process("call", "tumor", "info", "--target", unused, "--timeout", "2", env={"CLINPRED_STATE_DIR": str(tmp_path)})
+    assert done.returncode == ExitCode.UNAVAILABLE, done.stderr
+
+
+def test_tls_dir_and_insecure_development_exclude_each_other(tmp_path: Path) -> None:
+    for command in (["call", "genomics", "scores"], ["serve", "tumor"]):
+        done = cli_process(*command, "--tls-dir", str(tmp_path), "--insecure-development")
+        assert done.returncode == ExitCode.USAGE, done.stderr
+        words = " ".join(done.stderr.replace("│", " ").split())  # the message as typer boxes and wraps it
+        assert "give either --tls-dir or --insecure-development" in words

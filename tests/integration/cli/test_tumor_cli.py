@@ -45,11 +45,11 @@ async def test_classify_json_is_the_classify_response(tumor_target: str, wdbc_ca
     path = tmp_path / "case.json"
     path.write_text(json.dumps(features))
     done = await run_cli("call", "tumor", "classify", "--features", str(path), "--case-id", "c-17", "--json",
-                         "--target", tumor_target)
+                         "--target", tumor_target, "--insecure-development")
     assert done.returncode == 0, done.stderr
     answer = json_format.Parse(done.stdout, tumor_pb2.ClassifyResponse())
     assert answer.classification.case_id == "c-17" and answer.classification.label == truth
-    readable = await run_cli("call", "tumor", "classify", "--features", "-", "--target", tumor_target,
+    readable = await run_cli("call", "tumor", "classify", "--features", "-", "--target", tumor_target, "--insecure-development",
                              stdin=json.dumps(features))
     assert readable.returncode == 0, readable.stderr
     assert readable.stdout.startswith(f"case example-1: {truth} (P(")
@@ -62,7 +62,9 @@ async def test_batch_from_a_csv_answers_like_the_api(
 ) -> None:
     data = tmp_path / "cases.csv"
     ids = write_csv(data, wdbc_cases, with_case_id)
-    done = await run_cli("call", "tumor", "batch", "--csv", str(data), "--json", "--target", tumor_target)
+    done = await run_cli(
+        "call", "tumor", "batch", "--csv", str(data), "--json", "--target", tumor_target, "--insecure-development",
+    )
     assert done.returncode == 0, done.stderr
     printed = json_format.Parse(done.stdout, tumor_pb2.ClassifyBatchResponse())
     expected = await direct_batch(tumor_target, ids, wdbc_cases)
@@ -72,7 +74,7 @@ async def test_batch_from_a_csv_answers_like_the_api(
     assert [c.positive_probability for c in printed.classifications] == pytest.approx(
         [c.positive_probability for c in expected.classifications], abs=1e-12
     )
-    table = await run_cli("call", "tumor", "batch", "--csv", str(data), "--target", tumor_target)
+    table = await run_cli("call", "tumor", "batch", "--csv", str(data), "--target", tumor_target, "--insecure-development")
     assert table.returncode == 0, table.stderr
     lines = table.stdout.splitlines()
     assert lines[0] == "case_id\tlabel\tp_positive\tprediction_set" and len(lines) == ROWS + 1
@@ -84,24 +86,28 @@ async def test_stream_prints_one_answer_per_row_as_json_lines(
 ) -> None:
     data = tmp_path / "cases.csv"
     ids = write_csv(data, wdbc_cases)
-    done = await run_cli("call", "tumor", "stream", "--csv", str(data), "--json", "--target", tumor_target)
+    done = await run_cli(
+        "call", "tumor", "stream", "--csv", str(data), "--json", "--target", tumor_target, "--insecure-development",
+    )
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert len(lines) == ROWS
     answers = [json_format.Parse(line, tumor_pb2.ClassifyStreamResponse()).classification for line in lines]
     assert [a.case_id for a in answers] == ids
     assert [a.label for a in answers] == [truth for _, truth in wdbc_cases[:ROWS]]
-    table = await run_cli("call", "tumor", "stream", "--csv", "-", "--target", tumor_target, stdin=data.read_text())
+    table = await run_cli(
+        "call", "tumor", "stream", "--csv", "-", "--target", tumor_target, "--insecure-development", stdin=data.read_text(),
+    )
     assert table.returncode == 0, table.stderr
     assert [line.split("\t")[0] for line in table.stdout.splitlines()] == ["case_id", *ids]
 
 
 async def test_info_reads_as_text_and_parses_as_json(tumor_target: str, tumor_package: ModelPackage) -> None:
-    done = await run_cli("call", "tumor", "info", "--json", "--target", tumor_target)
+    done = await run_cli("call", "tumor", "info", "--json", "--target", tumor_target, "--insecure-development")
     assert done.returncode == 0, done.stderr
     info = json_format.Parse(done.stdout, tumor_pb2.GetModelInfoResponse())
     assert info.model.sha256 == tumor_package.identity.sha256 and len(info.features) == 30
-    readable = await run_cli("call", "tumor", "info", "--target", tumor_target)
+    readable = await run_cli("call", "tumor", "info", "--target", tumor_target, "--insecure-development")
     assert readable.returncode == 0, readable.stderr
     identity = tumor_package.identity
     assert readable.stdout.splitlines()[0] == f"model: {identity.name} {identity.version} sha256 {identity.sha256}"
@@ -111,7 +117,7 @@ async def test_info_reads_as_text_and_parses_as_json(tumor_target: str, tumor_pa
 async def test_a_batch_the_server_rejects_names_rows_of_the_csv(tumor_target: str, tmp_path: Path) -> None:
     data = tmp_path / "cases.csv"
     data.write_text("case_id,mean_radius,mean_texture\na,14.1,19.2\nb,13.0,18.0\n")
-    done = await run_cli("call", "tumor", "batch", "--csv", str(data), "--target", tumor_target)
+    done = await run_cli("call", "tumor", "batch", "--csv", str(data), "--target", tumor_target, "--insecure-development")
     assert done.returncode == 3
     lines = done.stderr.splitlines()
     assert lines[0].startswith("INVALID_ARGUMENT: cases[0].features: expected 30 features, got 2")

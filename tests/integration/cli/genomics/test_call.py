@@ -18,7 +18,9 @@ from tests.integration.genomics.conftest import Served, vcf_text
 
 
 async def test_layout_summary_and_json(layout_served: Served) -> None:
-    done = await run_cli("call", "genomics", "layout", "breast", "--json", "--target", layout_served.target)
+    done = await run_cli(
+        "call", "genomics", "layout", "breast", "--json", "--target", layout_served.target, "--insecure-development",
+    )
     assert done.returncode == 0, done.stderr
     printed = json_format.Parse(done.stdout, genomics_pb2.GetScoreLayoutResponse())
     async with grpc.aio.insecure_channel(layout_served.target) as channel:
@@ -26,7 +28,9 @@ async def test_layout_summary_and_json(layout_served: Served) -> None:
             genomics_pb2.GetScoreLayoutRequest(score="breast")
         )
     assert printed == direct
-    readable = await run_cli("call", "genomics", "layout", "PGS000004", "--target", layout_served.target)
+    readable = await run_cli(
+        "call", "genomics", "layout", "PGS000004", "--target", layout_served.target, "--insecure-development",
+    )
     assert readable.returncode == 0, readable.stderr
     lines = readable.stdout.splitlines()
     assert lines[0] == f"PGS000004 (breast): {len(direct.variant_ids)} variants in GRCh37"
@@ -34,7 +38,7 @@ async def test_layout_summary_and_json(layout_served: Served) -> None:
 
 
 async def test_an_unknown_score_is_invalid_input_naming_the_field(layout_served: Served) -> None:
-    done = await run_cli("call", "genomics", "layout", "PGS999999", "--target", layout_served.target)
+    done = await run_cli("call", "genomics", "layout", "PGS999999", "--target", layout_served.target, "--insecure-development")
     assert done.returncode == ExitCode.INVALID_INPUT
     assert done.stderr.startswith("INVALID_ARGUMENT: score: unknown score; configured: ")
     assert "Traceback" not in done.stderr
@@ -45,7 +49,10 @@ async def test_assess_reads_the_build_from_the_header_and_passes_every_family_hi
 ) -> None:
     vcf = tmp_path / "person.vcf"
     vcf.write_bytes(vcf_text(pgs37, 1, seed=5, names=("person-1",)))
-    args = ["call", "genomics", "assess", "--vcf", str(vcf), "--age", "47", "--target", layout_served.target]
+    args = [
+        "call", "genomics", "assess", "--vcf", str(vcf), "--age", "47",
+        "--target", layout_served.target, "--insecure-development",
+    ]
     with_history = await run_cli(*args, "--family-history", "breast", "--json")
     assert with_history.returncode == 0, with_history.stderr
     printed = json_format.Parse(with_history.stdout, genomics_pb2.AssessVcfResponse()).assessment
@@ -76,7 +83,7 @@ async def test_a_vcf_header_without_a_build_needs_build(pgs37: ScoringFile, tmp_
     text = vcf_text(pgs37, 1, seed=2).decode()
     vcf = tmp_path / "bare.vcf"
     vcf.write_text("".join(line for line in text.splitlines(keepends=True) if not line.startswith("##contig")))
-    done = await run_cli("call", "genomics", "assess", "--vcf", str(vcf), "--target", "127.0.0.1:1")
+    done = await run_cli("call", "genomics", "assess", "--vcf", str(vcf), "--target", "127.0.0.1:1", "--insecure-development")
     assert done.returncode == ExitCode.USAGE
     assert "shows no build" in done.stderr and "--build" in done.stderr
 
@@ -86,7 +93,7 @@ async def test_encrypted_json_with_the_local_package(
 ) -> None:
     done = await run_cli(
         "call", "genomics", "encrypted", "--example", "--family-history", "breast", "--json",
-        "--target", layout_served.target,
+        "--target", layout_served.target, "--insecure-development",
     )
     assert done.returncode == 0, done.stderr
     printed = json.loads(done.stdout)
@@ -104,7 +111,9 @@ async def test_a_declared_build_the_header_contradicts_is_a_failed_precondition(
     vcf = tmp_path / "person.vcf"
     vcf.write_bytes(vcf_text(pgs37, 1, seed=3))
     # Found locally from the header, before any call: nothing listens at the target.
-    done = await run_cli("call", "genomics", "assess", "--vcf", str(vcf), "--build", "GRCh38", "--target", "127.0.0.1:1")
+    done = await run_cli(
+        "call", "genomics", "assess", "--vcf", str(vcf), "--build", "GRCh38", "--target", "127.0.0.1:1", "--insecure-development",
+    )
     assert done.returncode == ExitCode.FAILED_PRECONDITION == 7
     assert done.stderr.strip() == (
         "FAILED_PRECONDITION: person.vcf: the VCF is in GRCh37 (by its contig lengths) but GRCh38 was declared"
