@@ -10,10 +10,11 @@ run: setup
 test: setup
 	.venv/bin/python -m pytest
 
-# Property-based fuzzing of every deterioration RPC with 10000 hostile examples each, on SQLite and PostgreSQL
-# (the normal suite runs a few per RPC). CLINPRED_FUZZ_REPORT=file.json also writes the status codes seen.
+# Property-based fuzzing of every RPC of the three services with 10000 hostile examples each (ScoreEncrypted,
+# where each example is real CKKS arithmetic, 500), on SQLite and PostgreSQL for deterioration; the normal
+# suite runs a few per RPC. CLINPRED_FUZZ_REPORT=file.json also writes the status codes seen.
 fuzz: setup
-	CLINPRED_FUZZ_EXAMPLES=10000 .venv/bin/python -m pytest -q -p no:cacheprovider tests/integration/deterioration/test_fuzz.py
+	CLINPRED_FUZZ_EXAMPLES=10000 .venv/bin/python -m pytest -q -p no:cacheprovider tests/fuzz tests/integration/deterioration/test_fuzz.py
 
 lint: setup
 	.venv/bin/ruff check .
