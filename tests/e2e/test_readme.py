@@ -202,9 +202,11 @@ def run_models(snippet: Snippet, work: Workspace) -> None:
 def run_development(snippet: Snippet, work: Workspace) -> None:
     # `make lint` runs in .ci/run itself, and `make codegen` would rewrite the checkout; a test
     # checks the generated code against a fresh generation (test_generated_code.py).
-    done = subprocess.run(["make", "-n", "lint", "codegen"], cwd=REPO, capture_output=True, text=True, timeout=60)
+    # `make fuzz` is the long documented run; the suite runs the same tests with fewer examples.
+    done = subprocess.run(["make", "-n", "lint", "codegen", "fuzz"], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert "ruff check" in done.stdout and "mypy" in done.stdout and "buf lint" in done.stdout
+    assert "CLINPRED_FUZZ_EXAMPLES=10000" in done.stdout and "tests/fuzz" in done.stdout
 
 
 # A rule: (a line that only its block has, how to run that block).
