@@ -6,15 +6,13 @@ fails when the README's copy differs, so a new command or exit code cannot go un
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 
 import typer.main
 
 from clinpred.cli.errors import DEBUG_ENV, ExitCode
-from clinpred.services.common.settings_reference import replace_block
+from clinpred.services.common.settings_reference import readme_block_main
 
 START_MARKER = "<!-- cli-reference:start -->"
 END_MARKER = "<!-- cli-reference:end -->"
@@ -72,25 +70,7 @@ def render_markdown() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="The command-line reference of README.md, from the typer app.")
-    action = parser.add_mutually_exclusive_group()
-    action.add_argument("--write", type=Path, metavar="README", help="replace the block between the markers in this file")
-    action.add_argument("--check", type=Path, metavar="README", help="exit 1 when this file's block is out of date")
-    args = parser.parse_args(argv)
-    block = render_markdown()
-    target: Path | None = args.write or args.check
-    if target is None:
-        print(block)
-        return 0
-    current = target.read_text()
-    updated = replace_block(current, block, START_MARKER, END_MARKER)
-    if args.check:
-        if updated != current:
-            print(f"{target}: the command-line reference is out of date; run `make cli-reference`", file=sys.stderr)
-            return 1
-        return 0
-    target.write_text(updated)
-    return 0
+    return readme_block_main(argv, "command-line reference", render_markdown, START_MARKER, END_MARKER)
 
 
 if __name__ == "__main__":

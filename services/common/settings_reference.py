@@ -25,7 +25,7 @@ import os
 import sys
 import textwrap
 import types
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -321,27 +321,34 @@ def warn_about_unknown_variables(environ: Mapping[str, str] | None = None) -> li
     return messages
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="The settings reference of README.md, from the settings classes.")
+def readme_block_main(
+    argv: Sequence[str] | None, what: str, render: Callable[[], str], start_marker: str, end_marker: str
+) -> int:
+    """`--write README` or `--check README` for a generated block between two markers (or print it)."""
+    parser = argparse.ArgumentParser(description=f"The {what} of README.md, generated.")
     action = parser.add_mutually_exclusive_group()
     action.add_argument("--write", type=Path, metavar="README", help="replace the block between the markers in this file")
     action.add_argument("--check", type=Path, metavar="README", help="exit 1 when this file's block is out of date")
     args = parser.parse_args(argv)
-    block = render_markdown()
+    block = render()
     target: Path | None = args.write or args.check
     if target is None:
         print(block)
         return 0
     current = target.read_text()
-    updated = replace_block(current, block)
+    updated = replace_block(current, block, start_marker, end_marker)
     if args.check:
         if updated != current:
-            print(f"{target}: the settings reference is out of date; run --write {target}", file=sys.stderr)
+            print(f"{target}: the {what} is out of date; run --write {target}", file=sys.stderr)
             return 1
         return 0
     if updated != current:
         target.write_text(updated)
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return readme_block_main(argv, "settings reference", render_markdown, START_MARKER, END_MARKER)
 
 
 if __name__ == "__main__":
