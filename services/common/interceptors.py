@@ -110,7 +110,7 @@ class ErrorStatusInterceptor(AsyncExceptionToStatusInterceptor):
             handler = await continuation(details)
             if handler is None or handler.request_deserializer is None:
                 return handler
-            return handler._replace(request_deserializer=tolerant(handler.request_deserializer))
+            return handler._replace(request_deserializer=tolerant(handler.request_deserializer, details.method))
 
         return await super().intercept_service(tolerant_continuation, handler_call_details)
 

@@ -416,13 +416,13 @@ async def test_strings_have_a_length_limit_and_no_control_characters(channel: gr
     request = pb.AssessVcfRequest(assessment=assessment, vcf=b"x").SerializeToString()
     violations = await in_thread(lambda: refused(lambda: unary(channel, "AssessVcf")(request, timeout=30)))
     assert violations == {
-        "assessment.patients[0].sample_id": f"longer than {MAX_SAMPLE_ID_LENGTH} characters",
-        "assessment.patients[1].sample_id": "holds control characters (such as NUL, tab or a line break)",
-        "assessment.cancers[0]": "longer than 64 characters",
+        "assessment.patients[0].sample_id": f"must be at most {MAX_SAMPLE_ID_LENGTH} characters",
+        "assessment.patients[1].sample_id": "must not contain control or invisible characters",
+        "assessment.cancers[0]": "must be at most 64 characters",
     }
     layout_request = pb.GetScoreLayoutRequest(score="breast\n").SerializeToString()
     violations = await in_thread(lambda: refused(lambda: unary(channel, "GetScoreLayout")(layout_request, timeout=30)))
-    assert violations == {"score": "holds control characters (such as NUL, tab or a line break)"}
+    assert violations == {"score": "must not contain control or invisible characters"}
 
 
 async def test_thousands_of_violations_still_reach_the_caller_as_bad_request(channel: grpc.Channel) -> None:

@@ -182,8 +182,8 @@ async def test_case_ids_have_a_length_limit_and_no_control_characters(channel: g
     request = pb.ClassifyBatchRequest(cases=cases).SerializeToString()
     violations = await in_thread(lambda: refused(lambda: unary(channel, "ClassifyBatch")(request, timeout=30)))
     assert violations == {
-        "cases[0].case_id": f"longer than {MAX_CASE_ID_LENGTH} characters",
-        "cases[1].case_id": "holds control characters (such as NUL, tab or a line break)",
+        "cases[0].case_id": f"must be at most {MAX_CASE_ID_LENGTH} characters",
+        "cases[1].case_id": "must not contain control or invisible characters",
     }
 
 
