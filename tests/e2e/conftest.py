@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,7 @@ import pytest
 
 from clinpred.services.common.channel import ClientTls
 from tests.conftest import REPO
-from tests.support import free_port
+from tests.support import free_port, https_get
 
 
 @dataclass
@@ -150,3 +151,12 @@ def tumor_serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSer
     yield running
     stop(running)
     time.sleep(0.5)
+
+
+def scrape(running: RunningServe, path: str = "/metrics") -> tuple[int, str]:
+    """The metrics port as Prometheus scrapes it: HTTPS with the client certificate under mutual TLS
+    (the port is protected as the gRPC port is), plain HTTP in development mode."""
+    if running.tls is not None and running.tls.cert is not None and running.tls.key is not None:
+        return https_get(running.metrics_port, running.tls.ca, (running.tls.cert, running.tls.key), path=path)
+    with urllib.request.urlopen(f"http://127.0.0.1:{running.metrics_port}{path}", timeout=10) as response:
+        return response.status, response.read().decode()

@@ -25,7 +25,7 @@ from clinpred.cli.services import SERVICES, bentoml_env, register_models, serve_
 from clinpred.cli.settings import CliSettings
 from clinpred.services.common.channel import is_serving
 from clinpred.services.tumor.client import TumorClient
-from tests.e2e.conftest import RunningServe
+from tests.e2e.conftest import RunningServe, scrape
 from tests.support import another_local_address, listen_addresses
 
 pytestmark = pytest.mark.e2e
@@ -175,7 +175,7 @@ def test_clinpred_serve_answers_prometheus_on_metrics(tumor_serve: RunningServe)
     with TumorClient(tumor_serve.target, tls=tumor_serve.tls) as client:
         names = [f.name for f in client.model_info().features]
         client.classify(dict(zip(names, map(float, load_breast_cancer().data[1]))))
-    status, metrics = get(f"http://127.0.0.1:{tumor_serve.metrics_port}/metrics")
+    status, metrics = scrape(tumor_serve)
     assert status == 200
     assert classify_ok(metrics) >= 1.0
 
@@ -185,4 +185,4 @@ def test_clinpred_serve_binds_the_metrics_port_on_its_host_only(tumor_serve: Run
     assert listen_addresses(tumor_serve.metrics_port) == {"127.0.0.1"}
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection((another_local_address(), tumor_serve.metrics_port), timeout=5).close()
-    assert get(f"http://127.0.0.1:{tumor_serve.metrics_port}/metrics")[0] == 200
+    assert scrape(tumor_serve)[0] == 200

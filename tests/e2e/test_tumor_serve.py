@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
-import urllib.request
 
 import grpc
 import pytest
@@ -16,7 +15,7 @@ from clinpred.services.api.tumor.v1 import tumor_pb2, tumor_pb2_grpc
 from clinpred.services.common.channel import open_channel
 from clinpred.services.tumor.client import TumorClient
 from tests.conftest import REPO
-from tests.e2e.conftest import RunningServe, buf_tls_flags
+from tests.e2e.conftest import RunningServe, buf_tls_flags, scrape
 
 pytestmark = pytest.mark.e2e
 
@@ -24,7 +23,7 @@ pytestmark = pytest.mark.e2e
 def test_serve_prints_where_it_listens_and_a_command_that_works(tumor_serve: RunningServe) -> None:
     banner = "".join(tumor_serve.output)
     assert f"grpcs://127.0.0.1:{tumor_serve.port} (mutual TLS)" in banner
-    assert f"http://127.0.0.1:{tumor_serve.metrics_port}/" in banner
+    assert f"metrics https://127.0.0.1:{tumor_serve.metrics_port}/metrics" in banner
     assert f"made {tumor_serve.state_dir}/tls/ for mutual TLS" in banner
     command = tumor_serve.printed_command()
     assert "--tls-dir" not in command and "--insecure-development" not in command  # `clinpred call` finds the folder
@@ -94,8 +93,7 @@ def test_buf_curl_classifies_through_server_reflection(tumor_serve: RunningServe
 
 def test_metrics_count_calls_across_api_workers(tumor_serve: RunningServe) -> None:
     def classify_ok_count() -> float:
-        with urllib.request.urlopen(f"http://127.0.0.1:{tumor_serve.metrics_port}/", timeout=10) as response:
-            text = response.read().decode()
+        _status, text = scrape(tumor_serve, "/")
         total = 0.0
         for family in text_string_to_metric_families(text):
             for s in family.samples:

@@ -391,13 +391,15 @@ def _tampered(keys: Keys) -> str:
     return ".".join([header, b64(json.dumps(claims(tenant="other")).encode()), signature])
 
 
-NOW = int(time.time())
+def _now() -> int:
+    """Read when a token is made, never at import: the suite runs long enough for "+10 minutes" to pass."""
+    return int(time.time())
 BAD_TOKENS: dict[str, tuple[Callable[[Keys], str], str]] = {
     "bad-signature": (_other_key, "signature does not verify"),
     "tampered-payload": (_tampered, "signature does not verify"),
-    "expired": (lambda k: rs256(k, claims(exp=NOW - 120)), "expired"),
-    "nbf-in-the-future": (lambda k: rs256(k, claims(nbf=NOW + 600)), "not valid yet"),
-    "iat-in-the-future": (lambda k: rs256(k, claims(iat=NOW + 600)), "not valid yet"),
+    "expired": (lambda k: rs256(k, claims(exp=_now() - 120)), "expired"),
+    "nbf-in-the-future": (lambda k: rs256(k, claims(nbf=_now() + 600)), "not valid yet"),
+    "iat-in-the-future": (lambda k: rs256(k, claims(iat=_now() + 600)), "not valid yet"),
     "wrong-issuer": (lambda k: rs256(k, claims(iss="https://elsewhere.example")), "another issuer"),
     "wrong-audience": (lambda k: rs256(k, claims(aud="clinpred-genomics")), "another audience"),
     "no-exp": (lambda k: rs256(k, claims(exp=None)), "lacks the exp claim"),
