@@ -19,7 +19,7 @@ import numpy.typing as npt
 from clinpred.pilots.common.calibration import Calibrator
 from clinpred.pilots.common.conformal import ConformalSet, SplitConformal
 from clinpred.pilots.common.errors import ModelPackageError
-from clinpred.pilots.common.explanation import Explanation, TreeShapExplainer, build_explanation
+from clinpred.pilots.common.explanation import Explanation, StumpShap, TreeShapExplainer, build_explanation
 from clinpred.pilots.common.model_package import ModelIdentity, ModelPackage
 from clinpred.pilots.common.onnx import onnx_session
 from clinpred.pilots.common.schema import FeatureBounds, ModelSchema, RangeFlag
@@ -195,10 +195,30 @@ class TumorClassifier:
     def _predict(self, rows: np.ndarray) -> list[TumorPrediction]:
         if rows.shape[0] == 0:
             return []
-        p = self.probabilities(rows)
+        return self._answers(self.probabilities(rows), self._bounds.flags(rows))
+
+    def predictions_from_margins(self, margins: np.ndarray) -> list[TumorPrediction]:
+        """Answers from raw log-odds `[n]` of a binary model (e.g. decrypted on the client), no range flags.
+
+        The same calibration and conformal sets as `predict`; the sigmoid is what the ONNX graph applies.
+        """
+        if not self._binary:
+            raise ModelPackageError("answers from margins need a binary model")
+        z = np.asarray(margins, dtype=np.float64).reshape(-1)
+        if z.size == 0:
+            return []
+        positive = 1.0 / (1.0 + np.exp(-z))
+        p = self.calibrator.apply(np.column_stack([1.0 - positive, positive]))
+        return self._answers(p, [()] * z.size)
+
+    @property
+    def stump_shap(self) -> StumpShap | None:
+        """The step-function form of the booster, when it is one and was verified against it at load."""
+        return self._explainer.fast
+
+    def _answers(self, p: np.ndarray, flags: Sequence[tuple[RangeFlag, ...]]) -> list[TumorPrediction]:
         labels = p.argmax(axis=1)
         sets = self.conformal.sets(p)
-        flags = self._bounds.flags(rows)
         classes = self._classes
         return [
             TumorPrediction(
@@ -207,7 +227,7 @@ class TumorClassifier:
                 confidence=sets[i],
                 out_of_range=flags[i],
             )
-            for i in range(rows.shape[0])
+            for i in range(p.shape[0])
         ]
 
     def explain(self, x: np.ndarray, predictions: Sequence[TumorPrediction]) -> list[Explanation]:
