@@ -9,6 +9,7 @@
     clinpred tls init DIR                     a private CA and certificates for trying mutual TLS
     clinpred tls client|revoke DIR ...        client certificates with an identity, and revoking them
     clinpred audit keygen|verify|export       the audit trail: key, integrity check, FHIR AuditEvents
+    clinpred keys init|rotate|list DIR        sealing keys (HPKE) of sealed requests
 
 Failures map to the exit codes of `clinpred.cli.errors.ExitCode`, listed by `clinpred --help`.
 """
@@ -30,7 +31,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 import clinpred
-from clinpred.cli import audit, deterioration, genomics, tumor
+from clinpred.cli import audit, deterioration, genomics, keys, tumor
 from clinpred.cli.errors import DEBUG_ENV, ExitCode, ReportingGroup, exit_codes_help
 from clinpred.cli.options import JsonOption, TlsOption, default_tls_folder, fail, print_json, tls_folder
 from clinpred.cli.services import (
@@ -84,6 +85,7 @@ train_app.command("deterioration")(deterioration.train)
 simulate_app.command("deterioration")(deterioration.simulate)
 call_app.add_typer(deterioration.call_app, name="deterioration")
 app.add_typer(audit.audit_app, name="audit")
+app.add_typer(keys.keys_app, name="keys")
 
 
 def _print_version(value: bool) -> None:
