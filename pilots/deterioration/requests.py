@@ -105,3 +105,11 @@ class ModelInfo:
     metrics: Mapping[str, object]
     signals: tuple[SignalSpec, ...]
     max_batch_size: int
+
+
+@dataclass(frozen=True)
+class FhirExport:
+    """The score a FHIR export shows, and whose it is: resource ids differ across tenants."""
+
+    tenant: str
+    record: ScoreRecord

@@ -34,6 +34,7 @@ from clinpred.pilots.deterioration.observations import SIGNAL_NAMES, Observation
 from clinpred.pilots.deterioration.pews import ITEMS as PEWS_ITEMS
 from clinpred.pilots.deterioration.predictor import RiskBand
 from clinpred.pilots.deterioration.requests import (
+    FhirExport,
     HistoryPage,
     HistoryQuery,
     LatestQuery,
@@ -415,10 +416,10 @@ class DeteriorationCodec:
         return self._patient_id(request, request.patient_id)
 
     @staticmethod
-    def encode_export(record: ScoreRecord) -> pb.ExportFhirResponse:
+    def encode_export(export: FhirExport) -> pb.ExportFhirResponse:
         return pb.ExportFhirResponse(
-            risk_assessment_json=json.dumps(fhir_risk_assessment(record)),
-            pews_observation_json=json.dumps(fhir_pews_observation(record)),
+            risk_assessment_json=json.dumps(fhir_risk_assessment(export.record, export.tenant)),
+            pews_observation_json=json.dumps(fhir_pews_observation(export.record, export.tenant)),
         )
 
     # GetModelInfo
@@ -448,10 +449,11 @@ UCUM = "http://unitsofmeasure.org"
 PATIENT_ID_SYSTEM = "urn:clinpred:patient-id"
 
 
-def _resource_id(kind: str, record: ScoreRecord) -> str:
+def _resource_id(kind: str, record: ScoreRecord, tenant: str) -> str:
     """A FHIR id (`[A-Za-z0-9.-]{1,64}`) for the `kind` resource of a stored score, the same on every
-    export of it, derived from the patient id and version without showing the patient id."""
-    digest = hashlib.sha256(json.dumps([kind, record.patient_id, record.version]).encode()).hexdigest()[:40]
+    export of it, derived from tenant, patient id and version without showing the patient id (two
+    hospitals' child-17 get different ids)."""
+    digest = hashlib.sha256(json.dumps([kind, tenant, record.patient_id, record.version]).encode()).hexdigest()[:40]
     return f"{kind}-{digest}"
 
 
@@ -463,12 +465,12 @@ def _score_quantity(value: float) -> dict[str, Any]:
     return {"value": value, "unit": "score", "system": UCUM, "code": "{score}"}
 
 
-def fhir_pews_observation(record: ScoreRecord) -> dict[str, Any]:
+def fhir_pews_observation(record: ScoreRecord, tenant: str) -> dict[str, Any]:
     pews = record.score.pews
     points = pews.items()
     resource = {
         "resourceType": "Observation",
-        "id": _resource_id("pews", record),
+        "id": _resource_id("pews", record, tenant),
         "status": "final",
         "category": [
             {
@@ -491,7 +493,7 @@ def fhir_pews_observation(record: ScoreRecord) -> dict[str, Any]:
     return FhirObservation.model_validate(resource).model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
-def fhir_risk_assessment(record: ScoreRecord) -> dict[str, Any]:
+def fhir_risk_assessment(record: ScoreRecord, tenant: str) -> dict[str, Any]:
     score = record.score
     model = score.model
     scored_at = instant_text(score.scored_at)
@@ -499,7 +501,7 @@ def fhir_risk_assessment(record: ScoreRecord) -> dict[str, Any]:
     reasons = "; ".join(r.text for r in score.explanation.top_reasons)
     resource = {
         "resourceType": "RiskAssessment",
-        "id": _resource_id("deterioration", record),
+        "id": _resource_id("deterioration", record, tenant),
         "status": "final",
         "subject": _subject(record),
         "occurrenceDateTime": scored_at,
@@ -507,7 +509,7 @@ def fhir_risk_assessment(record: ScoreRecord) -> dict[str, Any]:
             "coding": [{"system": "urn:clinpred:model", "code": f"{model.name}:{model.version}"}],
             "text": f"clinpred {model.name} {model.version} (package sha256 {model.sha256})",
         },
-        "basis": [{"reference": f"Observation/{_resource_id('pews', record)}"}],
+        "basis": [{"reference": f"Observation/{_resource_id('pews', record, tenant)}"}],
         "prediction": [
             {
                 "outcome": {"text": FHIR_OUTCOME},

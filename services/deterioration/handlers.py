@@ -17,6 +17,7 @@ from clinpred.pilots.deterioration.observations import SIGNALS, Observation, Pat
 from clinpred.pilots.deterioration.package_format import PILOT
 from clinpred.pilots.deterioration.predictor import DeteriorationPredictor, RiskBand
 from clinpred.pilots.deterioration.requests import (
+    FhirExport,
     HistoryPage,
     HistoryQuery,
     LatestQuery,
@@ -140,9 +141,9 @@ class DeteriorationHandler:
         at = scoring.at or _newest(scoring.observations)
         return StatelessScore(scoring.patient.patient_id, self._score(scoring.history(), at, previous_band=None))
 
-    def fhir_export(self, patient_id: str, call: Call) -> ScoreRecord:
+    def fhir_export(self, patient_id: str, call: Call) -> FhirExport:
         """The score a FHIR export shows: the latest."""
-        return self._latest_record(patient_id, call)
+        return FhirExport(call.tenant, self._latest_record(patient_id, call))
 
     def model_info(self, _: None, call: Call) -> ModelInfo:
         predictor = self.runtime.predictor

@@ -22,6 +22,7 @@ from clinpred.pilots.deterioration.pews import ITEMS as PEWS_ITEMS
 from clinpred.pilots.deterioration.pews import bedside_pews
 from clinpred.pilots.deterioration.predictor import DataQualityFlag
 from clinpred.pilots.deterioration.requests import (
+    FhirExport,
     HistoryPage,
     HistoryQuery,
     LatestQuery,
@@ -408,7 +409,7 @@ def test_a_watch_event_carries_the_alert_the_domain_decided(codec: Deterioration
 
 
 def test_a_fhir_export_encodes_the_stored_score(codec: DeteriorationCodec) -> None:
-    exported = codec.encode_export(RECORD)
+    exported = codec.encode_export(FhirExport("st-olav", RECORD))
     assessment = json.loads(exported.risk_assessment_json)
     assert assessment["subject"] == {"identifier": {"system": "urn:clinpred:patient-id", "value": "p1"}}
     assert assessment["occurrenceDateTime"] == "2026-03-02T09:30:15.250000Z"
@@ -421,6 +422,9 @@ def test_a_fhir_export_encodes_the_stored_score(codec: DeteriorationCodec) -> No
     assert assessment["basis"] == [{"reference": f"Observation/{pews['id']}"}] and "p1" not in pews["id"] + assessment["id"]
     assert pews["valueQuantity"]["value"] == SCORE.pews.total and len(pews["component"]) == 7
     assert pews["note"][0]["text"] == "not measured, scored 0: " + ", ".join(SCORE.pews.missing_items)
+    # Another hospital's child with the same id and version: other resource ids.
+    elsewhere = json.loads(codec.encode_export(FhirExport("haukeland", RECORD)).risk_assessment_json)
+    assert elsewhere["id"] != assessment["id"] and elsewhere["subject"] == assessment["subject"]
 
 
 def test_model_info_encodes_features_signals_and_numeric_metrics(codec: DeteriorationCodec) -> None:
