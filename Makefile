@@ -10,8 +10,8 @@ run: setup
 test: setup
 	.venv/bin/python -m pytest
 
-# Property-based fuzzing of every RPC of the three services with 10000 hostile examples each (ScoreEncrypted,
-# where each example is real CKKS arithmetic, 500), on SQLite and PostgreSQL for deterioration; the normal
+# Property-based fuzzing of every RPC of the three services with 10000 hostile examples each (hours: each
+# ScoreEncrypted example is real CKKS arithmetic), on SQLite and PostgreSQL for deterioration; the normal
 # suite runs a few per RPC. CLINPRED_FUZZ_REPORT=file.json also writes the status codes seen.
 fuzz: setup
 	CLINPRED_FUZZ_EXAMPLES=10000 .venv/bin/python -m pytest -q -p no:cacheprovider tests/fuzz tests/integration/deterioration/test_fuzz.py

@@ -33,7 +33,6 @@ TenSEAL raises on crafted bytes is refused the same way, never an internal error
 from __future__ import annotations
 
 import math
-import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -43,6 +42,15 @@ import numpy.typing as npt
 import tenseal as ts
 
 from clinpred.pilots.common.cancellation import Deadline, check_deadline
+from clinpred.pilots.common.ckks import (
+    MAX_SCALE_BITS,
+    MIN_SCALE_BITS,
+    CkksOperand,
+    check_ciphertext,
+    poly_modulus_degree,
+    scale_problem,
+    vector_fields,
+)
 from clinpred.pilots.common.errors import FailedPrecondition, InvalidInput
 from clinpred.pilots.common.model_package import ModelIdentity
 from clinpred.pilots.genomics.scoring import EffectDosages, SampleScore
@@ -50,9 +58,6 @@ from clinpred.pilots.genomics.scoring_file import ScoringFile, read_scoring_file
 from clinpred.pilots.genomics.text_stream import InputOrigin
 
 SUPPORTED_POLY_MODULUS_DEGREES = (8192, 16384)
-MIN_SCALE_BITS = 30
-# SEAL's primes have at most 60 bits: a larger scale cannot be rescaled away after the multiplication.
-MAX_SCALE_BITS = 60
 DEFAULT_POLY_MODULUS_DEGREE = 8192
 DEFAULT_COEFF_MOD_BIT_SIZES = (60, 40, 40, 60)
 DEFAULT_SCALE_BITS = 40
@@ -241,7 +246,7 @@ def dosages_for_layout(
 def encrypt_dosages(context: ts.Context, dosages: npt.NDArray[np.float64], layout: EncryptedScoreLayout) -> EncryptedDosages:
     if dosages.shape != (len(layout),):
         raise InvalidInput(f"expected {len(layout)} dosages in the layout's order, got shape {dosages.shape}")
-    degree = _poly_modulus_degree(context)
+    degree = poly_modulus_degree(context)
     ciphertexts = tuple(
         bytes(ts.ckks_vector(context, dosages[chunk].tolist()).serialize()) for chunk in layout.chunks(degree)
     )
@@ -251,7 +256,7 @@ def encrypt_dosages(context: ts.Context, dosages: npt.NDArray[np.float64], layou
 def decrypt_score(context: ts.Context, result: EncryptedScore, layout: EncryptedScoreLayout) -> DecryptedScore:
     if not context.is_private():
         raise InvalidInput("decryption needs the client's private context")
-    degree = _poly_modulus_degree(context)
+    degree = poly_modulus_degree(context)
     score = ts.ckks_vector_from(context, result.score).decrypt()[0]
     parts = [ts.ckks_vector_from(context, blob).decrypt() for blob in result.contributions]
     contributions = np.concatenate([np.asarray(p[: c.stop - c.start]) for p, c in zip(parts, layout.chunks(degree),
@@ -260,10 +265,6 @@ def decrypt_score(context: ts.Context, result: EncryptedScore, layout: Encrypted
 
 
 # --- server side -----------------------------------------------------------------------------------
-
-
-def _poly_modulus_degree(context: ts.Context) -> int:
-    return int(context.seal_context().data.key_context_data().parms().poly_modulus_degree())
 
 
 def load_public_context(blob: bytes, field: str | None = None) -> ts.Context:
@@ -307,24 +308,13 @@ def _check_context(context: ts.Context, refused: Callable[[str], InvalidInput]) 
         scale = float(context.global_scale)
     except Exception:
         raise refused(f"has no global scale; set one of 2^{MIN_SCALE_BITS} to 2^{MAX_SCALE_BITS}") from None
-    problem = _scale_problem(scale)
+    problem = scale_problem(scale)
     if problem:
         raise refused(f"global scale {problem}")
     if context.seal_context().data.first_context_data().chain_index() < 1:
         raise refused("no coefficient modulus level left for one multiplication")
     if not context.has_galois_keys():
         raise refused("no Galois keys; they are needed to sum the encrypted contributions")
-
-
-def _scale_problem(scale: float) -> str | None:
-    """Why a CKKS scale cannot serve the scoring, or None when it can."""
-    if not math.isfinite(scale) or scale <= 0:
-        return f"must be a positive finite number, 2^{MIN_SCALE_BITS} to 2^{MAX_SCALE_BITS}"
-    if scale < 2.0**MIN_SCALE_BITS:
-        return f"2^{math.log2(scale):.0f} is too small; at least 2^{MIN_SCALE_BITS}"
-    if scale > 2.0**MAX_SCALE_BITS:
-        return f"2^{math.log2(scale):.0f} is too large; at most 2^{MAX_SCALE_BITS}"
-    return None
 
 
 def _rotation_element(step: int, degree: int) -> int:
@@ -343,79 +333,13 @@ def _missing_rotation(context: ts.Context, degree: int, values: int) -> int | No
     return None
 
 
-def _varint(data: bytes, at: int) -> tuple[int, int]:
-    value, shift = 0, 0
-    while True:
-        if at >= len(data) or shift > 63:
-            raise ValueError("truncated varint")
-        byte = data[at]
-        value |= (byte & 0x7F) << shift
-        at, shift = at + 1, shift + 7
-        if not byte & 0x80:
-            return value, at
-
-
-def _vector_fields(blob: bytes) -> tuple[list[int], int, float] | None:
-    """The sizes, ciphertext count and encoding scale of a serialised CKKS vector (TenSEAL's CKKSVectorProto:
-    1 repeated uint32 sizes, 2 repeated bytes ciphertexts, 3 double scale), or None if it is not one.
-
-    TenSEAL's Python API does not expose them, and a vector whose sizes do not match its ciphertexts
-    makes TenSEAL read out of bounds, so they are read from the bytes before TenSEAL loads them.
-    """
-    sizes: list[int] = []
-    count, scale, at = 0, math.nan, 0
-    try:
-        while at < len(blob):
-            tag, at = _varint(blob, at)
-            number, wire = tag >> 3, tag & 7
-            if wire == 0:
-                value, at = _varint(blob, at)
-                if number == 1:
-                    sizes.append(value)
-            elif wire == 1:
-                if at + 8 > len(blob):
-                    return None
-                if number == 3:
-                    (scale,) = struct.unpack_from("<d", blob, at)
-                at += 8
-            elif wire == 2:
-                length, at = _varint(blob, at)
-                if at + length > len(blob):
-                    return None
-                if number == 1:
-                    end, inner = at + length, at
-                    while inner < end:
-                        value, inner = _varint(blob, inner)
-                        sizes.append(value)
-                elif number == 2:
-                    count += 1
-                at += length
-            elif wire == 5:
-                at += 4
-            else:
-                return None
-    except ValueError:
-        return None
-    return sizes, count, scale
-
-
-@dataclass(frozen=True)
-class _Operand:
-    """A loaded ciphertext and what the scoring needs to know about it."""
-
-    vector: ts.CKKSVector
-    level: int
-    scale: float
-    encoding_scale: float
-
-
 def _load_ciphertext(
     context: ts.Context, blob: bytes, number: int, expected: int, origin: InputOrigin
-) -> _Operand:
+) -> CkksOperand:
     def refused(problem: str) -> InvalidInput:
         return origin.error(InvalidInput, f"ciphertexts[{number}]: {problem}")
 
-    fields = _vector_fields(blob)
+    fields = vector_fields(blob)
     if fields is None:
         raise refused("not a CKKS vector for this context")
     sizes, count, encoding_scale = fields
@@ -428,39 +352,11 @@ def _load_ciphertext(
     try:
         vector = ts.ckks_vector_from(context, blob)
         (ciphertext,) = vector.ciphertext()
-        return _check_ciphertext(context, vector, ciphertext, encoding_scale, refused)
+        return check_ciphertext(context, vector, ciphertext, encoding_scale, refused)
     except InvalidInput:
         raise
     except Exception:
         raise refused("not a CKKS vector for this context") from None
-
-
-def _check_ciphertext(
-    context: ts.Context, vector: ts.CKKSVector, ciphertext: Any, encoding_scale: float,
-    refused: Callable[[str], InvalidInput],
-) -> _Operand:
-    if ciphertext.size() != 2:
-        raise refused(f"has {ciphertext.size()} polynomials; a fresh encryption (2) is needed, relinearise first")
-    if not ciphertext.is_ntt_form():
-        raise refused("is not in NTT form, as CKKS ciphertexts are")
-    level_data = context.seal_context().data.get_context_data(ciphertext.parms_id())
-    if level_data is None:
-        raise refused("its parameters are not those of the context")
-    level = int(level_data.chain_index())
-    if level < 1:
-        raise refused("is at the last coefficient modulus level; multiplying by the weights needs one level more")
-    scale = float(ciphertext.scale)
-    for what, value in (("scale", scale), ("encoding scale", encoding_scale)):
-        problem = _scale_problem(value)
-        if problem:
-            raise refused(f"{what} {problem}")
-    # SEAL refuses a product whose scale does not fit in the level's coefficient modulus.
-    if math.log2(scale) + math.log2(encoding_scale) >= level_data.total_coeff_modulus_bit_count():
-        raise refused(
-            f"scale 2^{math.log2(scale):.0f} times the weights' scale 2^{math.log2(encoding_scale):.0f} exceeds the"
-            f" {level_data.total_coeff_modulus_bit_count()}-bit coefficient modulus left at its level"
-        )
-    return _Operand(vector, level, scale, encoding_scale)
 
 
 def score_encrypted(
@@ -479,7 +375,7 @@ def score_encrypted(
     context = load_public_context(public_context, context_origin.field)
     ciphertext_origin = InputOrigin("ciphertexts", fields.ciphertexts if fields else None)
     lengths_origin = InputOrigin("ciphertexts", fields.lengths if fields else None)
-    degree = _poly_modulus_degree(context)
+    degree = poly_modulus_degree(context)
     chunks = layout.chunks(degree)
     if len(ciphertexts) != len(chunks):
         raise lengths_origin.error(
@@ -494,7 +390,7 @@ def score_encrypted(
     if missing is not None:
         message = f"{context_origin.label}: no Galois key for rotating by {missing}; summing the score needs it"
         raise context_origin.error(InvalidInput, message)
-    operands: list[_Operand] = []
+    operands: list[CkksOperand] = []
     for number, (blob, chunk) in enumerate(zip(ciphertexts, chunks, strict=True)):
         check_deadline(deadline)
         operand = _load_ciphertext(context, blob, number, chunk.stop - chunk.start, ciphertext_origin)

@@ -39,16 +39,16 @@ import numpy.typing as npt
 import tenseal as ts
 
 from clinpred.pilots.common.cancellation import Deadline, check_deadline
-from clinpred.pilots.common.errors import FailedPrecondition, InvalidInput
-from clinpred.pilots.common.explanation import LOG_ODDS
-from clinpred.pilots.genomics.encrypted import (
+from clinpred.pilots.common.ckks import (
     MAX_SCALE_BITS,
     MIN_SCALE_BITS,
-    _check_ciphertext,
-    _poly_modulus_degree,
-    _scale_problem,
-    _vector_fields,
+    check_ciphertext,
+    poly_modulus_degree,
+    scale_problem,
+    vector_fields,
 )
+from clinpred.pilots.common.errors import FailedPrecondition, InvalidInput
+from clinpred.pilots.common.explanation import LOG_ODDS
 from clinpred.pilots.genomics.text_stream import InputOrigin
 from clinpred.pilots.tumor.classifier import TumorClassifier, TumorPrediction
 
@@ -212,7 +212,7 @@ def encrypt_cases(context: ts.Context, layout: EncryptedTumorLayout, encodings: 
     """Encodings `[n, splits]` packed into as few ciphertexts as the slots allow."""
     if encodings.ndim != 2 or encodings.shape[1] != len(layout):
         raise InvalidInput(f"expected encodings of {len(layout)} split indicators per case")
-    per = layout.cases_per_ciphertext(_poly_modulus_degree(context))
+    per = layout.cases_per_ciphertext(poly_modulus_degree(context))
     if per < 1:
         raise InvalidInput(f"{len(layout)} split indicators do not fit one ciphertext; use a larger degree")
     blobs, counts = [], []
@@ -288,7 +288,7 @@ def _check_context(context: ts.Context, refused: Callable[[str], InvalidInput]) 
         scale = float(context.global_scale)
     except Exception:
         raise refused(f"has no global scale; set one of 2^{MIN_SCALE_BITS} to 2^{MAX_SCALE_BITS}") from None
-    problem = _scale_problem(scale)
+    problem = scale_problem(scale)
     if problem:
         raise refused(f"global scale {problem}")
     if context.seal_context().data.first_context_data().chain_index() < 1:
@@ -327,7 +327,7 @@ def score_encrypted_case(
     """
     context = _server_context(public_context, context_field)
     origin = InputOrigin("ciphertexts", ciphertexts_field)
-    degree = _poly_modulus_degree(context)
+    degree = poly_modulus_degree(context)
     n_splits = len(layout)
     if not ciphertexts:
         raise origin.error(InvalidInput, "ciphertexts: at least one is needed")
@@ -340,7 +340,7 @@ def score_encrypted_case(
         def refused(problem: str, number: int = number) -> InvalidInput:
             return origin.error(InvalidInput, f"ciphertexts[{number}]: {problem}")
 
-        fields = _vector_fields(blob)
+        fields = vector_fields(blob)
         if fields is None:
             raise refused("not a CKKS vector for this context")
         sizes, count, encoding_scale = fields
@@ -352,7 +352,7 @@ def score_encrypted_case(
         try:
             vector = ts.ckks_vector_from(context, blob)
             (ciphertext,) = vector.ciphertext()
-            operand = _check_ciphertext(context, vector, ciphertext, encoding_scale, refused)
+            operand = check_ciphertext(context, vector, ciphertext, encoding_scale, refused)
         except InvalidInput:
             raise
         except Exception:

@@ -302,7 +302,7 @@ def real_encrypted(layout: EncryptedScoreLayout) -> tuple[bytes, bytes]:
     return public_context_bytes(client), ciphertext
 
 
-@examples(8, share=0.05)
+@examples(8)
 @given(data=st.data())
 async def test_fuzz_score_encrypted(channel: grpc.Channel, real_encrypted: tuple[bytes, bytes], data: st.DataObject) -> None:
     context, ciphertext = real_encrypted

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from clinpred.pilots.common.cancellation import Deadline
+from clinpred.pilots.common.ckks import vector_fields
 from clinpred.pilots.common.errors import DeadlineExceeded, InvalidInput
 from clinpred.pilots.genomics.encrypted import (
     EncryptedFields,
     EncryptedScoreLayout,
-    _vector_fields,
     create_client_context,
     decrypt_score,
     encrypt_dosages,
@@ -46,12 +46,12 @@ def test_every_crafted_input_is_refused_naming_its_field(crafted: list[Crafted])
 def test_the_vector_reader_agrees_with_tenseal_on_real_vectors() -> None:
     client = create_client_context()
     (blob,) = encrypt_dosages(client, np.ones(313), LAYOUT).ciphertexts
-    assert _vector_fields(blob) == ([313], 1, 2.0**40)
-    assert _vector_fields(with_encoding_scale(blob, 2.0**31)) == ([313], 1, 2.0**31)
-    assert _vector_fields(with_extra_size(blob, 7)) == ([313, 7], 1, 2.0**40)
-    assert _vector_fields(b"\x0a\xff") is None  # a length beyond the end
-    assert _vector_fields(b"\x0f") is None  # wire type 7 does not exist
-    assert _vector_fields(b"") == ([], 0, pytest.approx(float("nan"), nan_ok=True))
+    assert vector_fields(blob) == ([313], 1, 2.0**40)
+    assert vector_fields(with_encoding_scale(blob, 2.0**31)) == ([313], 1, 2.0**31)
+    assert vector_fields(with_extra_size(blob, 7)) == ([313, 7], 1, 2.0**40)
+    assert vector_fields(b"\x0a\xff") is None  # a length beyond the end
+    assert vector_fields(b"\x0f") is None  # wire type 7 does not exist
+    assert vector_fields(b"") == ([], 0, pytest.approx(float("nan"), nan_ok=True))
 
 
 def test_a_ciphertext_one_level_down_still_scores() -> None:
