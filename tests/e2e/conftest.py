@@ -128,12 +128,22 @@ def _pids_using(running: RunningServe) -> list[int]:
             environ = process.info["environ"] or {}
         except (psutil.AccessDenied, psutil.NoSuchProcess):
             continue
-        if environ.get("CLINPRED_STATE_DIR") == running.state_dir:
+        if environ.get("CLINPRED_STATE_DIR") == running.state_dir and process.pid != os.getpid():
             found.append(process.pid)
     return found
 
 
 def stop(running: RunningServe) -> int:
+    """Ctrl-C to clinpred serve, as a person stops it; then nothing of it may be left serving (on a
+    loaded machine a stop can outlast the wait), so later tests find their ports free."""
+    code = _interrupt(running)
+    for pid in _pids_using(running):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return code
+
+
+def _interrupt(running: RunningServe) -> int:
     if running.process.poll() is None:
         os.killpg(running.process.pid, signal.SIGINT)
         try:

@@ -199,6 +199,25 @@ def run_models(snippet: Snippet, work: Workspace) -> None:
     assert "wdbc-xgboost" in printed and "wdbc-lightgbm" in printed and "my_cases" in printed
 
 
+def run_policy_example(snippet: Snippet, work: Workspace) -> None:
+    # The security page's example policy is one the services accept, granting what its comments say.
+    from clinpred.services.common.authorization import authorize, load_policy
+
+    policy_file = work.folder / "example-policy.toml"
+    policy_file.write_text(snippet.text)
+    policy = load_policy(policy_file)
+    authorize(policy, "st-olav", "home-monitoring", "/clinpred.deterioration.v1.DeteriorationService/RecordObservations")
+    authorize(policy, "st-olav", "ward-dashboard", "/clinpred.deterioration.v1.DeteriorationService/WatchRisk")
+    authorize(policy, "st-olav", "anyone", "/clinpred.tumor.v1.TumorClassificationService/GetModelInfo")
+    from clinpred.pilots.common.errors import PermissionDenied
+
+    try:
+        authorize(policy, "st-olav", "ward-dashboard", "/clinpred.deterioration.v1.DeteriorationService/RegisterPatient")
+    except PermissionDenied:
+        return
+    raise AssertionError("the ward dashboard must not register patients")
+
+
 def run_development(snippet: Snippet, work: Workspace) -> None:
     # `make lint` runs in .ci/run itself, and `make codegen` would rewrite the checkout; a test
     # checks the generated code against a fresh generation (test_generated_code.py).
@@ -224,6 +243,7 @@ RULES: list[tuple[str, Callable[[Snippet, Workspace], None]]] = [
     ("client.score_encrypted(", run_encrypted_python),
     ("clinpred models list", run_models),
     ("make lint", run_development),
+    ("[[grants]]", run_policy_example),
 ]
 
 
