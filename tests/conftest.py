@@ -17,6 +17,9 @@ _AUDIT = tempfile.mkdtemp(prefix="clinpred-audit-")
 for _pilot in ("TUMOR", "DETERIORATION", "GENOMICS"):
     os.environ.setdefault(f"CLINPRED_{_pilot}_DEVELOPMENT_PLAINTEXT", "true")
     os.environ.setdefault(f"CLINPRED_{_pilot}_AUDIT_DIR", _AUDIT)
+    # Fuzzing sends far more than a tenant's default 100 calls/s; tests of the rate limit set their own.
+    os.environ.setdefault(f"CLINPRED_{_pilot}_RATE_PER_SECOND", "1000000")
+    os.environ.setdefault(f"CLINPRED_{_pilot}_RATE_BURST", "1000000")
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS = REPO / "models"
