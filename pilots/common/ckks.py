@@ -129,3 +129,27 @@ def check_ciphertext(
             f" {level_data.total_coeff_modulus_bit_count()}-bit coefficient modulus left at its level"
         )
     return CkksOperand(vector, level, scale, encoding_scale)
+
+
+def check_public_context(
+    context: ts.Context, refused: Callable[[str], InvalidInput], supported_degrees: tuple[int, ...]
+) -> None:
+    """A client's context the server may and can compute with: CKKS, no secret key, a supported degree,
+    a usable global scale and one coefficient modulus level left for the multiplication."""
+    parms = context.seal_context().data.key_context_data().parms()
+    if parms.scheme().name != "CKKS":
+        raise refused(f"scheme {parms.scheme().name} is not supported; use CKKS")
+    if context.is_private() or context.has_secret_key():
+        raise refused("carries a secret key; send the public context only")
+    degree = int(parms.poly_modulus_degree())
+    if degree not in supported_degrees:
+        raise refused(f"poly_modulus_degree {degree} is not supported; use one of {supported_degrees}")
+    try:
+        scale = float(context.global_scale)
+    except Exception:
+        raise refused(f"has no global scale; set one of 2^{MIN_SCALE_BITS} to 2^{MAX_SCALE_BITS}") from None
+    problem = scale_problem(scale)
+    if problem:
+        raise refused(f"global scale {problem}")
+    if context.seal_context().data.first_context_data().chain_index() < 1:
+        raise refused("no coefficient modulus level left for one multiplication")

@@ -43,12 +43,10 @@ import tenseal as ts
 
 from clinpred.pilots.common.cancellation import Deadline, check_deadline
 from clinpred.pilots.common.ckks import (
-    MAX_SCALE_BITS,
-    MIN_SCALE_BITS,
     CkksOperand,
     check_ciphertext,
+    check_public_context,
     poly_modulus_degree,
-    scale_problem,
     vector_fields,
 )
 from clinpred.pilots.common.errors import FailedPrecondition, InvalidInput
@@ -296,23 +294,7 @@ def load_public_context(blob: bytes, field: str | None = None) -> ts.Context:
 
 
 def _check_context(context: ts.Context, refused: Callable[[str], InvalidInput]) -> None:
-    parms = context.seal_context().data.key_context_data().parms()
-    if parms.scheme().name != "CKKS":
-        raise refused(f"scheme {parms.scheme().name} is not supported; use CKKS")
-    if context.is_private() or context.has_secret_key():
-        raise refused("carries a secret key; send the public context only")
-    degree = int(parms.poly_modulus_degree())
-    if degree not in SUPPORTED_POLY_MODULUS_DEGREES:
-        raise refused(f"poly_modulus_degree {degree} is not supported; use one of {SUPPORTED_POLY_MODULUS_DEGREES}")
-    try:
-        scale = float(context.global_scale)
-    except Exception:
-        raise refused(f"has no global scale; set one of 2^{MIN_SCALE_BITS} to 2^{MAX_SCALE_BITS}") from None
-    problem = scale_problem(scale)
-    if problem:
-        raise refused(f"global scale {problem}")
-    if context.seal_context().data.first_context_data().chain_index() < 1:
-        raise refused("no coefficient modulus level left for one multiplication")
+    check_public_context(context, refused, SUPPORTED_POLY_MODULUS_DEGREES)
     if not context.has_galois_keys():
         raise refused("no Galois keys; they are needed to sum the encrypted contributions")
 

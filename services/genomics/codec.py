@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import NoReturn
 
+from clinpred.pilots.common.ckks import MIN_SCALE_BITS
 from clinpred.pilots.common.errors import FieldViolation, InvalidInput, ResourceExhausted, ViolationCollector
 from clinpred.pilots.genomics.assessment import (
     AssessmentFields,
@@ -27,7 +28,6 @@ from clinpred.pilots.genomics.assessment import (
     VcfAssessment,
 )
 from clinpred.pilots.genomics.encrypted import (
-    MIN_SCALE_BITS,
     SUPPORTED_POLY_MODULUS_DEGREES,
     EncryptedFields,
     EncryptedScoreAnswer,
