@@ -17,7 +17,7 @@ import grpc
 from grpc_interceptor import AsyncServerInterceptor
 
 from clinpred.services.common.authorization import OPEN_METHODS, AccessPolicy, PolicyFile, authorize
-from clinpred.services.common.calls import start_call
+from clinpred.services.common.calls import awaited_unless_stream, start_call
 from clinpred.services.common.identity import Authenticator, BearerTokenVerifier, Caller, RevocationList
 from clinpred.services.common.limits import TenantRateLimiter, TenantSlots
 from clinpred.services.common.settings import ServiceSettings
@@ -98,7 +98,7 @@ class AccessInterceptor(AsyncServerInterceptor):
     ) -> Any:
         if method_name in OPEN_METHODS:
             # Health checks and reflection: no patient data, and probes have no identity.
-            return await _passed_through(method(checked(request_or_iterator), context))
+            return await awaited_unless_stream(method(checked(request_or_iterator), context))
         caller = self.rules.admit(context, method_name)
         response_or_iterator = method(checked(request_or_iterator), context)
         if hasattr(response_or_iterator, "__aiter__"):
@@ -111,8 +111,3 @@ class AccessInterceptor(AsyncServerInterceptor):
             async for response in responses:
                 yield response
 
-
-async def _passed_through(response_or_iterator: Any) -> Any:
-    if hasattr(response_or_iterator, "__aiter__"):
-        return response_or_iterator
-    return await response_or_iterator

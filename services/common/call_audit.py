@@ -26,7 +26,7 @@ from clinpred.pilots.common.errors import ClinpredError
 from clinpred.services.common.audit import AuditEntry, AuditFileLog, AuditKeys, AuditSqlLog, AuditTrail, write_key_file
 from clinpred.services.common.audit.errors import AuditUnavailable
 from clinpred.services.common.authorization import OPEN_METHODS
-from clinpred.services.common.calls import CallSlot, call_outcome, deadline_of, open_slot
+from clinpred.services.common.calls import CallSlot, awaited_unless_stream, call_outcome, deadline_of, open_slot
 from clinpred.services.common.settings import ServiceSettings
 
 logger = logging.getLogger("clinpred.audit")
@@ -130,7 +130,7 @@ class AuditInterceptor(AsyncServerInterceptor):
     ) -> Any:
         if method_name in OPEN_METHODS:
             # Health checks and reflection touch no patient and no model; probes make thousands a day.
-            return await _started(method(request_or_iterator, context))
+            return await awaited_unless_stream(method(request_or_iterator, context))
         slot = open_slot()
         deadline = deadline_of(context)
         digest = _Digest()
@@ -144,7 +144,7 @@ class AuditInterceptor(AsyncServerInterceptor):
         else:
             digest.add(request_or_iterator)
         try:
-            response_or_iterator = await _started(method(request_or_iterator, context))
+            response_or_iterator = await awaited_unless_stream(method(request_or_iterator, context))
         except BaseException as error:
             await _shielded(self._record(entry_of(_outcome(context, error, deadline))))
             raise
@@ -169,11 +169,6 @@ class AuditInterceptor(AsyncServerInterceptor):
         # A client that stops sending at its deadline can end the request stream as if it closed it.
         await self._record(entry_of(call_outcome(context, deadline=deadline)))
 
-
-async def _started(response_or_iterator: Any) -> Any:
-    if hasattr(response_or_iterator, "__aiter__"):
-        return response_or_iterator
-    return await response_or_iterator
 
 
 def _outcome(context: grpc.aio.ServicerContext, error: BaseException, deadline: float | None) -> str:

@@ -11,6 +11,7 @@ import asyncio
 import threading
 import time
 from contextvars import ContextVar
+from typing import Any
 
 import grpc
 
@@ -81,3 +82,10 @@ def call_outcome(
         # Not aborted: a return is OK, and gRPC answers any other exception with UNKNOWN.
         return grpc.StatusCode.OK.name if error is None else grpc.StatusCode.UNKNOWN.name
     return code.name
+
+
+async def awaited_unless_stream(response_or_iterator: Any) -> Any:
+    """What an interceptor hands on: a unary handler's awaited response, or a stream's iterator as is."""
+    if hasattr(response_or_iterator, "__aiter__"):
+        return response_or_iterator
+    return await response_or_iterator
