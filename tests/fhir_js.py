@@ -17,7 +17,13 @@ def fhir_js_answers(resources: Sequence[dict[str, Any]]) -> list[dict[str, Any]]
     """FHIR.js's answer ({"valid": bool, "messages": [...]}) for each resource, in one node run."""
     env = {**os.environ, "NODE_PATH": str(REPO / "node_modules")}
     done = subprocess.run(
-        ["node", str(SCRIPT)], input=json.dumps(list(resources)), capture_output=True, text=True, env=env, check=False, timeout=120
+        ["node", str(SCRIPT)],
+        input=json.dumps(list(resources)),
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        timeout=120,
     )
     assert done.returncode == 0, done.stderr
     answers: list[dict[str, Any]] = json.loads(done.stdout)

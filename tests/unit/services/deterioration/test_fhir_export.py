@@ -85,7 +85,9 @@ def export(
         spo2=measured.get("spo2"),
         oxygen_flow_l_min=measured.get("oxygen_flow_l_min"),
     )
-    reason = Reason("temperature_c_max_24h", 39.1, "Cel", "raises", 1.2, "highest body temperature in 24 h: 39.1 °C raises the risk")
+    reason = Reason(
+        "temperature_c_max_24h", 39.1, "Cel", "raises", 1.2, "highest body temperature in 24 h: 39.1 °C raises the risk"
+    )
     score = StoredScore(
         probability=probability,
         horizon_hours=24.0,
@@ -220,7 +222,9 @@ def test_the_home_set_scores_three_items_and_says_which_four_were_not_measured()
     absent = [c["code"]["coding"][0]["code"] for c in pews["component"] if "dataAbsentReason" in c]
     assert absent == ["systolic-bp", "capillary-refill", "respiratory-effort", "oxygen-therapy"]
     assert "from 3 of 7 items measured" in pews["text"]["div"]
-    assert "Not measured: systolic blood pressure, capillary refill time, respiratory effort, oxygen therapy." in pews["text"]["div"]
+    assert (
+        "Not measured: systolic blood pressure, capillary refill time, respiratory effort, oxygen therapy." in pews["text"]["div"]
+    )
 
 
 @pytest.mark.parametrize("band", RISK_BANDS)
@@ -231,7 +235,9 @@ def test_qualitative_risk_is_high_only_when_more_likely_than_not(probability: fl
     (prediction,) = assessment["prediction"]
     assert prediction["probabilityDecimal"] == probability
     if probability > 0.5:
-        assert prediction["qualitativeRisk"]["coding"] == [{"system": RISK_PROBABILITY, "code": "high", "display": "High likelihood"}]
+        assert prediction["qualitativeRisk"]["coding"] == [
+            {"system": RISK_PROBABILITY, "code": "high", "display": "High likelihood"}
+        ]
     else:
         assert "qualitativeRisk" not in prediction
     # The service's band travels in its own extension, whatever the probability.
