@@ -137,6 +137,14 @@ PEWS_ITEM_DISPLAY: Final = {
 }
 
 
+def pews_item_code(item: str) -> str:
+    return item.replace("_", "-")
+
+
+def pews_item_display(item: str) -> str:
+    return f"Bedside PEWS item: {PEWS_ITEM_DISPLAY[item]}"
+
+
 def _digest(*key: object) -> str:
     return hashlib.sha256(json.dumps(key).encode()).hexdigest()
 
@@ -259,11 +267,11 @@ def _pews_components(record: ScoreRecord, sources: Mapping[str, _Entry]) -> list
     for item in PEWS_ITEMS:
         signal = ITEM_SIGNALS[item]
         value = pews.value_of(item)
-        code = item.replace("_", "-")
+        code = pews_item_code(item)
         if item in pews.missing_items:
             components.append(
                 {
-                    "code": _concept(PEWS_SYSTEM, code, f"Bedside PEWS item: {PEWS_ITEM_DISPLAY[item]}"),
+                    "code": _concept(PEWS_SYSTEM, code, pews_item_display(item)),
                     "dataAbsentReason": _concept(DATA_ABSENT_REASON, "not-performed", "Not Performed"),
                 }
             )
@@ -275,7 +283,7 @@ def _pews_components(record: ScoreRecord, sources: Mapping[str, _Entry]) -> list
             components.append({"code": _code(signal), **_measured_value(signal, value)})
         components.append(
             {
-                "code": _concept(PEWS_SYSTEM, code, f"Bedside PEWS item: {PEWS_ITEM_DISPLAY[item]}"),
+                "code": _concept(PEWS_SYSTEM, code, pews_item_display(item)),
                 "valueQuantity": _points(points[item]),
             }
         )

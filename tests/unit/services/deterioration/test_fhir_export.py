@@ -36,6 +36,7 @@ from clinpred.services.deterioration.fhir import (
     RISK_PROBABILITY,
     fhir_bundle,
 )
+from clinpred.services.deterioration.fhir_definitions import definitions_bundle
 from tests.fhir_js import fhir_js_answers
 
 SCORED_AT = datetime(2026, 11, 1, 19, 10, tzinfo=UTC)
@@ -362,3 +363,41 @@ def test_an_early_score_without_item_values_shows_points_and_an_unknown_value() 
     assert heart[0]["dataAbsentReason"]["coding"][0]["code"] == "unknown"
     assert heart[1]["valueQuantity"]["value"] == pews.heart_rate
     assert math.isclose(of_type(bundle, "RiskAssessment")[0]["prediction"][0]["probabilityDecimal"], 0.0012)
+
+
+def codings(node: Any) -> Iterator[dict[str, Any]]:
+    if isinstance(node, dict):
+        if "system" in node and "code" in node and "display" in node:
+            yield node
+        for value in node.values():
+            yield from codings(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from codings(value)
+
+
+def test_our_codes_are_defined_in_published_code_systems_that_validate() -> None:
+    definitions = definitions_bundle()
+    (answer,) = fhir_js_answers([definitions])
+    assert answer["valid"] and not [m for m in answer["messages"] if m["severity"] != "info"], answer
+    resources = entries(definitions)
+    defined = {
+        (resource["url"], concept["code"]): concept["display"]
+        for resource in resources
+        if resource["resourceType"] == "CodeSystem"
+        for concept in resource["concept"]
+    }
+    assert all(resource.get("url", FHIR_BASE).startswith(FHIR_BASE) for resource in resources)
+    used = [
+        coding
+        for case in [*CASES.values(), export(0.3, "medium", FULL_SET)]
+        for coding in codings(fhir_bundle(case).bundle)
+        if coding["system"].startswith(FHIR_BASE)
+    ]
+    assert {coding["system"] for coding in used} == {r["url"] for r in resources if r["resourceType"] == "CodeSystem"}
+    for coding in used:
+        assert defined[(coding["system"], coding["code"])] == coding["display"], coding
+    (extension,) = [r for r in resources if r["resourceType"] == "StructureDefinition"]
+    assert extension["url"] == ALERT_BAND_EXTENSION
+    (naming,) = [r for r in resources if r["resourceType"] == "NamingSystem"]
+    assert naming["uniqueId"][0]["value"] == MODEL_SHA256_SYSTEM
