@@ -44,7 +44,9 @@ _GENOMICS = "/clinpred.genomics.v1.GenomicRiskService/"
 # - WatchRisk streams every patient of a ward or team, ids included, without knowing any
 #   of them: a search, not a read (SMART v2 splits `.r` from `.s` for this reason). A
 #   telemonitoring app reads the risks of its own patients; only a dashboard watches wards;
-# - ExportFhir holds the same score as GetLatestRisk (the PEWS Observation is part of it);
+# - ExportFhir holds the same score as GetLatestRisk with what it was computed from: the PEWS
+#   Observation and the vital signs it scored (values GetLatestRisk shows as PEWS items), plus
+#   temperature and the times measured; whoever reads a risk may read its basis;
 # - GetScoreLayout is needed only to encrypt dosages, so it travels with ScoreEncrypted.
 METHOD_SCOPES: Mapping[str, frozenset[str]] = MappingProxyType(
     {
