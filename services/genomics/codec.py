@@ -159,9 +159,13 @@ class GenomicsCodec:
             f"cancer name; configured: {', '.join(self.cancers)}",
             violations,
         )
-        for cancer, count in sorted(patient.affected_first_degree_relatives.items()):
+        # Named like unknown keys: by index in code-point order, as a map has no order on the wire.
+        for index, (cancer, count) in enumerate(sorted(patient.affected_first_degree_relatives.items())):
             if count > MAX_RELATIVES and cancer in self.cancers:
-                violations.add(f"{path}.affected_first_degree_relatives[{cancer}]", f"must be 0 to {MAX_RELATIVES}")
+                violations.add(
+                    f"{path}.affected_first_degree_relatives[{index}]",
+                    f"must be 0 to {MAX_RELATIVES} (key {index} in code-point order)",
+                )
         return PatientFactors(
             patient.sample_id, patient.age, SEX_NAMES.get(patient.sex, ""), dict(patient.family_history),
             dict(patient.affected_first_degree_relatives),
