@@ -298,7 +298,7 @@ def assess(
     tls_dir: TlsOption = None,
     insecure_development: InsecureOption = False,
 ) -> None:
-    """Risk per cancer for the samples of a VCF: score, percentile, absolute risk, top variants, SHAP (AssessVcf).
+    """Risk per cancer for the samples of a VCF: score, percentile, absolute risk, top variants, reasons (AssessVcf).
 
     Large VCFs go up as a streamed upload (AssessVcfUpload). --json: the AssessVcfResponse.
     """
