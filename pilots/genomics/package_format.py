@@ -19,6 +19,7 @@ ONNX_INPUT = "features"
 MULTIPLICATIVE_FEATURES = ("polygenic_score_z", "age", "affected_first_degree_relatives")
 MULTIPLICATIVE_MODEL = "multiplicative-hazard"
 RISK_PARAMETERS_FILE = "risk_parameters.json"
+TRANSPARENCY_FILE = "transparency.json"
 
 
 def onnx_probabilities(session: Any, x32: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:

@@ -57,6 +57,7 @@ from clinpred.pilots.genomics.package_format import (
     FEATURES,
     MULTIPLICATIVE_FEATURES,
     RISK_PARAMETERS_FILE,
+    TRANSPARENCY_FILE,
     ScoreDistribution,
     onnx_probabilities,
 )
@@ -165,6 +166,13 @@ class GenomicRiskPredictor:
     def manifest_json(self) -> bytes:
         """The exact bytes of package.json, whose SHA-256 is the model's identity."""
         return (self.package.path / "package.json").read_bytes()
+
+    @property
+    def transparency(self) -> dict[str, str]:
+        """The model's HTI-1 source attributes (transparency.json; empty for the XGBoost packages)."""
+        if TRANSPARENCY_FILE not in self.package.manifest["files"]:
+            return {}
+        return {str(k): str(v) for k, v in self.package.read_json(TRANSPARENCY_FILE).items()}
 
     @property
     def valid_ages(self) -> tuple[float, float]:

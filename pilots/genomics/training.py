@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import hashlib
 import platform
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +61,7 @@ from clinpred.pilots.genomics.package_format import (
     MULTIPLICATIVE_FEATURES,
     MULTIPLICATIVE_MODEL,
     RISK_PARAMETERS_FILE,
+    TRANSPARENCY_FILE,
     ScoreDistribution,
 )
 from clinpred.pilots.genomics.registry import CalibrationTargets, targets_for
@@ -66,6 +69,9 @@ from clinpred.pilots.genomics.scoring_file import ScoringFile, read_scoring_file
 from clinpred.pilots.genomics.text_stream import TextSource
 
 PILOT = "genomics"
+OWNER = "clinpred genomics pilot"
+RISK_THRESHOLDS = (0.03, 0.08)  # NICE CG164 10-year risk bands, women aged 40-50: moderate >= 3%, high >= 8%
+AGE_BANDS = ((40.0, 49.0), (50.0, 59.0), (60.0, 70.0))
 INTERVAL_LEVEL = 0.95
 INTERVAL_DRAWS = 2000
 STEP_YEARS = 0.25
@@ -114,9 +120,48 @@ def calibration_errors(parameters: RiskParameters, targets: CalibrationTargets) 
     return np.asarray(fitted / targets.registry_risk(ages) - 1.0, dtype=np.float64)
 
 
+@dataclass(frozen=True, eq=False)
+class PipelineCheck:
+    """The simulated women of the pipeline check: what the model predicted and what happened."""
+
+    metrics: dict[str, float]
+    predicted: npt.NDArray[np.float64]
+    outcome: npt.NDArray[np.bool_]
+    age: npt.NDArray[np.float64]
+
+
+def _wilson(events: float, n: float) -> tuple[float, float]:
+    """95% Wilson score interval of a proportion."""
+    if n == 0:
+        return 0.0, 1.0
+    p = events / n
+    centre = (p + Z_975**2 / (2 * n)) / (1 + Z_975**2 / n)
+    half = Z_975 * np.sqrt(p * (1 - p) / n + Z_975**2 / (4 * n**2)) / (1 + Z_975**2 / n)
+    return float(centre - half), float(centre + half)
+
+
+def _operating_points(check: PipelineCheck) -> dict[str, float]:
+    """At NICE CG164's 10-year risk bands for women aged 40-50 (moderate 3%, high 8%): share flagged, sensitivity, PPV."""
+    points: dict[str, float] = {}
+    events = max(int(check.outcome.sum()), 1)
+    for threshold in RISK_THRESHOLDS:
+        flagged = check.predicted >= threshold
+        key = f"at_{100 * threshold:g}pct"
+        points[f"operating_{key}_flagged"] = float(flagged.mean())
+        points[f"operating_{key}_sensitivity"] = float((flagged & check.outcome).sum() / events)
+        points[f"operating_{key}_ppv"] = float((flagged & check.outcome).sum() / max(int(flagged.sum()), 1))
+    for low, high in AGE_BANDS:
+        rows = (check.age >= low) & (check.age <= high)
+        band = f"age_{low:g}_{high:g}"
+        points[f"subgroup_{band}_observed_risk"] = float(check.outcome[rows].mean())
+        points[f"subgroup_{band}_predicted_risk"] = float(check.predicted[rows].mean())
+        points[f"subgroup_{band}_auroc"] = float(roc_auc_score(check.outcome[rows], check.predicted[rows]))
+    return points
+
+
 def _pipeline_check(
     score: ScoringFile, parameters: RiskParameters, size: int, seed: int, progress: bool
-) -> dict[str, float]:
+) -> PipelineCheck:
     """Simulated women scored through the pipeline, outcomes from the full-score model: what comes back out."""
     sums, _ = pipeline_score_sums(
         score, simulated_genotypes(score, size, seed, progress=progress, description=f"{score.pgs_id} pipeline check")
@@ -143,7 +188,7 @@ def _pipeline_check(
     outcome = rng.random(size) < true_risk
     covariates = np.column_stack([z, (age - 50.0) / 10.0, np.log(rr[relatives])])
     fitted = LogisticRegression(C=np.inf, max_iter=1000).fit(covariates, outcome)
-    return {
+    metrics = {
         "pipeline_check_size": float(size),
         "pipeline_check_events": float(outcome.sum()),
         "pipeline_check_observed_risk": float(outcome.mean()),
@@ -153,7 +198,9 @@ def _pipeline_check(
         "pipeline_check_score_auroc": float(roc_auc_score(outcome, z)),
         "pipeline_check_z_mean": float(z.mean()),
         "pipeline_check_z_sd": float(z.std(ddof=1)),
+        "pipeline_check_auroc": float(roc_auc_score(outcome, predicted)),
     }
+    return PipelineCheck(metrics, predicted, outcome, age)
 
 
 def train_genomics(
@@ -167,9 +214,13 @@ def train_genomics(
     cohort_size: int = 60_000,
     reference_size: int = 50_000,
     seed: int = 7,
+    released: str | None = None,
+    owner: str = OWNER,
     progress: bool = True,
 ) -> ModelPackage:
     """Calibrate, check and write `models/genomics/<name>/<version>/`; returns the opened package.
+
+    `released`: the card's release date (ISO; default today, UTC); `owner`: who answers for the model.
 
     `targets`: the cancer's published figures (default: the built-in ones, breast only).
     `cohort_size`: women of the simulated pipeline check.
@@ -200,8 +251,10 @@ def train_genomics(
             "effective_or_per_sd": float(np.exp(parameters.effective_log_hr_per_sd)),
             "variants_matched": reference.variants_matched,
             "variants_total": len(score),
-            **_pipeline_check(score, parameters, cohort_size, seed, progress),
         }
+        check = _pipeline_check(score, parameters, cohort_size, seed, progress)
+        metrics.update(check.metrics)
+        metrics.update(_operating_points(check))
         low, high = targets.valid_ages
         schema = ModelSchema(
             features=(
@@ -221,9 +274,12 @@ def train_genomics(
         writer.write_json("reference_distribution.json", reference.to_json())
         writer.write_json("score_layout.json", score_layout(score).to_json())
         writer.write_json("calibration_targets.json", targets.to_json())
-        _plots(parameters, targets, writer.path("risk_by_age.png"), writer.path("calibration.png"))
+        _plots(parameters, targets, check, writer.path("risk_by_age.png"), writer.path("calibration.png"))
+        released = released or datetime.now(UTC).date().isoformat()
+        transparency = transparency_attributes(name, version, score, parameters, metrics, released, owner)
+        writer.write_json(TRANSPARENCY_FILE, transparency)
         writer.write_text("MODEL_CARD.md", _model_card(name, version, score, parameters, targets, metrics, seed,
-                                                        reference_size, cohort_size))
+                                                        reference_size, cohort_size, transparency))
         package_metadata = {
             "cancer": cancer,
             "risk_model": MULTIPLICATIVE_MODEL,
@@ -244,7 +300,8 @@ def train_genomics(
         raise
 
 
-def _plots(parameters: RiskParameters, targets: CalibrationTargets, by_age: Path, calibration: Path) -> None:
+def _plots(parameters: RiskParameters, targets: CalibrationTargets, check: PipelineCheck, by_age: Path,
+           calibration: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -265,7 +322,7 @@ def _plots(parameters: RiskParameters, targets: CalibrationTargets, by_age: Path
     plt.close(figure)
 
     whole = np.arange(low, high + 1.0)
-    figure, axis = plt.subplots(figsize=(6.4, 4.2))
+    figure, (axis, deciles) = plt.subplots(1, 2, figsize=(11, 4.2))
     registry = 100 * targets.registry_risk(whole)
     axis.fill_between(whole, registry * (1 - CALIBRATION_TOLERANCE), registry * (1 + CALIBRATION_TOLERANCE), alpha=0.2,
                       label="registry, interpolated, +/- 5%")
@@ -274,12 +331,70 @@ def _plots(parameters: RiskParameters, targets: CalibrationTargets, by_age: Path
               label="model, population average")
     axis.set_xlabel("age (years)")
     axis.set_ylabel(f"{parameters.horizon_years:g}-year risk (%)")
-    axis.set_title("calibration to the registry")
+    axis.set_title("calibration to the registry (published figures)")
     axis.legend()
     axis.grid(alpha=0.3)
+    # The pipeline check by tenth of predicted risk, with 95% Wilson intervals (simulation).
+    order = np.argsort(check.predicted, kind="stable")
+    groups = np.array_split(order, 10)
+    predicted = np.array([100 * check.predicted[g].mean() for g in groups])
+    observed = np.array([100 * check.outcome[g].mean() for g in groups])
+    bounds = np.array([_wilson(float(check.outcome[g].sum()), len(g)) for g in groups]) * 100
+    deciles.errorbar(predicted, observed, yerr=[observed - bounds[:, 0], bounds[:, 1] - observed], fmt="o", capsize=3,
+                     label="observed, 95% CI")
+    top = float(max(predicted.max(), bounds.max())) * 1.05
+    deciles.plot([0, top], [0, top], "--", color="grey", label="ideal")
+    deciles.set_xlim(0, top)
+    deciles.set_ylim(0, top)
+    deciles.set_xlabel("predicted risk (%), tenths")
+    deciles.set_ylabel("observed risk (%)")
+    deciles.set_title(f"pipeline check: {len(check.outcome)} simulated women")
+    deciles.legend()
+    deciles.grid(alpha=0.3)
     figure.tight_layout()
     figure.savefig(calibration, dpi=100)
     plt.close(figure)
+
+
+def transparency_attributes(name: str, version: str, score: ScoringFile, p: RiskParameters, metrics: dict[str, Any],
+                            released: str, owner: str) -> dict[str, str]:
+    """Source attributes of a predictive decision-support intervention (ONC HTI-1, 45 CFR 170.315(b)(11)), as text."""
+    low, high = p.valid_ages
+    sexes = " or ".join(p.valid_sexes)
+    return {
+        "name": name,
+        "version": version,
+        "release_date": released,
+        "developer": owner,
+        "funding_source": "none declared",
+        "intended_use": f"{p.horizon_years:g}-year absolute risk of a first {p.cancer} cancer, to inform screening and"
+                        " referral decisions in genetics units (decision support, not a diagnosis)",
+        "intended_users": "clinical geneticists, genetic counsellors, breast clinics",
+        "intended_patient_population": f"{sexes} people aged {low:g}-{high:g} of European ancestry without {p.cancer} cancer",
+        "cautioned_out_of_scope_use": f"ages outside {low:g}-{high:g} or another sex (refused); other ancestries;"
+                                      " people with a known pathogenic variant (BRCA1/2 and similar) or prior cancer",
+        "input_features": f"polygenic score {score.pgs_id} (z in the reference population), age, affected"
+                          " first-degree relatives",
+        "output": "absolute risk with 95% interval, percentile, population-average risk, exact log-hazard terms",
+        "target_outcome": f"first invasive {p.cancer} cancer within {p.horizon_years:g} years, death from other causes"
+                          " as a competing risk",
+        "model_type": "multiplicative hazard (baseline incidence x score relative risk x family relative risk)",
+        "training_data": "none fitted to outcomes: published effect sizes and registry figures (see sources);"
+                         " simulated genotypes only for the score's reference distribution",
+        "training_data_demographics": "reference genotypes from the scoring file's effect-allele frequencies"
+                                      " (European ancestry)",
+        "effect_size_sources": "; ".join(f"{k}: {v}" for k, v in sorted(p.sources.items())),
+        "external_validation": "none on real outcomes in this project; PRS313 was validated by Mavaddat et al. 2019",
+        "performance_measures": f"calibration to the registry within {100 * metrics['calibration_max_relative_error']:.1f}%"
+                                f" at every age {low:g}-{high:g}; simulated pipeline check AUROC"
+                                f" {metrics['pipeline_check_auroc']:.3f}",
+        "fairness": "not assessed on real data; the score's distribution and effect are for European ancestry",
+        "uncertainty": f"{100 * p.interval_level:g}% interval by simulation of the published CIs and the unmeasured"
+                       " part of the score",
+        "update_schedule": "on a new registry table, a new published effect size or a new score version",
+        "monitoring": "per release: registry calibration at every age, smoothness checks; in use: observed incidence"
+                      " against predicted by age band where outcomes are followed",
+    }
 
 
 def _library_versions() -> dict[str, str]:
@@ -295,7 +410,8 @@ def _library_versions() -> dict[str, str]:
 
 
 def _model_card(name: str, version: str, score: ScoringFile, p: RiskParameters, targets: CalibrationTargets,
-                metrics: dict[str, Any], seed: int, reference_size: int, cohort_size: int) -> str:
+                metrics: dict[str, Any], seed: int, reference_size: int, cohort_size: int,
+                transparency: dict[str, str]) -> str:
     low, high = p.valid_ages
     registry_rows = "\n".join(
         f"| {a:g} | {100 * r:.2f}% | {100 * metrics[f'population_risk_age_{a:g}']:.2f}% |"
@@ -308,8 +424,22 @@ def _model_card(name: str, version: str, score: ScoringFile, p: RiskParameters, 
     mix = ", ".join(f"{k}: {100 * share:.3f}%" for k, share in enumerate(p.family_history_mix))
     sources = "\n".join(f"- {key}: {value}" for key, value in sorted(p.sources.items()))
     validity = targets.sources.get("valid_ages", "the published figures cover only these")
+    operating = "\n".join(
+        f"| {100 * t:g}% | {100 * metrics[f'operating_at_{100 * t:g}pct_flagged']:.1f}% |"
+        f" {100 * metrics[f'operating_at_{100 * t:g}pct_sensitivity']:.1f}% |"
+        f" {100 * metrics[f'operating_at_{100 * t:g}pct_ppv']:.1f}% |"
+        for t in RISK_THRESHOLDS
+    )
+    subgroups = "\n".join(
+        f"| {a:g}-{b:g} | {100 * metrics[f'subgroup_age_{a:g}_{b:g}_predicted_risk']:.2f}% |"
+        f" {100 * metrics[f'subgroup_age_{a:g}_{b:g}_observed_risk']:.2f}% | {metrics[f'subgroup_age_{a:g}_{b:g}_auroc']:.3f} |"
+        for a, b in AGE_BANDS
+    )
+    attributes = "\n".join(f"| {key} | {value} |" for key, value in transparency.items())
     or_low, or_high = targets.or_per_sd_95_ci
     return f"""# {name} {version}: {p.horizon_years:g}-year absolute risk of {p.cancer} cancer
+
+Released {transparency['release_date']}; owner: {transparency['developer']}.
 
 ## Intended use
 Absolute risk of a first {p.cancer} cancer within {p.horizon_years:g} years for
@@ -367,12 +497,41 @@ observed risk {metrics['pipeline_check_observed_risk']:.4f} against predicted {m
 ({int(metrics['pipeline_check_events'])} events); z mean {metrics['pipeline_check_z_mean']:+.3f}, SD
 {metrics['pipeline_check_z_sd']:.3f}.
 
+Operating points at NICE CG164's 10-year risk bands (moderate from 3%, high from 8%; simulation):
+
+| threshold | flagged | sensitivity | PPV |
+|---|---|---|---|
+{operating}
+
+By age band (simulation; sex: the model is for women only):
+
+| age | predicted | observed | AUROC |
+|---|---|---|---|
+{subgroups}
+
 ## Limitations
 Not validated on real outcomes here: absolute risks are as good as the registry figures, the published effect sizes
 and the multiplicative (no interaction) form. Allele frequencies are those of the scoring file's population (European
 ancestry); percentiles and risks do not transfer to other ancestries. Family history enters as a relative risk, not
 through a pedigree (a genetic model) as BOADICEA does; it partly overlaps with the polygenic score, which this
 form ignores.
+
+## Monitoring plan
+Each release is checked against the registry at every integer age of the valid range (within 5%) and for smoothness
+in score, age and relatives (tests). In use, where outcomes are followed, observed incidence against predicted by age
+band and by tenth of predicted risk, yearly; a new registry table, effect size or score version means a new package.
+
+## Change log
+- {version}: multiplicative hazard model calibrated to registry figures, competing mortality, published effect sizes,
+  number of affected relatives, valid for {' or '.join(p.valid_sexes)} people aged {low:g}-{high:g}, interval from
+  the published CIs and the unmeasured part of the score.
+- breast-pgs000004 1.1.0 and earlier: XGBoost on score, age, sex and family history (yes/no), trained on a simulated
+  cohort; still loadable and selectable.
+
+## Transparency attributes (ONC HTI-1; also in GetModelInfo)
+| attribute | value |
+|---|---|
+{attributes}
 
 ## Sources
 {sources}

@@ -425,6 +425,7 @@ class GenomicsCodec:
                     min_age=predictor.valid_ages[0],
                     max_age=predictor.valid_ages[1],
                     sexes=[SEX_ENUMS[s] for s in predictor.valid_sexes],
+                    transparency=predictor.transparency,
                 )
                 for predictor in predictors
             ],

@@ -354,7 +354,7 @@ class GetModelInfoRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class ModelInfo(_message.Message):
-    __slots__ = ("cancer", "model", "features", "pgs_id", "horizon_years", "metrics", "interval_level", "risk_parameters_json", "package_manifest", "min_age", "max_age", "sexes")
+    __slots__ = ("cancer", "model", "features", "pgs_id", "horizon_years", "metrics", "interval_level", "risk_parameters_json", "package_manifest", "min_age", "max_age", "sexes", "transparency")
     class MetricsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -362,6 +362,13 @@ class ModelInfo(_message.Message):
         key: str
         value: float
         def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    class TransparencyEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     CANCER_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     FEATURES_FIELD_NUMBER: _ClassVar[int]
@@ -374,6 +381,7 @@ class ModelInfo(_message.Message):
     MIN_AGE_FIELD_NUMBER: _ClassVar[int]
     MAX_AGE_FIELD_NUMBER: _ClassVar[int]
     SEXES_FIELD_NUMBER: _ClassVar[int]
+    TRANSPARENCY_FIELD_NUMBER: _ClassVar[int]
     cancer: str
     model: _prediction_pb2.ModelIdentity
     features: _containers.RepeatedCompositeFieldContainer[_prediction_pb2.FeatureSpec]
@@ -386,7 +394,8 @@ class ModelInfo(_message.Message):
     min_age: float
     max_age: float
     sexes: _containers.RepeatedScalarFieldContainer[Sex]
-    def __init__(self, cancer: _Optional[str] = ..., model: _Optional[_Union[_prediction_pb2.ModelIdentity, _Mapping]] = ..., features: _Optional[_Iterable[_Union[_prediction_pb2.FeatureSpec, _Mapping]]] = ..., pgs_id: _Optional[str] = ..., horizon_years: _Optional[float] = ..., metrics: _Optional[_Mapping[str, float]] = ..., interval_level: _Optional[float] = ..., risk_parameters_json: _Optional[str] = ..., package_manifest: _Optional[str] = ..., min_age: _Optional[float] = ..., max_age: _Optional[float] = ..., sexes: _Optional[_Iterable[_Union[Sex, str]]] = ...) -> None: ...
+    transparency: _containers.ScalarMap[str, str]
+    def __init__(self, cancer: _Optional[str] = ..., model: _Optional[_Union[_prediction_pb2.ModelIdentity, _Mapping]] = ..., features: _Optional[_Iterable[_Union[_prediction_pb2.FeatureSpec, _Mapping]]] = ..., pgs_id: _Optional[str] = ..., horizon_years: _Optional[float] = ..., metrics: _Optional[_Mapping[str, float]] = ..., interval_level: _Optional[float] = ..., risk_parameters_json: _Optional[str] = ..., package_manifest: _Optional[str] = ..., min_age: _Optional[float] = ..., max_age: _Optional[float] = ..., sexes: _Optional[_Iterable[_Union[Sex, str]]] = ..., transparency: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class GetModelInfoResponse(_message.Message):
     __slots__ = ("models", "max_upload_bytes")

@@ -33,7 +33,7 @@ from tests.unit.pilots.genomics.conftest import SimulateGenotypes
 def package(tmp_path_factory: pytest.TempPathFactory, pgs000004_path: Path) -> ModelPackage:
     root = tmp_path_factory.mktemp("models")
     return train_genomics(pgs000004_path, cancer="breast", models_root=root, cohort_size=40_000,
-                          reference_size=20_000, seed=11, progress=False)
+                          reference_size=20_000, seed=11, released="2026-12-01", progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +49,15 @@ def test_package_contents_and_metrics(package: ModelPackage) -> None:
     card = package.file("MODEL_CARD.md").read_text()
     for plot in ("risk_by_age.png", "calibration.png"):
         assert package.file(plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and plot in card
-    assert "From publications" in card and "From simulation" in card and "Pipeline check" in card
+    for section in ("From publications", "From simulation", "Pipeline check", "Operating points", "By age band",
+                    "Monitoring plan", "Change log", "Transparency attributes", "Released 2026-12-01"):
+        assert section in card, section
+    transparency = package.read_json("transparency.json")
+    for attribute in ("intended_use", "intended_patient_population", "cautioned_out_of_scope_use", "input_features",
+                      "training_data", "external_validation", "performance_measures", "fairness", "update_schedule",
+                      "monitoring", "release_date", "developer"):
+        assert transparency[attribute], attribute
+    assert "aged 40-70" in transparency["intended_patient_population"]
     metrics = package.read_json("metrics.json")
     assert metrics["calibration_max_relative_error"] < 0.05
     # the pipeline check: a cohort scored through matching and scoring gives back what the model put in.
@@ -58,6 +66,13 @@ def test_package_contents_and_metrics(package: ModelPackage) -> None:
     assert abs(metrics["pipeline_check_observed_risk"] / metrics["pipeline_check_predicted_risk"] - 1) < 0.1
     assert abs(metrics["pipeline_check_z_mean"]) < 0.05 and abs(metrics["pipeline_check_z_sd"] - 1) < 0.05
     assert 0.60 < metrics["pipeline_check_score_auroc"] < 0.66  # published AUROC about 0.63
+    # operating points: a lower threshold flags more women, finds more cancers, with a lower PPV
+    assert metrics["operating_at_3pct_flagged"] > metrics["operating_at_8pct_flagged"] > 0
+    assert metrics["operating_at_3pct_sensitivity"] > metrics["operating_at_8pct_sensitivity"]
+    assert metrics["operating_at_8pct_ppv"] > metrics["operating_at_3pct_ppv"]
+    for band in ("40_49", "50_59", "60_70"):  # each age band calibrated within 20% (about 350 events a band)
+        observed, predicted = (metrics[f"subgroup_age_{band}_{k}_risk"] for k in ("observed", "predicted"))
+        assert abs(observed / predicted - 1) < 0.2, band
     assert package.read_json("schema.json")["extra"]["pgs_id"] == "PGS000004"
     assert package.metadata["scoring_file_sha256"] == (
         "44ed732db0bf8668b0f90d1eb748bf53f94205525824064ff2374c3be3ef159f")
@@ -69,8 +84,9 @@ def test_package_contents_and_metrics(package: ModelPackage) -> None:
 
 def test_training_is_deterministic(package: ModelPackage, tmp_path: Path, pgs000004_path: Path) -> None:
     again = train_genomics(pgs000004_path, cancer="breast", models_root=tmp_path, cohort_size=40_000,
-                           reference_size=20_000, seed=11, progress=False)
-    for name in (RISK_PARAMETERS_FILE, "metrics.json", "reference_distribution.json", "MODEL_CARD.md"):
+                           reference_size=20_000, seed=11, released="2026-12-01", progress=False)
+    for name in (RISK_PARAMETERS_FILE, "metrics.json", "reference_distribution.json", "MODEL_CARD.md",
+                 "transparency.json"):
         assert again.file(name).read_bytes() == package.file(name).read_bytes(), name
     with pytest.raises(ModelPackageError, match="already exists"):
         train_genomics(pgs000004_path, cancer="breast", models_root=tmp_path, version="1.0.0", cohort_size=1000,

@@ -416,6 +416,7 @@ def test_model_info_and_layout_encode_the_package(predictor: GenomicRiskPredicto
     assert info.metrics["calibration_max_relative_error"] == predictor.metrics["calibration_max_relative_error"]
     assert info.model.sha256 == predictor.identity.sha256
     assert (info.min_age, info.max_age, list(info.sexes)) == (40.0, 70.0, [pb.SEX_FEMALE])
+    assert dict(info.transparency) == predictor.transparency and "intended_use" in info.transparency
     # the published parameters are the package's file byte for byte, and the manifest hashes to the identity
     assert info.risk_parameters_json.encode() == predictor.package.file("risk_parameters.json").read_bytes()
     assert hashlib.sha256(info.package_manifest.encode()).hexdigest() == predictor.identity.sha256
@@ -432,6 +433,7 @@ def test_model_info_and_layout_encode_the_package(predictor: GenomicRiskPredicto
     old = GenomicRiskPredictor.load(MODELS / "genomics" / "breast-pgs000004" / "1.1.0")
     (old_info,) = CODEC.encode_model_info([old]).models
     assert not old_info.risk_parameters_json and (old_info.min_age, old_info.max_age) == (18.0, 100.0)
+    assert not old_info.transparency
     with pytest.raises(FailedPrecondition, match="publishes no risk parameters"):
         published_parameters(old_info)
     layout = CODEC.encode_layout(predictor)
