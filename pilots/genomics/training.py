@@ -340,8 +340,9 @@ def _plots(parameters: RiskParameters, targets: CalibrationTargets, check: Pipel
     predicted = np.array([100 * check.predicted[g].mean() for g in groups])
     observed = np.array([100 * check.outcome[g].mean() for g in groups])
     bounds = np.array([_wilson(float(check.outcome[g].sum()), len(g)) for g in groups]) * 100
-    deciles.errorbar(predicted, observed, yerr=[observed - bounds[:, 0], bounds[:, 1] - observed], fmt="o", capsize=3,
-                     label="observed, 95% CI")
+    # Rounding can put a Wilson bound a hair past the observed share (no events in a tenth).
+    spread = np.clip([observed - bounds[:, 0], bounds[:, 1] - observed], 0.0, None)
+    deciles.errorbar(predicted, observed, yerr=spread, fmt="o", capsize=3, label="observed, 95% CI")
     top = float(max(predicted.max(), bounds.max())) * 1.05
     deciles.plot([0, top], [0, top], "--", color="grey", label="ideal")
     deciles.set_xlim(0, top)
