@@ -7,8 +7,9 @@ Encrypted scoring keeps genotypes and the score unreadable to the server:
 
     with GenomicsClient("127.0.0.1:50053") as client:
         result = client.score_encrypted(Path("patient.vcf.gz"), build="GRCh37", score="breast")
+        parameters = client.risk_parameters(result.model)   # published by GetModelInfo, SHA-256 checked
     result.score_sum, result.percentile          # decrypted and computed here, on the client
-    result.risk(package, age=52, sex="female", family_history=False)   # absolute risk, locally
+    result.risk(parameters, age=52, sex="female", relatives=0)   # absolute risk, locally
 
 The client fetches the published variant order (GetScoreLayout), matches its
 own VCF locally with the same domain code as the server, builds a CKKS
@@ -20,18 +21,18 @@ contributions the server returns.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 import tenseal as ts
 
 from clinpred.pilots.common.errors import FailedPrecondition, FieldViolation, InvalidInput, ModelUnavailable
-from clinpred.pilots.common.model_package import ModelPackage
+from clinpred.pilots.genomics.absolute_risk import RiskAnswer, RiskParameters, assess_score, imputed_score_variance
 from clinpred.pilots.genomics.encrypted import (
     EncryptedScore,
     EncryptedScoreLayout,
@@ -42,15 +43,12 @@ from clinpred.pilots.genomics.encrypted import (
     layout_scoring_file,
     public_context_bytes,
 )
-from clinpred.pilots.genomics.package_format import ScoreDistribution
+from clinpred.pilots.genomics.package_format import RISK_PARAMETERS_FILE, ScoreDistribution
 from clinpred.pilots.genomics.scoring import SampleScore, score_vcf
 from clinpred.pilots.genomics.vcf import Genotypes
 from clinpred.services.api.common.v1 import prediction_pb2 as common_pb2
 from clinpred.services.api.genomics.v1 import genomics_pb2, genomics_pb2_grpc
 from clinpred.services.common.channel import ClientTls, open_channel
-
-if TYPE_CHECKING:
-    from clinpred.pilots.genomics.risk import CancerRisk
 
 CHUNK_BYTES = 1024 * 1024
 # Larger VCFs go through the client-streaming upload; gRPC's default message limit is 4 MiB.
@@ -60,11 +58,30 @@ BUILDS = {"GRCh37": genomics_pb2.GENOME_BUILD_GRCH37, "GRCh38": genomics_pb2.GEN
 
 
 def patient(
-    age: float, sex: str, family_history: Mapping[str, bool] | Iterable[str] = (), sample_id: str = ""
+    age: float, sex: str, relatives: Mapping[str, int] | Iterable[str] = (), sample_id: str = ""
 ) -> genomics_pb2.Patient:
-    """A Patient message; `family_history` maps cancer -> affected relative, or lists the cancers affected."""
-    history = dict(family_history) if isinstance(family_history, Mapping) else {c: True for c in family_history}
-    return genomics_pb2.Patient(sample_id=sample_id, age=age, sex=SEXES[sex], family_history=history)
+    """A Patient message; `relatives` maps cancer -> affected first-degree relatives, or lists cancers (one each)."""
+    counts = dict(relatives) if isinstance(relatives, Mapping) else {c: 1 for c in relatives}
+    return genomics_pb2.Patient(sample_id=sample_id, age=age, sex=SEXES[sex], affected_first_degree_relatives=counts)
+
+
+def published_parameters(info: genomics_pb2.ModelInfo) -> RiskParameters:
+    """The risk parameters GetModelInfo publishes for one model, after checking the model's SHA-256 covers them.
+
+    sha256(package_manifest) must be the model's identity, and the manifest must list
+    the SHA-256 of the parameters' bytes: then they are the package's own file.
+    """
+    name = f"{info.model.name} {info.model.version}"
+    if not info.risk_parameters_json:
+        raise FailedPrecondition(f"model {name} publishes no risk parameters (an XGBoost package): assess on the server")
+    manifest_bytes = info.package_manifest.encode()
+    if hashlib.sha256(manifest_bytes).hexdigest() != info.model.sha256:
+        raise FailedPrecondition(f"the manifest published for model {name} does not match its SHA-256")
+    parameters_bytes = info.risk_parameters_json.encode()
+    files = json.loads(manifest_bytes).get("files", {})
+    if files.get(RISK_PARAMETERS_FILE) != hashlib.sha256(parameters_bytes).hexdigest():
+        raise FailedPrecondition(f"the risk parameters published for model {name} are not the package's")
+    return RiskParameters.from_json(json.loads(parameters_bytes))
 
 
 def build_enum(build: str) -> genomics_pb2.GenomeBuild:
@@ -101,30 +118,14 @@ class EncryptedScoreResult:
         order = np.argsort(-np.abs(self.contributions))[:count]
         return [(self.layout.variant_ids[i], float(self.contributions[i])) for i in order]
 
-    def risk(self, package: ModelPackage | Path | str, age: float, sex: str, family_history: bool) -> CancerRisk:
-        """Absolute risk from the decrypted score with a local copy of the model package (checked by SHA-256)."""
-        # Imported here: only a caller computing a local risk needs the model runtime (ONNX, XGBoost, SciPy).
-        from clinpred.pilots.genomics.risk import GenomicRiskPredictor
-
-        predictor = GenomicRiskPredictor.load(package)
-        if predictor.identity.sha256 != self.model.sha256:
-            raise FailedPrecondition(
-                f"local package {predictor.identity.name} {predictor.identity.version} is not the server's model"
-                f" {self.model.name} {self.model.version}"
-            )
+    def risk(self, parameters: RiskParameters, age: float, sex: str, relatives: int) -> RiskAnswer:
+        """Absolute risk from the decrypted score with the parameters the server publishes (`published_parameters`)."""
+        if parameters.pgs_id != self.pgs_id:
+            raise FailedPrecondition(f"risk parameters of {parameters.pgs_id} given for a {self.pgs_id} score")
         plain = self.plaintext
-        return predictor.explain(
-            predictor.predict_score_sum(
-                self.score_sum,
-                age,
-                sex,
-                family_history,
-                variants_total=plain.variants_total,
-                variants_matched=plain.variants_matched,
-                variants_missing=plain.variants_missing,
-                variants_imputed=plain.variants_imputed,
-                overlap=plain.overlap,
-            )
+        return assess_score(
+            parameters, self.score_sum, age, sex, relatives,
+            variants_matched=plain.variants_matched, imputed_variance=imputed_score_variance(plain.contributions),
         )
 
 
@@ -146,6 +147,13 @@ class GenomicsClient:
 
     def model_info(self) -> genomics_pb2.GetModelInfoResponse:
         return self.stub.GetModelInfo(genomics_pb2.GetModelInfoRequest(), timeout=self.timeout)
+
+    def risk_parameters(self, model: common_pb2.ModelIdentity) -> RiskParameters:
+        """The published risk parameters of the serving model `model` (e.g. an encrypted score's), checked."""
+        for info in self.model_info().models:
+            if info.model.sha256 == model.sha256:
+                return published_parameters(info)
+        raise FailedPrecondition(f"the server no longer serves model {model.name} {model.version}")
 
     def assess(
         self,

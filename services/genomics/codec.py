@@ -33,7 +33,7 @@ from clinpred.pilots.genomics.encrypted import (
     EncryptedScoreAnswer,
     EncryptedScoreRequest,
 )
-from clinpred.pilots.genomics.risk import INTERVAL_METHOD, MAX_AGE, MIN_AGE, SEXES, CancerRisk, GenomicRiskPredictor
+from clinpred.pilots.genomics.risk import MAX_AGE, MAX_RELATIVES, MIN_AGE, SEXES, CancerRisk, GenomicRiskPredictor
 from clinpred.pilots.genomics.scoring import VariantContribution
 from clinpred.services.api.common.v1 import prediction_pb2 as common_pb2
 from clinpred.services.api.genomics.v1 import genomics_pb2
@@ -44,6 +44,7 @@ from clinpred.services.genomics.settings import GenomicsSettings
 BUILD_NAMES = {genomics_pb2.GENOME_BUILD_GRCH37: "GRCh37", genomics_pb2.GENOME_BUILD_GRCH38: "GRCh38"}
 BUILD_ENUMS: dict[str, genomics_pb2.GenomeBuild] = {name: number for number, name in BUILD_NAMES.items()}
 SEX_NAMES = {genomics_pb2.SEX_FEMALE: "female", genomics_pb2.SEX_MALE: "male"}
+SEX_ENUMS: dict[str, genomics_pb2.Sex] = {name: number for number, name in SEX_NAMES.items()}
 DEFAULT_TOP_VARIANTS = 10
 # Longest strings accepted. A sample id is a VCF column name, a short identifier (256 leaves room for
 # ids joined from several parts); a score key is a cancer or a PGS Catalog id (PGS000004); cancers are
@@ -151,7 +152,24 @@ class GenomicsCodec:
             f"cancer name; configured: {', '.join(self.cancers)}",
             violations,
         )
-        return PatientFactors(patient.sample_id, patient.age, SEX_NAMES.get(patient.sex, ""), dict(patient.family_history))
+        common.check_map_keys(
+            patient.affected_first_degree_relatives,
+            self.cancers,
+            f"{path}.affected_first_degree_relatives",
+            f"cancer name; configured: {', '.join(self.cancers)}",
+            violations,
+        )
+        # Named like unknown keys: by index in code-point order, as a map has no order on the wire.
+        for index, (cancer, count) in enumerate(sorted(patient.affected_first_degree_relatives.items())):
+            if count > MAX_RELATIVES and cancer in self.cancers:
+                violations.add(
+                    f"{path}.affected_first_degree_relatives[{index}]",
+                    f"must be 0 to {MAX_RELATIVES} (key {index} in code-point order)",
+                )
+        return PatientFactors(
+            patient.sample_id, patient.age, SEX_NAMES.get(patient.sex, ""), dict(patient.family_history),
+            dict(patient.affected_first_degree_relatives),
+        )
 
     def _decode_assessment(self, message: genomics_pb2.Assessment, path: str) -> _Assessment:
         violations = ViolationCollector()
@@ -402,6 +420,12 @@ class GenomicsCodec:
                     horizon_years=predictor.horizon_years,
                     metrics=common.encode_metrics(predictor.metrics),
                     interval_level=predictor.interval_level,
+                    risk_parameters_json=predictor.risk_parameters_json.decode(),
+                    package_manifest=predictor.manifest_json.decode(),
+                    min_age=predictor.valid_ages[0],
+                    max_age=predictor.valid_ages[1],
+                    sexes=[SEX_ENUMS[s] for s in predictor.valid_sexes],
+                    transparency=predictor.transparency,
                 )
                 for predictor in predictors
             ],
@@ -469,7 +493,7 @@ def encode_risk(risk: CancerRisk, source: ScoreSource) -> genomics_pb2.CancerRis
         absolute_risk=risk.absolute_risk,
         risk_interval=common_pb2.Confidence(
             coverage=level,
-            method=INTERVAL_METHOD,
+            method=risk.interval_method,
             lower=low,
             upper=high,
             statement=f"{level:.0%} confidence interval of the {risk.horizon_years:g}-year risk: {low:.2%} to {high:.2%}",
@@ -488,6 +512,10 @@ def encode_risk(risk: CancerRisk, source: ScoreSource) -> genomics_pb2.CancerRis
         ),
         out_of_range=common.encode_range_flags(risk.out_of_range),
         model=common.encode_identity(risk.model),
+        affected_first_degree_relatives=risk.affected_first_degree_relatives,
+        odds_ratio_per_sd=risk.odds_ratio_per_sd,
+        unmeasured_variance_fraction=risk.unmeasured_variance_fraction,
+        score_effect_note=risk.score_effect_note,
     )
 
 

@@ -164,7 +164,7 @@ class GenomicsHandler:
                         sample_scores[cancer][column],
                         factors.age,
                         factors.sex,
-                        factors.has_family_history(cancer),
+                        factors.relatives(cancer),
                         top_variants=request.top_variants,
                     )
                     for cancer in request.cancers

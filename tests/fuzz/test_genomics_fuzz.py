@@ -203,6 +203,9 @@ patients = st.builds(
     age=st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.floats(18, 100)),
     sex=st.integers(0, 4),
     family_history=st.dictionaries(st.one_of(st.just("breast"), hostile_text), st.booleans(), max_size=4),
+    affected_first_degree_relatives=st.dictionaries(
+        st.one_of(st.just("breast"), hostile_text), st.integers(0, (1 << 32) - 1), max_size=4
+    ),
 )
 assessments = st.builds(
     pb.Assessment,
