@@ -45,13 +45,16 @@ _GENOMICS = "/clinpred.genomics.v1.GenomicRiskService/"
 #   of them: a search, not a read (SMART v2 splits `.r` from `.s` for this reason). A
 #   telemonitoring app reads the risks of its own patients; only a dashboard watches wards;
 # - ExportFhir holds the same score as GetLatestRisk (the PEWS Observation is part of it);
-# - GetScoreLayout is needed only to encrypt dosages, so it travels with ScoreEncrypted.
+# - GetScoreLayout is needed only to encrypt dosages, so it travels with ScoreEncrypted, and
+#   GetEncryptionLayout with ClassifyEncrypted (a classification like Classify).
 METHOD_SCOPES: Mapping[str, frozenset[str]] = MappingProxyType(
     {
         _TUMOR + "Classify": frozenset({TUMOR_CLASSIFY}),
         _TUMOR + "ClassifyBatch": frozenset({TUMOR_CLASSIFY}),
         _TUMOR + "ClassifyStream": frozenset({TUMOR_CLASSIFY}),
         _TUMOR + "GetModelInfo": frozenset({MODEL_READ}),
+        _TUMOR + "GetEncryptionLayout": frozenset({TUMOR_CLASSIFY}),
+        _TUMOR + "ClassifyEncrypted": frozenset({TUMOR_CLASSIFY}),
         _DETERIORATION + "RegisterPatient": frozenset({PATIENT_WRITE}),
         _DETERIORATION + "RecordObservations": frozenset({OBSERVATION_WRITE, RISK_READ}),
         _DETERIORATION + "GetLatestRisk": frozenset({RISK_READ}),
