@@ -56,7 +56,6 @@ from clinpred.pilots.common.schema import FeatureBounds, ModelSchema
 from clinpred.pilots.tumor.classifier import (
     TumorClassification,
     TumorClassifier,
-    TumorPrediction,
     explanations_from_shap,
     predictions_from_probabilities,
 )
@@ -346,15 +345,6 @@ def classifications_from_decrypted(
         )
         for p, e in zip(predictions, explanations, strict=True)
     ]
-
-
-def encrypted_predictions(classifier: TumorClassifier, cases: Sequence[DecryptedTumorCase]) -> list[TumorPrediction]:
-    """Labels, calibrated probabilities and conformal sets from decrypted margins, with the package's own maps.
-
-    Range flags are the client's to compute from its plaintext features; they are left empty here.
-    """
-    margins = np.array([c.margin for c in cases], dtype=np.float64)
-    return classifier.predictions_from_margins(margins)
 
 
 # --- server side -----------------------------------------------------------------------------------

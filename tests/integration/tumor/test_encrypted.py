@@ -174,8 +174,8 @@ async def test_unsupported_parameters_are_refused_naming_field_and_reason(tumor_
     secret = bytes(client.serialize(save_secret_key=True, save_galois_keys=False, save_relin_keys=False))
     assert "secret key" in (await _refused(tumor_stub, request(secret)))["public_context"]
 
-    big_degree = create_client_context(16384, (60, 40, 60), 40)
-    assert "poly_modulus_degree 16384" in (await _refused(tumor_stub, request(public_context_bytes(big_degree))))["public_context"]
+    big_degree = public_context_bytes(create_client_context(16384, (60, 40, 60), 40))
+    assert "poly_modulus_degree 16384" in (await _refused(tumor_stub, request(big_degree)))["public_context"]
 
     coarse = create_client_context(4096, (38, 33, 38), 33)
     coarse.global_scale = 2.0**20
