@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
-class _EncryptionSession:
+class EncryptionSession:
     """What one client keeps between encrypted calls: the published model, its private CKKS context
     (the secret key never leaves this process) and the keyless context it sends."""
 
@@ -45,7 +45,7 @@ class TumorClient:
         self.stub = tumor_pb2_grpc.TumorClassificationServiceStub(self.channel)
         self.timeout = timeout
         self.pinned_model_sha256 = pinned_model_sha256
-        self._encryption: _EncryptionSession | None = None
+        self._encryption: EncryptionSession | None = None
 
     def __enter__(self) -> TumorClient:
         return self
@@ -91,7 +91,7 @@ class TumorClient:
         from clinpred.pilots.tumor.encrypted import classifications_from_decrypted, decrypt_cases, encode_cases, encrypt_cases
 
         listed = list(cases)
-        session = self._encryption_session()
+        session = self.encryption_session()
         requests = [tumor_pb2.TumorCase(case_id=case_id, features=f) for case_id, f in listed]
         decoded = session.codec.decode_cases(requests, [f"cases[{i}]" for i in range(len(requests))])
         layout = session.model.layout
@@ -110,7 +110,8 @@ class TumorClient:
             answers.extend(session.codec.encode_classification(ClassifiedCase(i, r)) for i, r in zip(ids, results, strict=True))
         return answers
 
-    def _encryption_session(self) -> _EncryptionSession:
+    def encryption_session(self) -> EncryptionSession:
+        """The published model and this client's CKKS keys, fetched and made on first use, then kept."""
         if self._encryption is None:
             from clinpred.pilots.common.ckks import poly_modulus_degree
             from clinpred.pilots.tumor.encrypted import create_client_context, public_context_bytes
@@ -126,7 +127,7 @@ class TumorClient:
             codec = TumorCodec(model.schema, info.max_batch_size, model.verified_coverage, layout.max_ciphertexts)
             context = create_client_context()
             per_ciphertext = model.layout.cases_per_ciphertext(poly_modulus_degree(context))
-            self._encryption = _EncryptionSession(
+            self._encryption = EncryptionSession(
                 model, codec, context, public_context_bytes(context), max(1, per_ciphertext * layout.max_ciphertexts)
             )
         return self._encryption
