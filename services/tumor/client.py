@@ -80,7 +80,7 @@ class TumorClient:
 
     def classify_encrypted(self, features: Mapping[str, float], case_id: str = "") -> tumor_pb2.Classification:
         """One case classified on encrypted data: the same Classification as `classify`, up to CKKS error (~1e-4)."""
-        (answer,) = self.classify_encrypted_batch([(case_id, features)])
+        (answer,) = self._classify_encrypted([(case_id, features)], ["tumor_case"])
         return answer
 
     def classify_encrypted_batch(self, cases: Iterable[tuple[str, Mapping[str, float]]]) -> list[tumor_pb2.Classification]:
@@ -88,12 +88,18 @@ class TumorClient:
 
         Cases are checked here as Classify checks them (InvalidInput names `cases[i]`) before anything is sent.
         """
+        listed = list(cases)
+        return self._classify_encrypted(listed, [f"cases[{i}]" for i in range(len(listed))])
+
+    def _classify_encrypted(
+        self, cases: list[tuple[str, Mapping[str, float]]], paths: list[str]
+    ) -> list[tumor_pb2.Classification]:
         from clinpred.pilots.tumor.encrypted import classifications_from_decrypted, decrypt_cases, encode_cases, encrypt_cases
 
-        listed = list(cases)
         session = self.encryption_session()
-        requests = [tumor_pb2.TumorCase(case_id=case_id, features=f) for case_id, f in listed]
-        decoded = session.codec.decode_cases(requests, [f"cases[{i}]" for i in range(len(requests))])
+        requests = [tumor_pb2.TumorCase(case_id=case_id, features=f) for case_id, f in cases]
+        # Refusals name the fields Classify (one case) or ClassifyBatch (`cases[i]`) would name.
+        decoded = session.codec.decode_cases(requests, paths)
         layout = session.model.layout
         answers: list[tumor_pb2.Classification] = []
         for start in range(0, len(decoded), session.cases_per_call):

@@ -101,7 +101,15 @@ async def test_the_client_refuses_an_impossible_case_before_sending_it(tumor_tar
 
     with pytest.raises(InvalidInput) as caught:
         await asyncio.to_thread(call)
-    assert [v.field for v in caught.value.violations] == ["cases[0].features['mean_radius']"]
+    assert [v.field for v in caught.value.violations] == ["tumor_case.features['mean_radius']"]  # as Classify names it
+
+    def batch() -> None:
+        with TumorClient(tumor_target) as client:
+            client.classify_encrypted_batch([("a", wdbc_cases[0][0]), ("b", features)])
+
+    with pytest.raises(InvalidInput) as caught:
+        await asyncio.to_thread(batch)
+    assert [v.field for v in caught.value.violations] == ["cases[1].features['mean_radius']"]  # as ClassifyBatch does
 
 
 async def test_a_pinned_client_refuses_another_model(tumor_target: str, wdbc_cases: Cases) -> None:

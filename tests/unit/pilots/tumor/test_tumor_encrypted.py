@@ -179,3 +179,30 @@ def test_features_that_are_missing_or_misshapen_are_refused_before_encryption(
         encode_case(layout, row)
     with pytest.raises(InvalidInput, match="30 features"):
         encode_case(layout, wdbc.x[0][:5])
+
+
+def test_work_stops_once_the_caller_stopped_waiting(
+    layout: EncryptedTumorLayout, client_context: ts.Context, public_context: bytes, wdbc: TumorDataset
+) -> None:
+    from clinpred.pilots.common.cancellation import Deadline
+    from clinpred.pilots.common.errors import DeadlineExceeded
+
+    encrypted = encrypt_cases(client_context, layout, encode_cases(layout, wdbc.x[:20]))
+    with pytest.raises(DeadlineExceeded):
+        score_encrypted_case(public_context, encrypted.ciphertexts, layout, deadline=Deadline.after(-1.0))
+    calls = iter([False, False, True])  # stops after two of the four ciphertexts
+    with pytest.raises(DeadlineExceeded):
+        score_encrypted_case(public_context, encrypted.ciphertexts, layout, deadline=Deadline(should_stop=lambda: next(calls)))
+
+
+def test_the_published_model_is_refused_when_its_parts_disagree(reference: TumorClassifier) -> None:
+    import dataclasses
+
+    model = encrypted_tumor_model(reference)
+    assert model.calibrator.method == "platt" and model.explanation_method == reference.explanation_method
+    with pytest.raises(InvalidInput, match="feature order"):
+        dataclasses.replace(model, layout=dataclasses.replace(model.layout, feature_names=model.layout.feature_names[::-1]))
+    with pytest.raises(InvalidInput, match="line up"):
+        dataclasses.replace(model.layout, weights=model.layout.weights[:-1]).checked()
+    with pytest.raises(InvalidInput, match="finite"):
+        dataclasses.replace(model.layout, base_value=float("nan")).checked()
