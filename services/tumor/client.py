@@ -13,15 +13,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from clinpred.pilots.common.errors import FailedPrecondition
-from clinpred.pilots.tumor.classifier import ClassifiedCase
 from clinpred.services.api.tumor.v1 import tumor_pb2, tumor_pb2_grpc
 from clinpred.services.common.channel import ClientTls, open_channel
-from clinpred.services.tumor.codec import TumorCodec, decode_encrypted_model
 
+# The encrypted path's modules (TenSEAL, the domain's answer code) load on its first use, so that
+# plain calls and the command line start as fast as before.
 if TYPE_CHECKING:
     import tenseal as ts
 
     from clinpred.pilots.tumor.encrypted import EncryptedTumorModel
+    from clinpred.services.tumor.codec import TumorCodec
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,7 @@ class TumorClient:
     def classify_encrypted_batch(self, cases: Iterable[tuple[str, Mapping[str, float]]]) -> list[tumor_pb2.Classification]:
         """Any number of cases, several per ciphertext and as many ciphertexts per call as the service takes.
 
-        Cases are checked here as Classify checks them (InvalidInput names `cases[i]`) before anything is sent.
+        Cases are checked here as ClassifyBatch checks them (InvalidInput names `cases[i]`) before anything is sent.
         """
         listed = list(cases)
         return self._classify_encrypted(listed, [f"cases[{i}]" for i in range(len(listed))])
@@ -94,6 +95,7 @@ class TumorClient:
     def _classify_encrypted(
         self, cases: list[tuple[str, Mapping[str, float]]], paths: list[str]
     ) -> list[tumor_pb2.Classification]:
+        from clinpred.pilots.tumor.classifier import ClassifiedCase
         from clinpred.pilots.tumor.encrypted import classifications_from_decrypted, decrypt_cases, encode_cases, encrypt_cases
 
         session = self.encryption_session()
@@ -121,6 +123,7 @@ class TumorClient:
         if self._encryption is None:
             from clinpred.pilots.common.ckks import poly_modulus_degree
             from clinpred.pilots.tumor.encrypted import create_client_context, public_context_bytes
+            from clinpred.services.tumor.codec import TumorCodec, decode_encrypted_model
 
             layout = self.encryption_layout()
             info = self.model_info()
