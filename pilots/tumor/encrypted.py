@@ -202,15 +202,18 @@ def encrypted_tumor_model(classifier: TumorClassifier) -> EncryptedTumorModel:
         calibrator = Calibrator("platt", 2, slope=1.0, intercept=0.0, n_fitted=calibrator.n_fitted)
     if calibrator.method != "platt":
         raise FailedPrecondition(f"model {classifier.identity.name}: encrypted classification needs Platt calibration")
-    return EncryptedTumorModel(
-        layout=layout,
-        identity=classifier.identity,
-        schema=classifier.schema,
-        calibrator=calibrator,
-        conformal=classifier.conformal,
-        verified_coverage=float(classifier.metrics.get(VERIFIED_COVERAGE_METRIC, 0.0)),
-        explanation_method=classifier.explanation_method,
-    )
+    try:
+        return EncryptedTumorModel(
+            layout=layout,
+            identity=classifier.identity,
+            schema=classifier.schema,
+            calibrator=calibrator,
+            conformal=classifier.conformal,
+            verified_coverage=float(classifier.metrics.get(VERIFIED_COVERAGE_METRIC, 0.0)),
+            explanation_method=classifier.explanation_method,
+        )
+    except InvalidInput as error:  # the served package's fault, not the caller's
+        raise FailedPrecondition(f"model {classifier.identity.name}: {error.message}") from None
 
 
 @dataclass(frozen=True)
