@@ -194,7 +194,29 @@ def grpc_rows(calls: int) -> list[str]:
                 f"| {statistics.median(samples['trip']):.2f} | {up:,} | {down:,} |"
             )
         lines.append(_plain_row(client, data.x[0], calls))
+        lines += ["", _agreement(client, data.x)]
     return lines
+
+
+def _agreement(client: TumorClient, rows: np.ndarray) -> str:
+    """How far the encrypted answers are from the plain ones, over all of WDBC."""
+    names = client.encryption_session().model.schema.feature_names
+    cases = [(f"wdbc-{i}", dict(zip(names, row.tolist(), strict=True))) for i, row in enumerate(rows)]
+    plain = [answer for start in range(0, len(cases), 64) for answer in client.classify_batch(cases[start : start + 64])]
+    encrypted = client.classify_encrypted_batch(cases)
+    pairs = list(zip(encrypted, plain, strict=True))
+    probability = max(abs(a.positive_probability - b.positive_probability) for a, b in pairs)
+    shap = max(
+        abs(x.shap_value - y.shap_value)
+        for a, b in pairs
+        for x, y in zip(a.explanation.contributions, b.explanation.contributions, strict=True)
+    )
+    labels = sum(a.label != b.label or a.confidence != b.confidence for a, b in pairs)
+    reasons = sum([r.text for r in a.explanation.top_reasons] != [r.text for r in b.explanation.top_reasons] for a, b in pairs)
+    return (
+        f"Agreement with the plain service on all {len(pairs)} WDBC cases: largest difference {probability:.1e} in"
+        f" P(positive), {shap:.1e} in a SHAP value; {labels} cases with another label or set, {reasons} with other reasons."
+    )
 
 
 def _plain_row(client: TumorClient, row: np.ndarray, calls: int) -> str:
