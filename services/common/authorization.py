@@ -47,13 +47,16 @@ _GENOMICS = "/clinpred.genomics.v1.GenomicRiskService/"
 # - ExportFhir holds the same score as GetLatestRisk with what it was computed from: the PEWS
 #   Observation and the vital signs it scored (values GetLatestRisk shows as PEWS items), plus
 #   temperature and the times measured; whoever reads a risk may read its basis;
-# - GetScoreLayout is needed only to encrypt dosages, so it travels with ScoreEncrypted.
+# - GetScoreLayout is needed only to encrypt dosages, so it travels with ScoreEncrypted, and
+#   GetEncryptionLayout with ClassifyEncrypted (a classification like Classify).
 METHOD_SCOPES: Mapping[str, frozenset[str]] = MappingProxyType(
     {
         _TUMOR + "Classify": frozenset({TUMOR_CLASSIFY}),
         _TUMOR + "ClassifyBatch": frozenset({TUMOR_CLASSIFY}),
         _TUMOR + "ClassifyStream": frozenset({TUMOR_CLASSIFY}),
         _TUMOR + "GetModelInfo": frozenset({MODEL_READ}),
+        _TUMOR + "GetEncryptionLayout": frozenset({TUMOR_CLASSIFY}),
+        _TUMOR + "ClassifyEncrypted": frozenset({TUMOR_CLASSIFY}),
         _DETERIORATION + "RegisterPatient": frozenset({PATIENT_WRITE}),
         _DETERIORATION + "RecordObservations": frozenset({OBSERVATION_WRITE, RISK_READ}),
         _DETERIORATION + "GetLatestRisk": frozenset({RISK_READ}),

@@ -13,7 +13,7 @@ SERVICE_NAME = tumor_pb2.DESCRIPTOR.services_by_name["TumorClassificationService
 
 def tumor_mount(settings: TumorSettings) -> ServiceMount:
     # One servicer per process: loading fills its model and codec, whichever server calls the factory.
-    servicer = TumorServicer(TumorHandler(settings), settings.max_batch_size)
+    servicer = TumorServicer(TumorHandler(settings), settings.max_batch_size, settings.max_encrypted_ciphertexts)
     return ServiceMount(
         name=SERVICE,
         service_names=(SERVICE_NAME,),

@@ -38,6 +38,7 @@ from prometheus_client import REGISTRY, generate_latest
 from clinpred.pilots.common.model_package import ModelPackage
 from clinpred.pilots.genomics.encrypted import create_client_context, encrypt_dosages, public_context_bytes
 from clinpred.pilots.genomics.scoring_file import ScoringFile
+from clinpred.pilots.tumor import encrypted as tumor_encrypted
 from clinpred.services.api.deterioration.v1 import deterioration_pb2 as dpb
 from clinpred.services.api.deterioration.v1 import deterioration_pb2_grpc as dpb_grpc
 from clinpred.services.api.genomics.v1 import genomics_pb2 as gpb
@@ -48,6 +49,7 @@ from clinpred.services.common.audit import AuditKeys, AuditRecord, read_records,
 from clinpred.services.common.audit.fhir import audit_event
 from clinpred.services.deterioration.client import observation
 from clinpred.services.genomics.client import layout_of
+from clinpred.services.tumor.codec import decode_encrypted_model
 from tests.fuzz.outcomes import varint
 from tests.integration.deterioration.conftest import _drop_tables, deterioration_package, postgres_url  # noqa: F401  (fixtures)
 from tests.integration.deterioration.test_service import NOW, patient
@@ -362,6 +364,30 @@ async def test_tumour_rpcs_leak_no_patient_identifier(
             lambda: anonymous.GetModelInfo(tpb.GetModelInfoRequest(), timeout=TIMEOUT),
         )
 
+        # Encrypted: a real call, and the marker as the bytes of a context and of a ciphertext, refused unechoed.
+        layout = await asyncio.to_thread(lambda: stub.GetEncryptionLayout(tpb.GetEncryptionLayoutRequest(), timeout=TIMEOUT))
+        await calls.succeeds(
+            "GetEncryptionLayout", lambda: stub.GetEncryptionLayout(tpb.GetEncryptionLayoutRequest(), timeout=TIMEOUT)
+        )
+        info = await asyncio.to_thread(lambda: stub.GetModelInfo(tpb.GetModelInfoRequest(), timeout=TIMEOUT))
+        encrypted_layout = decode_encrypted_model(layout, info).layout
+        context = tumor_encrypted.create_client_context()
+        public = tumor_encrypted.public_context_bytes(context)
+        rows = np.array([[features[f.name] for f in info.features]])
+        indicators = tumor_encrypted.encode_cases(encrypted_layout, rows)
+        ciphertexts = tumor_encrypted.encrypt_cases(context, encrypted_layout, indicators).ciphertexts
+
+        def encrypted(context_bytes: bytes, blobs: tuple[bytes, ...] | list[bytes], on: Any = stub) -> Callable[[], Any]:
+            request = tpb.ClassifyEncryptedRequest(public_context=context_bytes, ciphertexts=blobs)
+            return lambda: on.ClassifyEncrypted(request, timeout=TIMEOUT)
+
+        await calls.succeeds("ClassifyEncrypted", encrypted(public, ciphertexts))
+        await calls.refused("ClassifyEncrypted garbage context", bad, encrypted(marker().encode(), ciphertexts))
+        await calls.refused("ClassifyEncrypted garbage ciphertext", bad, encrypted(public, [marker().encode()]))
+        await calls.refused(
+            "ClassifyEncrypted forbidden", grpc.StatusCode.PERMISSION_DENIED, encrypted(public, ciphertexts, reader)
+        )
+
     records = assert_no_marker(services, "tumor", calls, logs, capfd)
     outcomes = _audited_outcomes(records, TUMOR)
     assert {
@@ -373,6 +399,10 @@ async def test_tumour_rpcs_leak_no_patient_identifier(
         ("ClassifyStream", "OK"),
         ("ClassifyStream", "INVALID_ARGUMENT"),
         ("GetModelInfo", "OK"),
+        ("GetEncryptionLayout", "OK"),
+        ("ClassifyEncrypted", "OK"),
+        ("ClassifyEncrypted", "INVALID_ARGUMENT"),
+        ("ClassifyEncrypted", "PERMISSION_DENIED"),
     } <= outcomes, outcomes
 
 
@@ -711,7 +741,7 @@ async def test_genomics_rpcs_leak_no_patient_identifier(
 def test_every_rpc_of_every_service_was_called() -> None:
     """Guards the list above: a new RPC must be added to this test."""
     called = {
-        TUMOR: {"Classify", "ClassifyBatch", "ClassifyStream", "GetModelInfo"},
+        TUMOR: {"Classify", "ClassifyBatch", "ClassifyStream", "GetModelInfo", "GetEncryptionLayout", "ClassifyEncrypted"},
         DETERIORATION: {
             "RegisterPatient",
             "RecordObservations",
