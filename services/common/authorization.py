@@ -45,7 +45,8 @@ _GENOMICS = "/clinpred.genomics.v1.GenomicRiskService/"
 #   of them: a search, not a read (SMART v2 splits `.r` from `.s` for this reason). A
 #   telemonitoring app reads the risks of its own patients; only a dashboard watches wards;
 # - ExportFhir holds the same score as GetLatestRisk (the PEWS Observation is part of it);
-# - GetScoreLayout is needed only to encrypt dosages, so it travels with ScoreEncrypted.
+# - GetScoreLayout is needed only to encrypt dosages, and RegisterEvaluationKeys only to
+#   score them, so both travel with ScoreEncrypted.
 METHOD_SCOPES: Mapping[str, frozenset[str]] = MappingProxyType(
     {
         _TUMOR + "Classify": frozenset({TUMOR_CLASSIFY}),
@@ -65,6 +66,7 @@ METHOD_SCOPES: Mapping[str, frozenset[str]] = MappingProxyType(
         _GENOMICS + "AssessVcfUpload": frozenset({GENOMICS_ASSESS}),
         _GENOMICS + "GetScoreLayout": frozenset({GENOMICS_ENCRYPTED}),
         _GENOMICS + "ScoreEncrypted": frozenset({GENOMICS_ENCRYPTED}),
+        _GENOMICS + "RegisterEvaluationKeys": frozenset({GENOMICS_ENCRYPTED}),
         _GENOMICS + "GetModelInfo": frozenset({MODEL_READ}),
     }
 )

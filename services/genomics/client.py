@@ -12,9 +12,13 @@ Encrypted scoring keeps genotypes and the score unreadable to the server:
 
 The client fetches the published variant order (GetScoreLayout), matches its
 own VCF locally with the same domain code as the server, builds a CKKS
-context and keys here, encrypts the dosage vector, sends the ciphertexts with
-the public context only, and decrypts the encrypted score and per-variant
-contributions the server returns.
+context and keys here (once per client object, unless given one), registers
+the public context once (RegisterEvaluationKeys, about 35 MB), encrypts the
+dosage vector, sends the ciphertexts with the context's SHA-256 only, and
+decrypts the encrypted score (and, for a public score, the per-variant
+contributions) the server returns. A replica that no longer holds the context
+answers FAILED_PRECONDITION with reason EVALUATION_KEYS_NOT_REGISTERED: the
+client registers it again and retries once, by itself.
 """
 
 from __future__ import annotations
@@ -22,13 +26,16 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import grpc
 import numpy as np
 import numpy.typing as npt
 import tenseal as ts
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 
 from clinpred.pilots.common.errors import FailedPrecondition, FieldViolation, InvalidInput, ModelUnavailable
 from clinpred.pilots.common.model_package import ModelPackage
@@ -42,6 +49,7 @@ from clinpred.pilots.genomics.encrypted import (
     layout_scoring_file,
     public_context_bytes,
 )
+from clinpred.pilots.genomics.evaluation_keys import NOT_REGISTERED_REASON, context_sha256
 from clinpred.pilots.genomics.package_format import ScoreDistribution
 from clinpred.pilots.genomics.scoring import SampleScore, score_vcf
 from clinpred.pilots.genomics.vcf import Genotypes
@@ -72,9 +80,34 @@ def build_enum(build: str) -> genomics_pb2.GenomeBuild:
 
 
 def layout_of(response: genomics_pb2.GetScoreLayoutResponse) -> EncryptedScoreLayout:
+    """The published layout; a private score's has no weights."""
     return EncryptedScoreLayout(
-        response.pgs_id, tuple(response.variant_ids), tuple(response.effect_alleles), tuple(response.weights)
+        response.pgs_id,
+        tuple(response.variant_ids),
+        tuple(response.effect_alleles),
+        () if response.private_weights else tuple(response.weights),
+        private=response.private_weights,
     )
+
+
+def matching_layout(layout: EncryptedScoreLayout) -> EncryptedScoreLayout:
+    """The layout to match a VCF against: a private score's with weight 1 each, since matching needs
+    only variants and alleles (the local plaintext score is then a dosage count, not the score)."""
+    return replace(layout, weights=(1.0,) * len(layout)) if layout.private else layout
+
+
+def error_reason(error: grpc.RpcError) -> str:
+    """The google.rpc.ErrorInfo reason of a failed call, or ""."""
+    try:
+        status = rpc_status.from_call(error)
+    except ValueError:
+        return ""
+    for detail in status.details if status is not None else ():
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            return str(info.reason)
+    return ""
 
 
 def reference_of(response: genomics_pb2.GetScoreLayoutResponse) -> ScoreDistribution:
@@ -89,13 +122,15 @@ class EncryptedScoreResult:
     pgs_id: str
     cancer: str
     score_sum: float
-    contributions: npt.NDArray[np.float64]  # in layout order
+    contributions: npt.NDArray[np.float64]  # in layout order; empty for a private score
     layout: EncryptedScoreLayout
     z_score: float
     percentile: float
-    plaintext: SampleScore  # the client's own local scoring, for matching counts and checks
+    plaintext: SampleScore  # the client's own local scoring, for matching counts and checks (not a private score's sum)
     model: common_pb2.ModelIdentity
-    server_seconds: float
+    server_seconds: float  # the scoring call, as the client waited for it (network included)
+    bytes_sent: int  # ciphertexts, and the public context when sent inline
+    bytes_received: int
 
     def top_variants(self, count: int = 10) -> list[tuple[str, float]]:
         order = np.argsort(-np.abs(self.contributions))[:count]
@@ -134,6 +169,9 @@ class GenomicsClient:
         self.stub = genomics_pb2_grpc.GenomicRiskServiceStub(self.channel)
         self.timeout = timeout
         self.chunk_bytes = chunk_bytes
+        self._context: ts.Context | None = None  # made at the first encrypted score, reused after
+        self._public: tuple[ts.Context, bytes] | None = None  # the last context serialised (35 MB, 0.1 s to make)
+        self._registered: set[str] = set()  # digests this client registered (a replica may have dropped them)
 
     def __enter__(self) -> GenomicsClient:
         return self
@@ -181,12 +219,52 @@ class GenomicsClient:
     def score_layout(self, score: str) -> genomics_pb2.GetScoreLayoutResponse:
         return self.stub.GetScoreLayout(genomics_pb2.GetScoreLayoutRequest(score=score), timeout=self.timeout)
 
+    def register_evaluation_keys(self, public_context: bytes) -> genomics_pb2.RegisterEvaluationKeysResponse:
+        """Registers a public context (with its Galois keys) for this caller's tenant; it is then named by SHA-256."""
+        digest = context_sha256(public_context)
+        header = genomics_pb2.EvaluationKeysHeader(public_context_length=len(public_context), public_context_sha256=digest)
+
+        def messages() -> Iterator[genomics_pb2.RegisterEvaluationKeysRequest]:
+            yield genomics_pb2.RegisterEvaluationKeysRequest(header=header)
+            for piece in _pieces(public_context, self.chunk_bytes):
+                yield genomics_pb2.RegisterEvaluationKeysRequest(public_context_chunk=piece)
+
+        answer: genomics_pb2.RegisterEvaluationKeysResponse = self.stub.RegisterEvaluationKeys(messages(), timeout=self.timeout)
+        self._registered.add(answer.public_context_sha256)
+        return answer
+
+    def score_registered(
+        self, score: str, public_context: bytes, ciphertexts: Sequence[bytes]
+    ) -> tuple[EncryptedScore, genomics_pb2.EncryptedScoreSummary]:
+        """Ciphertexts up with the SHA-256 of `public_context`, registering it first if this client has not,
+        and again (then retrying once) when the replica answers that it does not hold it."""
+        digest = context_sha256(public_context)
+        if digest not in self._registered:
+            self.register_evaluation_keys(public_context)
+        try:
+            return self._score(score, b"", digest, ciphertexts)
+        except grpc.RpcError as error:
+            if error.code() != grpc.StatusCode.FAILED_PRECONDITION or error_reason(error) != NOT_REGISTERED_REASON:
+                raise
+        self._registered.discard(digest)
+        self.register_evaluation_keys(public_context)
+        return self._score(score, b"", digest, ciphertexts)
+
     def score_ciphertexts(
         self, score: str, public_context: bytes, ciphertexts: Sequence[bytes]
     ) -> tuple[EncryptedScore, genomics_pb2.EncryptedScoreSummary]:
-        """The raw exchange: public context and ciphertexts up, encrypted score and contributions down."""
+        """The exchange without registration, as before it existed: the whole public context (about 35 MB)
+        and the ciphertexts up, encrypted score and contributions down."""
+        return self._score(score, public_context, "", ciphertexts)
+
+    def _score(
+        self, score: str, public_context: bytes, digest: str, ciphertexts: Sequence[bytes]
+    ) -> tuple[EncryptedScore, genomics_pb2.EncryptedScoreSummary]:
         header = genomics_pb2.EncryptedScoreHeader(
-            score=score, public_context_length=len(public_context), ciphertext_lengths=[len(c) for c in ciphertexts]
+            score=score,
+            public_context_length=len(public_context),
+            ciphertext_lengths=[len(c) for c in ciphertexts],
+            public_context_sha256=digest,
         )
 
         def messages() -> Iterator[genomics_pb2.ScoreEncryptedRequest]:
@@ -222,11 +300,14 @@ class GenomicsClient:
         score: str,
         sample: str | None = None,
         context: ts.Context | None = None,
+        register: bool = True,
     ) -> EncryptedScoreResult:
         """Scores one sample of a VCF without the server seeing its genotypes or its score.
 
         `sample`: the VCF column (default: the only or first sample). `context`: a private CKKS context
-        from `create_client_context()` (default: a new one, with fresh keys).
+        from `create_client_context()` (default: one made at this client's first call and reused).
+        `register`: name the registered public context by SHA-256 (registering it when needed); False sends
+        the whole public context with the call, as before registration existed.
         """
         import time
 
@@ -237,18 +318,28 @@ class GenomicsClient:
             raise InvalidInput.of(
                 [FieldViolation("build", f"the server publishes {layout.pgs_id} in {layout_build}; give a VCF in that build")]
             )
-        scoring_file = layout_scoring_file(layout, layout_build, f"{layout.pgs_id} (published layout)")
+        scoring_file = layout_scoring_file(matching_layout(layout), layout_build, f"{layout.pgs_id} (published layout)")
         source = vcf if isinstance(vcf, (Genotypes, bytes)) else Path(vcf)
         local = score_vcf(source, scoring_file, build=build)
         samples = [s.sample for s in local]
         if sample is not None and sample not in samples:
             raise InvalidInput.of([FieldViolation("sample", "is not a sample column of the VCF")])
         column = 0 if sample is None else samples.index(sample)
-        dosages = dosages_for_layout(local[column], layout)
-        context = context or create_client_context()
+        dosages = dosages_for_layout(local[column], matching_layout(layout))
+        if context is None:
+            self._context = self._context or create_client_context()
+            context = self._context
         request = encrypt_dosages(context, dosages, layout)
+        if self._public is None or self._public[0] is not context:
+            self._public = (context, public_context_bytes(context))
+        public = self._public[1]
+        if register and context_sha256(public) not in self._registered:
+            self.register_evaluation_keys(public)
         started = time.perf_counter()
-        answer, summary = self.score_ciphertexts(score, public_context_bytes(context), request.ciphertexts)
+        if register:
+            answer, summary = self.score_registered(score, public, request.ciphertexts)
+        else:
+            answer, summary = self.score_ciphertexts(score, public, request.ciphertexts)
         seconds = time.perf_counter() - started
         decrypted = decrypt_score(context, answer, layout)
         reference = reference_of(published)
@@ -263,6 +354,8 @@ class GenomicsClient:
             plaintext=local[column],
             model=summary.model,
             server_seconds=seconds,
+            bytes_sent=sum(map(len, request.ciphertexts)) + (0 if register else len(public)),
+            bytes_received=len(answer.score) + sum(map(len, answer.contributions)),
         )
 
 
