@@ -334,6 +334,20 @@ def _missing_rotation(context: ts.Context, degree: int, values: int) -> int | No
     return None
 
 
+def check_rotations(context: ts.Context, field: str | None = None, values: int | None = None) -> None:
+    """The Galois keys rotate by every power of two that summing `values` slots needs (default: all
+    of a ciphertext's slots, which any score fits), else InvalidInput naming `field`."""
+    origin = InputOrigin("encrypted context", field)
+    degree = poly_modulus_degree(context)
+    try:
+        missing = _missing_rotation(context, degree, values or degree // 2)
+    except Exception:
+        raise origin.error(InvalidInput, f"{origin.label}: its Galois keys do not load") from None
+    if missing is not None:
+        message = f"{origin.label}: no Galois key for rotating by {missing}; summing the score needs it"
+        raise origin.error(InvalidInput, message)
+
+
 def _load_ciphertext(
     context: ts.Context, blob: bytes, number: int, expected: int, origin: InputOrigin
 ) -> CkksOperand:
@@ -389,13 +403,7 @@ def score_encrypted(
             f"{layout.pgs_id}: {len(layout)} variants need {len(chunks)} ciphertext(s) at poly_modulus_degree {degree},"
             f" got {len(ciphertexts)}",
         )
-    try:
-        missing = _missing_rotation(context, degree, max(chunk.stop - chunk.start for chunk in chunks))
-    except Exception:
-        raise context_origin.error(InvalidInput, f"{context_origin.label}: its Galois keys do not load") from None
-    if missing is not None:
-        message = f"{context_origin.label}: no Galois key for rotating by {missing}; summing the score needs it"
-        raise context_origin.error(InvalidInput, message)
+    check_rotations(context, context_origin.field, max(chunk.stop - chunk.start for chunk in chunks))
     operands: list[CkksOperand] = []
     for number, (blob, chunk) in enumerate(zip(ciphertexts, chunks, strict=True)):
         check_deadline(deadline)

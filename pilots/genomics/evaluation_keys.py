@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import tenseal as ts
 
 from clinpred.pilots.common.errors import FailedPrecondition, FieldViolation, InvalidInput, ResourceExhausted
-from clinpred.pilots.genomics.encrypted import load_public_context
+from clinpred.pilots.genomics.encrypted import check_rotations, load_public_context
 
 # The reason in google.rpc.ErrorInfo (clinpred.common.v1.ErrorReason) that the client library acts on.
 NOT_REGISTERED_REASON = "ERROR_REASON_EVALUATION_KEYS_NOT_REGISTERED"
@@ -103,6 +103,7 @@ class EvaluationKeys:
             self._check_room(tenant, len(blob), field)
         # Loading takes a fraction of a second: outside the lock, so scoring with other contexts goes on.
         context = load_public_context(blob, field)
+        check_rotations(context, field)
         with self._lock:
             now = self._clock()
             self._drop_expired(now)

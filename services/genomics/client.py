@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import struct
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -96,6 +97,41 @@ def matching_layout(layout: EncryptedScoreLayout) -> EncryptedScoreLayout:
     return replace(layout, weights=(1.0,) * len(layout)) if layout.private else layout
 
 
+@dataclass(frozen=True)
+class ClientKeys:
+    """A private CKKS context and the exact public context bytes registered for it.
+
+    Kept together because TenSEAL saves a private context as its secret key alone and makes new
+    Galois keys when loading it: valid, but other bytes, so another SHA-256 and another registration.
+    """
+
+    context: ts.Context
+    public: bytes
+
+    @classmethod
+    def load_or_create(cls, path: Path) -> ClientKeys:
+        """The keys kept in `path` (secret key included: written 0600, never overwritten), made there on first use."""
+        if path.exists():
+            blob = path.read_bytes()
+            try:
+                (length,) = struct.unpack_from("<Q", blob)
+                context = ts.context_from(blob[8 : 8 + length])
+                public = blob[8 + length :]
+            except Exception:
+                raise InvalidInput.of([FieldViolation("keys", "is not a key file written by clinpred")]) from None
+            if not context.is_private() or not public:
+                raise InvalidInput.of([FieldViolation("keys", "holds no secret key or no public context; remove it")])
+            return cls(context, public)
+        context = create_client_context()
+        keys = cls(context, public_context_bytes(context))
+        private = bytes(context.serialize(save_public_key=True, save_secret_key=True, save_galois_keys=False,
+                                          save_relin_keys=False))
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(struct.pack("<Q", len(private)) + private + keys.public)
+        return keys
+
+
 def error_reason(error: grpc.RpcError) -> str:
     """The google.rpc.ErrorInfo reason of a failed call, or ""."""
     try:
@@ -131,6 +167,7 @@ class EncryptedScoreResult:
     server_seconds: float  # the scoring call, as the client waited for it (network included)
     bytes_sent: int  # ciphertexts, and the public context when sent inline
     bytes_received: int
+    registered_keys: bool  # this call registered the public context first (about 35 MB more sent)
 
     def top_variants(self, count: int = 10) -> list[tuple[str, float]]:
         order = np.argsort(-np.abs(self.contributions))[:count]
@@ -171,7 +208,13 @@ class GenomicsClient:
         self.chunk_bytes = chunk_bytes
         self._context: ts.Context | None = None  # made at the first encrypted score, reused after
         self._public: tuple[ts.Context, bytes] | None = None  # the last context serialised (35 MB, 0.1 s to make)
+        self._kept = False  # the keys came from use_keys: perhaps registered by an earlier process
         self._registered: set[str] = set()  # digests this client registered (a replica may have dropped them)
+        self.registrations = 0  # RegisterEvaluationKeys calls made
+
+    def use_keys(self, keys: ClientKeys) -> None:
+        """Encrypt with `keys` from now on, naming their registered public context (registered again if needed)."""
+        self._context, self._public, self._kept = keys.context, (keys.context, keys.public), True
 
     def __enter__(self) -> GenomicsClient:
         return self
@@ -231,15 +274,17 @@ class GenomicsClient:
 
         answer: genomics_pb2.RegisterEvaluationKeysResponse = self.stub.RegisterEvaluationKeys(messages(), timeout=self.timeout)
         self._registered.add(answer.public_context_sha256)
+        self.registrations += 1
         return answer
 
     def score_registered(
-        self, score: str, public_context: bytes, ciphertexts: Sequence[bytes]
+        self, score: str, public_context: bytes, ciphertexts: Sequence[bytes], *, maybe_registered: bool = False
     ) -> tuple[EncryptedScore, genomics_pb2.EncryptedScoreSummary]:
-        """Ciphertexts up with the SHA-256 of `public_context`, registering it first if this client has not,
-        and again (then retrying once) when the replica answers that it does not hold it."""
+        """Ciphertexts up with the SHA-256 of `public_context`, registering it first if this client has not
+        (unless `maybe_registered`: an earlier process may have), and again, then retrying once, when the
+        replica answers that it does not hold it."""
         digest = context_sha256(public_context)
-        if digest not in self._registered:
+        if digest not in self._registered and not maybe_registered:
             self.register_evaluation_keys(public_context)
         try:
             return self._score(score, b"", digest, ciphertexts)
@@ -305,7 +350,8 @@ class GenomicsClient:
         """Scores one sample of a VCF without the server seeing its genotypes or its score.
 
         `sample`: the VCF column (default: the only or first sample). `context`: a private CKKS context
-        from `create_client_context()` (default: one made at this client's first call and reused).
+        from `create_client_context()` (default: one made at this client's first call and reused); a
+        given one is tried by digest first, since it may have been registered by an earlier process.
         `register`: name the registered public context by SHA-256 (registering it when needed); False sends
         the whole public context with the call, as before registration existed.
         """
@@ -326,6 +372,8 @@ class GenomicsClient:
             raise InvalidInput.of([FieldViolation("sample", "is not a sample column of the VCF")])
         column = 0 if sample is None else samples.index(sample)
         dosages = dosages_for_layout(local[column], matching_layout(layout))
+        given = context is not None or self._kept
+        registrations = self.registrations
         if context is None:
             self._context = self._context or create_client_context()
             context = self._context
@@ -333,11 +381,11 @@ class GenomicsClient:
         if self._public is None or self._public[0] is not context:
             self._public = (context, public_context_bytes(context))
         public = self._public[1]
-        if register and context_sha256(public) not in self._registered:
-            self.register_evaluation_keys(public)
+        if register and not given and context_sha256(public) not in self._registered:
+            self.register_evaluation_keys(public)  # before the clock starts: once per context, not per call
         started = time.perf_counter()
         if register:
-            answer, summary = self.score_registered(score, public, request.ciphertexts)
+            answer, summary = self.score_registered(score, public, request.ciphertexts, maybe_registered=given)
         else:
             answer, summary = self.score_ciphertexts(score, public, request.ciphertexts)
         seconds = time.perf_counter() - started
@@ -356,6 +404,7 @@ class GenomicsClient:
             server_seconds=seconds,
             bytes_sent=sum(map(len, request.ciphertexts)) + (0 if register else len(public)),
             bytes_received=len(answer.score) + sum(map(len, answer.contributions)),
+            registered_keys=self.registrations > registrations,
         )
 
 

@@ -129,6 +129,7 @@ async def test_register_once_then_each_call_sends_ciphertexts_and_a_digest_only(
     assert registration.expires_after_idle_seconds == layout_served.settings.evaluation_keys_ttl_seconds
     plain = await plaintext_score(layout_stub, vcf)
     for result in results:
+        assert not result.registered_keys
         assert abs(result.score_sum - plain) <= TOLERANCE
         assert result.bytes_sent + result.bytes_received <= MAX_WIRE_BYTES
         assert len(result.contributions) == 313
@@ -159,6 +160,7 @@ async def test_an_unknown_digest_is_failed_precondition_and_the_client_registers
     first, expired, again = await in_thread(short_ttl.target, work)  # type: ignore[misc]
     assert expired.code() == grpc.StatusCode.FAILED_PRECONDITION and error_reason(expired) == NOT_REGISTERED_REASON
     assert abs(again.score_sum - first.score_sum) <= TOLERANCE
+    assert first.registered_keys and again.registered_keys  # both found the replica without it, and recovered
     assert abs(again.score_sum - again.plaintext.score_sum) <= TOLERANCE
 
 
