@@ -211,6 +211,7 @@ class GenomicsClient:
         self._kept = False  # the keys came from use_keys: perhaps registered by an earlier process
         self._registered: set[str] = set()  # digests this client registered (a replica may have dropped them)
         self.registrations = 0  # RegisterEvaluationKeys calls made
+        self.last_bytes_sent = 0  # by the last ScoreEncrypted: ciphertexts, and the context if inline
 
     def use_keys(self, keys: ClientKeys) -> None:
         """Encrypt with `keys` from now on, naming their registered public context (registered again if needed)."""
@@ -282,18 +283,21 @@ class GenomicsClient:
     ) -> tuple[EncryptedScore, genomics_pb2.EncryptedScoreSummary]:
         """Ciphertexts up with the SHA-256 of `public_context`, registering it first if this client has not
         (unless `maybe_registered`: an earlier process may have), and again, then retrying once, when the
-        replica answers that it does not hold it."""
+        replica answers that it does not hold it. Should the retry reach yet another replica without it
+        (calls balanced across pods), the last try sends the context inline, which any replica serves."""
         digest = context_sha256(public_context)
         if digest not in self._registered and not maybe_registered:
             self.register_evaluation_keys(public_context)
-        try:
-            return self._score(score, b"", digest, ciphertexts)
-        except grpc.RpcError as error:
-            if error.code() != grpc.StatusCode.FAILED_PRECONDITION or error_reason(error) != NOT_REGISTERED_REASON:
-                raise
-        self._registered.discard(digest)
-        self.register_evaluation_keys(public_context)
-        return self._score(score, b"", digest, ciphertexts)
+        for attempt in range(2):
+            try:
+                return self._score(score, b"", digest, ciphertexts)
+            except grpc.RpcError as error:
+                if error.code() != grpc.StatusCode.FAILED_PRECONDITION or error_reason(error) != NOT_REGISTERED_REASON:
+                    raise
+            self._registered.discard(digest)
+            if attempt == 0:
+                self.register_evaluation_keys(public_context)
+        return self._score(score, public_context, "", ciphertexts)
 
     def score_ciphertexts(
         self, score: str, public_context: bytes, ciphertexts: Sequence[bytes]
@@ -305,6 +309,7 @@ class GenomicsClient:
     def _score(
         self, score: str, public_context: bytes, digest: str, ciphertexts: Sequence[bytes]
     ) -> tuple[EncryptedScore, genomics_pb2.EncryptedScoreSummary]:
+        self.last_bytes_sent = len(public_context) + sum(map(len, ciphertexts))
         header = genomics_pb2.EncryptedScoreHeader(
             score=score,
             public_context_length=len(public_context),
@@ -402,7 +407,7 @@ class GenomicsClient:
             plaintext=local[column],
             model=summary.model,
             server_seconds=seconds,
-            bytes_sent=sum(map(len, request.ciphertexts)) + (0 if register else len(public)),
+            bytes_sent=self.last_bytes_sent,
             bytes_received=len(answer.score) + sum(map(len, answer.contributions)),
             registered_keys=self.registrations > registrations,
         )

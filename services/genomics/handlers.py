@@ -175,7 +175,8 @@ class GenomicsHandler:
                         factors.age,
                         factors.sex,
                         factors.has_family_history(cancer),
-                        top_variants=request.top_variants,
+                        # A private score's per-variant contributions would reveal its weights.
+                        top_variants=0 if self.published_layout(cancer).layout.private else request.top_variants,
                     )
                     for cancer in request.cancers
                 ]

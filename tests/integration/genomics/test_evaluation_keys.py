@@ -68,6 +68,13 @@ async def short_ttl(breast_package: ModelPackage) -> AsyncIterator[Served]:
 
 
 @pytest.fixture(scope="module")
+async def forgetful(breast_package: ModelPackage) -> AsyncIterator[Served]:
+    """Drops every context at once: as if each call reached a replica other than the one registered with."""
+    async for served in serve(breast_package, evaluation_keys_ttl_seconds=1e-6):
+        yield served
+
+
+@pytest.fixture(scope="module")
 async def private(breast_package: ModelPackage) -> AsyncIterator[Served]:
     async for served in serve(breast_package, private_scores=["breast"]):
         yield served
@@ -164,6 +171,19 @@ async def test_an_unknown_digest_is_failed_precondition_and_the_client_registers
     assert abs(again.score_sum - again.plaintext.score_sum) <= TOLERANCE
 
 
+async def test_when_the_retry_misses_the_context_again_the_client_sends_it_inline(
+    forgetful: Served, pgs37: ScoringFile, context: ts.Context, public: bytes
+) -> None:
+    vcf = vcf_text(pgs37, 1, seed=45)
+
+    def work(client: GenomicsClient) -> tuple[EncryptedScoreResult, int]:
+        return client.score_encrypted(vcf, "GRCh37", "breast"), client.registrations
+
+    result, registrations = await in_thread(forgetful.target, work)  # type: ignore[misc]
+    assert registrations == 2  # once before the call, once after the first miss
+    assert result.bytes_sent > len(public) and abs(result.score_sum - result.plaintext.score_sum) <= TOLERANCE
+
+
 async def test_registration_limits(bounded: Served, public: bytes) -> None:
     other = public_context_bytes(create_client_context())
 
@@ -231,3 +251,13 @@ async def test_a_private_score_publishes_no_weights_and_answers_the_total_only(
     assert {a.WhichOneof("part") for a in answers} == {"summary", "score_chunk"}
     slots = every_slot(context, b"".join(a.score_chunk.data for a in answers[1:]))
     assert np.abs(slots[1:]).max() <= 1e-4  # no partial sums, hence no products, in the other slots
+    # Plaintext assessment keeps the weights too: no per-variant contributions.
+    async with grpc.aio.insecure_channel(private.target) as channel:
+        request = genomics_pb2.AssessVcfRequest(
+            assessment=genomics_pb2.Assessment(
+                build=genomics_pb2.GENOME_BUILD_GRCH37, patients=[patient(52, "female")], top_variants=10
+            ),
+            vcf=vcf,
+        )
+        risk = (await Stub(channel).AssessVcf(request)).assessment.samples[0].risks[0]
+    assert list(risk.top_variants) == [] and abs(risk.score_sum - result.score_sum) <= TOLERANCE  # type: ignore[attr-defined]
