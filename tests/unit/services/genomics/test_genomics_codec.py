@@ -26,7 +26,7 @@ from clinpred.services.genomics.codec import (
     UPLOAD_FIELDS,
     GenomicsCodec,
 )
-from clinpred.services.genomics.scores import ScoreStatus
+from clinpred.services.genomics.scores import PublishedLayout, ScoreStatus
 from clinpred.services.genomics.settings import GenomicsSettings
 from tests.conftest import MODELS
 
@@ -249,8 +249,16 @@ async def test_the_encrypted_header_is_checked() -> None:
     bare = [pb.ScoreEncryptedRequest(header=pb.EncryptedScoreHeader(ciphertext_lengths=[0]))]
     assert await refused_stream(InvalidInput, receive, bare) == {
         "stream[0].header.score": "is required: a PGS id or cancer (PGS000004, PGS900001, breast, colorectal)",
-        "stream[0].header.public_context_length": "is required",
+        "stream[0].header.public_context_sha256": "is required: the SHA-256 of a context registered with"
+        " RegisterEvaluationKeys (or send the whole context and its public_context_length)",
         "stream[0].header.ciphertext_lengths": "a ciphertext cannot be empty",
+    }
+    both = pb.EncryptedScoreHeader(
+        score="breast", public_context_sha256="x" * 64, public_context_length=5, ciphertext_lengths=[1]
+    )
+    assert await refused_stream(InvalidInput, receive, [pb.ScoreEncryptedRequest(header=both)]) == {
+        "stream[0].header.public_context_sha256": "must be a SHA-256: 64 hexadecimal digits",
+        "stream[0].header.public_context_length": "must be 0 when public_context_sha256 names a registered context",
     }
     none = [pb.ScoreEncryptedRequest(header=pb.EncryptedScoreHeader(score="breast", public_context_length=1))]
     assert set(await refused_stream(InvalidInput, receive, none)) == {"stream[0].header.ciphertext_lengths"}
@@ -399,8 +407,12 @@ def test_model_info_and_layout_encode_the_package(predictor: GenomicRiskPredicto
     assert (info.cancer, info.pgs_id, info.horizon_years, info.interval_level) == ("breast", "PGS000004", 10.0, 0.95)
     assert [f.name for f in info.features] == ["polygenic_score_z", "age", "male", "family_history"]
     assert info.metrics["auroc"] == predictor.metrics["auroc"] and info.model.sha256 == predictor.identity.sha256
-    layout = CODEC.encode_layout(predictor)
+    layout = CODEC.encode_layout(PublishedLayout.of(predictor, ()))
     assert (layout.pgs_id, layout.cancer, layout.build) == ("PGS000004", "breast", GRCH37)
     assert list(layout.variant_ids) == list(predictor.layout.variant_ids) and len(layout.weights) == 313
+    assert not layout.private_weights
+    private = CODEC.encode_layout(PublishedLayout.of(predictor, ("PGS000004",)))
+    assert private.private_weights and list(private.weights) == []
+    assert list(private.variant_ids) == list(layout.variant_ids) and list(private.effect_alleles) == list(layout.effect_alleles)
     assert list(layout.poly_modulus_degrees) == [8192, 16384] and layout.min_scale_bits == 30
     assert list(layout.reference.quantiles) == list(predictor.reference.quantiles)
