@@ -15,6 +15,7 @@ from clinpred.pilots.common.model_package import ModelIdentity
 from clinpred.pilots.common.schema import RangeFlag
 from clinpred.pilots.genomics.assessment import PatientFactors, SampleAssessment, ScoreSource, VcfAssessment
 from clinpred.pilots.genomics.encrypted import EncryptedScore, EncryptedScoreAnswer
+from clinpred.pilots.genomics.evaluation_keys import Registration
 from clinpred.pilots.genomics.matching import Overlap
 from clinpred.pilots.genomics.risk import CancerRisk, GenomicRiskPredictor
 from clinpred.pilots.genomics.scoring import VariantContribution
@@ -416,3 +417,40 @@ def test_model_info_and_layout_encode_the_package(predictor: GenomicRiskPredicto
     assert list(private.variant_ids) == list(layout.variant_ids) and list(private.effect_alleles) == list(layout.effect_alleles)
     assert list(layout.poly_modulus_degrees) == [8192, 16384] and layout.min_scale_bits == 30
     assert list(layout.reference.quantiles) == list(predictor.reference.quantiles)
+
+
+def registration(context: bytes = b"k" * 70, length: int | None = None, sha256: str = "",
+                 chunk: int = 30) -> list[pb.RegisterEvaluationKeysRequest]:
+    header = pb.EvaluationKeysHeader(public_context_length=len(context) if length is None else length,
+                                     public_context_sha256=sha256)
+    out = [pb.RegisterEvaluationKeysRequest(header=header)]
+    return out + [pb.RegisterEvaluationKeysRequest(public_context_chunk=context[i:i + chunk])
+                  for i in range(0, len(context), chunk)]
+
+
+async def test_a_registration_stream_is_checked_as_it_arrives_and_once_complete() -> None:
+    receive, decode = CODEC.receive_evaluation_keys, CODEC.decode_evaluation_keys
+    full = registration(sha256=hashlib.sha256(b"k" * 70).hexdigest())
+    request = decode(await receive(stream(full)))
+    assert request.public_context == b"k" * 70 and request.field == "stream[*].public_context_chunk"
+    assert await refused_stream(InvalidInput, receive, full[1:]) == {"stream[0].header": "the first message must be the header"}
+    assert await refused_stream(InvalidInput, receive, registration(length=0)) == {
+        "stream[0].header.public_context_length": "is required: the number of bytes of the public context that follows"}
+    too_large = await refused_stream(InvalidInput, receive, registration(length=101))
+    assert too_large == {"stream[0].header.public_context_length":
+                         "101 bytes exceed the limit of 100 bytes for one registered context"}
+    assert await refused_stream(InvalidInput, receive, registration(sha256="z")) == {
+        "stream[0].header.public_context_sha256": "must be a SHA-256: 64 hexadecimal digits"}
+    assert await refused_stream(InvalidInput, receive, registration(length=50)) == {
+        "stream[2]": "the public context exceeds its declared length of 50 bytes"}
+    assert await refused_stream(InvalidInput, receive, [*full, full[0]]) == {
+        "stream[4]": "after the header only public_context_chunk may follow"}
+    assert await refused_stream(InvalidInput, receive, full[:-1], decode) == {
+        "stream[3]": "the stream ended after 60 of the public context's 70 bytes (truncated)"}
+    assert await refused_stream(InvalidInput, receive, registration(sha256="0" * 64), decode) == {
+        "stream[0].header.public_context_sha256": "does not match the bytes received"}
+    assert await refused_stream(InvalidInput, receive, [], decode) == {
+        "stream": "is empty: send the header, then the public context in chunks"}
+    encoded = CODEC.encode_evaluation_keys(Registration("ab" * 32, 70, 3600.0))
+    assert (encoded.public_context_sha256, encoded.public_context_length, encoded.expires_after_idle_seconds) == (
+        "ab" * 32, 70, 3600.0)
