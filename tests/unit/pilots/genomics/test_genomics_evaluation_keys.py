@@ -167,3 +167,16 @@ def test_a_private_score_needs_two_levels_left() -> None:
         score_encrypted(public_context_bytes(shallow), request.ciphertexts, PRIVATE)
     assert abs(decrypt_score(shallow, score_encrypted(public_context_bytes(shallow), request.ciphertexts, LAYOUT),
                              LAYOUT).score_sum - PLAIN) <= TOLERANCE
+
+
+def test_concurrent_calls_share_one_registered_context(clients: list[ts.Context], publics: list[bytes]) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    keys = EvaluationKeys(3600, 1 << 30, 1 << 30)
+    digest = keys.register("hospital-a", publics[0]).sha256
+    vectors = [RNG.integers(0, 3, VARIANTS).astype(float) for _ in range(8)]
+    requests = [encrypt_dosages(clients[0], v, LAYOUT).ciphertexts for v in vectors]
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda c: score_encrypted(keys.context("hospital-a", digest), c, LAYOUT), requests))
+    for vector, result in zip(vectors, results, strict=True):
+        assert abs(decrypt_score(clients[0], result, LAYOUT).score_sum - float(vector @ np.asarray(LAYOUT.weights))) <= TOLERANCE
