@@ -1,7 +1,7 @@
 """Genomic risk behind the servicer: the loaded models (one per cancer) and their scoring files.
 
 Takes decoded domain requests, calls the pilot and returns domain results;
-times its own stages (read_vcf, score, predict, explain, encrypted_score).
+times its own stages (read_vcf, score, predict, explain, encrypted_score, register_evaluation_keys).
 """
 
 from __future__ import annotations
@@ -209,5 +209,6 @@ class GenomicsHandler:
         return EncryptedScoreAnswer(result, len(predictor.layout), predictor.identity)
 
     def register_evaluation_keys(self, request: EvaluationKeysRequest, call: Call) -> Registration:
+        call.check()  # loading takes a fraction of a second: not for a caller who stopped waiting
         with stage(SERVICE, "register_evaluation_keys"):
             return self.evaluation_keys.register(call.tenant, request.public_context, request.field)
