@@ -356,6 +356,14 @@ def encrypted(
     family_history: FamilyHistoryOption = None,
     example: Annotated[bool, typer.Option(help="Use simulated genotypes instead of --vcf.")] = False,
     seed: SeedOption = 0,
+    keys: Annotated[
+        Path | None,
+        typer.Option(
+            help="File keeping this client's CKKS keys (secret key included, mode 0600), made on first use;"
+            " reusing it reuses their registration on the server (default: new keys, registered again).",
+            dir_okay=False,
+        ),
+    ] = None,
     target: TargetOption = DEFAULT_TARGET,
     timeout: TimeoutOption = DEFAULT_TIMEOUT,
     as_json: JsonOption = False,
@@ -364,10 +372,13 @@ def encrypted(
 ) -> None:
     """Homomorphic scoring: encrypt here, score on the server, decrypt and compute percentile and risk here.
 
-    Uses GetScoreLayout, ScoreEncrypted and GetModelInfo, whose published risk parameters (checked against the
-    model's SHA-256) give the absolute risk here; no local model package is needed.
+    Uses GetScoreLayout, RegisterEvaluationKeys (once per set of keys and replica: about 35 MB),
+    ScoreEncrypted (the ciphertexts and the keys' SHA-256) and GetModelInfo, whose published risk
+    parameters (checked against the model's SHA-256) give the absolute risk here; no local model package
+    is needed. A private score answers the total only: no top variants.
     --json: {"pgs_id", "cancer", "score_sum" (decrypted), "plaintext_score_sum" (scored locally), "z_score",
-    "percentile", "server_seconds", "variants": {"total", "matched", "missing", "imputed"},
+    "percentile", "server_seconds", "bytes_sent", "bytes_received", "private_weights", "registered_keys",
+    "variants": {"total", "matched", "missing", "imputed"},
     "top_variants": [{"variant_id", "contribution"}], "model": {"name", "version", "sha256"},
     "risk": {"horizon_years", "absolute_risk", "risk_interval": [LOW, HIGH], "population_average_risk",
     "odds_ratio_per_sd", "unmeasured_variance_fraction", "score_effect_note"} or null (the model publishes
@@ -394,6 +405,10 @@ def encrypted(
                     f"the VCF is in {chosen_build} but the server publishes {published.pgs_id} in {published_build};"
                     " give a VCF in that build"
                 )
+        from clinpred.services.genomics.client import ClientKeys
+
+        if keys is not None:
+            client.use_keys(ClientKeys.load_or_create(keys))
         result = client.score_encrypted(source, chosen_build, score_key, sample=sample)
         served = [m for m in client.model_info().models if m.model.sha256 == result.model.sha256]
     risk: RiskAnswer | None = None
@@ -408,7 +423,8 @@ def encrypted(
         return
     typer.echo(
         f"{result.pgs_id} ({result.cancer}): encrypted score decrypted here: {result.score_sum:.4f}"
-        f" (local plaintext {result.plaintext.score_sum:.4f}); server time {result.server_seconds:.2f} s"
+        + ("" if result.layout.private else f" (local plaintext {result.plaintext.score_sum:.4f})")
+        + f"; call {result.server_seconds:.2f} s, {result.bytes_sent:,} bytes sent, {result.bytes_received:,} received"
     )
     typer.echo(f"  z {result.z_score:+.2f}, percentile {result.percentile:.1f} (published reference distribution)")
     if risk is not None:
@@ -440,10 +456,14 @@ def _encrypted_json(result: EncryptedScoreResult, risk: RiskAnswer | None) -> di
         "pgs_id": result.pgs_id,
         "cancer": result.cancer,
         "score_sum": result.score_sum,
-        "plaintext_score_sum": plain.score_sum,
+        "plaintext_score_sum": None if result.layout.private else plain.score_sum,
         "z_score": result.z_score,
         "percentile": result.percentile,
         "server_seconds": result.server_seconds,
+        "bytes_sent": result.bytes_sent,
+        "bytes_received": result.bytes_received,
+        "private_weights": result.layout.private,
+        "registered_keys": result.registered_keys,
         "variants": {
             "total": plain.variants_total,
             "matched": plain.variants_matched,

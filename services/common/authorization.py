@@ -47,8 +47,9 @@ _GENOMICS = "/clinpred.genomics.v1.GenomicRiskService/"
 # - ExportFhir holds the same score as GetLatestRisk with what it was computed from: the PEWS
 #   Observation and the vital signs it scored (values GetLatestRisk shows as PEWS items), plus
 #   temperature and the times measured; whoever reads a risk may read its basis;
-# - GetScoreLayout is needed only to encrypt dosages, so it travels with ScoreEncrypted, and
-#   GetEncryptionLayout with ClassifyEncrypted (a classification like Classify).
+# - GetScoreLayout is needed only to encrypt dosages, and RegisterEvaluationKeys only to
+#   score them, so both travel with ScoreEncrypted; GetEncryptionLayout travels with
+#   ClassifyEncrypted (a classification like Classify).
 METHOD_SCOPES: Mapping[str, frozenset[str]] = MappingProxyType(
     {
         _TUMOR + "Classify": frozenset({TUMOR_CLASSIFY}),
@@ -70,6 +71,7 @@ METHOD_SCOPES: Mapping[str, frozenset[str]] = MappingProxyType(
         _GENOMICS + "AssessVcfUpload": frozenset({GENOMICS_ASSESS}),
         _GENOMICS + "GetScoreLayout": frozenset({GENOMICS_ENCRYPTED}),
         _GENOMICS + "ScoreEncrypted": frozenset({GENOMICS_ENCRYPTED}),
+        _GENOMICS + "RegisterEvaluationKeys": frozenset({GENOMICS_ENCRYPTED}),
         _GENOMICS + "GetModelInfo": frozenset({MODEL_READ}),
     }
 )

@@ -720,6 +720,33 @@ async def test_genomics_rpcs_leak_no_patient_identifier(
         forged = marker().encode() + ciphertext[len(marker()) :]
         await calls.refused("ScoreEncrypted forged ciphertext", bad, encrypted("breast", [forged]))
 
+        def register(context: bytes, sha256: str = "") -> Callable[[], Any]:
+            header = gpb.EvaluationKeysHeader(public_context_length=len(context), public_context_sha256=sha256)
+            messages = [gpb.RegisterEvaluationKeysRequest(header=header)]
+            messages += [
+                gpb.RegisterEvaluationKeysRequest(public_context_chunk=context[i : i + (1 << 20)])
+                for i in range(0, len(context), 1 << 20)
+            ]
+            return lambda: stub.RegisterEvaluationKeys(iter(messages), timeout=TIMEOUT)
+
+        registration = await calls.succeeds("RegisterEvaluationKeys", register(public))
+        await calls.refused("RegisterEvaluationKeys forged context", bad, register(marker().encode() + public[64:]))
+        await calls.refused("RegisterEvaluationKeys wrong digest", bad, register(public, marker()))
+
+        def registered(digest: str) -> Callable[[], Any]:
+            header = gpb.EncryptedScoreHeader(
+                score="breast", public_context_sha256=digest, ciphertext_lengths=[len(ciphertext)]
+            )
+            messages = [
+                gpb.ScoreEncryptedRequest(header=header),
+                gpb.ScoreEncryptedRequest(ciphertext_chunk=gpb.CiphertextChunk(index=0, data=ciphertext)),
+            ]
+            return lambda: list(stub.ScoreEncrypted(iter(messages), timeout=TIMEOUT))
+
+        answers = await calls.succeeds("ScoreEncrypted registered", registered(registration.public_context_sha256))
+        assert answers[0].summary.variants == len(layout)
+        await calls.refused("ScoreEncrypted unknown digest", {bad, grpc.StatusCode.FAILED_PRECONDITION}, registered(marker()))
+
         await calls.succeeds("GetModelInfo", lambda: reader.GetModelInfo(gpb.GetModelInfoRequest(), timeout=TIMEOUT))
         raw_info = channel.unary_unary(GENOMICS + "GetModelInfo")
         await calls.refused("GetModelInfo unknown field", bad, lambda: raw_info(_unknown_field(marker()), timeout=TIMEOUT))
@@ -734,6 +761,8 @@ async def test_genomics_rpcs_leak_no_patient_identifier(
         ("AssessVcfUpload", "INVALID_ARGUMENT"),
         ("ScoreEncrypted", "OK"),
         ("ScoreEncrypted", "INVALID_ARGUMENT"),
+        ("RegisterEvaluationKeys", "OK"),
+        ("RegisterEvaluationKeys", "INVALID_ARGUMENT"),
         ("GetScoreLayout", "OK"),
     } <= outcomes, outcomes
 
@@ -752,7 +781,15 @@ def test_every_rpc_of_every_service_was_called() -> None:
             "ExportFhir",
             "GetModelInfo",
         },
-        GENOMICS: {"ListScores", "AssessVcf", "AssessVcfUpload", "GetScoreLayout", "ScoreEncrypted", "GetModelInfo"},
+        GENOMICS: {
+            "ListScores",
+            "AssessVcf",
+            "AssessVcfUpload",
+            "GetScoreLayout",
+            "ScoreEncrypted",
+            "RegisterEvaluationKeys",
+            "GetModelInfo",
+        },
     }
     for module, service in ((tpb, "TumorClassificationService"), (dpb, "DeteriorationService"), (gpb, "GenomicRiskService")):
         descriptor = module.DESCRIPTOR.services_by_name[service]

@@ -24,6 +24,7 @@ class ErrorReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ERROR_REASON_UNAUTHENTICATED: _ClassVar[ErrorReason]
     ERROR_REASON_PERMISSION_DENIED: _ClassVar[ErrorReason]
     ERROR_REASON_DEADLINE_EXCEEDED: _ClassVar[ErrorReason]
+    ERROR_REASON_EVALUATION_KEYS_NOT_REGISTERED: _ClassVar[ErrorReason]
 DIRECTION_UNSPECIFIED: Direction
 DIRECTION_RAISES: Direction
 DIRECTION_LOWERS: Direction
@@ -37,6 +38,7 @@ ERROR_REASON_INTERNAL: ErrorReason
 ERROR_REASON_UNAUTHENTICATED: ErrorReason
 ERROR_REASON_PERMISSION_DENIED: ErrorReason
 ERROR_REASON_DEADLINE_EXCEEDED: ErrorReason
+ERROR_REASON_EVALUATION_KEYS_NOT_REGISTERED: ErrorReason
 
 class ModelIdentity(_message.Message):
     __slots__ = ("name", "version", "sha256")

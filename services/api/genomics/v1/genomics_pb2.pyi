@@ -274,7 +274,7 @@ class ReferenceDistribution(_message.Message):
     def __init__(self, mean: _Optional[float] = ..., sd: _Optional[float] = ..., quantiles: _Optional[_Iterable[float]] = ..., sample_size: _Optional[int] = ...) -> None: ...
 
 class GetScoreLayoutResponse(_message.Message):
-    __slots__ = ("pgs_id", "cancer", "build", "variant_ids", "effect_alleles", "weights", "reference", "poly_modulus_degrees", "min_scale_bits", "model")
+    __slots__ = ("pgs_id", "cancer", "build", "variant_ids", "effect_alleles", "weights", "reference", "poly_modulus_degrees", "min_scale_bits", "model", "private_weights")
     PGS_ID_FIELD_NUMBER: _ClassVar[int]
     CANCER_FIELD_NUMBER: _ClassVar[int]
     BUILD_FIELD_NUMBER: _ClassVar[int]
@@ -285,6 +285,7 @@ class GetScoreLayoutResponse(_message.Message):
     POLY_MODULUS_DEGREES_FIELD_NUMBER: _ClassVar[int]
     MIN_SCALE_BITS_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
+    PRIVATE_WEIGHTS_FIELD_NUMBER: _ClassVar[int]
     pgs_id: str
     cancer: str
     build: GenomeBuild
@@ -295,17 +296,20 @@ class GetScoreLayoutResponse(_message.Message):
     poly_modulus_degrees: _containers.RepeatedScalarFieldContainer[int]
     min_scale_bits: int
     model: _prediction_pb2.ModelIdentity
-    def __init__(self, pgs_id: _Optional[str] = ..., cancer: _Optional[str] = ..., build: _Optional[_Union[GenomeBuild, str]] = ..., variant_ids: _Optional[_Iterable[str]] = ..., effect_alleles: _Optional[_Iterable[str]] = ..., weights: _Optional[_Iterable[float]] = ..., reference: _Optional[_Union[ReferenceDistribution, _Mapping]] = ..., poly_modulus_degrees: _Optional[_Iterable[int]] = ..., min_scale_bits: _Optional[int] = ..., model: _Optional[_Union[_prediction_pb2.ModelIdentity, _Mapping]] = ...) -> None: ...
+    private_weights: bool
+    def __init__(self, pgs_id: _Optional[str] = ..., cancer: _Optional[str] = ..., build: _Optional[_Union[GenomeBuild, str]] = ..., variant_ids: _Optional[_Iterable[str]] = ..., effect_alleles: _Optional[_Iterable[str]] = ..., weights: _Optional[_Iterable[float]] = ..., reference: _Optional[_Union[ReferenceDistribution, _Mapping]] = ..., poly_modulus_degrees: _Optional[_Iterable[int]] = ..., min_scale_bits: _Optional[int] = ..., model: _Optional[_Union[_prediction_pb2.ModelIdentity, _Mapping]] = ..., private_weights: bool = ...) -> None: ...
 
 class EncryptedScoreHeader(_message.Message):
-    __slots__ = ("score", "public_context_length", "ciphertext_lengths")
+    __slots__ = ("score", "public_context_length", "ciphertext_lengths", "public_context_sha256")
     SCORE_FIELD_NUMBER: _ClassVar[int]
     PUBLIC_CONTEXT_LENGTH_FIELD_NUMBER: _ClassVar[int]
     CIPHERTEXT_LENGTHS_FIELD_NUMBER: _ClassVar[int]
+    PUBLIC_CONTEXT_SHA256_FIELD_NUMBER: _ClassVar[int]
     score: str
     public_context_length: int
     ciphertext_lengths: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, score: _Optional[str] = ..., public_context_length: _Optional[int] = ..., ciphertext_lengths: _Optional[_Iterable[int]] = ...) -> None: ...
+    public_context_sha256: str
+    def __init__(self, score: _Optional[str] = ..., public_context_length: _Optional[int] = ..., ciphertext_lengths: _Optional[_Iterable[int]] = ..., public_context_sha256: _Optional[str] = ...) -> None: ...
 
 class CiphertextChunk(_message.Message):
     __slots__ = ("index", "data")
@@ -348,6 +352,32 @@ class ScoreEncryptedResponse(_message.Message):
     score_chunk: CiphertextChunk
     contribution_chunk: CiphertextChunk
     def __init__(self, summary: _Optional[_Union[EncryptedScoreSummary, _Mapping]] = ..., score_chunk: _Optional[_Union[CiphertextChunk, _Mapping]] = ..., contribution_chunk: _Optional[_Union[CiphertextChunk, _Mapping]] = ...) -> None: ...
+
+class EvaluationKeysHeader(_message.Message):
+    __slots__ = ("public_context_length", "public_context_sha256")
+    PUBLIC_CONTEXT_LENGTH_FIELD_NUMBER: _ClassVar[int]
+    PUBLIC_CONTEXT_SHA256_FIELD_NUMBER: _ClassVar[int]
+    public_context_length: int
+    public_context_sha256: str
+    def __init__(self, public_context_length: _Optional[int] = ..., public_context_sha256: _Optional[str] = ...) -> None: ...
+
+class RegisterEvaluationKeysRequest(_message.Message):
+    __slots__ = ("header", "public_context_chunk")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    PUBLIC_CONTEXT_CHUNK_FIELD_NUMBER: _ClassVar[int]
+    header: EvaluationKeysHeader
+    public_context_chunk: bytes
+    def __init__(self, header: _Optional[_Union[EvaluationKeysHeader, _Mapping]] = ..., public_context_chunk: _Optional[bytes] = ...) -> None: ...
+
+class RegisterEvaluationKeysResponse(_message.Message):
+    __slots__ = ("public_context_sha256", "public_context_length", "expires_after_idle_seconds")
+    PUBLIC_CONTEXT_SHA256_FIELD_NUMBER: _ClassVar[int]
+    PUBLIC_CONTEXT_LENGTH_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AFTER_IDLE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    public_context_sha256: str
+    public_context_length: int
+    expires_after_idle_seconds: float
+    def __init__(self, public_context_sha256: _Optional[str] = ..., public_context_length: _Optional[int] = ..., expires_after_idle_seconds: _Optional[float] = ...) -> None: ...
 
 class GetModelInfoRequest(_message.Message):
     __slots__ = ()

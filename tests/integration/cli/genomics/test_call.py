@@ -117,6 +117,25 @@ async def test_encrypted_json_with_the_published_parameters(
     assert printed["risk"]["odds_ratio_per_sd"] == pytest.approx(1.577, abs=0.001)
 
 
+async def test_encrypted_with_kept_keys_registers_them_once_across_runs(layout_served: Served, tmp_path: Path) -> None:
+    keys = tmp_path / "genomics.keys"
+    runs = []
+    for _ in range(2):
+        done = await run_cli(
+            "call", "genomics", "encrypted", "--example", "--json", "--keys", str(keys),
+            "--target", layout_served.target, "--insecure-development",
+        )
+        assert done.returncode == 0, done.stderr
+        runs.append(json.loads(done.stdout))
+    assert keys.stat().st_mode & 0o777 == 0o600 and keys.stat().st_size > 30_000_000
+    for printed in runs:
+        assert printed["score_sum"] == pytest.approx(printed["plaintext_score_sum"], abs=1e-3)
+        # Ciphertexts and the keys' digest only; the 35 MB of keys went once, at registration.
+        assert printed["bytes_sent"] + printed["bytes_received"] < 1_000_000
+    assert runs[0]["score_sum"] == pytest.approx(runs[1]["score_sum"], abs=1e-3)
+    assert [printed["registered_keys"] for printed in runs] == [True, False]
+
+
 async def test_a_declared_build_the_header_contradicts_is_a_failed_precondition(
     pgs37: ScoringFile, tmp_path: Path
 ) -> None:

@@ -15,6 +15,7 @@ from clinpred.pilots.common.model_package import ModelIdentity
 from clinpred.pilots.common.schema import RangeFlag
 from clinpred.pilots.genomics.assessment import PatientFactors, SampleAssessment, ScoreSource, VcfAssessment
 from clinpred.pilots.genomics.encrypted import EncryptedScore, EncryptedScoreAnswer
+from clinpred.pilots.genomics.evaluation_keys import Registration
 from clinpred.pilots.genomics.matching import Overlap
 from clinpred.pilots.genomics.risk import CancerRisk, GenomicRiskPredictor
 from clinpred.pilots.genomics.scoring import VariantContribution
@@ -27,7 +28,7 @@ from clinpred.services.genomics.codec import (
     UPLOAD_FIELDS,
     GenomicsCodec,
 )
-from clinpred.services.genomics.scores import ScoreStatus
+from clinpred.services.genomics.scores import PublishedLayout, ScoreStatus
 from clinpred.services.genomics.settings import GenomicsSettings
 from tests.conftest import MODELS
 
@@ -260,8 +261,16 @@ async def test_the_encrypted_header_is_checked() -> None:
     bare = [pb.ScoreEncryptedRequest(header=pb.EncryptedScoreHeader(ciphertext_lengths=[0]))]
     assert await refused_stream(InvalidInput, receive, bare) == {
         "stream[0].header.score": "is required: a PGS id or cancer (PGS000004, PGS900001, breast, colorectal)",
-        "stream[0].header.public_context_length": "is required",
+        "stream[0].header.public_context_sha256": "is required: the SHA-256 of a context registered with"
+        " RegisterEvaluationKeys (or send the whole context and its public_context_length)",
         "stream[0].header.ciphertext_lengths": "a ciphertext cannot be empty",
+    }
+    both = pb.EncryptedScoreHeader(
+        score="breast", public_context_sha256="x" * 64, public_context_length=5, ciphertext_lengths=[1]
+    )
+    assert await refused_stream(InvalidInput, receive, [pb.ScoreEncryptedRequest(header=both)]) == {
+        "stream[0].header.public_context_sha256": "must be a SHA-256: 64 hexadecimal digits",
+        "stream[0].header.public_context_length": "must be 0 when public_context_sha256 names a registered context",
     }
     none = [pb.ScoreEncryptedRequest(header=pb.EncryptedScoreHeader(score="breast", public_context_length=1))]
     assert set(await refused_stream(InvalidInput, receive, none)) == {"stream[0].header.ciphertext_lengths"}
@@ -436,8 +445,49 @@ def test_model_info_and_layout_encode_the_package(predictor: GenomicRiskPredicto
     assert not old_info.transparency
     with pytest.raises(FailedPrecondition, match="publishes no risk parameters"):
         published_parameters(old_info)
-    layout = CODEC.encode_layout(predictor)
+    layout = CODEC.encode_layout(PublishedLayout.of(predictor, ()))
     assert (layout.pgs_id, layout.cancer, layout.build) == ("PGS000004", "breast", GRCH37)
     assert list(layout.variant_ids) == list(predictor.layout.variant_ids) and len(layout.weights) == 313
+    assert not layout.private_weights
+    private = CODEC.encode_layout(PublishedLayout.of(predictor, ("PGS000004",)))
+    assert private.private_weights and list(private.weights) == []
+    assert list(private.variant_ids) == list(layout.variant_ids) and list(private.effect_alleles) == list(layout.effect_alleles)
     assert list(layout.poly_modulus_degrees) == [8192, 16384] and layout.min_scale_bits == 30
     assert list(layout.reference.quantiles) == list(predictor.reference.quantiles)
+
+
+def registration(context: bytes = b"k" * 70, length: int | None = None, sha256: str = "",
+                 chunk: int = 30) -> list[pb.RegisterEvaluationKeysRequest]:
+    header = pb.EvaluationKeysHeader(public_context_length=len(context) if length is None else length,
+                                     public_context_sha256=sha256)
+    out = [pb.RegisterEvaluationKeysRequest(header=header)]
+    return out + [pb.RegisterEvaluationKeysRequest(public_context_chunk=context[i:i + chunk])
+                  for i in range(0, len(context), chunk)]
+
+
+async def test_a_registration_stream_is_checked_as_it_arrives_and_once_complete() -> None:
+    receive, decode = CODEC.receive_evaluation_keys, CODEC.decode_evaluation_keys
+    full = registration(sha256=hashlib.sha256(b"k" * 70).hexdigest())
+    request = decode(await receive(stream(full)))
+    assert request.public_context == b"k" * 70 and request.field == "stream[*].public_context_chunk"
+    assert await refused_stream(InvalidInput, receive, full[1:]) == {"stream[0].header": "the first message must be the header"}
+    assert await refused_stream(InvalidInput, receive, registration(length=0)) == {
+        "stream[0].header.public_context_length": "is required: the number of bytes of the public context that follows"}
+    too_large = await refused_stream(InvalidInput, receive, registration(length=101))
+    assert too_large == {"stream[0].header.public_context_length":
+                         "101 bytes exceed the limit of 100 bytes for one registered context"}
+    assert await refused_stream(InvalidInput, receive, registration(sha256="z")) == {
+        "stream[0].header.public_context_sha256": "must be a SHA-256: 64 hexadecimal digits"}
+    assert await refused_stream(InvalidInput, receive, registration(length=50)) == {
+        "stream[2]": "the public context exceeds its declared length of 50 bytes"}
+    assert await refused_stream(InvalidInput, receive, [*full, full[0]]) == {
+        "stream[4]": "after the header only public_context_chunk may follow"}
+    assert await refused_stream(InvalidInput, receive, full[:-1], decode) == {
+        "stream[3]": "the stream ended after 60 of the public context's 70 bytes (truncated)"}
+    assert await refused_stream(InvalidInput, receive, registration(sha256="0" * 64), decode) == {
+        "stream[0].header.public_context_sha256": "does not match the bytes received"}
+    assert await refused_stream(InvalidInput, receive, [], decode) == {
+        "stream": "is empty: send the header, then the public context in chunks"}
+    encoded = CODEC.encode_evaluation_keys(Registration("ab" * 32, 70, 3600.0))
+    assert (encoded.public_context_sha256, encoded.public_context_length, encoded.expires_after_idle_seconds) == (
+        "ab" * 32, 70, 3600.0)
