@@ -30,8 +30,8 @@ import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import NoReturn
 from pathlib import Path
+from typing import NoReturn
 
 if __package__ in (None, ""):  # `python bench/genomics_scoring.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
