@@ -29,6 +29,7 @@ from clinpred.pilots.genomics.vcf import DEFAULT_MAX_BYTES, DosageSource, Genoty
 
 FrequencySource = Literal["auto", "cohort"]
 MIN_SAMPLES_FOR_COHORT_FREQUENCY = 50  # plink2's threshold for "decent" allele frequencies
+FREQUENCY_BLOCK_ROWS = 256
 
 
 @dataclass(frozen=True)
@@ -77,26 +78,27 @@ class EffectDosages:
 def effect_dosages(match: MatchResult, frequency: FrequencySource = "auto") -> EffectDosages:
     """Dosages of each matched variant's effect allele; `frequency="cohort"` ignores the file's frequencies.
 
-    Built one variant (row) at a time, so that a cohort of many samples needs no temporary the size
-    of the whole matrix; each row's observed frequency is `np.nanmean` of it, spelled out.
+    The observed frequencies (`np.nanmean` of each row, spelled out) are computed over blocks of
+    `FREQUENCY_BLOCK_ROWS` variants: one numpy call per block rather than per variant, and no
+    temporary the size of the whole matrix.
     """
     genotypes = match.genotypes
     scoring_file = match.scoring_file
     n = len(match.matches)
     n_samples = genotypes.n_samples
-    dosages = np.empty((n, n_samples))
-    missing = np.empty((n, n_samples), dtype=bool)
+    sites = genotypes.dosages
+    rows = [sites[v.site_index][v.alt_index] if v.effect_is_alt else 2.0 - sites[v.site_index].sum(axis=0)
+            for v in match.matches]
+    dosages = np.stack(rows) if rows else np.empty((0, n_samples))
+    del rows
+    missing = np.isnan(dosages)
     observed = np.full(n, np.nan)
-    for row, variant in enumerate(match.matches):
-        alt_dosages = genotypes.dosages[variant.site_index]
-        if variant.effect_is_alt:
-            dosages[row] = alt_dosages[variant.alt_index]
-        else:
-            dosages[row] = 2.0 - alt_dosages.sum(axis=0)
-        np.isnan(dosages[row], out=missing[row])
-        called = n_samples - int(np.count_nonzero(missing[row]))
-        if called:
-            observed[row] = np.sum(np.where(missing[row], 0.0, dosages[row])) / called / 2.0
+    for start in range(0, n, FREQUENCY_BLOCK_ROWS):
+        block = slice(start, start + FREQUENCY_BLOCK_ROWS)
+        called = n_samples - np.count_nonzero(missing[block], axis=1)
+        sums = np.sum(np.where(missing[block], 0.0, dosages[block]), axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            observed[block] = np.where(called > 0, sums / called / 2.0, np.nan)
     file_frequency = np.array([scoring_file.allele_frequency[m.score_index] for m in match.matches], dtype=np.float64)
     if n_samples < MIN_SAMPLES_FOR_COHORT_FREQUENCY:
         observed = np.full(n, np.nan)

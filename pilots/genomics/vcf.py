@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -38,7 +38,7 @@ import numpy as np
 import numpy.typing as npt
 
 from clinpred.pilots.common.cancellation import Deadline
-from clinpred.pilots.common.errors import FailedPrecondition, InvalidInput
+from clinpred.pilots.common.errors import ClinpredError, FailedPrecondition, InvalidInput
 from clinpred.pilots.genomics.scoring_file import normalise_build, normalise_chrom
 from clinpred.pilots.genomics.text_stream import InputOrigin, TextSource, decode_line, read_byte_lines, source_name
 
@@ -217,57 +217,82 @@ def read_vcf(
 
     lines = read_byte_lines(source, origin=origin, max_bytes=max_bytes, max_line_bytes=max_line_bytes,
                             deadline=deadline)
-    for number, raw, terminated in lines:
-        if samples is None:
-            text = decode_line(raw, origin, number)
-            if first:
-                first = False
-                if not text.startswith("##fileformat=VCF"):
-                    raise origin.error(InvalidInput, f"{label} line 1: not a VCF (no ##fileformat=VCF line)")
+    block = _CallBlock()
+
+    def exact(raw: bytes, number: int, n_samples: int) -> Record | None:
+        return _parse_record(decode_line(raw, origin, number), number, n_samples, origin, build_origin, site_filter,
+                             lengths, build, dosage, parser)
+
+    def flush() -> None:
+        for site, values in block.decode(exact):
+            kept_sites.append(site)
+            kept_dosages.append(values)
+
+    try:
+        for number, raw, terminated in lines:
+            if samples is None:
+                text = decode_line(raw, origin, number)
+                if first:
+                    first = False
+                    if not text.startswith("##fileformat=VCF"):
+                        raise origin.error(InvalidInput, f"{label} line 1: not a VCF (no ##fileformat=VCF line)")
+                    continue
+                if text.startswith("##"):
+                    entry = contig_entry(text)
+                    if entry is not None:
+                        contigs[entry[0]] = entry[1]
+                    elif text.startswith("##reference="):
+                        reference = text[len("##reference="):]
+                    continue
+                if not text.startswith("#CHROM"):
+                    raise origin.error(InvalidInput, f"{label} line {number}: expected the #CHROM header line")
+                if not terminated:
+                    message = f"{label} line {number}: input ends inside the #CHROM header line (truncated)"
+                    raise origin.error(InvalidInput, message)
+                header = text.split("\t")
+                if header[:8] != ["#CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO"]:
+                    message = f"{label} line {number}: #CHROM header does not have the 8 fixed VCF columns"
+                    raise origin.error(InvalidInput, message)
+                if len(header) < 10 or header[8] != "FORMAT":
+                    message = f"{label} line {number}: no FORMAT column and samples; genotypes are required"
+                    raise origin.error(InvalidInput, message)
+                samples = tuple(header[9:])
+                if len(set(samples)) != len(samples):
+                    raise origin.error(InvalidInput, f"{label} line {number}: sample names are not unique")
+                build, evidence = detect_build(contigs, reference, origin=origin)
+                if wanted_build is not None and build is not None and build != wanted_build:
+                    message = f"{label}: the VCF is in {build} (by its {evidence}) but {wanted_build} was declared"
+                    raise build_origin.error(FailedPrecondition, message)
+                if build is None and wanted_build is not None:
+                    build, evidence = wanted_build, "declared"
+                lengths = CHROMOSOME_LENGTHS.get(build or "", {})
                 continue
-            if text.startswith("##"):
-                entry = contig_entry(text)
-                if entry is not None:
-                    contigs[entry[0]] = entry[1]
-                elif text.startswith("##reference="):
-                    reference = text[len("##reference="):]
+            if not raw:
                 continue
-            if not text.startswith("#CHROM"):
-                raise origin.error(InvalidInput, f"{label} line {number}: expected the #CHROM header line")
-            if not terminated:
-                raise origin.error(InvalidInput, f"{label} line {number}: input ends inside the #CHROM header line (truncated)")
-            header = text.split("\t")
-            if header[:8] != ["#CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO"]:
-                raise origin.error(InvalidInput, f"{label} line {number}: #CHROM header does not have the 8 fixed VCF columns")
-            if len(header) < 10 or header[8] != "FORMAT":
-                raise origin.error(InvalidInput, f"{label} line {number}: no FORMAT column and samples; genotypes are required")
-            samples = tuple(header[9:])
-            if len(set(samples)) != len(samples):
-                raise origin.error(InvalidInput, f"{label} line {number}: sample names are not unique")
-            build, evidence = detect_build(contigs, reference, origin=origin)
-            if wanted_build is not None and build is not None and build != wanted_build:
-                message = f"{label}: the VCF is in {build} (by its {evidence}) but {wanted_build} was declared"
-                raise build_origin.error(FailedPrecondition, message)
-            if build is None and wanted_build is not None:
-                build, evidence = wanted_build, "declared"
-            lengths = CHROMOSOME_LENGTHS.get(build or "", {})
-            continue
-        if not raw:
-            continue
-        try:
             parsed = _vectorised_record(raw, number, len(samples), site_filter, lengths, dosage)
-            if parsed is _EXACT:
-                # Anything the vectorised reader does not take as it is (odd spellings, errors) gets the
-                # cell-by-cell reader: the same answers, and refusals that name the line and column.
-                parsed = _parse_record(decode_line(raw, origin, number), number, len(samples), origin, build_origin,
-                                       site_filter, lengths, build, dosage, parser)
-        except InvalidInput as error:
-            if not terminated:
-                raise origin.error(InvalidInput, f"{label} line {number}: input ends mid-line (truncated upload?)") from None
-            raise error
-        if isinstance(parsed, tuple):
-            kept_sites.append(parsed[0])
-            kept_dosages.append(parsed[1])
+            if parsed is None:
+                continue
+            if isinstance(parsed, _Deferred) and terminated:
+                if block.add(parsed, raw):
+                    flush()
+                continue
+            flush()  # kept sites stay in file order, and an earlier line's refusal comes first
+            try:
+                if not isinstance(parsed, tuple):
+                    # Anything the vectorised reader does not take as it is (odd spellings, errors) gets the
+                    # cell-by-cell reader: the same answers, and refusals that name the line and column.
+                    parsed = exact(raw, number, len(samples))
+            except InvalidInput as error:
+                if not terminated:
+                    raise origin.error(InvalidInput, f"{label} line {number}: input ends mid-line (truncated upload?)") from None
+                raise error
+            if parsed is not None:
+                kept_sites.append(parsed[0])
+                kept_dosages.append(parsed[1])
+        flush()
+    except ClinpredError:
+        flush()  # a refusal of an earlier line in the block comes first
+        raise
 
     if first:
         raise origin.error(InvalidInput, f"{label}: empty input")
@@ -285,6 +310,71 @@ _TAB, _COLON, _DOT, _SLASH, _PIPE, _ZERO = (ord(c) for c in "\t:./|0")
 # Bytes a DS value may hold for the vectorised reader; anything else (NaN, "1_0", signs) goes cell by cell.
 _DS_BYTES = frozenset(b"0123456789.eE-\t:")
 Record = tuple[VcfSite, npt.NDArray[np.float64]]
+# Calls decoded together in one numpy pass: a VCF of many sites and few samples has short lines,
+# and one pass per line would cost more in numpy's per-call overhead than in decoding.
+BLOCK_CELL_BYTES = 4 << 20
+BLOCK_LINES = 4096
+
+
+@dataclass(frozen=True)
+class _Deferred:
+    """A kept biallelic site whose cells are all three-byte GT calls: decoded later with its block."""
+
+    site: VcfSite
+    cells: bytes
+
+
+class _CallBlock:
+    """Deferred sites waiting to be decoded as one (sites, samples, 4) byte array."""
+
+    def __init__(self) -> None:
+        self.entries: list[tuple[_Deferred, bytes]] = []
+        self.cell_bytes = 0
+
+    def add(self, deferred: _Deferred, raw: bytes) -> bool:
+        """Keep `deferred` (its whole line `raw` too, for the exact reader); True when the block is full."""
+        self.entries.append((deferred, raw))
+        self.cell_bytes += len(deferred.cells)
+        return self.cell_bytes >= BLOCK_CELL_BYTES or len(self.entries) >= BLOCK_LINES
+
+    def decode(self, exact: Callable[[bytes, int, int], Record | None]) -> Iterator[Record]:
+        """The block's records in file order; a site with any call the fast rules do not cover goes to `exact`."""
+        entries, self.entries, self.cell_bytes = self.entries, [], 0
+        if not entries:
+            return
+        n_samples = (len(entries[0][0].cells) + 1) // 4
+        matrix = np.frombuffer(b"\t".join(d.cells for d, _ in entries) + b"\t", dtype=np.uint8)
+        matrix = matrix.reshape(len(entries), n_samples, 4)
+        values, valid = _three_byte_calls(matrix[..., 0], matrix[..., 1], matrix[..., 2], matrix[..., 3])
+        row_valid: npt.NDArray[np.bool_] = np.all(valid, axis=1)
+        for row, (deferred, raw) in enumerate(entries):
+            if row_valid[row]:
+                yield deferred.site, values[row][None, :]
+            else:
+                record = exact(raw, deferred.site.line, n_samples)
+                if record is not None:
+                    yield record
+
+
+def _three_byte_calls(
+    first: npt.NDArray[np.uint8], separator: npt.NDArray[np.uint8], second: npt.NDArray[np.uint8],
+    after: npt.NDArray[np.uint8],
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
+    """ALT counts of biallelic "a/b" calls (NaN if either allele is "."), and which cells follow the fast rules.
+
+    Two table look-ups per cell: an allele byte counts 0 ("0"), 1 ("1"), NaN (".") or 100 (anything
+    else, which makes the call invalid unless the other allele is "." - missing, as the exact reader has it).
+    """
+    values = _ALLELE_COUNT[first] + _ALLELE_COUNT[second]
+    valid = _SEPARATOR_OK[separator] & (after == _TAB) & ~(values >= _NOT_AN_ALLELE)
+    return values, valid
+
+
+_NOT_AN_ALLELE = 100.0
+_ALLELE_COUNT = np.full(256, _NOT_AN_ALLELE)
+_ALLELE_COUNT[ord("0")], _ALLELE_COUNT[ord("1")], _ALLELE_COUNT[ord(".")] = 0.0, 1.0, np.nan
+_SEPARATOR_OK = np.zeros(256, dtype=bool)
+_SEPARATOR_OK[ord("/")] = _SEPARATOR_OK[ord("|")] = True
 
 
 def _vectorised_record(
@@ -294,15 +384,17 @@ def _vectorised_record(
     site_filter: set[tuple[str, int]] | None,
     lengths: dict[str, int],
     dosage: DosageSource,
-) -> Record | _Exact | None:
+) -> Record | _Deferred | _Exact | None:
     """A record parsed with numpy over its whole line; None if `site_filter` skips it.
 
     Why: a biobank VCF line holds tens of thousands of cells, and a Python step per cell costs
     a second per few hundred lines. The line is split once at the fixed columns; a site the score
     does not need is dropped after its column count and position are checked, without touching its
     cells; GT calls of one or three bytes ("0/1", "1|1", "./.", haploid "1") are decoded as a byte
-    matrix; DS values are converted in one numpy call. Anything else returns `_EXACT`, and
-    `_parse_record` reads the line cell by cell with the same rules (and refuses what is wrong).
+    matrix; DS values are converted in one numpy call. A biallelic GT-only line of three-byte cells
+    is returned `_Deferred`, to be decoded with its neighbours (`_CallBlock`). Anything else returns
+    `_EXACT`, and `_parse_record` reads the line cell by cell with the same rules (and refuses what
+    is wrong).
     """
     parts = raw.split(b"\t", 9)
     if len(parts) != 10 or parts[9].count(b"\t") != n_samples - 1 or not raw.isascii():
@@ -329,6 +421,8 @@ def _vectorised_record(
     values: npt.NDArray[np.float64] | None
     if ds_at is not None:
         values = _ds_values(cells, n_samples, len(format_keys), ds_at, gt_at, len(alts), haploid_ok)
+    elif gt_at == 0 and len(format_keys) == 1 and len(alts) == 1 and len(cells) == 4 * n_samples - 1:
+        return _Deferred(VcfSite(chrom, pos, ref, alts, number), cells)
     elif gt_at == 0:
         values = _gt_values(cells, n_samples, len(format_keys) > 1, len(alts), haploid_ok)
     else:
@@ -346,6 +440,8 @@ def _gt_values(
     if not has_more_keys and len(data) == 4 * n_samples - 1:
         # Every cell is three bytes ("0/1"): the line is a (samples, 4) matrix once a tab is appended.
         matrix = np.frombuffer(cells + b"\t", dtype=np.uint8).reshape(n_samples, 4)
+        if not np.all(matrix[:, 3] == _TAB):
+            return None  # the widths add up, but not every cell is three bytes
         first, separator, second = matrix[:, 0], matrix[:, 1], matrix[:, 2]
         single = np.zeros(n_samples, dtype=bool)
     else:

@@ -10,6 +10,9 @@ from clinpred.pilots.genomics.text_stream import InputOrigin
 from clinpred.pilots.genomics.vcf import (
     _EXACT,
     GRCH37_LENGTHS,
+    _CallBlock,
+    _Deferred,
+    _Exact,
     _GenotypeParser,
     _parse_record,
     _vectorised_record,
@@ -44,6 +47,29 @@ def _random_record(rng: np.random.Generator, common: bool) -> str:
     return "\t".join([chrom, str(int(rng.integers(1, 10_000))), ".", "A", alts, ".", "PASS", ".", fmt, *cells])
 
 
+class _HandedOver(Exception):
+    pass
+
+
+def _fast(text: str, number: int) -> object:
+    """What the vectorised reader makes of one line, its block decoded; `_EXACT` if it hands the line over."""
+    raw = text.encode()
+    parsed = _vectorised_record(raw, number, SAMPLES, None, GRCH37_LENGTHS, "auto")
+    if not isinstance(parsed, _Deferred):
+        return parsed
+    block = _CallBlock()
+    block.add(parsed, raw)
+
+    def hand_over(raw: bytes, number: int, n_samples: int) -> None:
+        raise _HandedOver
+
+    try:
+        (record,) = block.decode(hand_over)
+    except _HandedOver:
+        return _EXACT
+    return record
+
+
 def _exact(text: str, number: int) -> tuple[object, ...]:
     origin = InputOrigin("test.vcf")
     try:
@@ -62,8 +88,8 @@ def test_vectorised_records_equal_the_cell_by_cell_reader(common: bool) -> None:
     vectorised = 0
     for number in range(1, 401):
         text = _random_record(rng, common)
-        fast = _vectorised_record(text.encode(), number, SAMPLES, None, GRCH37_LENGTHS, "auto")
-        if fast is _EXACT:
+        fast = _fast(text, number)
+        if isinstance(fast, _Exact):
             continue
         vectorised += 1
         assert isinstance(fast, tuple)
@@ -82,16 +108,17 @@ def test_vectorised_records_equal_the_cell_by_cell_reader(common: bool) -> None:
 def test_fixed_width_and_variable_width_calls_on_one_line() -> None:
     cells = ["0/1", "1|1", "./.", "0/."] * 10
     text = "\t".join(["X", "500", ".", "C", "T", ".", "PASS", ".", "GT", *cells])
-    fast = _vectorised_record(text.encode(), 9, SAMPLES, None, GRCH37_LENGTHS, "auto")
+    fast = _fast(text, 9)
     assert isinstance(fast, tuple)
     np.testing.assert_array_equal(fast[1][0, :4], [1, 2, np.nan, np.nan])
+    assert isinstance(_vectorised_record(text.encode(), 9, SAMPLES, None, GRCH37_LENGTHS, "auto"), _Deferred)
     haploid = text.replace("\t0/.", "\t1")  # haploid calls on X count as homozygous
-    fast = _vectorised_record(haploid.encode(), 9, SAMPLES, None, GRCH37_LENGTHS, "auto")
+    fast = _fast(haploid, 9)
     assert isinstance(fast, tuple)
     np.testing.assert_array_equal(fast[1][0, :4], [1, 2, np.nan, 2])
     # On an autosome the same call is refused by the exact reader, so the vectorised one hands it over.
     autosome = haploid.replace("X\t500", "1\t500", 1)
-    assert _vectorised_record(autosome.encode(), 9, SAMPLES, None, GRCH37_LENGTHS, "auto") is _EXACT
+    assert _fast(autosome, 9) is _EXACT
 
 
 def test_sites_outside_the_filter_are_dropped_but_still_checked() -> None:
@@ -110,3 +137,20 @@ def test_sites_outside_the_filter_are_dropped_but_still_checked() -> None:
     not_utf8 = b"1\t400\t.\tA\tG\t.\tPASS\t.\tGT\t0/1\t\xff\n"
     with pytest.raises(ClinpredError, match="line 4: not valid UTF-8 text"):
         read_vcf(header.encode() + not_utf8, sites={("1", 100)})
+
+
+def test_blocks_keep_file_order_and_the_first_refusal(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("clinpred.pilots.genomics.vcf.BLOCK_LINES", 3)
+    header = "##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\tA\tB\n"
+    calls = ["0/1\t1/1", "0/0\t./.", "1|0\t0|0", "0/1:5\t1/1:3", "1/1\t0/1"]  # the fourth has a DP key
+    records = [f"1\t{100 + k}\t.\tA\tG\t.\tPASS\t.\t{'GT:DP' if ':' in c else 'GT'}\t{c}\n" for k, c in enumerate(calls)]
+    genotypes = read_vcf((header + "".join(records * 2)).encode())
+    assert [s.line for s in genotypes.sites] == list(range(3, 13))
+    np.testing.assert_array_equal(np.concatenate(genotypes.dosages)[:5], [[1, 2], [0, np.nan], [1, 0], [1, 2], [2, 1]])
+    # A bad call in a block that is not yet full is refused before a later line's error is reached.
+    monkeypatch.setattr("clinpred.pilots.genomics.vcf.BLOCK_LINES", 10)
+    broken = [*records[:2], records[2].replace("1|0", "2|0"), records[4].replace("\t1/1", "")]
+    with pytest.raises(ClinpredError, match="line 5, column 10: GT allele index exceeds the ALT alleles"):
+        read_vcf((header + "".join(broken)).encode())
+    with pytest.raises(ClinpredError, match="line 5: 10 columns"):
+        read_vcf((header + "".join(broken[:2] + broken[3:])).encode())
