@@ -29,7 +29,7 @@ from clinpred.pilots.genomics.vcf import DEFAULT_MAX_BYTES, DosageSource, Genoty
 
 FrequencySource = Literal["auto", "cohort"]
 MIN_SAMPLES_FOR_COHORT_FREQUENCY = 50  # plink2's threshold for "decent" allele frequencies
-FREQUENCY_BLOCK_ROWS = 256
+FREQUENCY_BLOCK_CELLS = 1 << 20  # 8 MiB of temporaries at a time
 
 
 @dataclass(frozen=True)
@@ -79,22 +79,25 @@ def effect_dosages(match: MatchResult, frequency: FrequencySource = "auto") -> E
     """Dosages of each matched variant's effect allele; `frequency="cohort"` ignores the file's frequencies.
 
     The observed frequencies (`np.nanmean` of each row, spelled out) are computed over blocks of
-    `FREQUENCY_BLOCK_ROWS` variants: one numpy call per block rather than per variant, and no
+    `FREQUENCY_BLOCK_CELLS` calls: one numpy call per block rather than per variant, and no
     temporary the size of the whole matrix.
     """
     genotypes = match.genotypes
     scoring_file = match.scoring_file
     n = len(match.matches)
     n_samples = genotypes.n_samples
-    sites = genotypes.dosages
-    rows = [sites[v.site_index][v.alt_index] if v.effect_is_alt else 2.0 - sites[v.site_index].sum(axis=0)
-            for v in match.matches]
-    dosages = np.stack(rows) if rows else np.empty((0, n_samples))
-    del rows
+    dosages = np.empty((n, n_samples))
+    for row, variant in enumerate(match.matches):
+        alt_dosages = genotypes.dosages[variant.site_index]
+        if variant.effect_is_alt:
+            dosages[row] = alt_dosages[variant.alt_index]
+        else:
+            np.subtract(2.0, alt_dosages[0] if len(alt_dosages) == 1 else alt_dosages.sum(axis=0), out=dosages[row])
     missing = np.isnan(dosages)
     observed = np.full(n, np.nan)
-    for start in range(0, n, FREQUENCY_BLOCK_ROWS):
-        block = slice(start, start + FREQUENCY_BLOCK_ROWS)
+    block_rows = max(1, FREQUENCY_BLOCK_CELLS // max(n_samples, 1))
+    for start in range(0, n, block_rows):
+        block = slice(start, start + block_rows)
         called = n_samples - np.count_nonzero(missing[block], axis=1)
         sums = np.sum(np.where(missing[block], 0.0, dosages[block]), axis=1)
         with np.errstate(invalid="ignore", divide="ignore"):
