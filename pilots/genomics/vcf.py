@@ -82,13 +82,21 @@ class VcfSite:
     line: int
 
 
+Dosages = npt.NDArray[np.float64] | npt.NDArray[np.float16]
+
+
 @dataclass(frozen=True, eq=False)
 class Genotypes:
-    """Alt-allele dosages of every kept site: `dosages[i]` has shape (len(alts), samples), NaN = missing."""
+    """Alt-allele dosages of every kept site: `dosages[i]` has shape (len(alts), samples), NaN = missing.
+
+    Hard calls read from biallelic GT cells are float16 (0, 1, 2 and NaN are exact in it, and a
+    cohort's genotypes take a quarter of the memory); dosages and everything else are float64.
+    Read them as float64 (`effect_dosages` does): arithmetic in float16 would round.
+    """
 
     samples: tuple[str, ...]
     sites: tuple[VcfSite, ...]
-    dosages: tuple[npt.NDArray[np.float64], ...]
+    dosages: tuple[Dosages, ...]
     build: str | None
     build_evidence: str  # "contig lengths", "##reference", "declared" or "none"
     name: str = "genotypes"
@@ -210,7 +218,7 @@ def read_vcf(
     evidence = "none"
     lengths: dict[str, int] = {}
     kept_sites: list[VcfSite] = []
-    kept_dosages: list[npt.NDArray[np.float64]] = []
+    kept_dosages: list[Dosages] = []
     parser = _GenotypeParser(origin)
     site_filter = set(sites) if sites is not None else None
     first = True
@@ -309,7 +317,7 @@ _EXACT = _Exact()
 _TAB, _COLON, _DOT, _SLASH, _PIPE, _ZERO = (ord(c) for c in "\t:./|0")
 # Bytes a DS value may hold for the vectorised reader; anything else (NaN, "1_0", signs) goes cell by cell.
 _DS_BYTES = frozenset(b"0123456789.eE-\t:")
-Record = tuple[VcfSite, npt.NDArray[np.float64]]
+Record = tuple[VcfSite, Dosages]
 # Calls decoded together in one numpy pass: a VCF of many sites and few samples has short lines,
 # and one pass per line would cost more in numpy's per-call overhead than in decoding.
 BLOCK_CELL_BYTES = 4 << 20
@@ -355,7 +363,7 @@ class _CallBlock:
                     yield record
 
 
-def _three_byte_calls(cells: npt.NDArray[np.uint32]) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
+def _three_byte_calls(cells: npt.NDArray[np.uint32]) -> tuple[npt.NDArray[np.float16], npt.NDArray[np.bool_]]:
     """ALT counts of biallelic "a/b" calls, each cell with its tab as one little-endian 32-bit word; and validity.
 
     One table look-up per cell, indexed by the two allele bytes: 0/1/2 copies, NaN when either
@@ -369,8 +377,8 @@ def _three_byte_calls(cells: npt.NDArray[np.uint32]) -> tuple[npt.NDArray[np.flo
     return values, valid
 
 
-def _call_counts() -> npt.NDArray[np.float64]:
-    table = np.full((256, 256), _NOT_AN_ALLELE)  # [second allele byte, first allele byte]
+def _call_counts() -> npt.NDArray[np.float16]:
+    table = np.full((256, 256), _NOT_AN_ALLELE, dtype=np.float16)  # [second allele byte, first allele byte]
     counts = {ord("0"): 0.0, ord("1"): 1.0}
     for second, second_count in counts.items():
         for first, first_count in counts.items():
