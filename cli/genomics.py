@@ -123,11 +123,22 @@ def train(
     print_training_result("genomics", package, headline, register, as_json)
 
 
+TOP_VARIANTS = 10
+
+
 @genomics_app.command("score")
 def score(
     vcf: Annotated[
-        Path, typer.Option("--vcf", help="VCF file, plain or bgzipped; every sample is scored.", exists=True, dir_okay=False)
-    ],
+        Path | None,
+        typer.Option("--vcf", help="VCF file, plain or bgzipped; every sample is scored.", exists=True, dir_okay=False),
+    ] = None,
+    pgen: Annotated[
+        Path | None,
+        typer.Option(
+            "--pgen",
+            help="plink2 fileset PREFIX (PREFIX.pgen, .pvar, .psam) instead of --vcf; every sample is scored.",
+        ),
+    ] = None,
     pgs: Annotated[
         Path | None,
         typer.Option(
@@ -142,26 +153,34 @@ def score(
     min_overlap: Annotated[float, typer.Option(help="Refuse the score below this share of matched variants.")] = 0.75,
     as_json: JsonOption = False,
 ) -> None:
-    """Score every sample of a VCF offline (batch use), exactly as the service and plink2 --score do.
+    """Score every sample of a VCF or plink2 fileset offline (batch use), exactly as the service and plink2 --score do.
 
     Prints a tab-separated table. --json: {"scores": [{"sample", "pgs_id", "score_sum", "variants_total",
     "variants_matched", "variants_missing", "variants_imputed", "unmatched": {REASON: N},
     "top_variants": [{"variant_id", "effect_allele", "effect_weight", "dosage", "imputed", "contribution"}]}]}.
     """
-    from clinpred.pilots.genomics.scoring import score_vcf
+    from clinpred.pilots.genomics.scoring import score_pgen, score_vcf
 
+    if (vcf is None) == (pgen is None):
+        raise InvalidInput.of([FieldViolation("--vcf", "give either --vcf FILE or --pgen PREFIX")])
     build_name = build.value if build else None
     scoring: Path | ScoringFile = pgs if pgs is not None else _package_scoring_file(model, build_name)
-    results = score_vcf(vcf, scoring, build=build_name, min_overlap=min_overlap)
+    # The table prints no per-variant contributions; JSON prints the top ones of each sample only.
+    top = TOP_VARIANTS if as_json else None
+    if vcf is not None:
+        results = score_vcf(vcf, scoring, build=build_name, min_overlap=min_overlap, with_contributions=as_json, top=top)
+    else:
+        results = score_pgen(str(pgen), scoring, build=build_name, min_overlap=min_overlap, with_contributions=as_json,
+                             top=top)
     if as_json:
         print_json({"scores": [_sample_score_json(r) for r in results]})
         return
-    typer.echo("sample\tpgs_id\tscore_sum\tmatched\ttotal\tmissing\timputed")
-    for r in results:
-        typer.echo(
-            f"{r.sample}\t{r.pgs_id}\t{r.score_sum:.6g}\t{r.variants_matched}\t{r.variants_total}"
-            f"\t{r.variants_missing}\t{r.variants_imputed}"
-        )
+    lines = [
+        f"{r.sample}\t{r.pgs_id}\t{r.score_sum:.6g}\t{r.variants_matched}\t{r.variants_total}"
+        f"\t{r.variants_missing}\t{r.variants_imputed}\n"
+        for r in results
+    ]
+    typer.echo("sample\tpgs_id\tscore_sum\tmatched\ttotal\tmissing\timputed\n" + "".join(lines), nl=False)
 
 
 def _package_scoring_file(model: str, build: str | None) -> ScoringFile:
@@ -198,7 +217,7 @@ def _sample_score_json(result: SampleScore) -> dict[str, Any]:
                 "imputed": c.imputed,
                 "contribution": c.contribution,
             }
-            for c in result.top_variants(10)
+            for c in result.top_variants(TOP_VARIANTS)
         ],
     }
 

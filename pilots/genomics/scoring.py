@@ -29,6 +29,7 @@ from clinpred.pilots.genomics.vcf import DEFAULT_MAX_BYTES, DosageSource, Genoty
 
 FrequencySource = Literal["auto", "cohort"]
 MIN_SAMPLES_FOR_COHORT_FREQUENCY = 50  # plink2's threshold for "decent" allele frequencies
+FREQUENCY_BLOCK_CELLS = 1 << 20  # 8 MiB of temporaries at a time
 
 
 @dataclass(frozen=True)
@@ -75,48 +76,75 @@ class EffectDosages:
 
 
 def effect_dosages(match: MatchResult, frequency: FrequencySource = "auto") -> EffectDosages:
-    """Dosages of each matched variant's effect allele; `frequency="cohort"` ignores the file's frequencies."""
+    """Dosages of each matched variant's effect allele; `frequency="cohort"` ignores the file's frequencies.
+
+    The observed frequencies (`np.nanmean` of each row, spelled out) are computed over blocks of
+    `FREQUENCY_BLOCK_CELLS` calls: one numpy call per block rather than per variant, and no
+    temporary the size of the whole matrix.
+    """
     genotypes = match.genotypes
     scoring_file = match.scoring_file
     n = len(match.matches)
-    dosages = np.zeros((n, genotypes.n_samples))
+    n_samples = genotypes.n_samples
+    dosages = np.empty((n, n_samples))
     for row, variant in enumerate(match.matches):
         alt_dosages = genotypes.dosages[variant.site_index]
         if variant.effect_is_alt:
             dosages[row] = alt_dosages[variant.alt_index]
         else:
-            dosages[row] = 2.0 - alt_dosages.sum(axis=0)
+            np.subtract(2.0, alt_dosages[0] if len(alt_dosages) == 1 else alt_dosages.sum(axis=0), out=dosages[row])
     missing = np.isnan(dosages)
+    observed = np.full(n, np.nan)
+    block_rows = max(1, FREQUENCY_BLOCK_CELLS // max(n_samples, 1))
+    for start in range(0, n, block_rows):
+        block = slice(start, start + block_rows)
+        called = n_samples - np.count_nonzero(missing[block], axis=1)
+        sums = np.sum(np.where(missing[block], 0.0, dosages[block]), axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            observed[block] = np.where(called > 0, sums / called / 2.0, np.nan)
     file_frequency = np.array([scoring_file.allele_frequency[m.score_index] for m in match.matches], dtype=np.float64)
-    with np.errstate(invalid="ignore"):
-        observed = np.nanmean(np.where(missing, np.nan, dosages), axis=1) / 2.0 if genotypes.n_samples else np.full(n, np.nan)
-    if genotypes.n_samples < MIN_SAMPLES_FOR_COHORT_FREQUENCY:
+    if n_samples < MIN_SAMPLES_FOR_COHORT_FREQUENCY:
         observed = np.full(n, np.nan)
     frequency_used = observed if frequency == "cohort" else np.where(np.isfinite(file_frequency), file_frequency, observed)
     has_frequency = np.isfinite(frequency_used)
     fill = np.where(has_frequency, 2.0 * frequency_used, 0.0)
-    rows, cols = np.nonzero(missing)
-    dosages[rows, cols] = fill[rows]
+    np.copyto(dosages, np.broadcast_to(fill[:, None], dosages.shape), where=missing)
     imputed = missing & has_frequency[:, None]
     weights = np.array([scoring_file.effect_weight[m.score_index] for m in match.matches], dtype=np.float64)
     return EffectDosages(match, dosages, imputed, weights, missing, frequency_used)
 
 
-def sample_scores(effect: EffectDosages, *, with_contributions: bool = True) -> list[SampleScore]:
+def sample_scores(
+    effect: EffectDosages, *, with_contributions: bool = True, top: int | None = None
+) -> list[SampleScore]:
+    """One score per sample; `top` keeps only the `top` contributions of largest magnitude.
+
+    With `top`, each sample's `contributions` are the ones `SampleScore.top_variants(top)` would pick
+    from all of them (still in scoring-file order), chosen with numpy over every sample at once: a
+    cohort of 50,000 samples does not build 15 million contributions to print ten of each.
+    """
     match = effect.match
     scoring_file = match.scoring_file
     ids = [scoring_file.variant(m.score_index).variant_id for m in match.matches]
     alleles = [str(scoring_file.effect_allele[m.score_index]) for m in match.matches]
     sums = effect.score_sums
+    chosen: npt.NDArray[np.intp] | None = None
+    if with_contributions and top is not None:
+        magnitude = np.abs(effect.weights[:, None] * effect.dosages)
+        # A stable sort by decreasing magnitude: ties keep scoring-file order, as `top_variants` does.
+        chosen = np.sort(np.argsort(-magnitude, axis=0, kind="stable")[:top], axis=0)
+    missing_counts = effect.missing.sum(axis=0)
+    imputed_counts = effect.imputed.sum(axis=0)
     results: list[SampleScore] = []
     for column, sample in enumerate(match.genotypes.samples):
         contributions: tuple[VariantContribution, ...] = ()
         if with_contributions:
             dosage = effect.dosages[:, column]
+            rows = range(len(ids)) if chosen is None else chosen[:, column].tolist()
             contributions = tuple(
                 VariantContribution(ids[r], alleles[r], float(effect.weights[r]), float(dosage[r]),
                                     bool(effect.imputed[r, column]), float(effect.weights[r] * dosage[r]))
-                for r in range(len(ids))
+                for r in rows
             )
         results.append(
             SampleScore(
@@ -125,8 +153,8 @@ def sample_scores(effect: EffectDosages, *, with_contributions: bool = True) -> 
                 score_sum=float(sums[column]),
                 variants_total=match.overlap.total,
                 variants_matched=match.overlap.matched,
-                variants_missing=int(effect.missing[:, column].sum()),
-                variants_imputed=int(effect.imputed[:, column].sum()),
+                variants_missing=int(missing_counts[column]),
+                variants_imputed=int(imputed_counts[column]),
                 overlap=match.overlap,
                 contributions=contributions,
             )
@@ -146,6 +174,7 @@ def score_vcf(
     dosage: DosageSource = "auto",
     max_bytes: int = DEFAULT_MAX_BYTES,
     with_contributions: bool = True,
+    top: int | None = None,
     field: str | None = None,
     deadline: Deadline | None = None,
 ) -> list[SampleScore]:
@@ -155,28 +184,80 @@ def score_vcf(
     or harmonized positions); only its positions are kept from the VCF.
     `field`: the request field the VCF came in, named by refusals of its content or overlap.
     `deadline`: stops reading the VCF and the scoring file when it passes.
+    `top`: keep only each sample's `top` largest contributions (see `sample_scores`).
     """
-    if isinstance(scoring_file, ScoringFile):
-        candidates = [scoring_file]
-    else:
-        if not isinstance(scoring_file, (str, os.PathLike, bytes, bytearray, memoryview)):
-            # A one-shot stream may have to be read in both builds.
-            scoring_file = b"".join(c.encode() if isinstance(c, str) else bytes(c) for c in scoring_file)
-        candidates = [read_scoring_file(scoring_file, build=build, deadline=deadline)]
-        harmonized = candidates[0].header.harmonized_build
-        if build is None and harmonized and harmonized != candidates[0].build:
-            # The VCF's header may reveal the other build; keep the sites of both until it is read.
-            candidates.append(read_scoring_file(scoring_file, build=harmonized, deadline=deadline))
+    candidates = _scoring_candidates(scoring_file, build, deadline)
     if isinstance(vcf, Genotypes):
         genotypes = vcf
     else:
-        sites = {(c, int(p)) for score in candidates for c, p in zip(score.chrom, score.pos, strict=True) if c is not None}
         genotypes = read_vcf(
-            vcf, declared_build=build, sites=sites, dosage=dosage, max_bytes=max_bytes, field=field, deadline=deadline
+            vcf, declared_build=build, sites=score_sites(candidates), dosage=dosage, max_bytes=max_bytes, field=field,
+            deadline=deadline,
         )
+    return _score_genotypes(genotypes, candidates, min_overlap=min_overlap, keep_ambiguous=keep_ambiguous,
+                            keep_multiallelic=keep_multiallelic, frequency=frequency,
+                            with_contributions=with_contributions, top=top, field=field)
+
+
+def score_pgen(
+    prefix: str | os.PathLike[str],
+    scoring_file: ScoringFile | TextSource,
+    *,
+    build: str | None = None,
+    min_overlap: float | None = DEFAULT_MIN_OVERLAP,
+    keep_ambiguous: bool = False,
+    keep_multiallelic: bool = False,
+    frequency: FrequencySource = "auto",
+    with_contributions: bool = True,
+    top: int | None = None,
+) -> list[SampleScore]:
+    """`score_vcf` for a plink2 fileset PREFIX.pgen/.pvar/.psam (see `pgen.read_pgen`): the same answers."""
+    from clinpred.pilots.genomics.pgen import read_pgen
+
+    candidates = _scoring_candidates(scoring_file, build, None)
+    genotypes = read_pgen(prefix, declared_build=build, sites=score_sites(candidates))
+    return _score_genotypes(genotypes, candidates, min_overlap=min_overlap, keep_ambiguous=keep_ambiguous,
+                            keep_multiallelic=keep_multiallelic, frequency=frequency,
+                            with_contributions=with_contributions, top=top, field=None)
+
+
+def _scoring_candidates(
+    scoring_file: ScoringFile | TextSource, build: str | None, deadline: Deadline | None
+) -> list[ScoringFile]:
+    """The scoring file in the declared build, or in both of its builds until the genotypes reveal theirs."""
+    if isinstance(scoring_file, ScoringFile):
+        return [scoring_file]
+    if not isinstance(scoring_file, (str, os.PathLike, bytes, bytearray, memoryview)):
+        # A one-shot stream may have to be read in both builds.
+        scoring_file = b"".join(c.encode() if isinstance(c, str) else bytes(c) for c in scoring_file)
+    candidates = [read_scoring_file(scoring_file, build=build, deadline=deadline)]
+    harmonized = candidates[0].header.harmonized_build
+    if build is None and harmonized and harmonized != candidates[0].build:
+        # The genotypes' header may reveal the other build; keep the sites of both until it is read.
+        candidates.append(read_scoring_file(scoring_file, build=harmonized, deadline=deadline))
+    return candidates
+
+
+def score_sites(candidates: list[ScoringFile]) -> set[tuple[str, int]]:
+    """(chrom, pos) of every placed variant of the candidate scoring files: the only sites kept."""
+    return {(c, int(p)) for score in candidates for c, p in zip(score.chrom, score.pos, strict=True) if c is not None}
+
+
+def _score_genotypes(
+    genotypes: Genotypes,
+    candidates: list[ScoringFile],
+    *,
+    min_overlap: float | None,
+    keep_ambiguous: bool,
+    keep_multiallelic: bool,
+    frequency: FrequencySource,
+    with_contributions: bool,
+    top: int | None,
+    field: str | None,
+) -> list[SampleScore]:
     score = next((s for s in candidates if genotypes.build and s.build == genotypes.build), candidates[0])
     match = match_variants(
         score, genotypes, keep_ambiguous=keep_ambiguous, keep_multiallelic=keep_multiallelic, min_overlap=min_overlap,
         field=field,
     )
-    return sample_scores(effect_dosages(match, frequency), with_contributions=with_contributions)
+    return sample_scores(effect_dosages(match, frequency), with_contributions=with_contributions, top=top)

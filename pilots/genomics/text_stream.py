@@ -19,6 +19,7 @@ import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple, TypeVar
 
 from clinpred.pilots.common.cancellation import Deadline, check_deadline
 from clinpred.pilots.common.errors import InputOrigin, InvalidInput, ResourceExhausted
@@ -161,6 +162,14 @@ def _decoded_chunks(
         gzip.finish()
 
 
+class ByteLine(NamedTuple):
+    """One line as bytes: a VCF reader looks at a few columns before it decides to decode the rest."""
+
+    number: int
+    raw: bytes  # without its line ending, at most `max_line_bytes` long
+    terminated: bool  # False only for a last line without its newline, a hint of truncation
+
+
 def read_lines(
     source: TextSource,
     *,
@@ -176,6 +185,22 @@ def read_lines(
     `max_line_bytes` (without its newline) is refused as soon as it is; `deadline` is checked
     every chunk read and every `DEADLINE_EVERY_LINES` lines or `DEADLINE_EVERY_BYTES` bytes.
     """
+    origin = origin or InputOrigin(source_name(source, name))
+    for line in read_byte_lines(source, max_bytes=max_bytes, origin=origin, max_line_bytes=max_line_bytes,
+                                deadline=deadline):
+        yield TextLine(line.number, decode_line(line.raw, origin, line.number), line.terminated)
+
+
+def read_byte_lines(
+    source: TextSource,
+    *,
+    name: str | None = None,
+    max_bytes: int = 1 << 30,
+    origin: InputOrigin | None = None,
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+    deadline: Deadline | None = None,
+) -> Iterator[ByteLine]:
+    """`read_lines` without decoding: the same limits, numbering and truncation hint; see `decode_line`."""
     origin = origin or InputOrigin(source_name(source, name))
     # The line being read, as pieces: joining once per line keeps a long line linear, not quadratic.
     pending: list[bytes] = []
@@ -201,23 +226,28 @@ def read_lines(
             if number % DEADLINE_EVERY_LINES == 0 or unchecked_bytes > DEADLINE_EVERY_BYTES:
                 check_deadline(deadline)
                 unchecked_bytes = 0
-            raw = b"".join(pending)
+            raw = pending[0] if len(pending) == 1 else b"".join(pending)
             pending, pending_bytes = [], 0
-            yield TextLine(number, _decode(raw, origin, number, max_line_bytes), True)
+            yield ByteLine(number, _bounded(raw, origin, number, max_line_bytes), True)
             start = end + 1
     if pending:
         number += 1
-        yield TextLine(number, _decode(b"".join(pending), origin, number, max_line_bytes), False)
+        yield ByteLine(number, _bounded(b"".join(pending), origin, number, max_line_bytes), False)
 
 
 def _too_long(origin: InputOrigin, number: int, limit: int) -> InvalidInput:
     return origin.error(InvalidInput, f"{origin.label} line {number}: longer than {limit} bytes; reading stopped")
 
 
-def _decode(raw: bytes, origin: InputOrigin, number: int, max_line_bytes: int) -> str:
+def _bounded(raw: bytes, origin: InputOrigin, number: int, max_line_bytes: int) -> bytes:
     raw = raw.rstrip(b"\r")
     if len(raw) > max_line_bytes:
         raise _too_long(origin, number, max_line_bytes)
+    return raw
+
+
+def decode_line(raw: bytes, origin: InputOrigin, number: int) -> str:
+    """A line of `read_byte_lines` as text; not UTF-8 is refused with its line number."""
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:

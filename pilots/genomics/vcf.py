@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -38,9 +38,9 @@ import numpy as np
 import numpy.typing as npt
 
 from clinpred.pilots.common.cancellation import Deadline
-from clinpred.pilots.common.errors import FailedPrecondition, InvalidInput
+from clinpred.pilots.common.errors import ClinpredError, FailedPrecondition, InvalidInput
 from clinpred.pilots.genomics.scoring_file import normalise_build, normalise_chrom
-from clinpred.pilots.genomics.text_stream import InputOrigin, TextSource, read_lines, source_name
+from clinpred.pilots.genomics.text_stream import InputOrigin, TextSource, decode_line, read_byte_lines, source_name
 
 GRCH37_LENGTHS = {
     "1": 249250621, "2": 243199373, "3": 198022430, "4": 191154276, "5": 180915260, "6": 171115067,
@@ -82,13 +82,21 @@ class VcfSite:
     line: int
 
 
+Dosages = npt.NDArray[np.float64] | npt.NDArray[np.float16]
+
+
 @dataclass(frozen=True, eq=False)
 class Genotypes:
-    """Alt-allele dosages of every kept site: `dosages[i]` has shape (len(alts), samples), NaN = missing."""
+    """Alt-allele dosages of every kept site: `dosages[i]` has shape (len(alts), samples), NaN = missing.
+
+    Hard calls read from biallelic GT cells are float16 (0, 1, 2 and NaN are exact in it, and a
+    cohort's genotypes take a quarter of the memory); dosages and everything else are float64.
+    Read them as float64 (`effect_dosages` does): arithmetic in float16 would round.
+    """
 
     samples: tuple[str, ...]
     sites: tuple[VcfSite, ...]
-    dosages: tuple[npt.NDArray[np.float64], ...]
+    dosages: tuple[Dosages, ...]
     build: str | None
     build_evidence: str  # "contig lengths", "##reference", "declared" or "none"
     name: str = "genotypes"
@@ -127,7 +135,7 @@ def detect_build(
     return None, "none"
 
 
-def _contig_entry(text: str) -> tuple[str, int] | None:
+def contig_entry(text: str) -> tuple[str, int] | None:
     match = _CONTIG.match(text)
     if not match:
         return None
@@ -210,65 +218,318 @@ def read_vcf(
     evidence = "none"
     lengths: dict[str, int] = {}
     kept_sites: list[VcfSite] = []
-    kept_dosages: list[npt.NDArray[np.float64]] = []
+    kept_dosages: list[Dosages] = []
     parser = _GenotypeParser(origin)
     site_filter = set(sites) if sites is not None else None
     first = True
 
-    lines = read_lines(source, origin=origin, max_bytes=max_bytes, max_line_bytes=max_line_bytes, deadline=deadline)
-    for text_line in lines:
-        text, number = text_line.text, text_line.number
-        if first:
-            first = False
-            if not text.startswith("##fileformat=VCF"):
-                raise origin.error(InvalidInput, f"{label} line 1: not a VCF (no ##fileformat=VCF line)")
-            continue
-        if samples is None:
-            if text.startswith("##"):
-                entry = _contig_entry(text)
-                if entry is not None:
-                    contigs[entry[0]] = entry[1]
-                elif text.startswith("##reference="):
-                    reference = text[len("##reference="):]
+    lines = read_byte_lines(source, origin=origin, max_bytes=max_bytes, max_line_bytes=max_line_bytes,
+                            deadline=deadline)
+    block = _CallBlock()
+
+    def exact(raw: bytes, number: int, n_samples: int) -> Record | None:
+        return _parse_record(decode_line(raw, origin, number), number, n_samples, origin, build_origin, site_filter,
+                             lengths, build, dosage, parser)
+
+    def flush() -> None:
+        for site, values in block.decode(exact):
+            kept_sites.append(site)
+            kept_dosages.append(values)
+
+    try:
+        for number, raw, terminated in lines:
+            if samples is None:
+                text = decode_line(raw, origin, number)
+                if first:
+                    first = False
+                    if not text.startswith("##fileformat=VCF"):
+                        raise origin.error(InvalidInput, f"{label} line 1: not a VCF (no ##fileformat=VCF line)")
+                    continue
+                if text.startswith("##"):
+                    entry = contig_entry(text)
+                    if entry is not None:
+                        contigs[entry[0]] = entry[1]
+                    elif text.startswith("##reference="):
+                        reference = text[len("##reference="):]
+                    continue
+                if not text.startswith("#CHROM"):
+                    raise origin.error(InvalidInput, f"{label} line {number}: expected the #CHROM header line")
+                if not terminated:
+                    message = f"{label} line {number}: input ends inside the #CHROM header line (truncated)"
+                    raise origin.error(InvalidInput, message)
+                header = text.split("\t")
+                if header[:8] != ["#CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO"]:
+                    message = f"{label} line {number}: #CHROM header does not have the 8 fixed VCF columns"
+                    raise origin.error(InvalidInput, message)
+                if len(header) < 10 or header[8] != "FORMAT":
+                    message = f"{label} line {number}: no FORMAT column and samples; genotypes are required"
+                    raise origin.error(InvalidInput, message)
+                samples = tuple(header[9:])
+                if len(set(samples)) != len(samples):
+                    raise origin.error(InvalidInput, f"{label} line {number}: sample names are not unique")
+                build, evidence = detect_build(contigs, reference, origin=origin)
+                if wanted_build is not None and build is not None and build != wanted_build:
+                    message = f"{label}: the VCF is in {build} (by its {evidence}) but {wanted_build} was declared"
+                    raise build_origin.error(FailedPrecondition, message)
+                if build is None and wanted_build is not None:
+                    build, evidence = wanted_build, "declared"
+                lengths = CHROMOSOME_LENGTHS.get(build or "", {})
                 continue
-            if not text.startswith("#CHROM"):
-                raise origin.error(InvalidInput, f"{label} line {number}: expected the #CHROM header line")
-            if not text_line.terminated:
-                raise origin.error(InvalidInput, f"{label} line {number}: input ends inside the #CHROM header line (truncated)")
-            header = text.split("\t")
-            if header[:8] != ["#CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO"]:
-                raise origin.error(InvalidInput, f"{label} line {number}: #CHROM header does not have the 8 fixed VCF columns")
-            if len(header) < 10 or header[8] != "FORMAT":
-                raise origin.error(InvalidInput, f"{label} line {number}: no FORMAT column and samples; genotypes are required")
-            samples = tuple(header[9:])
-            if len(set(samples)) != len(samples):
-                raise origin.error(InvalidInput, f"{label} line {number}: sample names are not unique")
-            build, evidence = detect_build(contigs, reference, origin=origin)
-            if wanted_build is not None and build is not None and build != wanted_build:
-                message = f"{label}: the VCF is in {build} (by its {evidence}) but {wanted_build} was declared"
-                raise build_origin.error(FailedPrecondition, message)
-            if build is None and wanted_build is not None:
-                build, evidence = wanted_build, "declared"
-            lengths = CHROMOSOME_LENGTHS.get(build or "", {})
-            continue
-        if not text:
-            continue
-        try:
-            parsed = _parse_record(text, number, len(samples), origin, build_origin, site_filter, lengths, build, dosage,
-                                   parser)
-        except InvalidInput as error:
-            if not text_line.terminated:
-                raise origin.error(InvalidInput, f"{label} line {number}: input ends mid-line (truncated upload?)") from None
-            raise error
-        if parsed is not None:
-            kept_sites.append(parsed[0])
-            kept_dosages.append(parsed[1])
+            if not raw:
+                continue
+            parsed = _vectorised_record(raw, number, len(samples), site_filter, lengths, dosage)
+            if parsed is None:
+                continue
+            if isinstance(parsed, _Deferred) and terminated:
+                if block.add(parsed, raw):
+                    flush()
+                continue
+            flush()  # kept sites stay in file order, and an earlier line's refusal comes first
+            try:
+                if not isinstance(parsed, tuple):
+                    # Anything the vectorised reader does not take as it is (odd spellings, errors) gets the
+                    # cell-by-cell reader: the same answers, and refusals that name the line and column.
+                    parsed = exact(raw, number, len(samples))
+            except InvalidInput as error:
+                if not terminated:
+                    raise origin.error(InvalidInput, f"{label} line {number}: input ends mid-line (truncated upload?)") from None
+                raise error
+            if parsed is not None:
+                kept_sites.append(parsed[0])
+                kept_dosages.append(parsed[1])
+        flush()
+    except ClinpredError:
+        flush()  # a refusal of an earlier line in the block comes first
+        raise
 
     if first:
         raise origin.error(InvalidInput, f"{label}: empty input")
     if samples is None:
         raise origin.error(InvalidInput, f"{label}: no #CHROM header line (truncated or not a VCF)")
     return Genotypes(samples, tuple(kept_sites), tuple(kept_dosages), build, evidence, label)
+
+
+class _Exact:
+    """The answer of `_vectorised_record` for a line it leaves to the cell-by-cell reader."""
+
+
+_EXACT = _Exact()
+_TAB, _COLON, _DOT, _SLASH, _PIPE, _ZERO = (ord(c) for c in "\t:./|0")
+# Bytes a DS value may hold for the vectorised reader; anything else (NaN, "1_0", signs) goes cell by cell.
+_DS_BYTES = frozenset(b"0123456789.eE-\t:")
+Record = tuple[VcfSite, Dosages]
+# Calls decoded together in one numpy pass: a VCF of many sites and few samples has short lines,
+# and one pass per line would cost more in numpy's per-call overhead than in decoding.
+BLOCK_CELL_BYTES = 4 << 20
+BLOCK_LINES = 4096
+
+
+@dataclass(frozen=True)
+class _Deferred:
+    """A kept biallelic site whose cells are all three-byte GT calls: decoded later with its block."""
+
+    site: VcfSite
+    cells: bytes
+
+
+class _CallBlock:
+    """Deferred sites waiting to be decoded as one (sites, samples, 4) byte array."""
+
+    def __init__(self) -> None:
+        self.entries: list[tuple[_Deferred, bytes]] = []
+        self.cell_bytes = 0
+
+    def add(self, deferred: _Deferred, raw: bytes) -> bool:
+        """Keep `deferred` (its whole line `raw` too, for the exact reader); True when the block is full."""
+        self.entries.append((deferred, raw))
+        self.cell_bytes += len(deferred.cells)
+        return self.cell_bytes >= BLOCK_CELL_BYTES or len(self.entries) >= BLOCK_LINES
+
+    def decode(self, exact: Callable[[bytes, int, int], Record | None]) -> Iterator[Record]:
+        """The block's records in file order; a site with any call the fast rules do not cover goes to `exact`."""
+        entries, self.entries, self.cell_bytes = self.entries, [], 0
+        if not entries:
+            return
+        n_samples = (len(entries[0][0].cells) + 1) // 4
+        cells = np.frombuffer(b"\t".join(d.cells for d, _ in entries) + b"\t", dtype="<u4")
+        values, valid = _three_byte_calls(cells.reshape(len(entries), n_samples))
+        row_valid: npt.NDArray[np.bool_] = np.all(valid, axis=1)
+        for row, (deferred, raw) in enumerate(entries):
+            if row_valid[row]:
+                yield deferred.site, values[row][None, :]
+            else:
+                record = exact(raw, deferred.site.line, n_samples)
+                if record is not None:
+                    yield record
+
+
+def _three_byte_calls(cells: npt.NDArray[np.uint32]) -> tuple[npt.NDArray[np.float16], npt.NDArray[np.bool_]]:
+    """ALT counts of biallelic "a/b" calls, each cell with its tab as one little-endian 32-bit word; and validity.
+
+    One table look-up per cell, indexed by the two allele bytes: 0/1/2 copies, NaN when either
+    allele is "." (missing, as the exact reader has it, whatever the other byte), 100 for anything
+    else, which makes the call invalid; the separator and tab bytes are checked with one mask.
+    """
+    alleles = (cells & 0xFF) | ((cells >> 8) & 0xFF00)
+    values = _CALL_COUNT[alleles]
+    framing = cells & 0xFF00FF00
+    valid = ((framing == _SLASH_FRAME) | (framing == _PIPE_FRAME)) & ~(values >= _NOT_AN_ALLELE)
+    return values, valid
+
+
+def _call_counts() -> npt.NDArray[np.float16]:
+    table = np.full((256, 256), _NOT_AN_ALLELE, dtype=np.float16)  # [second allele byte, first allele byte]
+    counts = {ord("0"): 0.0, ord("1"): 1.0}
+    for second, second_count in counts.items():
+        for first, first_count in counts.items():
+            table[second, first] = first_count + second_count
+    table[ord("."), :] = np.nan
+    table[:, ord(".")] = np.nan
+    return table.reshape(-1)
+
+
+_NOT_AN_ALLELE = 100.0
+_CALL_COUNT = _call_counts()
+_SLASH_FRAME = (_TAB << 24) | (_SLASH << 8)
+_PIPE_FRAME = (_TAB << 24) | (_PIPE << 8)
+
+
+def _vectorised_record(
+    raw: bytes,
+    number: int,
+    n_samples: int,
+    site_filter: set[tuple[str, int]] | None,
+    lengths: dict[str, int],
+    dosage: DosageSource,
+) -> Record | _Deferred | _Exact | None:
+    """A record parsed with numpy over its whole line; None if `site_filter` skips it.
+
+    Why: a biobank VCF line holds tens of thousands of cells, and a Python step per cell costs
+    a second per few hundred lines. The line is split once at the fixed columns; a site the score
+    does not need is dropped after its column count and position are checked, without touching its
+    cells; GT calls of one or three bytes ("0/1", "1|1", "./.", haploid "1") are decoded as a byte
+    matrix; DS values are converted in one numpy call. A biallelic GT-only line of three-byte cells
+    is returned `_Deferred`, to be decoded with its neighbours (`_CallBlock`). Anything else returns
+    `_EXACT`, and `_parse_record` reads the line cell by cell with the same rules (and refuses what
+    is wrong).
+    """
+    parts = raw.split(b"\t", 9)
+    if len(parts) != 10 or parts[9].count(b"\t") != n_samples - 1 or not raw.isascii():
+        return _EXACT
+    pos_text = parts[1]
+    if not pos_text.isdigit():
+        return _EXACT
+    chrom = normalise_chrom(parts[0].decode())
+    pos = int(pos_text)
+    if pos <= 0 or (chrom in lengths and pos > lengths[chrom]):
+        return _EXACT
+    if site_filter is not None and (chrom, pos) not in site_filter:
+        return None
+    ref = parts[3].decode().upper()
+    alt_text = parts[4].decode()
+    alts = () if alt_text == "." else tuple(a.upper() for a in alt_text.split(","))
+    if not _BASES.match(ref) or any(not a for a in alts) or len(alts) > 9:
+        return _EXACT
+    format_keys = parts[8].split(b":")
+    ds_at = format_keys.index(b"DS") if (b"DS" in format_keys and dosage == "auto") else None
+    gt_at = format_keys.index(b"GT") if b"GT" in format_keys else None
+    haploid_ok = chrom in _HAPLOID_CHROMS
+    cells = parts[9]
+    values: npt.NDArray[np.float64] | None
+    if ds_at is not None:
+        values = _ds_values(cells, n_samples, len(format_keys), ds_at, gt_at, len(alts), haploid_ok)
+    elif gt_at == 0 and len(format_keys) == 1 and len(alts) == 1 and len(cells) == 4 * n_samples - 1:
+        return _Deferred(VcfSite(chrom, pos, ref, alts, number), cells)
+    elif gt_at == 0:
+        values = _gt_values(cells, n_samples, len(format_keys) > 1, len(alts), haploid_ok)
+    else:
+        values = None
+    if values is None:
+        return _EXACT
+    return VcfSite(chrom, pos, ref, alts, number), values
+
+
+def _gt_values(
+    cells: bytes, n_samples: int, has_more_keys: bool, n_alts: int, haploid_ok: bool
+) -> npt.NDArray[np.float64] | None:
+    """Alt-allele counts (n_alts, samples) from cells whose first key is GT; None if a call needs the exact reader."""
+    data = np.frombuffer(cells, dtype=np.uint8)
+    if not has_more_keys and len(data) == 4 * n_samples - 1:
+        # Every cell is three bytes ("0/1"): the line is a (samples, 4) matrix once a tab is appended.
+        matrix = np.frombuffer(cells + b"\t", dtype=np.uint8).reshape(n_samples, 4)
+        if not np.all(matrix[:, 3] == _TAB):
+            return None  # the widths add up, but not every cell is three bytes
+        first, separator, second = matrix[:, 0], matrix[:, 1], matrix[:, 2]
+        single = np.zeros(n_samples, dtype=bool)
+    else:
+        boundaries = np.flatnonzero(data == _TAB)
+        starts = np.empty(n_samples, dtype=np.intp)
+        starts[0] = 0
+        starts[1:] = boundaries + 1
+        if has_more_keys:
+            boundaries = np.flatnonzero((data == _TAB) | (data == _COLON))
+        ends_at = np.append(boundaries, len(data))
+        widths = ends_at[np.searchsorted(ends_at, starts)] - starts
+        single = widths == 1
+        if not np.all(single | (widths == 3)):
+            return None
+        padded = np.concatenate([data, np.zeros(3, dtype=np.uint8)])
+        first, separator, second = padded[starts], padded[starts + 1], padded[starts + 2]
+        second = np.where(single, first, second)
+        separator = np.where(single, _SLASH, separator)
+    if not np.all((separator == _SLASH) | (separator == _PIPE)):
+        return None
+    first_code = first.astype(np.int16) - _ZERO
+    second_code = second.astype(np.int16) - _ZERO
+    missing = (first == _DOT) | (second == _DOT)
+    codes_ok = (first_code >= 0) & (first_code <= n_alts) & (second_code >= 0) & (second_code <= n_alts)
+    if not np.all(missing | codes_ok):
+        return None
+    if not haploid_ok and np.any(single & (first != _DOT)):
+        return None  # a haploid call on an autosome: the exact reader refuses it
+    values = np.empty((n_alts, n_samples))
+    for alt in range(n_alts):
+        values[alt] = (first_code == alt + 1).astype(np.float64) + (second_code == alt + 1)
+    values[:, missing] = np.nan
+    return values
+
+
+def _ds_values(
+    cells: bytes, n_samples: int, n_keys: int, ds_at: int, gt_at: int | None, n_alts: int, haploid_ok: bool
+) -> npt.NDArray[np.float64] | None:
+    """Dosages (1, samples) of a biallelic record from DS, GT where DS is "."; None for the exact reader."""
+    if n_alts != 1:
+        return None
+    tokens = cells.replace(b":", b"\t").split(b"\t")
+    if len(tokens) != n_samples * n_keys:
+        return None  # trailing keys dropped in some cells
+    ds_tokens = tokens[ds_at::n_keys]
+    text = np.array(ds_tokens)
+    absent = text == b"."
+    present = text[~absent]
+    if not set(b"".join(present.tolist())) <= _DS_BYTES:
+        return None
+    try:
+        parsed = present.astype(np.float64)
+    except ValueError:
+        return None
+    if not np.all((parsed >= 0.0) & (parsed <= 2.0)):
+        return None
+    values = np.full((1, n_samples), np.nan)
+    # plink2 stores dosages in units of 1/16384; rounding the same way keeps scores equal to its output.
+    values[0, ~absent] = np.floor(parsed * DOSAGE_UNITS + 0.5) / DOSAGE_UNITS
+    if np.any(absent) and gt_at is not None:
+        gt_tokens = tokens[gt_at::n_keys]
+        calls = {b"0/0": 0.0, b"0|0": 0.0, b"0/1": 1.0, b"0|1": 1.0, b"1/0": 1.0, b"1|0": 1.0, b"1/1": 2.0,
+                 b"1|1": 2.0, b"./.": np.nan, b".|.": np.nan, b".": np.nan}
+        if haploid_ok:
+            calls.update({b"0": 0.0, b"1": 2.0})
+        for sample in np.flatnonzero(absent):
+            call = calls.get(gt_tokens[sample])
+            if call is None:
+                return None
+            values[0, sample] = call
+    return values
 
 
 def _parse_record(

@@ -196,6 +196,13 @@ def run_genomics_score(snippet: Snippet, work: Workspace) -> None:
     assert all(s["variants_matched"] == 282 and s["pgs_id"] == "PGS000004" for s in scores)
 
 
+def run_genomics_pgen(snippet: Snippet, work: Workspace) -> None:
+    # The fileset plink2 makes of the previous block's cohort.vcf scores as that VCF does.
+    rows = [line.split("\t") for line in work.bash(snippet.text).splitlines() if line.startswith("example-")]
+    assert [r[0] for r in rows] == ["example-1", "example-2", "example-3"]
+    assert all(r[1] == "PGS000004" and r[3] == "282" for r in rows)
+
+
 def run_encrypted_python(snippet: Snippet, work: Workspace) -> None:
     score_line, risk_line = work.python(snippet.text).strip().splitlines()[-2:]
     assert 0 < float(score_line.split()[1]) < 100  # a percentile
@@ -249,6 +256,7 @@ RULES: list[tuple[str, Callable[[Snippet, Workspace], None]]] = [
     ("clinpred simulate deterioration", run_deterioration_training),
     ("clinpred call genomics assess --vcf patient.vcf", run_genomics_assess),
     ("clinpred genomics score --vcf cohort.vcf", run_genomics_score),
+    ("clinpred genomics score --pgen cohort", run_genomics_pgen),
     ("client.score_encrypted(", run_encrypted_python),
     ("clinpred models list", run_models),
     ("make lint", run_development),

@@ -16,6 +16,8 @@ from clinpred.pilots.genomics.registry import BREAST
 from clinpred.pilots.genomics.scoring import score_vcf
 from clinpred.pilots.genomics.scoring_file import ScoringFile
 from tests.integration.genomics.conftest import vcf_text
+from tests.unit.pilots.genomics.plink2 import plink2_executable
+from tests.unit.pilots.genomics.test_genomics_pgen import make_pgen
 
 runner = CliRunner()
 
@@ -95,3 +97,29 @@ def test_train_genomics_writes_a_package_with_a_progress_bar(
     assert "pipeline check" in result.output and "calibration_max_relative_error" in result.output
     package = ModelPackage.open(tmp_path / "models" / "genomics" / "colorectal-pgs900001" / "1.0.0")
     assert package.metadata["pgs_id"] == "PGS900001" and package.metadata["cancer"] == "colorectal"
+
+
+def test_score_reads_a_plink2_fileset_as_it_reads_the_vcf(
+    tmp_path: Path, pgs_file: Path, pgs37: ScoringFile
+) -> None:
+    vcf = tmp_path / "cohort.vcf"
+    vcf.write_bytes(vcf_text(pgs37, 60, seed=8, missing=0.03))
+    make_pgen(plink2_executable(), vcf, tmp_path / "cohort", dosage=False)
+    from_vcf = runner.invoke(app, ["genomics", "score", "--vcf", str(vcf), "--pgs", str(pgs_file), "--json"])
+    from_pgen = runner.invoke(app, ["genomics", "score", "--pgen", str(tmp_path / "cohort"), "--pgs", str(pgs_file),
+                                    "--json"])
+    assert from_vcf.exit_code == 0 and from_pgen.exit_code == 0, from_pgen.output
+    assert json.loads(from_pgen.stdout) == json.loads(from_vcf.stdout)
+    assert len(json.loads(from_pgen.stdout)["scores"][0]["top_variants"]) == 10
+    table = runner.invoke(app, ["genomics", "score", "--pgen", str(tmp_path / "cohort"), "--pgs", str(pgs_file)])
+    assert table.exit_code == 0 and len(table.stdout.splitlines()) == 61
+
+
+@pytest.mark.parametrize("given", [[], ["--vcf", "cohort.vcf", "--pgen", "cohort"]])
+def test_score_needs_exactly_one_of_vcf_and_pgen(tmp_path: Path, pgs_file: Path, pgs37: ScoringFile,
+                                                given: list[str]) -> None:
+    (tmp_path / "cohort.vcf").write_bytes(vcf_text(pgs37, 1, seed=1))
+    arguments = [a if a.startswith("--") else str(tmp_path / a) for a in given]
+    result = runner.invoke(app, ["genomics", "score", *arguments, "--pgs", str(pgs_file)])
+    assert result.exit_code == ExitCode.INVALID_INPUT
+    assert "--vcf" in result.stderr and "--pgen" in result.stderr
