@@ -19,7 +19,7 @@ import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple, TypeVar
+from typing import NamedTuple
 
 from clinpred.pilots.common.cancellation import Deadline, check_deadline
 from clinpred.pilots.common.errors import InputOrigin, InvalidInput, ResourceExhausted
