@@ -6,12 +6,27 @@ from collections.abc import Iterable, Iterator, Mapping
 
 from clinpred.services.api.tumor.v1 import tumor_pb2, tumor_pb2_grpc
 from clinpred.services.common.channel import ClientTls, open_channel
+from clinpred.services.common.sealed_channel import SealedChannel
+from clinpred.services.common.sealing_keys import SealingKey
 
 
 class TumorClient:
-    def __init__(self, target: str, timeout: float = 10.0, tls: ClientTls | None = None) -> None:
+    """`sealed=True`: every unary call travels sealed to the service's key (or the pinned `sealing_key`);
+    `classify_stream` then raises SealedStreamError (use `classify_batch`)."""
+
+    def __init__(
+        self,
+        target: str,
+        timeout: float = 10.0,
+        tls: ClientTls | None = None,
+        *,
+        sealed: bool = False,
+        sealing_key: SealingKey | None = None,
+    ) -> None:
         self.channel = open_channel(target, tls)
-        self.stub = tumor_pb2_grpc.TumorClassificationServiceStub(self.channel)
+        service = tumor_pb2.DESCRIPTOR.services_by_name["TumorClassificationService"]
+        calls = SealedChannel(self.channel, service, sealing_key) if sealed else self.channel
+        self.stub = tumor_pb2_grpc.TumorClassificationServiceStub(calls)
         self.timeout = timeout
 
     def __enter__(self) -> TumorClient:

@@ -23,9 +23,10 @@ _sym_db = _symbol_database.Default()
 
 
 from clinpred.services.api.common.v1 import prediction_pb2 as clinpred_dot_common_dot_v1_dot_prediction__pb2
+from clinpred.services.api.common.v1 import sealed_pb2 as clinpred_dot_common_dot_v1_dot_sealed__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x63linpred/tumor/v1/tumor.proto\x12\x11\x63linpred.tumor.v1\x1a#clinpred/common/v1/prediction.proto\"\x8b\x01\n\tTumorCase\x12\x0f\n\x07\x63\x61se_id\x18\x01 \x01(\t\x12<\n\x08\x66\x65\x61tures\x18\x02 \x03(\x0b\x32*.clinpred.tumor.v1.TumorCase.FeaturesEntry\x1a/\n\rFeaturesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\xdc\x02\n\x0e\x43lassification\x12\x0f\n\x07\x63\x61se_id\x18\x01 \x01(\t\x12\r\n\x05label\x18\x02 \x01(\t\x12;\n\rprobabilities\x18\x03 \x03(\x0b\x32$.clinpred.common.v1.ClassProbability\x12\x1c\n\x14positive_probability\x18\x04 \x01(\x01\x12\x32\n\nconfidence\x18\x05 \x01(\x0b\x32\x1e.clinpred.common.v1.Confidence\x12\x34\n\x0b\x65xplanation\x18\x06 \x01(\x0b\x32\x1f.clinpred.common.v1.Explanation\x12\x33\n\x0cout_of_range\x18\x07 \x03(\x0b\x32\x1d.clinpred.common.v1.RangeFlag\x12\x30\n\x05model\x18\x08 \x01(\x0b\x32!.clinpred.common.v1.ModelIdentity\"C\n\x0f\x43lassifyRequest\x12\x30\n\ntumor_case\x18\x01 \x01(\x0b\x32\x1c.clinpred.tumor.v1.TumorCase\"M\n\x10\x43lassifyResponse\x12\x39\n\x0e\x63lassification\x18\x01 \x01(\x0b\x32!.clinpred.tumor.v1.Classification\"C\n\x14\x43lassifyBatchRequest\x12+\n\x05\x63\x61ses\x18\x01 \x03(\x0b\x32\x1c.clinpred.tumor.v1.TumorCase\"S\n\x15\x43lassifyBatchResponse\x12:\n\x0f\x63lassifications\x18\x01 \x03(\x0b\x32!.clinpred.tumor.v1.Classification\"I\n\x15\x43lassifyStreamRequest\x12\x30\n\ntumor_case\x18\x01 \x01(\x0b\x32\x1c.clinpred.tumor.v1.TumorCase\"S\n\x16\x43lassifyStreamResponse\x12\x39\n\x0e\x63lassification\x18\x01 \x01(\x0b\x32!.clinpred.tumor.v1.Classification\"\x15\n\x13GetModelInfoRequest\"\xcf\x02\n\x14GetModelInfoResponse\x12\x30\n\x05model\x18\x01 \x01(\x0b\x32!.clinpred.common.v1.ModelIdentity\x12\x31\n\x08\x66\x65\x61tures\x18\x02 \x03(\x0b\x32\x1f.clinpred.common.v1.FeatureSpec\x12\x0f\n\x07\x63lasses\x18\x03 \x03(\t\x12\x16\n\x0epositive_class\x18\x04 \x01(\t\x12\x45\n\x07metrics\x18\x05 \x03(\x0b\x32\x34.clinpred.tumor.v1.GetModelInfoResponse.MetricsEntry\x12\x1a\n\x12\x63onformal_coverage\x18\x06 \x01(\x01\x12\x16\n\x0emax_batch_size\x18\x07 \x01(\r\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x32\xa1\x03\n\x1aTumorClassificationService\x12S\n\x08\x43lassify\x12\".clinpred.tumor.v1.ClassifyRequest\x1a#.clinpred.tumor.v1.ClassifyResponse\x12\x62\n\rClassifyBatch\x12\'.clinpred.tumor.v1.ClassifyBatchRequest\x1a(.clinpred.tumor.v1.ClassifyBatchResponse\x12i\n\x0e\x43lassifyStream\x12(.clinpred.tumor.v1.ClassifyStreamRequest\x1a).clinpred.tumor.v1.ClassifyStreamResponse(\x01\x30\x01\x12_\n\x0cGetModelInfo\x12&.clinpred.tumor.v1.GetModelInfoRequest\x1a\'.clinpred.tumor.v1.GetModelInfoResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x63linpred/tumor/v1/tumor.proto\x12\x11\x63linpred.tumor.v1\x1a#clinpred/common/v1/prediction.proto\x1a\x1f\x63linpred/common/v1/sealed.proto\"\x8b\x01\n\tTumorCase\x12\x0f\n\x07\x63\x61se_id\x18\x01 \x01(\t\x12<\n\x08\x66\x65\x61tures\x18\x02 \x03(\x0b\x32*.clinpred.tumor.v1.TumorCase.FeaturesEntry\x1a/\n\rFeaturesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\xdc\x02\n\x0e\x43lassification\x12\x0f\n\x07\x63\x61se_id\x18\x01 \x01(\t\x12\r\n\x05label\x18\x02 \x01(\t\x12;\n\rprobabilities\x18\x03 \x03(\x0b\x32$.clinpred.common.v1.ClassProbability\x12\x1c\n\x14positive_probability\x18\x04 \x01(\x01\x12\x32\n\nconfidence\x18\x05 \x01(\x0b\x32\x1e.clinpred.common.v1.Confidence\x12\x34\n\x0b\x65xplanation\x18\x06 \x01(\x0b\x32\x1f.clinpred.common.v1.Explanation\x12\x33\n\x0cout_of_range\x18\x07 \x03(\x0b\x32\x1d.clinpred.common.v1.RangeFlag\x12\x30\n\x05model\x18\x08 \x01(\x0b\x32!.clinpred.common.v1.ModelIdentity\"C\n\x0f\x43lassifyRequest\x12\x30\n\ntumor_case\x18\x01 \x01(\x0b\x32\x1c.clinpred.tumor.v1.TumorCase\"M\n\x10\x43lassifyResponse\x12\x39\n\x0e\x63lassification\x18\x01 \x01(\x0b\x32!.clinpred.tumor.v1.Classification\"C\n\x14\x43lassifyBatchRequest\x12+\n\x05\x63\x61ses\x18\x01 \x03(\x0b\x32\x1c.clinpred.tumor.v1.TumorCase\"S\n\x15\x43lassifyBatchResponse\x12:\n\x0f\x63lassifications\x18\x01 \x03(\x0b\x32!.clinpred.tumor.v1.Classification\"I\n\x15\x43lassifyStreamRequest\x12\x30\n\ntumor_case\x18\x01 \x01(\x0b\x32\x1c.clinpred.tumor.v1.TumorCase\"S\n\x16\x43lassifyStreamResponse\x12\x39\n\x0e\x63lassification\x18\x01 \x01(\x0b\x32!.clinpred.tumor.v1.Classification\"\x15\n\x13GetModelInfoRequest\"\xcf\x02\n\x14GetModelInfoResponse\x12\x30\n\x05model\x18\x01 \x01(\x0b\x32!.clinpred.common.v1.ModelIdentity\x12\x31\n\x08\x66\x65\x61tures\x18\x02 \x03(\x0b\x32\x1f.clinpred.common.v1.FeatureSpec\x12\x0f\n\x07\x63lasses\x18\x03 \x03(\t\x12\x16\n\x0epositive_class\x18\x04 \x01(\t\x12\x45\n\x07metrics\x18\x05 \x03(\x0b\x32\x34.clinpred.tumor.v1.GetModelInfoResponse.MetricsEntry\x12\x1a\n\x12\x63onformal_coverage\x18\x06 \x01(\x01\x12\x16\n\x0emax_batch_size\x18\x07 \x01(\r\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"!\n\rSealedRequest\x12\x10\n\x08\x65nvelope\x18\x01 \x01(\x0c\"\"\n\x0eSealedResponse\x12\x10\n\x08\x65nvelope\x18\x01 \x01(\x0c\"\x1d\n\x1bGetKeyConfigurationsRequest\"j\n\x1cGetKeyConfigurationsResponse\x12\x32\n\x04keys\x18\x01 \x03(\x0b\x32$.clinpred.common.v1.KeyConfiguration\x12\x16\n\x0e\x63urrent_key_id\x18\x02 \x01(\t2\xe9\x04\n\x1aTumorClassificationService\x12S\n\x08\x43lassify\x12\".clinpred.tumor.v1.ClassifyRequest\x1a#.clinpred.tumor.v1.ClassifyResponse\x12\x62\n\rClassifyBatch\x12\'.clinpred.tumor.v1.ClassifyBatchRequest\x1a(.clinpred.tumor.v1.ClassifyBatchResponse\x12i\n\x0e\x43lassifyStream\x12(.clinpred.tumor.v1.ClassifyStreamRequest\x1a).clinpred.tumor.v1.ClassifyStreamResponse(\x01\x30\x01\x12_\n\x0cGetModelInfo\x12&.clinpred.tumor.v1.GetModelInfoRequest\x1a\'.clinpred.tumor.v1.GetModelInfoResponse\x12M\n\x06Sealed\x12 .clinpred.tumor.v1.SealedRequest\x1a!.clinpred.tumor.v1.SealedResponse\x12w\n\x14GetKeyConfigurations\x12..clinpred.tumor.v1.GetKeyConfigurationsRequest\x1a/.clinpred.tumor.v1.GetKeyConfigurationsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,30 +37,38 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TUMORCASE_FEATURESENTRY']._serialized_options = b'8\001'
   _globals['_GETMODELINFORESPONSE_METRICSENTRY']._loaded_options = None
   _globals['_GETMODELINFORESPONSE_METRICSENTRY']._serialized_options = b'8\001'
-  _globals['_TUMORCASE']._serialized_start=90
-  _globals['_TUMORCASE']._serialized_end=229
-  _globals['_TUMORCASE_FEATURESENTRY']._serialized_start=182
-  _globals['_TUMORCASE_FEATURESENTRY']._serialized_end=229
-  _globals['_CLASSIFICATION']._serialized_start=232
-  _globals['_CLASSIFICATION']._serialized_end=580
-  _globals['_CLASSIFYREQUEST']._serialized_start=582
-  _globals['_CLASSIFYREQUEST']._serialized_end=649
-  _globals['_CLASSIFYRESPONSE']._serialized_start=651
-  _globals['_CLASSIFYRESPONSE']._serialized_end=728
-  _globals['_CLASSIFYBATCHREQUEST']._serialized_start=730
-  _globals['_CLASSIFYBATCHREQUEST']._serialized_end=797
-  _globals['_CLASSIFYBATCHRESPONSE']._serialized_start=799
-  _globals['_CLASSIFYBATCHRESPONSE']._serialized_end=882
-  _globals['_CLASSIFYSTREAMREQUEST']._serialized_start=884
-  _globals['_CLASSIFYSTREAMREQUEST']._serialized_end=957
-  _globals['_CLASSIFYSTREAMRESPONSE']._serialized_start=959
-  _globals['_CLASSIFYSTREAMRESPONSE']._serialized_end=1042
-  _globals['_GETMODELINFOREQUEST']._serialized_start=1044
-  _globals['_GETMODELINFOREQUEST']._serialized_end=1065
-  _globals['_GETMODELINFORESPONSE']._serialized_start=1068
-  _globals['_GETMODELINFORESPONSE']._serialized_end=1403
-  _globals['_GETMODELINFORESPONSE_METRICSENTRY']._serialized_start=1357
-  _globals['_GETMODELINFORESPONSE_METRICSENTRY']._serialized_end=1403
-  _globals['_TUMORCLASSIFICATIONSERVICE']._serialized_start=1406
-  _globals['_TUMORCLASSIFICATIONSERVICE']._serialized_end=1823
+  _globals['_TUMORCASE']._serialized_start=123
+  _globals['_TUMORCASE']._serialized_end=262
+  _globals['_TUMORCASE_FEATURESENTRY']._serialized_start=215
+  _globals['_TUMORCASE_FEATURESENTRY']._serialized_end=262
+  _globals['_CLASSIFICATION']._serialized_start=265
+  _globals['_CLASSIFICATION']._serialized_end=613
+  _globals['_CLASSIFYREQUEST']._serialized_start=615
+  _globals['_CLASSIFYREQUEST']._serialized_end=682
+  _globals['_CLASSIFYRESPONSE']._serialized_start=684
+  _globals['_CLASSIFYRESPONSE']._serialized_end=761
+  _globals['_CLASSIFYBATCHREQUEST']._serialized_start=763
+  _globals['_CLASSIFYBATCHREQUEST']._serialized_end=830
+  _globals['_CLASSIFYBATCHRESPONSE']._serialized_start=832
+  _globals['_CLASSIFYBATCHRESPONSE']._serialized_end=915
+  _globals['_CLASSIFYSTREAMREQUEST']._serialized_start=917
+  _globals['_CLASSIFYSTREAMREQUEST']._serialized_end=990
+  _globals['_CLASSIFYSTREAMRESPONSE']._serialized_start=992
+  _globals['_CLASSIFYSTREAMRESPONSE']._serialized_end=1075
+  _globals['_GETMODELINFOREQUEST']._serialized_start=1077
+  _globals['_GETMODELINFOREQUEST']._serialized_end=1098
+  _globals['_GETMODELINFORESPONSE']._serialized_start=1101
+  _globals['_GETMODELINFORESPONSE']._serialized_end=1436
+  _globals['_GETMODELINFORESPONSE_METRICSENTRY']._serialized_start=1390
+  _globals['_GETMODELINFORESPONSE_METRICSENTRY']._serialized_end=1436
+  _globals['_SEALEDREQUEST']._serialized_start=1438
+  _globals['_SEALEDREQUEST']._serialized_end=1471
+  _globals['_SEALEDRESPONSE']._serialized_start=1473
+  _globals['_SEALEDRESPONSE']._serialized_end=1507
+  _globals['_GETKEYCONFIGURATIONSREQUEST']._serialized_start=1509
+  _globals['_GETKEYCONFIGURATIONSREQUEST']._serialized_end=1538
+  _globals['_GETKEYCONFIGURATIONSRESPONSE']._serialized_start=1540
+  _globals['_GETKEYCONFIGURATIONSRESPONSE']._serialized_end=1646
+  _globals['_TUMORCLASSIFICATIONSERVICE']._serialized_start=1649
+  _globals['_TUMORCLASSIFICATIONSERVICE']._serialized_end=2266
 # @@protoc_insertion_point(module_scope)
