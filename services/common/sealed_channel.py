@@ -54,6 +54,9 @@ class SealedCallError(grpc.RpcError, grpc.Call):
     def trailing_metadata(self) -> tuple[tuple[str, str | bytes], ...]:
         return tuple(self._plain.trailing_metadata)
 
+    def debug_error_string(self) -> str:
+        return f"sealed call failed: {self.code().name}: {self.details()}"
+
     def initial_metadata(self) -> tuple[tuple[str, str | bytes], ...]:
         return ()
 
