@@ -353,30 +353,53 @@ def fhir(
     insecure_development: InsecureOption = False,
     sealed: SealedOption = False,
 ) -> None:
-    """The latest score as HL7 FHIR R4: a RiskAssessment and the PEWS Observation (ExportFhir).
+    """The latest score as one HL7 FHIR R4 Bundle: RiskAssessment, PEWS and vital-sign Observations, model Device (ExportFhir).
 
-    --json: the ExportFhirResponse, whose riskAssessmentJson and pewsObservationJson hold the two FHIR
-    resources as JSON text (e.g. `... --json | jq -r .riskAssessmentJson`).
+    Prints one line per resource of the Bundle. --json: the ExportFhirResponse, whose bundleJson holds
+    the Bundle as JSON text (e.g. `... --json | jq -r .bundleJson`).
     """
     with _client(target, timeout, tls_dir, insecure_development, sealed) as client:
         answer = client.export_fhir(patient_id)
     if as_json:
         print_message(answer)
         return
-    risk, pews = json.loads(answer.risk_assessment_json), json.loads(answer.pews_observation_json)
-    prediction = (risk.get("prediction") or [{}])[0]
-    probability = prediction.get("probabilityDecimal")
-    shown = f"{probability:.4f}" if isinstance(probability, float) else str(probability)
-    qualitative = ((prediction.get("qualitativeRisk") or {}).get("coding") or [{}])[0].get("code", "-")
-    typer.echo(
-        f"RiskAssessment/{risk.get('id')} ({risk.get('status')}, {risk.get('occurrenceDateTime')}): "
-        f"{(prediction.get('outcome') or {}).get('text', 'outcome')}, probability {shown}, "
-        f"{qualitative} risk"
-    )
-    typer.echo(
-        f"Observation/{pews.get('id')} ({pews.get('status')}, {pews.get('effectiveDateTime')}): "
-        f"{(pews.get('code') or {}).get('text', 'PEWS')} = {(pews.get('valueQuantity') or {}).get('value')}"
-    )
+    bundle = json.loads(answer.bundle_json)
+    for entry in bundle.get("entry") or []:
+        typer.echo(_bundle_line(entry.get("resource") or {}))
+
+
+def _bundle_line(resource: dict[str, Any]) -> str:
+    """One resource of an exported Bundle, in a line a person reads."""
+    kind = resource.get("resourceType")
+    head = f"{kind}/{resource.get('id')}"
+    if kind == "RiskAssessment":
+        prediction = (resource.get("prediction") or [{}])[0]
+        probability = prediction.get("probabilityDecimal")
+        shown = f"{probability:.4f}" if isinstance(probability, float) else str(probability)
+        band = ((prediction.get("extension") or [{}])[0].get("valueCodeableConcept") or {}).get("coding") or [{}]
+        qualitative = ((prediction.get("qualitativeRisk") or {}).get("coding") or [{}])[0].get("code")
+        likelihood = f", HL7 {qualitative} likelihood" if qualitative else ""
+        return (
+            f"{head} ({resource.get('status')}, {resource.get('occurrenceDateTime')}): "
+            f"{(prediction.get('outcome') or {}).get('text', 'outcome')}, probability {shown}, "
+            f"{band[0].get('code', '-')} alert band{likelihood}"
+        )
+    if kind == "Observation":
+        code = (resource.get("code") or {}).get("text", "Observation")
+        quantity = resource.get("valueQuantity")
+        if quantity is not None:
+            value = f"{quantity.get('value')}"
+            unit = quantity.get("unit")
+            value += f" {unit}" if unit and unit != "points" else ""
+        else:
+            value = str((resource.get("valueCodeableConcept") or {}).get("text", "-"))
+        return f"{head} ({resource.get('status')}, {resource.get('effectiveDateTime')}): {code} = {value}"
+    if kind == "Device":
+        name = ((resource.get("deviceName") or [{}])[0]).get("name")
+        version = ((resource.get("version") or [{}])[0]).get("value")
+        sha256 = ((resource.get("identifier") or [{}])[0]).get("value")
+        return f"{head}: model {name} {version}, package sha256 {sha256}"
+    return head
 
 
 @call_app.command("info")

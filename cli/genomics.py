@@ -3,7 +3,8 @@
 Options that several commands share mean the same everywhere:
 - `--build GRCh37|GRCh38`: the VCF's genome build; optional, read from the VCF header
   (##contig lengths, else ##reference) when omitted. A declared build is checked against the header.
-- `--family-history CANCER`: a cancer a first-degree relative had; repeat for several.
+- `--relatives CANCER=N`: N first-degree relatives had CANCER; repeat for several cancers.
+- `--family-history CANCER`: deprecated, the same as `--relatives CANCER=1`.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from clinpred.cli.settings import CliSettings
 from clinpred.pilots.common.errors import FailedPrecondition, FieldViolation, InvalidInput
 
 if TYPE_CHECKING:
-    from clinpred.pilots.genomics.risk import CancerRisk
+    from clinpred.pilots.genomics.absolute_risk import RiskAnswer
     from clinpred.pilots.genomics.scoring import SampleScore
     from clinpred.pilots.genomics.scoring_file import ScoringFile
     from clinpred.services.api.genomics.v1 import genomics_pb2
@@ -64,7 +65,11 @@ BuildOption = Annotated[
 ]
 FamilyHistoryOption = Annotated[
     list[str] | None,
-    typer.Option("--family-history", help="A cancer (e.g. breast) a first-degree relative had; repeat for several."),
+    typer.Option("--family-history", help="Deprecated: a cancer one first-degree relative had (= --relatives CANCER=1)."),
+]
+RelativesOption = Annotated[
+    list[str] | None,
+    typer.Option("--relatives", help="CANCER=N: N affected first-degree relatives (e.g. breast=2); repeat for several."),
 ]
 AgeOption = Annotated[float, typer.Option(help="Age in years.")]
 SexOption = Annotated[Sex, typer.Option(help="female or male.")]
@@ -74,21 +79,29 @@ SeedOption = Annotated[int, typer.Option(help="Seed of --example.")]
 def train(
     pgs: Annotated[Path, typer.Option("--pgs", help="PGS Catalog scoring file (with allelefrequency_effect).")],
     cancer: Annotated[str, typer.Option(help="The cancer the score predicts, e.g. breast.")] = "breast",
+    calibration: Annotated[
+        Path | None,
+        typer.Option(help="JSON of the cancer's published figures (CalibrationTargets); breast has them built in.",
+                     exists=True, dir_okay=False, readable=True),
+    ] = None,
     name: Annotated[str | None, typer.Option(help="Model name (default: <cancer>-<pgs id>).")] = None,
     version: Annotated[
         str | None, typer.Option("--package-version", help="Version of the new package (default: the next minor).")
     ] = None,
-    cohort_size: Annotated[int, typer.Option(help="Simulated cohort size.")] = 120_000,
+    cohort_size: Annotated[int, typer.Option(help="Simulated women of the pipeline check.")] = 60_000,
     reference_size: Annotated[int, typer.Option(help="Simulated reference population size.")] = 50_000,
     seed: Annotated[int, typer.Option(help="Seed: training is deterministic.")] = 7,
     register: Annotated[bool, typer.Option(help="Register the package in the BentoML model store.")] = True,
     as_json: JsonOption = False,
 ) -> None:
-    """Train the absolute-risk model of one cancer from a PGS Catalog score: simulated cohort, XGBoost, calibration.
+    """Build the absolute-risk model of one cancer from a PGS Catalog score, calibrated to registry figures.
 
-    Progress goes to standard error. --json: {"package": {"pilot", "name", "version", "sha256", "path"},
+    Published effect sizes (OR per SD, family-history relative risks), baseline incidence solved to match the
+    registry's risk at every age, competing mortality; a simulated cohort checks the pipeline. Progress goes to
+    standard error. --json: {"package": {"pilot", "name", "version", "sha256", "path"},
     "metrics": {NAME: NUMBER} (the headline figures of metrics.json), "registered": BOOL}.
     """
+    from clinpred.pilots.genomics.registry import CalibrationTargets
     from clinpred.pilots.genomics.training import train_genomics
 
     settings = CliSettings()
@@ -98,6 +111,7 @@ def train(
         models_root=settings.models_root,
         name=name,
         version=version,
+        targets=CalibrationTargets.read(calibration) if calibration is not None else None,
         cohort_size=cohort_size,
         reference_size=reference_size,
         seed=seed,
@@ -273,6 +287,7 @@ def assess(
     build: BuildOption = None,
     age: AgeOption = 52.0,
     sex: SexOption = Sex.female,
+    relatives: RelativesOption = None,
     family_history: FamilyHistoryOption = None,
     sample: Annotated[str, typer.Option(help="The VCF sample to assess (default: every sample).")] = "",
     cancer: Annotated[list[str] | None, typer.Option(help="Cancers to assess; repeat for several (default: all).")] = None,
@@ -285,7 +300,7 @@ def assess(
     insecure_development: InsecureOption = False,
     sealed: SealedOption = False,
 ) -> None:
-    """Risk per cancer for the samples of a VCF: score, percentile, absolute risk, top variants, SHAP (AssessVcf).
+    """Risk per cancer for the samples of a VCF: score, percentile, absolute risk, top variants, reasons (AssessVcf).
 
     Large VCFs go up as a streamed upload (AssessVcfUpload). --json: the AssessVcfResponse.
     """
@@ -295,7 +310,7 @@ def assess(
     path = _source(vcf, example)
     if example and build is not None:
         raise typer.BadParameter("--example uses the build of the published score; leave out --build", param_hint="--build")
-    person = patient(age, sex.value, family_history or [], sample_id=sample)
+    person = patient(age, sex.value, _relatives(relatives, family_history), sample_id=sample)
     with _client(target, timeout, tls_dir, insecure_development, sealed) as client:
         if path is None:
             published = client.score_layout(client.list_scores().scores[0].cancer)
@@ -322,6 +337,8 @@ def _print_risk(sample_id: str, risk: genomics_pb2.CancerRisk) -> None:
         f"  {risk.score.pgs_id} score {risk.score_sum:.4f}, z {risk.z_score:+.2f}, percentile {risk.percentile:.1f};"
         f" {risk.variants.matched} of {risk.variants.total} variants matched, {risk.variants.imputed} imputed"
     )
+    if risk.score_effect_note:
+        typer.echo(f"  {risk.score_effect_note}")
     for reason in risk.explanation.top_reasons:
         typer.echo(f"  - {reason.text}")
     top = ", ".join(f"{v.variant_id} {v.contribution:+.3f}" for v in risk.top_variants[:3])
@@ -337,9 +354,18 @@ def encrypted(
     sample: Annotated[str | None, typer.Option(help="The VCF sample (default: the first).")] = None,
     age: AgeOption = 52.0,
     sex: SexOption = Sex.female,
+    relatives: RelativesOption = None,
     family_history: FamilyHistoryOption = None,
     example: Annotated[bool, typer.Option(help="Use simulated genotypes instead of --vcf.")] = False,
     seed: SeedOption = 0,
+    keys: Annotated[
+        Path | None,
+        typer.Option(
+            help="File keeping this client's CKKS keys (secret key included, mode 0600), made on first use;"
+            " reusing it reuses their registration on the server (default: new keys, registered again).",
+            dir_okay=False,
+        ),
+    ] = None,
     target: TargetOption = DEFAULT_TARGET,
     timeout: TimeoutOption = DEFAULT_TIMEOUT,
     as_json: JsonOption = False,
@@ -349,13 +375,19 @@ def encrypted(
 ) -> None:
     """Homomorphic scoring: encrypt here, score on the server, decrypt and compute percentile and risk here.
 
-    Uses GetScoreLayout and ScoreEncrypted; the absolute risk needs a local copy of the server's model package.
+    Uses GetScoreLayout, RegisterEvaluationKeys (once per set of keys and replica: about 35 MB),
+    ScoreEncrypted (the ciphertexts and the keys' SHA-256) and GetModelInfo, whose published risk
+    parameters (checked against the model's SHA-256) give the absolute risk here; no local model package
+    is needed. A private score answers the total only: no top variants.
     --json: {"pgs_id", "cancer", "score_sum" (decrypted), "plaintext_score_sum" (scored locally), "z_score",
-    "percentile", "server_seconds", "variants": {"total", "matched", "missing", "imputed"},
+    "percentile", "server_seconds", "bytes_sent", "bytes_received", "private_weights", "registered_keys",
+    "variants": {"total", "matched", "missing", "imputed"},
     "top_variants": [{"variant_id", "contribution"}], "model": {"name", "version", "sha256"},
-    "risk": {"horizon_years", "absolute_risk", "risk_interval": [LOW, HIGH], "model": {...}} or null}.
+    "risk": {"horizon_years", "absolute_risk", "risk_interval": [LOW, HIGH], "population_average_risk",
+    "odds_ratio_per_sd", "unmeasured_variance_fraction", "score_effect_note"} or null (the model publishes
+    no risk parameters), "risk_problem": why not computed, or null}.
     """
-    from clinpred.pilots.common.model_package import list_packages
+    from clinpred.services.genomics.client import published_parameters
 
     path = _source(vcf, example)
     if example and build is not None:
@@ -376,37 +408,65 @@ def encrypted(
                     f"the VCF is in {chosen_build} but the server publishes {published.pgs_id} in {published_build};"
                     " give a VCF in that build"
                 )
+        from clinpred.services.genomics.client import ClientKeys
+
+        if keys is not None:
+            client.use_keys(ClientKeys.load_or_create(keys))
         result = client.score_encrypted(source, chosen_build, score_key, sample=sample)
-    local = [p for p in list_packages(CliSettings().models_root, "genomics") if p.identity.sha256 == result.model.sha256]
-    risk = result.risk(local[0], age, sex.value, result.cancer in (family_history or [])) if local else None
+        served = [m for m in client.model_info().models if m.model.sha256 == result.model.sha256]
+    risk: RiskAnswer | None = None
+    problem = f"the server no longer serves model {result.model.name} {result.model.version}"
+    if served and served[0].risk_parameters_json:
+        count = _relatives(relatives, family_history).get(result.cancer, 0)
+        risk = result.risk(published_parameters(served[0]), age, sex.value, count)
+    elif served:
+        problem = f"model {result.model.name} {result.model.version} publishes no risk parameters"
     if as_json:
-        print_json(_encrypted_json(result, risk))
+        print_json({**_encrypted_json(result, risk), "risk_problem": None if risk is not None else problem})
         return
     typer.echo(
         f"{result.pgs_id} ({result.cancer}): encrypted score decrypted here: {result.score_sum:.4f}"
-        f" (local plaintext {result.plaintext.score_sum:.4f}); server time {result.server_seconds:.2f} s"
+        + ("" if result.layout.private else f" (local plaintext {result.plaintext.score_sum:.4f})")
+        + f"; call {result.server_seconds:.2f} s, {result.bytes_sent:,} bytes sent, {result.bytes_received:,} received"
     )
     typer.echo(f"  z {result.z_score:+.2f}, percentile {result.percentile:.1f} (published reference distribution)")
     if risk is not None:
         typer.echo(
             f"  {risk.horizon_years:g}-year risk {risk.absolute_risk:.2%} (95% CI {risk.risk_interval[0]:.2%}-"
-            f"{risk.risk_interval[1]:.2%}), computed locally with {risk.model.name} {risk.model.version}"
+            f"{risk.risk_interval[1]:.2%}), computed here with the published parameters of {result.model.name}"
+            f" {result.model.version}"
         )
+        typer.echo(f"  {risk.score_effect_note}")
     else:
-        typer.echo(f"  no local copy of model {result.model.name} {result.model.version}: absolute risk not computed")
+        typer.echo(f"  {problem}: absolute risk not computed")
 
 
-def _encrypted_json(result: EncryptedScoreResult, risk: CancerRisk | None) -> dict[str, Any]:
+def _relatives(relatives: list[str] | None, family_history: list[str] | None) -> dict[str, int]:
+    """--relatives CANCER=N and the deprecated --family-history CANCER (one relative) as cancer -> count."""
+    counts = {cancer: 1 for cancer in family_history or []}
+    for item in relatives or []:
+        cancer, _, number = item.partition("=")
+        if not cancer or not number.isdigit():
+            raise typer.BadParameter(f"{item!r} is not CANCER=N with N a whole number", param_hint="--relatives")
+        counts[cancer] = int(number)
+    return counts
+
+
+def _encrypted_json(result: EncryptedScoreResult, risk: RiskAnswer | None) -> dict[str, Any]:
     plain = result.plaintext
     model = {"name": result.model.name, "version": result.model.version, "sha256": result.model.sha256}
     return {
         "pgs_id": result.pgs_id,
         "cancer": result.cancer,
         "score_sum": result.score_sum,
-        "plaintext_score_sum": plain.score_sum,
+        "plaintext_score_sum": None if result.layout.private else plain.score_sum,
         "z_score": result.z_score,
         "percentile": result.percentile,
         "server_seconds": result.server_seconds,
+        "bytes_sent": result.bytes_sent,
+        "bytes_received": result.bytes_received,
+        "private_weights": result.layout.private,
+        "registered_keys": result.registered_keys,
         "variants": {
             "total": plain.variants_total,
             "matched": plain.variants_matched,
@@ -421,7 +481,10 @@ def _encrypted_json(result: EncryptedScoreResult, risk: CancerRisk | None) -> di
             "horizon_years": risk.horizon_years,
             "absolute_risk": risk.absolute_risk,
             "risk_interval": list(risk.risk_interval),
-            "model": {"name": risk.model.name, "version": risk.model.version, "sha256": risk.model.sha256},
+            "population_average_risk": risk.population_average_risk,
+            "odds_ratio_per_sd": risk.odds_ratio_per_sd,
+            "unmeasured_variance_fraction": risk.unmeasured_variance_fraction,
+            "score_effect_note": risk.score_effect_note,
         },
     }
 

@@ -133,6 +133,13 @@ def classify(
     ] = None,
     example: Annotated[bool, typer.Option(help="Send a real WDBC case (malignant) instead.")] = False,
     case_id: Annotated[str, typer.Option(help="Your case id, echoed back.")] = "example-1",
+    encrypted: Annotated[
+        bool,
+        typer.Option(
+            help="Encrypt the case here (CKKS, ClassifyEncrypted): the service sees neither the features nor the answer, "
+            "which is decrypted and finished here from the layout it publishes. Same output as without."
+        ),
+    ] = False,
     target: TargetOption = DEFAULT_TARGET,
     timeout: TimeoutOption = DEFAULT_TIMEOUT,
     as_json: JsonOption = False,
@@ -140,7 +147,7 @@ def classify(
     insecure_development: InsecureOption = False,
     sealed: SealedOption = False,
 ) -> None:
-    """Classify one case (Classify). --json: the ClassifyResponse."""
+    """Classify one case (Classify; ClassifyEncrypted with --encrypted). --json: the ClassifyResponse."""
     from clinpred.services.api.tumor.v1 import tumor_pb2
 
     if example == (features is not None):
@@ -149,7 +156,7 @@ def classify(
     with _client(target, timeout, tls_dir, insecure_development, sealed) as client:
         if values is None:
             values = _wdbc_example([f.name for f in client.model_info().features])
-        answer = client.classify(values, case_id=case_id)
+        answer = client.classify_encrypted(values, case_id=case_id) if encrypted else client.classify(values, case_id=case_id)
     if as_json:
         print_message(tumor_pb2.ClassifyResponse(classification=answer))
         return

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up everything clinpred needs on a fresh machine; run again, it installs only what
 # is missing or whose inputs changed, and it never changes a tracked file.
-# Python packages go into .venv, buf (npm) into node_modules, and the
+# Python packages go into .venv, buf and FHIR.js (npm) into node_modules, and the
 # system packages the genomics pilot uses (plink2) come from Debian.
 #
 #   scripts/setup.sh            set up
@@ -54,7 +54,7 @@ if needed python-packages; then
   rm -f .venv/.clinpred-installed  # the stamp of earlier versions of this script
 fi
 if needed buf; then
-  echo "setup: installing buf (npm ci, from package-lock.json)"
+  echo "setup: installing buf and FHIR.js (npm ci, from package-lock.json)"
   npm ci --silent --no-fund --no-audit
   echo "$npm_inputs" > "$npm_stamp"
 fi

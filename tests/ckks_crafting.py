@@ -136,3 +136,29 @@ def crafted_requests(layout: EncryptedScoreLayout) -> list[Crafted]:
         Crafted("truncated ciphertext", public, (good[: len(good) // 2],), "not a CKKS vector"),
         Crafted("truncated context", public[: len(public) // 2], (good,), "not a serialised TenSEAL context"),
     ]
+
+
+def every_slot(context: ts.Context, vector: bytes) -> np.ndarray:
+    """All poly_modulus_degree / 2 slots of a one-ciphertext vector, as a client decrypting with SEAL itself
+    would see them: TenSEAL decodes only the vector's declared size, so the sizes field is rewritten."""
+    from clinpred.pilots.common.ckks import _varint, poly_modulus_degree
+
+    ciphertexts: list[bytes] = []
+    scale = b""
+    at = 0
+    while at < len(vector):
+        tag, at = _varint(vector, at)
+        number, wire = tag >> 3, tag & 7
+        if wire == 0:
+            _, at = _varint(vector, at)
+        elif wire == 1:
+            scale, at = vector[at : at + 8], at + 8
+        else:
+            length, at = _varint(vector, at)
+            if number == 2:
+                ciphertexts.append(vector[at : at + length])
+            at += length
+    (ciphertext,) = ciphertexts
+    slots = poly_modulus_degree(context) // 2
+    rebuilt = varint(1 << 3) + varint(slots) + length_delimited(2, ciphertext) + varint(3 << 3 | 1) + scale
+    return np.asarray(ts.ckks_vector_from(context, rebuilt).decrypt())

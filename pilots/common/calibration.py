@@ -104,6 +104,15 @@ class Calibrator:
         )
 
 
+def binary_probabilities_from_margins(margins: np.ndarray, calibrator: Calibrator) -> np.ndarray:
+    """Calibrated `[n, 2]` from raw log-odds of the positive class: the sigmoid a binary booster's
+    ONNX graph applies, then `calibrator`. Served answers and answers a client finishes from a
+    decrypted margin both go through here."""
+    z = np.asarray(margins, dtype=np.float64).reshape(-1)
+    positive = _sigmoid(z)
+    return calibrator.apply(np.column_stack([1.0 - positive, positive]))
+
+
 def _check_labels(p: np.ndarray, y: np.ndarray) -> np.ndarray:
     y = np.asarray(y)
     if y.shape != (p.shape[0],):

@@ -8,6 +8,7 @@ The domain never imports grpc: the transport's error interceptor turns
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeVar
 
 
 @dataclass(frozen=True)
@@ -99,3 +100,23 @@ class ViolationCollector:
     def raise_if_any(self) -> None:
         if self.violations:
             raise InvalidInput.of(self.violations)
+
+
+Error = TypeVar("Error", bound=ClinpredError)
+
+
+@dataclass(frozen=True)
+class InputOrigin:
+    """How errors about one input's content name it.
+
+    `label` starts every message (an upload is "upload": file names and sample ids never reach
+    messages); `field` is the request field the input came in (e.g. "vcf"), handed in by the
+    caller, so that the error carries a field violation naming it. None: the input is not part of
+    a request (a file on disk, the command line).
+    """
+
+    label: str
+    field: str | None = None
+
+    def error(self, kind: type[Error], message: str) -> Error:
+        return kind(message, [FieldViolation(self.field, message)] if self.field else [])

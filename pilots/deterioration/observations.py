@@ -42,9 +42,9 @@ limits: the loaders, the validators and the transport's codec all read it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from types import MappingProxyType
 from typing import Final, Literal
 
@@ -144,3 +144,22 @@ class PatientHistory:
     patient: PatientInfo
     observations: tuple[Observation, ...] = ()
     chemotherapy_at: tuple[datetime, ...] = field(default_factory=tuple)
+
+
+def latest_measurements(
+    observations: Iterable[Observation], signals: Iterable[str], at: datetime, max_age: timedelta
+) -> dict[str, Observation]:
+    """For each of `signals`, the newest observation set that measured it at or before `at` and at most
+    `max_age` before it (the first of equally new ones); signals measured by none are left out."""
+    wanted = tuple(signals)
+    latest: dict[str, Observation] = {}
+    for obs in observations:
+        if obs.observed_at > at or at - obs.observed_at > max_age:
+            continue
+        for name in wanted:
+            if getattr(obs, name) is None:
+                continue
+            current = latest.get(name)
+            if current is None or obs.observed_at > current.observed_at:
+                latest[name] = obs
+    return latest

@@ -42,6 +42,16 @@ ITEMS: Final = (
     "oxygen_saturation",
     "oxygen_therapy",
 )
+# The observation signal each item scores (oxygen therapy: the flow; FiO2 is not an observation signal).
+ITEM_SIGNALS: Final = {
+    "heart_rate": "heart_rate",
+    "systolic_bp": "systolic_bp",
+    "respiratory_rate": "respiratory_rate",
+    "capillary_refill": "capillary_refill_s",
+    "respiratory_effort": "respiratory_effort",
+    "oxygen_saturation": "spo2",
+    "oxygen_therapy": "oxygen_flow_l_min",
+}
 
 # Per age band: (upper1, upper2, upper4), (lower1, lower2, lower4).
 _HEART_RATE: Final = (

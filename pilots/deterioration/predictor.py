@@ -13,7 +13,7 @@ a caller may also run one after the other (to time them apart).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final, Literal
 
@@ -44,7 +44,7 @@ from clinpred.pilots.deterioration.features import (
     feature_matrix,
     features_at,
 )
-from clinpred.pilots.deterioration.observations import PatientHistory
+from clinpred.pilots.deterioration.observations import PatientHistory, latest_measurements
 from clinpred.pilots.deterioration.package_format import PILOT, onnx_positive_probability
 from clinpred.pilots.deterioration.pews import BedsidePews, bedside_pews
 from clinpred.pilots.deterioration.validation import validate_history
@@ -242,17 +242,8 @@ class DeteriorationPredictor:
         )
 
     def _latest_pews(self, history: PatientHistory, at: datetime, features: dict[str, Any]) -> BedsidePews:
-        latest: dict[str, float | None] = {}
-        for name in PEWS_INPUTS:
-            value: float | None = None
-            newest: datetime | None = None
-            for obs in history.observations:
-                v = getattr(obs, name)
-                if v is None or obs.observed_at > at or (newest is not None and obs.observed_at <= newest):
-                    continue
-                if (at - obs.observed_at).total_seconds() <= PEWS_MAX_AGE_H * 3600:
-                    value, newest = float(v), obs.observed_at
-            latest[name] = value
+        sources = latest_measurements(history.observations, PEWS_INPUTS, at, timedelta(hours=PEWS_MAX_AGE_H))
+        latest = {name: float(getattr(sources[name], name)) if name in sources else None for name in PEWS_INPUTS}
         return bedside_pews(
             float(features["age_years"][0]),
             heart_rate=latest["heart_rate"],

@@ -7,7 +7,7 @@ they can be without stored state, and encodes the answers.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from clinpred.pilots.common.model_package import ModelIdentity
@@ -109,7 +109,12 @@ class ModelInfo:
 
 @dataclass(frozen=True)
 class FhirExport:
-    """The score a FHIR export shows, and whose it is: resource ids differ across tenants."""
+    """The score a FHIR export shows, and whose it is: resource ids differ across tenants.
+
+    `measurements` maps each vital sign to the newest observation set that measured it within
+    `PEWS_MAX_AGE_H` before the score: the Bedside PEWS items were scored from these.
+    """
 
     tenant: str
     record: ScoreRecord
+    measurements: Mapping[str, Observation] = field(default_factory=dict)

@@ -23,10 +23,16 @@ class PatientFactors:
     sample_id: str
     age: float
     sex: str  # "female" or "male"
-    family_history: Mapping[str, bool] = field(default_factory=dict)  # by cancer
+    family_history: Mapping[str, bool] = field(default_factory=dict)  # by cancer; deprecated: true = one relative
+    affected_relatives: Mapping[str, int] = field(default_factory=dict)  # by cancer: affected first-degree relatives
 
     def has_family_history(self, cancer: str) -> bool:
-        return self.family_history.get(cancer, False)
+        return self.relatives(cancer) > 0
+
+    def relatives(self, cancer: str) -> int:
+        """Affected first-degree relatives with `cancer`; the old yes/no counts as one."""
+        count = self.affected_relatives.get(cancer, 0)
+        return count if count > 0 else int(self.family_history.get(cancer, False))
 
 
 @dataclass(frozen=True)

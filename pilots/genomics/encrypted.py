@@ -3,17 +3,22 @@
 The exchange:
 
 1. The server publishes each score's `EncryptedScoreLayout`: the variant
-   order, effect alleles and weights (public, they come from the PGS Catalog).
+   order, effect alleles and weights (public, they come from the PGS Catalog),
+   or, for a score configured private, the variant order and effect alleles only.
 2. The client matches its own VCF locally (`score_vcf`), turns it into one
    effect-allele dosage per published variant (`dosages_for_layout`, 0 for
    unmatched variants, imputed as in plaintext scoring), builds a CKKS
    context (`create_client_context`), encrypts the dosages
    (`encrypt_dosages`, several ciphertexts when the score has more
    variants than one ciphertext has slots, poly_modulus_degree / 2) and
-   sends `public_context_bytes(context)`, which has no secret key.
+   sends `public_context_bytes(context)`, which has no secret key: once, to
+   register it (`evaluation_keys`), then only its SHA-256 with each call.
 3. The server (`score_encrypted`) multiplies each ciphertext by the plain
    weights (the per-variant contributions) and sums the slots (the score),
-   and returns ciphertexts only.
+   and returns ciphertexts only. For a private score it returns the score
+   alone, every slot but the first multiplied by 0: the rotations that sum
+   the slots leave partial sums in the others, whose differences would be
+   the per-variant products, and so the weights.
 4. The client decrypts (`decrypt_score`) and turns the score into a
    percentile and an absolute risk with the model package, locally.
 
@@ -22,7 +27,8 @@ not what it can compute on safely: a context carrying a secret key, another
 scheme than CKKS, a poly modulus degree outside 8192/16384, a global scale
 that is not a number between 2^30 (coarser loses the 1e-3 accuracy for
 weights of 1e-2) and 2^60 (SEAL's largest prime: it could not be rescaled),
-no rescaling level left, no Galois keys for the rotations the sum needs;
+no rescaling level left (two for a private score: the weights and the
+mask), no Galois keys for the rotations the sum needs;
 ciphertexts that do not load, hold several ciphertexts, are not of size 2
 (not relinearised), sit at the last modulus level, have a scale out of that
 range or too large for their level, differ in level or scale from each
@@ -72,6 +78,8 @@ class EncryptedScoreLayout:
     # Effect-allele frequencies from the scoring file (None where it gives none), so
     # a service holding only the layout still mean-imputes missing genotypes.
     allele_frequencies: tuple[float | None, ...] | None = None
+    # A private score's weights are the server's: its published layout has none, its answer only the total.
+    private: bool = False
 
     def __len__(self) -> int:
         return len(self.variant_ids)
@@ -79,6 +87,13 @@ class EncryptedScoreLayout:
     def chunks(self, poly_modulus_degree: int) -> list[slice]:
         slots = poly_modulus_degree // 2
         return [slice(start, min(start + slots, len(self))) for start in range(0, len(self), slots)]
+
+    def published(self) -> EncryptedScoreLayout:
+        """What a client may see: a private score's layout without its weights (nor the frequencies,
+        which a client does not need)."""
+        if not self.private:
+            return self
+        return EncryptedScoreLayout(self.pgs_id, self.variant_ids, self.effect_alleles, (), None, private=True)
 
     def to_json(self) -> dict[str, Any]:
         layout: dict[str, Any] = {"pgs_id": self.pgs_id, "variant_ids": list(self.variant_ids),
@@ -154,7 +169,8 @@ class EncryptedScore:
 
     pgs_id: str
     score: bytes
-    contributions: tuple[bytes, ...]  # one per input ciphertext, slot i = weight x dosage of variant i
+    # One per input ciphertext, slot i = weight x dosage of variant i; none for a private score.
+    contributions: tuple[bytes, ...]
 
 
 @dataclass(frozen=True)
@@ -174,9 +190,10 @@ class EncryptedScoreRequest:
     """One encrypted-scoring request as the server received it."""
 
     score: str  # a configured cancer or PGS id
-    public_context: bytes
+    public_context: bytes  # empty when the request names a registered context
     ciphertexts: tuple[bytes, ...]
     fields: EncryptedFields | None = None
+    context_sha256: str = ""  # hex SHA-256 of a registered public context, or ""
 
 
 @dataclass(frozen=True)
@@ -192,7 +209,7 @@ class EncryptedScoreAnswer:
 class DecryptedScore:
     pgs_id: str
     score_sum: float
-    contributions: npt.NDArray[np.float64]  # in layout order
+    contributions: npt.NDArray[np.float64]  # in layout order; empty for a private score
 
 
 # --- client side -----------------------------------------------------------------------------------
@@ -256,6 +273,8 @@ def decrypt_score(context: ts.Context, result: EncryptedScore, layout: Encrypted
         raise InvalidInput("decryption needs the client's private context")
     degree = poly_modulus_degree(context)
     score = ts.ckks_vector_from(context, result.score).decrypt()[0]
+    if not result.contributions:
+        return DecryptedScore(layout.pgs_id, float(score), np.zeros(0))
     parts = [ts.ckks_vector_from(context, blob).decrypt() for blob in result.contributions]
     contributions = np.concatenate([np.asarray(p[: c.stop - c.start]) for p, c in zip(parts, layout.chunks(degree),
                                                                                        strict=True)])
@@ -315,6 +334,20 @@ def _missing_rotation(context: ts.Context, degree: int, values: int) -> int | No
     return None
 
 
+def check_rotations(context: ts.Context, field: str | None = None, values: int | None = None) -> None:
+    """The Galois keys rotate by every power of two that summing `values` slots needs (default: all
+    of a ciphertext's slots, which any score fits), else InvalidInput naming `field`."""
+    origin = InputOrigin("encrypted context", field)
+    degree = poly_modulus_degree(context)
+    try:
+        missing = _missing_rotation(context, degree, values or degree // 2)
+    except Exception:
+        raise origin.error(InvalidInput, f"{origin.label}: its Galois keys do not load") from None
+    if missing is not None:
+        message = f"{origin.label}: no Galois key for rotating by {missing}; summing the score needs it"
+        raise origin.error(InvalidInput, message)
+
+
 def _load_ciphertext(
     context: ts.Context, blob: bytes, number: int, expected: int, origin: InputOrigin
 ) -> CkksOperand:
@@ -342,19 +375,24 @@ def _load_ciphertext(
 
 
 def score_encrypted(
-    public_context: bytes,
+    public_context: bytes | ts.Context,
     ciphertexts: Sequence[bytes],
     layout: EncryptedScoreLayout,
     fields: EncryptedFields | None = None,
     deadline: Deadline | None = None,
 ) -> EncryptedScore:
-    """The encrypted score and per-variant contributions; nothing here can decrypt.
+    """The encrypted score and per-variant contributions (the score alone if the layout is private);
+    nothing here can decrypt.
 
+    `public_context`: the client's serialised public context, or one loaded already (registered).
     `fields`: the request fields of the context, ciphertexts and their lengths, named by refusals.
     `deadline`: checked before each ciphertext, so an abandoned call stops computing.
     """
     context_origin = InputOrigin("encrypted context", fields.context if fields else None)
-    context = load_public_context(public_context, context_origin.field)
+    if isinstance(public_context, ts.Context):
+        context = public_context
+    else:
+        context = load_public_context(public_context, context_origin.field)
     ciphertext_origin = InputOrigin("ciphertexts", fields.ciphertexts if fields else None)
     lengths_origin = InputOrigin("ciphertexts", fields.lengths if fields else None)
     degree = poly_modulus_degree(context)
@@ -365,13 +403,7 @@ def score_encrypted(
             f"{layout.pgs_id}: {len(layout)} variants need {len(chunks)} ciphertext(s) at poly_modulus_degree {degree},"
             f" got {len(ciphertexts)}",
         )
-    try:
-        missing = _missing_rotation(context, degree, max(chunk.stop - chunk.start for chunk in chunks))
-    except Exception:
-        raise context_origin.error(InvalidInput, f"{context_origin.label}: its Galois keys do not load") from None
-    if missing is not None:
-        message = f"{context_origin.label}: no Galois key for rotating by {missing}; summing the score needs it"
-        raise context_origin.error(InvalidInput, message)
+    check_rotations(context, context_origin.field, max(chunk.stop - chunk.start for chunk in chunks))
     operands: list[CkksOperand] = []
     for number, (blob, chunk) in enumerate(zip(ciphertexts, chunks, strict=True)):
         check_deadline(deadline)
@@ -379,6 +411,10 @@ def score_encrypted(
         first = operands[0] if operands else operand
         if (operand.level, operand.scale, operand.encoding_scale) != (first.level, first.scale, first.encoding_scale):
             message = f"ciphertexts[{number}]: level or scale differs from ciphertexts[0]; encrypt all alike"
+            raise ciphertext_origin.error(InvalidInput, message)
+        if layout.private and operand.level < 2:
+            message = (f"ciphertexts[{number}]: a private score needs two coefficient modulus levels left"
+                       " (the weights, then the mask that keeps only the total); encrypt with one more 40-bit prime")
             raise ciphertext_origin.error(InvalidInput, message)
         operands.append(operand)
     weights = np.asarray(layout.weights)
@@ -388,7 +424,8 @@ def score_encrypted(
         check_deadline(deadline)
         try:
             product = operand.vector.mul(weights[chunk].tolist())
-            contributions.append(bytes(product.serialize()))
+            if not layout.private:
+                contributions.append(bytes(product.serialize()))
             partial = product.sum()
             total = partial if total is None else total + partial
         except (ValueError, RuntimeError, TypeError):
@@ -396,4 +433,11 @@ def score_encrypted(
             message = f"ciphertexts[{number}]: cannot be multiplied by the weights and summed with this context"
             raise ciphertext_origin.error(InvalidInput, message) from None
     assert total is not None
+    if layout.private:
+        try:
+            # A one-value plaintext is encoded with zeros in every other slot: only the total survives.
+            total = total.mul([1.0])
+        except (ValueError, RuntimeError, TypeError):
+            message = "ciphertexts: the summed score cannot be masked with this context (scale too large for its level)"
+            raise ciphertext_origin.error(InvalidInput, message) from None
     return EncryptedScore(layout.pgs_id, bytes(total.serialize()), tuple(contributions))

@@ -12,9 +12,14 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-# The model's inputs, in the column order of model.onnx and booster.json.
+# The inputs of the XGBoost packages (1.1.0 and earlier), in the column order of model.onnx and booster.json.
 FEATURES = ("polygenic_score_z", "age", "male", "family_history")
 ONNX_INPUT = "features"
+# The multiplicative hazard model's inputs (packages with risk_parameters.json, 1.2.0 on).
+MULTIPLICATIVE_FEATURES = ("polygenic_score_z", "age", "affected_first_degree_relatives")
+MULTIPLICATIVE_MODEL = "multiplicative-hazard"
+RISK_PARAMETERS_FILE = "risk_parameters.json"
+TRANSPARENCY_FILE = "transparency.json"
 
 
 def onnx_probabilities(session: Any, x32: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:

@@ -19,10 +19,9 @@ import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
 from clinpred.pilots.common.cancellation import Deadline, check_deadline
-from clinpred.pilots.common.errors import ClinpredError, FieldViolation, InvalidInput, ResourceExhausted
+from clinpred.pilots.common.errors import InputOrigin, InvalidInput, ResourceExhausted
 
 TextSource = str | os.PathLike[str] | bytes | bytearray | memoryview | Iterable[bytes] | Iterable[str]
 
@@ -36,26 +35,6 @@ DEFAULT_MAX_LINE_BYTES = 1 << 20
 # clock read; parsing a line of a VCF costs far more, in proportion to its length).
 DEADLINE_EVERY_LINES = 1024
 DEADLINE_EVERY_BYTES = 1 << 20
-
-Error = TypeVar("Error", bound=ClinpredError)
-
-
-@dataclass(frozen=True)
-class InputOrigin:
-    """How errors about one input's content name it.
-
-    `label` starts every message (an upload is "upload": file names and sample ids never reach
-    messages); `field` is the request field the input came in (e.g. "vcf"), handed in by the
-    caller, so that the error carries a field violation naming it. None: the input is not part of
-    a request (a file on disk, the command line).
-    """
-
-    label: str
-    field: str | None = None
-
-    def error(self, kind: type[Error], message: str) -> Error:
-        return kind(message, [FieldViolation(self.field, message)] if self.field else [])
-
 
 @dataclass(frozen=True)
 class TextLine:

@@ -9,20 +9,20 @@ in `load`, so a single case costs little more than the two model calls.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from clinpred.pilots.common.calibration import Calibrator
+from clinpred.pilots.common.calibration import Calibrator, binary_probabilities_from_margins
 from clinpred.pilots.common.conformal import ConformalSet, SplitConformal
 from clinpred.pilots.common.errors import ModelPackageError
-from clinpred.pilots.common.explanation import Explanation, StumpShap, TreeShapExplainer, build_explanation
+from clinpred.pilots.common.explanation import Explanation, StumpShap, TreeShap, TreeShapExplainer, build_explanation
 from clinpred.pilots.common.model_package import ModelIdentity, ModelPackage
 from clinpred.pilots.common.onnx import onnx_session
-from clinpred.pilots.common.schema import FeatureBounds, ModelSchema, RangeFlag
+from clinpred.pilots.common.schema import FeatureBounds, FeatureSpec, ModelSchema, RangeFlag
 from clinpred.pilots.tumor.package_format import (
     BOOSTER_FILES,
     ONNX_INPUT,
@@ -82,6 +82,47 @@ class TumorModelInfo:
     metrics: dict[str, Any]
     conformal_coverage: float  # the target the sets were fitted for
     verified_coverage: float  # measured on held-out folds at training (0.0 if the package states none)
+
+
+def predictions_from_probabilities(
+    p: np.ndarray, classes: tuple[str, ...], conformal: SplitConformal, flags: Sequence[tuple[RangeFlag, ...]]
+) -> list[TumorPrediction]:
+    """Label, probabilities and conformal set per row of calibrated `p[n, k]`: the served answer's
+    and the one a client finishes from a decrypted margin."""
+    labels = p.argmax(axis=1)
+    sets = conformal.sets(p)
+    return [
+        TumorPrediction(
+            label=classes[labels[i]],
+            probabilities=dict(zip(classes, p[i].tolist(), strict=True)),
+            confidence=sets[i],
+            out_of_range=flags[i],
+        )
+        for i in range(p.shape[0])
+    ]
+
+
+def explanations_from_shap(
+    shap: TreeShap,
+    rows: np.ndarray,
+    predictions: Sequence[TumorPrediction],
+    schema: ModelSchema,
+    method: str,
+    specs_by_name: Mapping[str, FeatureSpec] | None = None,
+) -> list[Explanation]:
+    """Explanations of `predictions` from their TreeSHAP values: binary models explain the positive
+    class, multi-class the predicted class. The client that decrypts SHAP values builds them here too."""
+    specs = specs_by_name if specs_by_name is not None else {f.name: f for f in schema.features}
+    names, classes = schema.feature_names, schema.classes
+    binary = len(classes) == 2
+    explanations = []
+    for i, prediction in enumerate(predictions):
+        if binary:
+            output, explained = 0, schema.positive_class
+        else:
+            output, explained = classes.index(prediction.label), prediction.label
+        explanations.append(build_explanation(shap, i, output, rows[i], names, specs, explained, method=method))
+    return explanations
 
 
 def _load_booster(algorithm: str, path: str) -> Any:
@@ -207,9 +248,11 @@ class TumorClassifier:
         z = np.asarray(margins, dtype=np.float64).reshape(-1)
         if z.size == 0:
             return []
-        positive = 1.0 / (1.0 + np.exp(-z))
-        p = self.calibrator.apply(np.column_stack([1.0 - positive, positive]))
-        return self._answers(p, [()] * z.size)
+        return self._answers(binary_probabilities_from_margins(z, self.calibrator), [()] * z.size)
+
+    @property
+    def explanation_method(self) -> str:
+        return self._explainer.method
 
     @property
     def stump_shap(self) -> StumpShap | None:
@@ -217,18 +260,7 @@ class TumorClassifier:
         return self._explainer.fast
 
     def _answers(self, p: np.ndarray, flags: Sequence[tuple[RangeFlag, ...]]) -> list[TumorPrediction]:
-        labels = p.argmax(axis=1)
-        sets = self.conformal.sets(p)
-        classes = self._classes
-        return [
-            TumorPrediction(
-                label=classes[labels[i]],
-                probabilities=dict(zip(classes, p[i].tolist(), strict=True)),
-                confidence=sets[i],
-                out_of_range=flags[i],
-            )
-            for i in range(p.shape[0])
-        ]
+        return predictions_from_probabilities(p, self._classes, self.conformal, flags)
 
     def explain(self, x: np.ndarray, predictions: Sequence[TumorPrediction]) -> list[Explanation]:
         """TreeSHAP in log-odds: binary models explain the positive class, multi-class the predicted class."""
@@ -239,17 +271,7 @@ class TumorClassifier:
             raise ValueError("one prediction per row is needed")
         if rows.shape[0] == 0:
             return []
-        shap = self._explainer(rows)
-        method = self._explainer.method
-        names = self.schema.feature_names
-        explanations = []
-        for i, prediction in enumerate(predictions):
-            if self._binary:
-                output, explained = 0, self.schema.positive_class
-            else:
-                output, explained = self._classes.index(prediction.label), prediction.label
-            explanations.append(build_explanation(shap, i, output, rows[i], names, self._specs, explained, method=method))
-        return explanations
+        return explanations_from_shap(self._explainer(rows), rows, predictions, self.schema, self._explainer.method, self._specs)
 
     def classify(self, x: np.ndarray) -> list[TumorClassification]:
         rows = self._rows(x)

@@ -18,8 +18,10 @@ in the split indicators: `margin = base + sum_f shap_f` with, per feature f,
    left to the client, so the server needs no rotations and no Galois keys
    (megabytes per context); the products reveal nothing beyond the public weights.
 4. The client decrypts (`decrypt_cases`): the per-feature sums are the SHAP
-   values, their total plus the base the margin; `encrypted_predictions`
-   applies the package's calibration and conformal threshold locally.
+   values, their total plus the base the margin; `classifications_from_decrypted`
+   applies the published calibration and conformal threshold
+   (`EncryptedTumorModel`, no model package needed) with the functions the
+   classifier itself answers with, so the answer is the plain one.
 
 The server refuses (InvalidInput) a context with a secret key, another scheme
 than CKKS, a degree outside `SUPPORTED_POLY_MODULUS_DEGREES`, a scale outside
@@ -38,6 +40,7 @@ import numpy as np
 import numpy.typing as npt
 import tenseal as ts
 
+from clinpred.pilots.common.calibration import Calibrator, binary_probabilities_from_margins
 from clinpred.pilots.common.cancellation import Deadline, check_deadline
 from clinpred.pilots.common.ckks import (
     check_ciphertext,
@@ -45,10 +48,18 @@ from clinpred.pilots.common.ckks import (
     poly_modulus_degree,
     vector_fields,
 )
-from clinpred.pilots.common.errors import FailedPrecondition, InvalidInput
-from clinpred.pilots.common.explanation import LOG_ODDS
-from clinpred.pilots.genomics.text_stream import InputOrigin
-from clinpred.pilots.tumor.classifier import TumorClassifier, TumorPrediction
+from clinpred.pilots.common.conformal import SplitConformal
+from clinpred.pilots.common.errors import FailedPrecondition, InputOrigin, InvalidInput
+from clinpred.pilots.common.explanation import LOG_ODDS, TreeShap
+from clinpred.pilots.common.model_package import ModelIdentity
+from clinpred.pilots.common.schema import FeatureBounds, ModelSchema
+from clinpred.pilots.tumor.classifier import (
+    TumorClassification,
+    TumorClassifier,
+    explanations_from_shap,
+    predictions_from_probabilities,
+)
+from clinpred.pilots.tumor.package_format import VERIFIED_COVERAGE_METRIC
 
 # 4096 holds one case (360 splits) in 2048 slots with 109 bits of modulus; 8192 batches 11 cases.
 SUPPORTED_POLY_MODULUS_DEGREES = (4096, 8192)
@@ -102,7 +113,7 @@ class EncryptedTumorLayout:
     def from_json(cls, obj: dict[str, Any]) -> EncryptedTumorLayout:
         if obj.get("format") != LAYOUT_FORMAT:
             raise InvalidInput(f"encrypted tumour layout format {obj.get('format')!r} is not {LAYOUT_FORMAT}")
-        layout = cls(
+        return cls(
             model=str(obj["model"]),
             feature_names=tuple(str(n) for n in obj["feature_names"]),
             split_features=tuple(int(f) for f in obj["split_features"]),
@@ -112,12 +123,18 @@ class EncryptedTumorLayout:
             shap_offsets=tuple(float(o) for o in obj["shap_offsets"]),
             explained_class=str(obj["explained_class"]),
             output_space=str(obj.get("output_space", LOG_ODDS)),
-        )
-        d = len(layout.feature_names)
-        lengths = {len(layout.split_features), len(layout.thresholds), len(layout.weights)}
-        if len(lengths) != 1 or len(layout.shap_offsets) != d or any(not 0 <= f < d for f in layout.split_features):
+        ).checked()
+
+    def checked(self) -> EncryptedTumorLayout:
+        """This layout, once its parts are seen to line up (InvalidInput otherwise)."""
+        d = len(self.feature_names)
+        lengths = {len(self.split_features), len(self.thresholds), len(self.weights)}
+        if len(lengths) != 1 or not len(self) or len(self.shap_offsets) != d or any(not 0 <= f < d for f in self.split_features):
             raise InvalidInput("encrypted tumour layout: split points, weights and offsets do not line up")
-        return layout
+        values = (*self.thresholds, *self.weights, *self.shap_offsets, self.base_value)
+        if not all(np.isfinite(values)):
+            raise InvalidInput("encrypted tumour layout: thresholds, weights and offsets must be finite numbers")
+        return self
 
 
 def tumor_layout(classifier: TumorClassifier) -> EncryptedTumorLayout:
@@ -152,11 +169,75 @@ def tumor_layout(classifier: TumorClassifier) -> EncryptedTumorLayout:
 
 
 @dataclass(frozen=True)
+class EncryptedTumorModel:
+    """Everything public a client needs to finish an answer it decrypted, without the model package:
+    the layout, the schema (ranges and medians for range flags and reasons), the calibration and
+    conformal sets, the explanation method's name and the identity that pins the package."""
+
+    layout: EncryptedTumorLayout
+    identity: ModelIdentity
+    schema: ModelSchema
+    calibrator: Calibrator
+    conformal: SplitConformal
+    verified_coverage: float
+    explanation_method: str
+
+    def __post_init__(self) -> None:
+        if self.layout.feature_names != self.schema.feature_names:
+            raise InvalidInput("encrypted tumour layout: its feature order is not the schema's")
+        if len(self.schema.classes) != 2 or self.layout.explained_class != self.schema.positive_class:
+            raise InvalidInput("encrypted tumour layout: it must explain the positive class of a binary model")
+        if self.calibrator.method != "platt" or self.calibrator.n_classes != 2:
+            raise InvalidInput("encrypted tumour layout: its calibration must be Platt scaling of two classes")
+        if self.conformal.classes != self.schema.classes:
+            raise InvalidInput("encrypted tumour layout: its conformal classes are not the schema's")
+
+
+def encrypted_tumor_model(classifier: TumorClassifier) -> EncryptedTumorModel:
+    """What the server publishes for encrypted classification with a loaded binary stump model."""
+    layout = tumor_layout(classifier)
+    calibrator = classifier.calibrator
+    if calibrator.method == "identity":
+        # The identity map of a binary model is Platt scaling with slope 1 and intercept 0.
+        calibrator = Calibrator("platt", 2, slope=1.0, intercept=0.0, n_fitted=calibrator.n_fitted)
+    if calibrator.method != "platt":
+        raise FailedPrecondition(f"model {classifier.identity.name}: encrypted classification needs Platt calibration")
+    try:
+        return EncryptedTumorModel(
+            layout=layout,
+            identity=classifier.identity,
+            schema=classifier.schema,
+            calibrator=calibrator,
+            conformal=classifier.conformal,
+            verified_coverage=float(classifier.metrics.get(VERIFIED_COVERAGE_METRIC, 0.0)),
+            explanation_method=classifier.explanation_method,
+        )
+    except InvalidInput as error:  # the served package's fault, not the caller's
+        raise FailedPrecondition(f"model {classifier.identity.name}: {error.message}") from None
+
+
+@dataclass(frozen=True)
 class EncryptedTumorCases:
     """Encrypted indicator encodings: ciphertext i holds `counts[i]` cases, one after another."""
 
     ciphertexts: tuple[bytes, ...]
     counts: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class EncryptedTumorRequest:
+    """A ClassifyEncrypted call as the server takes it: the client's keyless context and its ciphertexts."""
+
+    public_context: bytes
+    ciphertexts: tuple[bytes, ...]
+
+
+@dataclass(frozen=True)
+class EncryptedTumorAnswer:
+    """Per ciphertext, the encrypted products; and the model that computed them."""
+
+    products: tuple[bytes, ...]
+    model: ModelIdentity
 
 
 @dataclass(frozen=True)
@@ -239,13 +320,34 @@ def decrypt_cases(context: ts.Context, layout: EncryptedTumorLayout, answer: Seq
     return cases
 
 
-def encrypted_predictions(classifier: TumorClassifier, cases: Sequence[DecryptedTumorCase]) -> list[TumorPrediction]:
-    """Labels, calibrated probabilities and conformal sets from decrypted margins, with the package's own maps.
-
-    Range flags are the client's to compute from its plaintext features; they are left empty here.
-    """
+def classifications_from_decrypted(
+    model: EncryptedTumorModel, rows: npt.NDArray[np.float64], cases: Sequence[DecryptedTumorCase]
+) -> list[TumorClassification]:
+    """The whole answer per case, as the plain service gives it: calibrated probabilities, conformal set,
+    range flags of the client's own features `rows[n, d]` (schema order), and the explanation with every
+    feature's decrypted SHAP value and the same top reasons."""
+    x = np.asarray(rows, dtype=np.float64).reshape(len(cases), len(model.schema.features))
     margins = np.array([c.margin for c in cases], dtype=np.float64)
-    return classifier.predictions_from_margins(margins)
+    probabilities = binary_probabilities_from_margins(margins, model.calibrator)
+    flags = FeatureBounds(model.schema).flags(x)
+    predictions = predictions_from_probabilities(probabilities, model.schema.classes, model.conformal, flags)
+    shap = TreeShap(
+        values=np.stack([c.shap_values for c in cases])[:, None, :],
+        base_values=np.array([[c.base_value] for c in cases], dtype=np.float64),
+        output_space=model.layout.output_space,
+    )
+    explanations = explanations_from_shap(shap, x, predictions, model.schema, model.explanation_method)
+    return [
+        TumorClassification(
+            label=p.label,
+            probabilities=p.probabilities,
+            confidence=p.confidence,
+            explanation=e,
+            out_of_range=p.out_of_range,
+            model=model.identity,
+        )
+        for p, e in zip(predictions, explanations, strict=True)
+    ]
 
 
 # --- server side -----------------------------------------------------------------------------------

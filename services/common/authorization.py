@@ -8,10 +8,9 @@ only narrow a grant). Methods in no table are denied.
 
 from __future__ import annotations
 
+import functools
 import logging
-import os
 import re
-import threading
 import time
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
@@ -21,6 +20,7 @@ from types import MappingProxyType
 from typing import Any
 
 from clinpred.pilots.common.errors import PermissionDenied
+from clinpred.services.common.watched_file import WatchedFile
 
 logger = logging.getLogger("clinpred.authorization")
 
@@ -47,14 +47,20 @@ SEALED_ENVELOPE: frozenset[str] = frozenset()
 # - WatchRisk streams every patient of a ward or team, ids included, without knowing any
 #   of them: a search, not a read (SMART v2 splits `.r` from `.s` for this reason). A
 #   telemonitoring app reads the risks of its own patients; only a dashboard watches wards;
-# - ExportFhir holds the same score as GetLatestRisk (the PEWS Observation is part of it);
-# - GetScoreLayout is needed only to encrypt dosages, so it travels with ScoreEncrypted.
+# - ExportFhir holds the same score as GetLatestRisk with what it was computed from: the PEWS
+#   Observation and the vital signs it scored (values GetLatestRisk shows as PEWS items), plus
+#   temperature and the times measured; whoever reads a risk may read its basis;
+# - GetScoreLayout is needed only to encrypt dosages, and RegisterEvaluationKeys only to
+#   score them, so both travel with ScoreEncrypted; GetEncryptionLayout travels with
+#   ClassifyEncrypted (a classification like Classify).
 METHOD_SCOPES: Mapping[str, frozenset[str]] = MappingProxyType(
     {
         _TUMOR + "Classify": frozenset({TUMOR_CLASSIFY}),
         _TUMOR + "ClassifyBatch": frozenset({TUMOR_CLASSIFY}),
         _TUMOR + "ClassifyStream": frozenset({TUMOR_CLASSIFY}),
         _TUMOR + "GetModelInfo": frozenset({MODEL_READ}),
+        _TUMOR + "GetEncryptionLayout": frozenset({TUMOR_CLASSIFY}),
+        _TUMOR + "ClassifyEncrypted": frozenset({TUMOR_CLASSIFY}),
         _DETERIORATION + "RegisterPatient": frozenset({PATIENT_WRITE}),
         _DETERIORATION + "RecordObservations": frozenset({OBSERVATION_WRITE, RISK_READ}),
         _DETERIORATION + "GetLatestRisk": frozenset({RISK_READ}),
@@ -68,6 +74,7 @@ METHOD_SCOPES: Mapping[str, frozenset[str]] = MappingProxyType(
         _GENOMICS + "AssessVcfUpload": frozenset({GENOMICS_ASSESS}),
         _GENOMICS + "GetScoreLayout": frozenset({GENOMICS_ENCRYPTED}),
         _GENOMICS + "ScoreEncrypted": frozenset({GENOMICS_ENCRYPTED}),
+        _GENOMICS + "RegisterEvaluationKeys": frozenset({GENOMICS_ENCRYPTED}),
         _GENOMICS + "GetModelInfo": frozenset({MODEL_READ}),
         # Sealed calls: any authenticated caller may send an envelope or read the public keys (like a model
         # card, they reveal nothing); the method inside an envelope needs its own scopes, checked once opened.
@@ -332,21 +339,7 @@ def _strings(
     return strings
 
 
-Signature = tuple[int, int, int, int]
-
-
-def _signature_of(status: os.stat_result) -> Signature:
-    return (status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns)
-
-
-def _read(path: Path) -> tuple[AccessPolicy, Signature]:
-    """The policy in `path` and the signature of exactly the version read."""
-    try:
-        with path.open("rb") as file:
-            signature = _signature_of(os.fstat(file.fileno()))
-            data = file.read()
-    except OSError as error:
-        raise PolicyFileError(path, [f"cannot be read: {error.strerror or error}"]) from error
+def _policy_from_bytes(path: Path, data: bytes) -> AccessPolicy:
     try:
         text = data.decode("utf-8")
         document = tomllib.loads(text)
@@ -357,70 +350,47 @@ def _read(path: Path) -> tuple[AccessPolicy, Signature]:
     grants, problems = _parse(document, _KeyLines(text))
     if problems:
         raise PolicyFileError(path, problems)
-    return AccessPolicy(grants, source=str(path)), signature
+    return AccessPolicy(grants, source=str(path))
 
 
 def load_policy(path: Path) -> AccessPolicy:
     """The policy in a TOML policy file; raises `PolicyFileError` listing every problem."""
-    return _read(path)[0]
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise PolicyFileError(path, [f"cannot be read: {error.strerror or error}"]) from error
+    return _policy_from_bytes(path, data)
 
 
 class PolicyFile:
-    """A policy file, reloaded when it changes; `current()` is cheap enough for every call.
+    """A policy file, reloaded when it changes (`WatchedFile`); `current()` is cheap enough for every call.
 
-    A broken or missing file at construction raises `PolicyFileError` (no service without a
-    policy). Later, a broken version keeps the last good policy, is logged once as a
-    warning and sets `last_error`; the next good version replaces it and is logged at INFO.
-    A change is seen by inode, size, mtime or ctime, so a Kubernetes ConfigMap's atomic
-    symlink swap counts as one.
+    A broken or missing file at construction raises `PolicyFileError` (no service without a policy).
+    Later, a broken version keeps the last good policy, is logged once as a warning and sets
+    `last_error`; the next good version replaces it and is logged at INFO.
     """
 
     def __init__(self, path: Path, check_interval_seconds: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
-        if not check_interval_seconds >= 0:
-            raise ValueError("check_interval_seconds must be >= 0")
         self.path = path
-        self._interval = check_interval_seconds
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._policy, seen = _read(path)
-        self._seen: Signature | None = seen
-        self.last_error: str | None = None
-        self._next_check = clock() + check_interval_seconds
-        logger.info("access policy %s loaded: %d grants", path, len(self._policy.grants))
+        try:
+            self._file = WatchedFile(
+                path,
+                functools.partial(_policy_from_bytes, path),
+                what="access policy",
+                logger=logger,
+                rejects=(PolicyFileError,),
+                summary=lambda policy: f": {len(policy.grants)} grants",
+                check_interval_seconds=check_interval_seconds,
+                clock=clock,
+            )
+        except OSError as error:
+            raise PolicyFileError(path, [f"cannot be read: {error.strerror or error}"]) from error
+        logger.info("access policy %s loaded: %d grants", path, len(self._file.current().grants))
+
+    @property
+    def last_error(self) -> str | None:
+        return self._file.last_error
 
     def current(self) -> AccessPolicy:
         """The policy in force, after looking for a new version at most once per interval."""
-        now = self._clock()
-        # Another thread already looking is as good as looking: never wait on a request path.
-        if now >= self._next_check and self._lock.acquire(blocking=False):
-            try:
-                if now >= self._next_check:
-                    self._next_check = now + self._interval
-                    self._look()
-            finally:
-                self._lock.release()
-        return self._policy
-
-    def _look(self) -> None:
-        try:
-            seen = _signature_of(os.stat(self.path))
-        except OSError as error:
-            self._reject(None, PolicyFileError(self.path, [f"cannot be read: {error.strerror or error}"]))
-            return
-        if seen == self._seen:
-            return
-        try:
-            policy, self._seen = _read(self.path)
-        except PolicyFileError as error:
-            self._reject(seen, error)
-            return
-        self._policy = policy
-        self.last_error = None
-        logger.info("access policy %s reloaded: %d grants", self.path, len(policy.grants))
-
-    def _reject(self, seen: Signature | None, error: PolicyFileError) -> None:
-        if seen is None and self._seen is None:
-            return
-        self._seen = seen
-        self.last_error = str(error)
-        logger.warning("access policy %s not reloaded, the last good one stays in force: %s", self.path, error)
+        return self._file.current()

@@ -167,7 +167,23 @@ def encode_feature_spec(spec: FeatureSpec) -> common_pb2.FeatureSpec:
         message.valid_min = spec.valid_min
     if spec.valid_max is not None:
         message.valid_max = spec.valid_max
+    if spec.training_median is not None:
+        message.training_median = spec.training_median
     return message
+
+
+def decode_feature_spec(message: common_pb2.FeatureSpec) -> FeatureSpec:
+    """A served feature spec back as the domain's (a client that finishes answers itself needs the ranges)."""
+    return FeatureSpec(
+        name=message.name,
+        unit=message.unit,
+        description=message.description,
+        valid_min=message.valid_min if message.HasField("valid_min") else None,
+        valid_max=message.valid_max if message.HasField("valid_max") else None,
+        training_min=message.training_min,
+        training_max=message.training_max,
+        training_median=message.training_median if message.HasField("training_median") else None,
+    )
 
 
 def encode_probabilities(probabilities: Mapping[str, float]) -> list[common_pb2.ClassProbability]:

@@ -12,14 +12,12 @@ from __future__ import annotations
 import datetime
 import json
 import logging
-import os
 import re
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 import jwt
 from cryptography import x509
@@ -27,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from clinpred.pilots.common.errors import Unauthenticated
+from clinpred.services.common.watched_file import WatchedFile
 
 logger = logging.getLogger("clinpred.identity")
 
@@ -81,69 +80,16 @@ def read_trust_domain(path: Path) -> str:
 T = TypeVar("T")
 
 
-class _WatchedFile(Generic[T]):
-    """A file parsed into a value, parsed again when it changes (stat checked at most every `check_interval` s).
-
-    The file must parse at start (ValueError otherwise). A later version that is missing or does not
-    parse keeps the last good value and logs one warning per broken version.
-    """
-
-    def __init__(
-        self, path: Path, parse: Callable[[bytes], T], what: str, check_interval: float, clock: Callable[[], float]
-    ) -> None:
-        self._path = path
-        self._parse = parse
-        self._what = what
-        self._check_interval = check_interval
-        self._clock = clock
-        self._lock = threading.Lock()
-        try:
-            stat = os.stat(path)
-            self._value = parse(path.read_bytes())
-        except OSError as error:
-            raise ValueError(f"{what} {path} cannot be read: {error.strerror}") from None
-        except ValueError as error:
-            raise ValueError(f"{what} {path} cannot be used: {error}") from None
-        self._seen = self._version(stat)
-        self._checked = clock()
-
-    @staticmethod
-    def _version(stat: os.stat_result) -> tuple[int, int, int]:
-        # The inode too: an atomic replace (write elsewhere, rename) may keep size and mtime.
-        return (stat.st_mtime_ns, stat.st_size, stat.st_ino)
-
-    def current(self) -> T:
-        if self._clock() - self._checked < self._check_interval:
-            return self._value
-        with self._lock:
-            now = self._clock()
-            if now - self._checked < self._check_interval:
-                return self._value
-            self._checked = now
-            try:
-                version = self._version(os.stat(self._path))
-            except OSError as error:
-                self._broken((-1, -1, -1), error.strerror or "cannot be read")
-                return self._value
-            if version == self._seen:
-                return self._value
-            try:
-                value = self._parse(self._path.read_bytes())
-            except OSError as error:
-                self._broken(version, error.strerror or "cannot be read")
-                return self._value
-            except ValueError as error:
-                self._broken(version, str(error))
-                return self._value
-            self._value = value
-            self._seen = version
-            logger.info("%s %s reloaded", self._what, self._path)
-            return self._value
-
-    def _broken(self, version: tuple[int, int, int], reason: str) -> None:
-        if version != self._seen:
-            logger.warning("%s %s cannot be used (%s); keeping the last good one", self._what, self._path, reason)
-            self._seen = version
+def _watched(
+    path: Path, parse: Callable[[bytes], T], what: str, check_interval: float, clock: Callable[[], float]
+) -> WatchedFile[T]:
+    """`path` watched for changes; it must parse at start (ValueError otherwise)."""
+    try:
+        return WatchedFile(path, parse, what=what, logger=logger, check_interval_seconds=check_interval, clock=clock)
+    except OSError as error:
+        raise ValueError(f"{what} {path} cannot be read: {error.strerror}") from None
+    except ValueError as error:
+        raise ValueError(f"{what} {path} cannot be used: {error}") from None
 
 
 @dataclass(frozen=True)
@@ -176,7 +122,7 @@ class RevocationList:
             raise ValueError("the CA key must be RSA or EC")
         self._ca_subject = ca.subject
         self._ca_key = public_key
-        self._file = _WatchedFile(crl_file, self._parse, "certificate revocation list", check_interval, clock)
+        self._file = _watched(crl_file, self._parse, "certificate revocation list", check_interval, clock)
         self._stale_warned: datetime.datetime | None = None
 
     def _parse(self, data: bytes) -> _Revocations:
@@ -301,7 +247,7 @@ class BearerTokenVerifier:
         check_interval: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._keys = _WatchedFile(jwks_file, _parse_jwks, "JWK set", check_interval, clock)
+        self._keys = _watched(jwks_file, _parse_jwks, "JWK set", check_interval, clock)
         self._issuer = issuer
         self._audience = audience
         self._tenant_claim = tenant_claim

@@ -83,7 +83,9 @@ def status_of(error: ClinpredError) -> status_pb2.Status:
     """The rich status for a domain error: BadRequest violations (bounded), ErrorInfo, and RetryInfo when
     the caller may retry after a known time (a rate limit)."""
     details = []
-    info = error_details_pb2.ErrorInfo(reason=_REASONS.get(error.status, "ERROR_REASON_UNSPECIFIED"), domain=ERROR_DOMAIN)
+    # A domain error may name a more specific reason (an ErrorReason value) that clients act on.
+    reason = getattr(error, "reason", None) or _REASONS.get(error.status, "ERROR_REASON_UNSPECIFIED")
+    info = error_details_pb2.ErrorInfo(reason=reason, domain=ERROR_DOMAIN)
     if error.violations:
         shown = _shown_violations(error)
         details.append(_packed(error_details_pb2.BadRequest(field_violations=shown)))

@@ -24,6 +24,7 @@ MAX_MESSAGE_BYTES: dict[str, int] = {
     "/clinpred.tumor.v1.TumorClassificationService/Classify": 64 * _KIB,
     "/clinpred.tumor.v1.TumorClassificationService/ClassifyStream": 64 * _KIB,
     "/clinpred.tumor.v1.TumorClassificationService/GetModelInfo": 64 * _KIB,
+    "/clinpred.tumor.v1.TumorClassificationService/GetEncryptionLayout": 64 * _KIB,
     "/clinpred.deterioration.v1.DeteriorationService/RegisterPatient": 1 * _MIB,
     "/clinpred.deterioration.v1.DeteriorationService/RecordObservations": 4 * _MIB,
     "/clinpred.deterioration.v1.DeteriorationService/GetLatestRisk": 64 * _KIB,

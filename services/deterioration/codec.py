@@ -12,20 +12,16 @@ and no control characters (PostgreSQL's text cannot hold NUL), tokens only as
 this service issues them, and violations that name the field and the rule,
 never the value sent.
 
-ExportFhir's resources are validated with fhir.resources' R4B models: R4B is FHIR R4's
-technical correction, with RiskAssessment and Observation unchanged from R4.
+ExportFhir's Bundle is built (and checked) by `services/deterioration/fhir.py`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Sequence
-from datetime import UTC, date, datetime, timedelta
-from typing import Any, Final
+from datetime import UTC, date, datetime
+from typing import Final
 
-from fhir.resources.R4B.observation import Observation as FhirObservation
-from fhir.resources.R4B.riskassessment import RiskAssessment as FhirRiskAssessment
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -47,7 +43,7 @@ from clinpred.pilots.deterioration.requests import (
     WatchQuery,
 )
 from clinpred.pilots.deterioration.store import PatientRecord, RecordOutcome, ScoreRecord
-from clinpred.pilots.deterioration.stored_score import StoredScore, instant_text
+from clinpred.pilots.deterioration.stored_score import StoredScore
 from clinpred.pilots.deterioration.validation import (
     BEFORE_BIRTH,
     collect_observation_problems,
@@ -56,6 +52,7 @@ from clinpred.pilots.deterioration.validation import (
 from clinpred.services.api.common.v1 import prediction_pb2 as common_pb2
 from clinpred.services.api.deterioration.v1 import deterioration_pb2 as pb
 from clinpred.services.common import codec as common
+from clinpred.services.deterioration.fhir import fhir_bundle
 
 SEXES: Final = ("female", "male", "other", "unknown")
 BANDS: Final[dict[RiskBand, pb.RiskBand]] = {
@@ -417,9 +414,12 @@ class DeteriorationCodec:
 
     @staticmethod
     def encode_export(export: FhirExport) -> pb.ExportFhirResponse:
+        documents = fhir_bundle(export)
         return pb.ExportFhirResponse(
-            risk_assessment_json=json.dumps(fhir_risk_assessment(export.record, export.tenant)),
-            pews_observation_json=json.dumps(fhir_pews_observation(export.record, export.tenant)),
+            bundle_json=json.dumps(documents.bundle),
+            # Deprecated fields, filled until the next API version: the Bundle's own two resources.
+            risk_assessment_json=json.dumps(documents.risk_assessment),
+            pews_observation_json=json.dumps(documents.pews_observation),
         )
 
     # GetModelInfo
@@ -437,95 +437,3 @@ class DeteriorationCodec:
             signals=[encode_signal_spec(spec) for spec in info.signals],
             max_batch_size=info.max_batch_size,
         )
-
-
-# ExportFhir: a stored score as HL7 FHIR R4 JSON, a RiskAssessment and the Bedside PEWS as an Observation.
-FHIR_OUTCOME = "deterioration at home: unplanned admission, PICU transfer or sepsis"
-# http://terminology.hl7.org/CodeSystem/risk-probability has no "medium": it says "moderate".
-QUALITATIVE_RISK = {"low": "low", "medium": "moderate", "high": "high"}
-UCUM = "http://unitsofmeasure.org"
-# The patient is named by identifier, not by a Patient/<id> reference: a FHIR id allows only
-# [A-Za-z0-9.-]{1,64}, which hospital patient ids (e.g. "MRN:12345") need not fit.
-PATIENT_ID_SYSTEM = "urn:clinpred:patient-id"
-
-
-def _resource_id(kind: str, record: ScoreRecord, tenant: str) -> str:
-    """A FHIR id (`[A-Za-z0-9.-]{1,64}`) for the `kind` resource of a stored score, the same on every
-    export of it, derived from tenant, patient id and version without showing the patient id (two
-    hospitals' child-17 get different ids)."""
-    digest = hashlib.sha256(json.dumps([kind, tenant, record.patient_id, record.version]).encode()).hexdigest()[:40]
-    return f"{kind}-{digest}"
-
-
-def _subject(record: ScoreRecord) -> dict[str, Any]:
-    return {"identifier": {"system": PATIENT_ID_SYSTEM, "value": record.patient_id}}
-
-
-def _score_quantity(value: float) -> dict[str, Any]:
-    return {"value": value, "unit": "score", "system": UCUM, "code": "{score}"}
-
-
-def fhir_pews_observation(record: ScoreRecord, tenant: str) -> dict[str, Any]:
-    pews = record.score.pews
-    points = pews.items()
-    resource = {
-        "resourceType": "Observation",
-        "id": _resource_id("pews", record, tenant),
-        "status": "final",
-        "category": [
-            {
-                "coding": [
-                    {
-                        "system": "http://terminology.hl7.org/CodeSystem/observation-category",
-                        "code": "survey",
-                    }
-                ]
-            }
-        ],
-        "code": {"text": "Bedside Paediatric Early Warning Score (Parshuram 2009)"},
-        "subject": _subject(record),
-        "effectiveDateTime": instant_text(record.score.scored_at),
-        "valueQuantity": _score_quantity(pews.total),
-        "component": [{"code": {"text": item}, "valueQuantity": _score_quantity(points[item])} for item in PEWS_ITEMS],
-    }
-    if pews.missing_items:
-        resource["note"] = [{"text": "not measured, scored 0: " + ", ".join(pews.missing_items)}]
-    return FhirObservation.model_validate(resource).model_dump(mode="json", by_alias=True, exclude_none=True)
-
-
-def fhir_risk_assessment(record: ScoreRecord, tenant: str) -> dict[str, Any]:
-    score = record.score
-    model = score.model
-    scored_at = instant_text(score.scored_at)
-    until = score.scored_at + timedelta(hours=score.horizon_hours)
-    reasons = "; ".join(r.text for r in score.explanation.top_reasons)
-    resource = {
-        "resourceType": "RiskAssessment",
-        "id": _resource_id("deterioration", record, tenant),
-        "status": "final",
-        "subject": _subject(record),
-        "occurrenceDateTime": scored_at,
-        "method": {
-            "coding": [{"system": "urn:clinpred:model", "code": f"{model.name}:{model.version}"}],
-            "text": f"clinpred {model.name} {model.version} (package sha256 {model.sha256})",
-        },
-        "basis": [{"reference": f"Observation/{_resource_id('pews', record, tenant)}"}],
-        "prediction": [
-            {
-                "outcome": {"text": FHIR_OUTCOME},
-                "probabilityDecimal": score.probability,
-                "qualitativeRisk": {
-                    "coding": [
-                        {
-                            "system": "http://terminology.hl7.org/CodeSystem/risk-probability",
-                            "code": QUALITATIVE_RISK[score.band],
-                        }
-                    ]
-                },
-                "whenPeriod": {"start": scored_at, "end": instant_text(until)},
-                "rationale": reasons,
-            }
-        ],
-        "note": [{"text": score.confidence.statement}],
-    }
-    return FhirRiskAssessment.model_validate(resource).model_dump(mode="json", by_alias=True, exclude_none=True)

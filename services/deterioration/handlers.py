@@ -13,7 +13,8 @@ from typing import Any
 
 from clinpred.pilots.common.call import Call
 from clinpred.pilots.common.errors import ModelUnavailable, NotFound, ViolationCollector
-from clinpred.pilots.deterioration.observations import SIGNALS, Observation, PatientHistory
+from clinpred.pilots.deterioration.features import PEWS_INPUTS, PEWS_MAX_AGE_H
+from clinpred.pilots.deterioration.observations import SIGNALS, Observation, PatientHistory, latest_measurements
 from clinpred.pilots.deterioration.package_format import PILOT
 from clinpred.pilots.deterioration.predictor import DeteriorationPredictor, RiskBand
 from clinpred.pilots.deterioration.requests import (
@@ -45,6 +46,11 @@ from clinpred.services.deterioration.settings import DeteriorationSettings
 SERVICE = PILOT
 # The field path of a batch's observations, for the checks only the stored patient allows.
 OBSERVATIONS_FIELD = "observations"
+NO_SCORE_YET = "patient_id: no score yet; record observations first"
+# How far back a Bedside PEWS item counts, and so which observations a FHIR export shows.
+PEWS_WINDOW = timedelta(hours=PEWS_MAX_AGE_H)
+# The Bedside PEWS inputs, and temperature, which the model reads and PEWS does not.
+EXPORTED_VITAL_SIGNS = (*PEWS_INPUTS, "temperature_c")
 
 
 class DeteriorationHandler:
@@ -106,7 +112,7 @@ class DeteriorationHandler:
         call.concerns(patient_id)
         latest = self.store.latest_score(call.tenant, patient_id)
         if latest is None:
-            raise NotFound("patient_id: no score yet; record observations first")
+            raise NotFound(NO_SCORE_YET)
         return latest
 
     def latest(self, query: LatestQuery, call: Call) -> LatestRisk:
@@ -142,8 +148,14 @@ class DeteriorationHandler:
         return StatelessScore(scoring.patient.patient_id, self._score(scoring.history(), at, previous_band=None))
 
     def fhir_export(self, patient_id: str, call: Call) -> FhirExport:
-        """The score a FHIR export shows: the latest."""
-        return FhirExport(call.tenant, self._latest_record(patient_id, call))
+        """The score a FHIR export shows, the latest, with the observations its vital signs come from."""
+        call.concerns(patient_id)
+        found = self.store.latest_score_and_observations(call.tenant, patient_id, PEWS_WINDOW)
+        if found is None:
+            raise NotFound(NO_SCORE_YET)
+        record, observations = found
+        measurements = latest_measurements(observations, EXPORTED_VITAL_SIGNS, record.score.scored_at, PEWS_WINDOW)
+        return FhirExport(call.tenant, record, measurements)
 
     def model_info(self, _: None, call: Call) -> ModelInfo:
         predictor = self.runtime.predictor

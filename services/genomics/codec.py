@@ -33,17 +33,19 @@ from clinpred.pilots.genomics.encrypted import (
     EncryptedScoreAnswer,
     EncryptedScoreRequest,
 )
-from clinpred.pilots.genomics.risk import INTERVAL_METHOD, MAX_AGE, MIN_AGE, SEXES, CancerRisk, GenomicRiskPredictor
+from clinpred.pilots.genomics.evaluation_keys import EvaluationKeysRequest, Registration
+from clinpred.pilots.genomics.risk import MAX_AGE, MAX_RELATIVES, MIN_AGE, SEXES, CancerRisk, GenomicRiskPredictor
 from clinpred.pilots.genomics.scoring import VariantContribution
 from clinpred.services.api.common.v1 import prediction_pb2 as common_pb2
 from clinpred.services.api.genomics.v1 import genomics_pb2
 from clinpred.services.common import codec as common
-from clinpred.services.genomics.scores import ScoreStatus
+from clinpred.services.genomics.scores import PublishedLayout, ScoreStatus
 from clinpred.services.genomics.settings import GenomicsSettings
 
 BUILD_NAMES = {genomics_pb2.GENOME_BUILD_GRCH37: "GRCh37", genomics_pb2.GENOME_BUILD_GRCH38: "GRCh38"}
 BUILD_ENUMS: dict[str, genomics_pb2.GenomeBuild] = {name: number for number, name in BUILD_NAMES.items()}
 SEX_NAMES = {genomics_pb2.SEX_FEMALE: "female", genomics_pb2.SEX_MALE: "male"}
+SEX_ENUMS: dict[str, genomics_pb2.Sex] = {name: number for number, name in SEX_NAMES.items()}
 DEFAULT_TOP_VARIANTS = 10
 # Longest strings accepted. A sample id is a VCF column name, a short identifier (256 leaves room for
 # ids joined from several parts); a score key is a cancer or a PGS Catalog id (PGS000004); cancers are
@@ -63,6 +65,13 @@ ENCRYPTED_FIELDS = EncryptedFields(
     ciphertexts="stream[*].ciphertext_chunk",
     lengths="stream[0].header.ciphertext_lengths",
 )
+# A request naming a registered context: what the context is refused for is the digest's fault.
+REGISTERED_FIELDS = EncryptedFields(
+    context="stream[0].header.public_context_sha256",
+    ciphertexts="stream[*].ciphertext_chunk",
+    lengths="stream[0].header.ciphertext_lengths",
+)
+REGISTRATION_CONTEXT_FIELD = "stream[*].public_context_chunk"
 
 
 @dataclass(frozen=True)
@@ -96,9 +105,20 @@ class ReceivedCiphertexts:
     messages: int = 0
     score: str = ""
     context_length: int = 0
+    context_sha256: str = ""  # a registered context's digest, instead of the context
     ciphertext_lengths: tuple[int, ...] = ()
     context: bytearray = field(default_factory=bytearray)
     ciphertexts: list[bytearray] = field(default_factory=list)
+
+
+@dataclass
+class ReceivedEvaluationKeys:
+    """A RegisterEvaluationKeys stream as it arrived: the checked header, then the public context."""
+
+    messages: int = 0
+    context_length: int = 0
+    sha256: str = ""
+    context: bytearray = field(default_factory=bytearray)
 
 
 class GenomicsCodec:
@@ -111,6 +131,9 @@ class GenomicsCodec:
         self.max_upload_bytes = settings.max_upload_bytes
         self.max_top_variants = settings.max_top_variants
         self.max_context_bytes = settings.max_context_bytes
+        self.max_registered_context_bytes = min(
+            settings.max_context_bytes, settings.max_evaluation_keys_bytes, settings.max_evaluation_keys_bytes_per_tenant
+        )
         self.max_ciphertext_bytes = settings.max_ciphertext_bytes
         self.response_chunk_bytes = settings.response_chunk_bytes
 
@@ -151,7 +174,24 @@ class GenomicsCodec:
             f"cancer name; configured: {', '.join(self.cancers)}",
             violations,
         )
-        return PatientFactors(patient.sample_id, patient.age, SEX_NAMES.get(patient.sex, ""), dict(patient.family_history))
+        common.check_map_keys(
+            patient.affected_first_degree_relatives,
+            self.cancers,
+            f"{path}.affected_first_degree_relatives",
+            f"cancer name; configured: {', '.join(self.cancers)}",
+            violations,
+        )
+        # Named like unknown keys: by index in code-point order, as a map has no order on the wire.
+        for index, (cancer, count) in enumerate(sorted(patient.affected_first_degree_relatives.items())):
+            if count > MAX_RELATIVES and cancer in self.cancers:
+                violations.add(
+                    f"{path}.affected_first_degree_relatives[{index}]",
+                    f"must be 0 to {MAX_RELATIVES} (key {index} in code-point order)",
+                )
+        return PatientFactors(
+            patient.sample_id, patient.age, SEX_NAMES.get(patient.sex, ""), dict(patient.family_history),
+            dict(patient.affected_first_degree_relatives),
+        )
 
     def _decode_assessment(self, message: genomics_pb2.Assessment, path: str) -> _Assessment:
         violations = ViolationCollector()
@@ -301,8 +341,18 @@ class GenomicsCodec:
         header = request.header
         violations = ViolationCollector()
         self._check_score_key(header.score, f"{path}.header.score", violations)
-        if header.public_context_length == 0:
-            violations.add(f"{path}.header.public_context_length", "is required")
+        if header.public_context_sha256:
+            _check_sha256(header.public_context_sha256, f"{path}.header.public_context_sha256", violations)
+            if header.public_context_length:
+                violations.add(
+                    f"{path}.header.public_context_length", "must be 0 when public_context_sha256 names a registered context"
+                )
+        elif header.public_context_length == 0:
+            violations.add(
+                f"{path}.header.public_context_sha256",
+                "is required: the SHA-256 of a context registered with RegisterEvaluationKeys"
+                " (or send the whole context and its public_context_length)",
+            )
         if not header.ciphertext_lengths:
             violations.add(f"{path}.header.ciphertext_lengths", "must list the size of every ciphertext")
         if any(length == 0 for length in header.ciphertext_lengths):
@@ -315,6 +365,7 @@ class GenomicsCodec:
                 raise _too_large(f"{path}.header.ciphertext_lengths[{index}]", length, self.max_ciphertext_bytes)
         received.score = header.score
         received.context_length = header.public_context_length
+        received.context_sha256 = header.public_context_sha256.lower()
         received.ciphertext_lengths = tuple(header.ciphertext_lengths)
 
     @staticmethod
@@ -348,7 +399,84 @@ class GenomicsCodec:
                 f" {len(received.ciphertexts)} of {len(received.ciphertext_lengths)} ciphertext(s) started (truncated)",
             )
         return EncryptedScoreRequest(
-            received.score, bytes(received.context), tuple(bytes(c) for c in received.ciphertexts), ENCRYPTED_FIELDS
+            received.score,
+            bytes(received.context),
+            tuple(bytes(c) for c in received.ciphertexts),
+            REGISTERED_FIELDS if received.context_sha256 else ENCRYPTED_FIELDS,
+            received.context_sha256,
+        )
+
+    # --- evaluation keys -----------------------------------------------------------------------------
+
+    async def receive_evaluation_keys(
+        self, requests: AsyncIterator[genomics_pb2.RegisterEvaluationKeysRequest]
+    ) -> ReceivedEvaluationKeys:
+        """Gathers the header and the context's chunks, refusing the stream as soon as it goes wrong."""
+        received = ReceivedEvaluationKeys()
+        async for request in requests:
+            path = f"stream[{received.messages}]"
+            received.messages += 1
+            violations = ViolationCollector()
+            common.check_unknown_fields(request, path, violations)
+            violations.raise_if_any()
+            part = request.WhichOneof("part")
+            if received.messages == 1:
+                self._receive_evaluation_keys_header(request, path, part, received)
+            elif part == "public_context_chunk":
+                received.context += request.public_context_chunk
+                if len(received.context) > received.context_length:
+                    _refuse(path, f"the public context exceeds its declared length of {received.context_length} bytes")
+            else:
+                _refuse(path, "after the header only public_context_chunk may follow")
+        return received
+
+    def _receive_evaluation_keys_header(
+        self,
+        request: genomics_pb2.RegisterEvaluationKeysRequest,
+        path: str,
+        part: str | None,
+        received: ReceivedEvaluationKeys,
+    ) -> None:
+        if part != "header":
+            _refuse(f"{path}.header", "the first message must be the header")
+        header = request.header
+        violations = ViolationCollector()
+        where = f"{path}.header.public_context_length"
+        if header.public_context_length == 0:
+            violations.add(where, "is required: the number of bytes of the public context that follows")
+        elif header.public_context_length > self.max_registered_context_bytes:
+            # Never storable, however empty the replica: the request is wrong, not the server full.
+            violations.add(
+                where,
+                f"{header.public_context_length} bytes exceed the limit of {self.max_registered_context_bytes} bytes"
+                " for one registered context",
+            )
+        if header.public_context_sha256:
+            _check_sha256(header.public_context_sha256, f"{path}.header.public_context_sha256", violations)
+        violations.raise_if_any()
+        received.context_length = header.public_context_length
+        received.sha256 = header.public_context_sha256.lower()
+
+    def decode_evaluation_keys(self, received: ReceivedEvaluationKeys) -> EvaluationKeysRequest:
+        if received.messages == 0:
+            _refuse("stream", "is empty: send the header, then the public context in chunks")
+        if len(received.context) != received.context_length:
+            _refuse(
+                f"stream[{received.messages}]",
+                f"the stream ended after {len(received.context)} of the public context's {received.context_length} bytes"
+                " (truncated)",
+            )
+        blob = bytes(received.context)
+        if received.sha256 and hashlib.sha256(blob).hexdigest() != received.sha256:
+            _refuse("stream[0].header.public_context_sha256", "does not match the bytes received")
+        return EvaluationKeysRequest(blob, REGISTRATION_CONTEXT_FIELD)
+
+    @staticmethod
+    def encode_evaluation_keys(registration: Registration) -> genomics_pb2.RegisterEvaluationKeysResponse:
+        return genomics_pb2.RegisterEvaluationKeysResponse(
+            public_context_sha256=registration.sha256,
+            public_context_length=registration.size,
+            expires_after_idle_seconds=registration.expires_in_seconds,
         )
 
     # --- answers -------------------------------------------------------------------------------------
@@ -402,14 +530,21 @@ class GenomicsCodec:
                     horizon_years=predictor.horizon_years,
                     metrics=common.encode_metrics(predictor.metrics),
                     interval_level=predictor.interval_level,
+                    risk_parameters_json=predictor.risk_parameters_json.decode(),
+                    package_manifest=predictor.manifest_json.decode(),
+                    min_age=predictor.valid_ages[0],
+                    max_age=predictor.valid_ages[1],
+                    sexes=[SEX_ENUMS[s] for s in predictor.valid_sexes],
+                    transparency=predictor.transparency,
                 )
                 for predictor in predictors
             ],
             max_upload_bytes=self.max_upload_bytes,
         )
 
-    def encode_layout(self, predictor: GenomicRiskPredictor) -> genomics_pb2.GetScoreLayoutResponse:
-        layout, reference = predictor.layout, predictor.reference
+    def encode_layout(self, published: PublishedLayout) -> genomics_pb2.GetScoreLayoutResponse:
+        predictor = published.predictor
+        layout, reference = published.layout.published(), predictor.reference
         return genomics_pb2.GetScoreLayoutResponse(
             pgs_id=layout.pgs_id,
             cancer=predictor.cancer,
@@ -426,6 +561,7 @@ class GenomicsCodec:
             poly_modulus_degrees=list(SUPPORTED_POLY_MODULUS_DEGREES),
             min_scale_bits=MIN_SCALE_BITS,
             model=common.encode_identity(predictor.identity),
+            private_weights=layout.private,
         )
 
     def encode_encrypted(self, answer: EncryptedScoreAnswer) -> list[genomics_pb2.ScoreEncryptedResponse]:
@@ -469,7 +605,7 @@ def encode_risk(risk: CancerRisk, source: ScoreSource) -> genomics_pb2.CancerRis
         absolute_risk=risk.absolute_risk,
         risk_interval=common_pb2.Confidence(
             coverage=level,
-            method=INTERVAL_METHOD,
+            method=risk.interval_method,
             lower=low,
             upper=high,
             statement=f"{level:.0%} confidence interval of the {risk.horizon_years:g}-year risk: {low:.2%} to {high:.2%}",
@@ -488,6 +624,10 @@ def encode_risk(risk: CancerRisk, source: ScoreSource) -> genomics_pb2.CancerRis
         ),
         out_of_range=common.encode_range_flags(risk.out_of_range),
         model=common.encode_identity(risk.model),
+        affected_first_degree_relatives=risk.affected_first_degree_relatives,
+        odds_ratio_per_sd=risk.odds_ratio_per_sd,
+        unmeasured_variance_fraction=risk.unmeasured_variance_fraction,
+        score_effect_note=risk.score_effect_note,
     )
 
 
@@ -510,6 +650,11 @@ def encode_variant(variant: VariantContribution) -> genomics_pb2.VariantContribu
 
 def _build_enum(build: str | None) -> genomics_pb2.GenomeBuild:
     return BUILD_ENUMS.get(build or "", genomics_pb2.GENOME_BUILD_UNSPECIFIED)
+
+
+def _check_sha256(value: str, path: str, violations: ViolationCollector) -> None:
+    if len(value) != 64 or any(c not in "0123456789abcdef" for c in value.lower()):
+        violations.add(path, "must be a SHA-256: 64 hexadecimal digits")
 
 
 def _refuse(field_path: str, description: str) -> NoReturn:

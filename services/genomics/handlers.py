@@ -1,7 +1,7 @@
 """Genomic risk behind the servicer: the loaded models (one per cancer) and their scoring files.
 
 Takes decoded domain requests, calls the pilot and returns domain results;
-times its own stages (read_vcf, score, predict, explain, encrypted_score).
+times its own stages (read_vcf, score, predict, explain, encrypted_score, register_evaluation_keys).
 """
 
 from __future__ import annotations
@@ -18,13 +18,14 @@ from clinpred.pilots.genomics.assessment import (
     select_samples,
 )
 from clinpred.pilots.genomics.encrypted import EncryptedScoreAnswer, EncryptedScoreRequest, score_encrypted
+from clinpred.pilots.genomics.evaluation_keys import EvaluationKeys, EvaluationKeysRequest, Registration
 from clinpred.pilots.genomics.risk import GenomicRiskPredictor
 from clinpred.pilots.genomics.scoring import score_vcf
 from clinpred.pilots.genomics.scoring_file import ScoringFile
 from clinpred.pilots.genomics.vcf import read_vcf
 from clinpred.services.common.metrics import stage
 from clinpred.services.common.runtime import ModelRuntime
-from clinpred.services.genomics.scores import ScoreStatus, ScoringFiles
+from clinpred.services.genomics.scores import PublishedLayout, ScoreStatus, ScoringFiles
 from clinpred.services.genomics.settings import GenomicsSettings
 
 SERVICE = "genomics"
@@ -46,6 +47,12 @@ class GenomicsHandler:
             for number, name in enumerate(names)
         ]
         self.scoring_files = ScoringFiles(settings.scoring_dir)
+        self.evaluation_keys = EvaluationKeys(
+            settings.evaluation_keys_ttl_seconds,
+            settings.max_evaluation_keys_bytes,
+            settings.max_evaluation_keys_bytes_per_tenant,
+        )
+        self.private_scores = frozenset(settings.private_scores)
 
     def load(self) -> None:
         cancers: dict[str, str] = {}
@@ -120,11 +127,14 @@ class GenomicsHandler:
     def model_info(self, _: None, call: Call) -> tuple[GenomicRiskPredictor, ...]:
         return tuple(self.predictors.values())
 
-    def layout(self, score: str, call: Call) -> GenomicRiskPredictor:
+    def published_layout(self, score: str) -> PublishedLayout:
+        return PublishedLayout.of(self.predictor(score), self.private_scores)
+
+    def layout(self, score: str, call: Call) -> PublishedLayout:
         """The model whose published layout (variant order, in the package's build) scores `score`."""
-        predictor = self.predictor(score)
-        call.answered_by(predictor.identity)
-        return predictor
+        published = self.published_layout(score)
+        call.answered_by(published.predictor.identity)
+        return published
 
     def assess(self, request: AssessmentRequest, call: Call) -> VcfAssessment:
         """Reads the VCF once (only the scores' positions), scores it per cancer, assesses the chosen samples."""
@@ -164,8 +174,9 @@ class GenomicsHandler:
                         sample_scores[cancer][column],
                         factors.age,
                         factors.sex,
-                        factors.has_family_history(cancer),
-                        top_variants=request.top_variants,
+                        factors.relatives(cancer),
+                        # A private score's per-variant contributions would reveal its weights.
+                        top_variants=0 if self.published_layout(cancer).layout.private else request.top_variants,
                     )
                     for cancer in request.cancers
                 ]
@@ -184,10 +195,20 @@ class GenomicsHandler:
         return VcfAssessment(samples, build, genotypes.build_evidence, genotypes.n_samples, sources)
 
     def score_encrypted(self, request: EncryptedScoreRequest, call: Call) -> EncryptedScoreAnswer:
-        predictor = self.predictor(request.score)
+        published = self.published_layout(request.score)
+        predictor = published.predictor
         call.answered_by(predictor.identity)
+        # A registered context is loaded already; one sent inline is loaded (the costly part) in score_encrypted.
+        context = (
+            self.evaluation_keys.context(call.tenant, request.context_sha256)
+            if request.context_sha256
+            else request.public_context
+        )
         with stage(SERVICE, "encrypted_score"):
-            result = score_encrypted(
-                request.public_context, request.ciphertexts, predictor.layout, request.fields, deadline=call.deadline
-            )
+            result = score_encrypted(context, request.ciphertexts, published.layout, request.fields, deadline=call.deadline)
         return EncryptedScoreAnswer(result, len(predictor.layout), predictor.identity)
+
+    def register_evaluation_keys(self, request: EvaluationKeysRequest, call: Call) -> Registration:
+        call.check()  # loading takes a fraction of a second: not for a caller who stopped waiting
+        with stage(SERVICE, "register_evaluation_keys"):
+            return self.evaluation_keys.register(call.tenant, request.public_context, request.field)

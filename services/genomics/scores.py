@@ -19,8 +19,10 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from dataclasses import dataclass
+from collections.abc import Collection
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from clinpred.pilots.common.errors import ClinpredError, FailedPrecondition
 from clinpred.pilots.common.model_package import ModelIdentity
@@ -28,6 +30,9 @@ from clinpred.pilots.genomics.assessment import ScoreSource
 from clinpred.pilots.genomics.encrypted import EncryptedScoreLayout, layout_scoring_file
 from clinpred.pilots.genomics.scoring_file import ScoringFile, normalise_build, read_scoring_file
 from clinpred.pilots.genomics.text_stream import read_lines
+
+if TYPE_CHECKING:
+    from clinpred.pilots.genomics.risk import GenomicRiskPredictor
 
 logger = logging.getLogger("clinpred.genomics.scores")
 
@@ -45,6 +50,19 @@ def header_pgs_id(path: Path) -> str:
         if found:
             return found.group(1)
     return path.name[:100]
+
+
+@dataclass(frozen=True)
+class PublishedLayout:
+    """A model and the layout its encrypted scoring uses: private when the settings name its cancer or PGS id."""
+
+    predictor: GenomicRiskPredictor
+    layout: EncryptedScoreLayout
+
+    @classmethod
+    def of(cls, predictor: GenomicRiskPredictor, private_scores: Collection[str]) -> PublishedLayout:
+        private = predictor.cancer in private_scores or predictor.pgs_id in private_scores
+        return cls(predictor, replace(predictor.layout, private=True) if private else predictor.layout)
 
 
 @dataclass(frozen=True)

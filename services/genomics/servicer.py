@@ -75,3 +75,17 @@ class GenomicsServicer(SealedMethods, genomics_pb2_grpc.GenomicRiskServiceServic
             codec.encode_encrypted,
         ):
             yield response
+
+    async def RegisterEvaluationKeys(
+        self,
+        request_iterator: AsyncIterator[genomics_pb2.RegisterEvaluationKeysRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> genomics_pb2.RegisterEvaluationKeysResponse:
+        codec = self.codec
+        return await self.rpc.client_stream(
+            request_iterator,
+            codec.receive_evaluation_keys,
+            codec.decode_evaluation_keys,
+            self.handler.register_evaluation_keys,
+            codec.encode_evaluation_keys,
+        )

@@ -30,6 +30,28 @@ class GenomicsSettings(ServiceSettings):
     # Largest public CKKS context and ciphertext accepted by ScoreEncrypted.
     max_context_bytes: int = Field(default=128 * 1024 * 1024, ge=1)
     max_ciphertext_bytes: int = Field(default=16 * 1024 * 1024, ge=1, description="Largest ciphertext ScoreEncrypted accepts.")
+    private_scores: list[str] = Field(
+        default_factory=list,
+        description="Scores (cancer or PGS id) whose weights the service keeps: GetScoreLayout publishes their variants"
+        ' and effect alleles only, and ScoreEncrypted answers the encrypted total only, e.g. `["breast"]`.',
+    )
+    evaluation_keys_ttl_seconds: float = Field(
+        default=3600.0,
+        gt=0,
+        description="A registered public CKKS context (RegisterEvaluationKeys) is dropped after this long unused.",
+    )
+    max_evaluation_keys_bytes: int = Field(
+        default=1024 * 1024 * 1024,
+        ge=1,
+        description="Most bytes of registered public contexts one replica holds (about 35 MB each at degree 8192);"
+        " past it registrations are refused RESOURCE_EXHAUSTED.",
+    )
+    max_evaluation_keys_bytes_per_tenant: int = Field(
+        default=256 * 1024 * 1024,
+        ge=1,
+        description="Most bytes of registered public contexts one tenant holds on a replica; a larger context is"
+        " refused INVALID_ARGUMENT, one that does not fit beside the tenant's others RESOURCE_EXHAUSTED.",
+    )
     # pgsc_calc's --min_overlap: fewer matched variants refuse the score.
     min_overlap: float = Field(default=0.75, ge=0.0, le=1.0)
     max_top_variants: int = Field(default=100, ge=1, description="Most top-contributing variants one assessment may ask for.")

@@ -11,25 +11,45 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from clinpred.pilots.common.errors import ViolationCollector
+from clinpred.pilots.common.calibration import Calibrator
+from clinpred.pilots.common.ckks import MAX_SCALE_BITS, MIN_SCALE_BITS
+from clinpred.pilots.common.conformal import SplitConformal
+from clinpred.pilots.common.errors import FailedPrecondition, InvalidInput, ViolationCollector
+from clinpred.pilots.common.model_package import ModelIdentity
 from clinpred.pilots.common.schema import ModelSchema
 from clinpred.pilots.tumor.classifier import ClassifiedCase, TumorCases, TumorClassification, TumorModelInfo
+from clinpred.pilots.tumor.encrypted import (
+    LAYOUT_FORMAT,
+    SUPPORTED_POLY_MODULUS_DEGREES,
+    EncryptedTumorAnswer,
+    EncryptedTumorLayout,
+    EncryptedTumorModel,
+    EncryptedTumorRequest,
+)
 from clinpred.services.api.tumor.v1 import tumor_pb2
 from clinpred.services.common import codec as common
 
 # Longest case id: the caller's own identifier (an accession or UUID), echoed back in every answer.
 MAX_CASE_ID_LENGTH = 128
+# A keyless context is under 100 bytes; one with a secret key (70 KB at degree 4096) still loads, so that its
+# refusal says why; one with Galois keys (megabytes) is refused by size.
+MAX_PUBLIC_CONTEXT_BYTES = 256 * 1024
+# A fresh vector at degree 8192 with the largest modulus 128-bit security allows is about 0.5 MB.
+MAX_CIPHERTEXT_BYTES = 1024 * 1024
 
 
 class TumorCodec:
-    def __init__(self, schema: ModelSchema, max_batch_size: int, verified_coverage: float) -> None:
+    def __init__(
+        self, schema: ModelSchema, max_batch_size: int, verified_coverage: float, max_encrypted_ciphertexts: int
+    ) -> None:
         self.schema = schema
         self.max_batch_size = max_batch_size
         self.verified_coverage = verified_coverage
+        self.max_encrypted_ciphertexts = max_encrypted_ciphertexts
 
     @classmethod
-    def for_model(cls, info: TumorModelInfo, max_batch_size: int) -> TumorCodec:
-        return cls(info.schema, max_batch_size, info.verified_coverage)
+    def for_model(cls, info: TumorModelInfo, max_batch_size: int, max_encrypted_ciphertexts: int) -> TumorCodec:
+        return cls(info.schema, max_batch_size, info.verified_coverage, max_encrypted_ciphertexts)
 
     # Requests -> TumorCases
 
@@ -44,6 +64,10 @@ class TumorCodec:
         violations.raise_if_any()
         matrix = np.asarray(rows, dtype=np.float64).reshape(len(rows), len(specs))
         return TumorCases(tuple(c.case_id for c in cases), matrix)
+
+    def decode_cases(self, cases: Sequence[tumor_pb2.TumorCase], paths: Sequence[str]) -> TumorCases:
+        """Cases checked as Classify checks them (a client that encrypts them checks them first, the same way)."""
+        return self._decode_cases(cases, paths, ViolationCollector())
 
     def _decode_one(self, request: tumor_pb2.ClassifyRequest | tumor_pb2.ClassifyStreamRequest, path: str) -> TumorCases:
         violations = ViolationCollector()
@@ -111,3 +135,121 @@ class TumorCodec:
             conformal_coverage=info.conformal_coverage,
             max_batch_size=self.max_batch_size,
         )
+
+    # Encrypted classification
+
+    def decode_encryption_layout(self, request: tumor_pb2.GetEncryptionLayoutRequest) -> None:
+        violations = ViolationCollector()
+        common.check_unknown_fields(request, "", violations)
+        violations.raise_if_any()
+
+    def encode_encryption_layout(self, model: EncryptedTumorModel) -> tumor_pb2.GetEncryptionLayoutResponse:
+        layout, conformal = model.layout, model.conformal
+        return tumor_pb2.GetEncryptionLayoutResponse(
+            format=LAYOUT_FORMAT,
+            model=common.encode_identity(model.identity),
+            feature_names=list(layout.feature_names),
+            split_features=list(layout.split_features),
+            thresholds=list(layout.thresholds),
+            weights=list(layout.weights),
+            base_value=layout.base_value,
+            shap_offsets=list(layout.shap_offsets),
+            explained_class=layout.explained_class,
+            output_space=layout.output_space,
+            explanation_method=model.explanation_method,
+            classes=list(model.schema.classes),
+            calibration=tumor_pb2.PlattCalibration(slope=model.calibrator.slope, intercept=model.calibrator.intercept),
+            conformal=tumor_pb2.ConformalThreshold(
+                q_hat=conformal.q_hat,
+                coverage=conformal.coverage,
+                verified_coverage=model.verified_coverage,
+                calibration_cases=conformal.n_calibration,
+                method=conformal.method,
+            ),
+            poly_modulus_degrees=list(SUPPORTED_POLY_MODULUS_DEGREES),
+            min_scale_bits=MIN_SCALE_BITS,
+            max_scale_bits=MAX_SCALE_BITS,
+            max_ciphertexts=self.max_encrypted_ciphertexts,
+            max_ciphertext_bytes=MAX_CIPHERTEXT_BYTES,
+        )
+
+    def decode_classify_encrypted(self, request: tumor_pb2.ClassifyEncryptedRequest) -> EncryptedTumorRequest:
+        """Sizes only: whether the bytes are a keyless CKKS context and vectors of the layout is the pilot's check."""
+        violations = ViolationCollector()
+        common.check_unknown_fields(request, "", violations)
+        context_bytes = len(request.public_context)
+        if context_bytes == 0:
+            violations.add("public_context", "is required: the serialised TenSEAL CKKS context, without keys")
+        elif context_bytes > MAX_PUBLIC_CONTEXT_BYTES:
+            violations.add(
+                "public_context",
+                f"{context_bytes} bytes is over {MAX_PUBLIC_CONTEXT_BYTES}; send the parameters only, without secret,"
+                " public, relinearisation or Galois keys (under 100 bytes)",
+            )
+        count = len(request.ciphertexts)
+        if count == 0:
+            violations.add("ciphertexts", "at least one is needed")
+        elif count > self.max_encrypted_ciphertexts:
+            violations.add(
+                "ciphertexts",
+                f"{count} ciphertexts; at most {self.max_encrypted_ciphertexts} per call, send the rest in more calls",
+            )
+        else:
+            for number, blob in enumerate(request.ciphertexts):
+                if len(blob) > MAX_CIPHERTEXT_BYTES:
+                    violations.add(f"ciphertexts[{number}]", f"{len(blob)} bytes; at most {MAX_CIPHERTEXT_BYTES}")
+                elif not blob:
+                    violations.add(f"ciphertexts[{number}]", "is empty")
+        violations.raise_if_any()
+        return EncryptedTumorRequest(bytes(request.public_context), tuple(bytes(b) for b in request.ciphertexts))
+
+    def encode_classify_encrypted(self, answer: EncryptedTumorAnswer) -> tumor_pb2.ClassifyEncryptedResponse:
+        return tumor_pb2.ClassifyEncryptedResponse(products=list(answer.products), model=common.encode_identity(answer.model))
+
+
+def decode_encrypted_model(
+    layout: tumor_pb2.GetEncryptionLayoutResponse, info: tumor_pb2.GetModelInfoResponse
+) -> EncryptedTumorModel:
+    """The published layout and model info as the domain's `EncryptedTumorModel`, on the client.
+
+    FailedPrecondition when the two describe different models (the service changed model between them).
+    """
+    if layout.format != LAYOUT_FORMAT:
+        raise FailedPrecondition(f"the service publishes encrypted layout {layout.format!r}; this client reads {LAYOUT_FORMAT}")
+    if layout.model != info.model:
+        raise FailedPrecondition("GetEncryptionLayout and GetModelInfo name different models; the service reloaded, retry")
+    identity = ModelIdentity(layout.model.name, layout.model.version, layout.model.sha256)
+    schema = ModelSchema(
+        features=tuple(common.decode_feature_spec(spec) for spec in info.features),
+        classes=tuple(info.classes),
+        positive_class=info.positive_class,
+    )
+    conformal = layout.conformal
+    try:
+        return EncryptedTumorModel(
+            layout=EncryptedTumorLayout(
+                model=f"{identity.name}@{identity.version}",
+                feature_names=tuple(layout.feature_names),
+                split_features=tuple(layout.split_features),
+                thresholds=tuple(layout.thresholds),
+                weights=tuple(layout.weights),
+                base_value=layout.base_value,
+                shap_offsets=tuple(layout.shap_offsets),
+                explained_class=layout.explained_class,
+                output_space=layout.output_space,
+            ).checked(),
+            identity=identity,
+            schema=schema,
+            calibrator=Calibrator("platt", 2, slope=layout.calibration.slope, intercept=layout.calibration.intercept),
+            conformal=SplitConformal(
+                classes=tuple(layout.classes),
+                coverage=conformal.coverage,
+                q_hat=conformal.q_hat,
+                n_calibration=conformal.calibration_cases,
+                method=conformal.method,
+            ),
+            verified_coverage=conformal.verified_coverage,
+            explanation_method=layout.explanation_method,
+        )
+    except InvalidInput as error:
+        raise FailedPrecondition(f"the service's encryption layout is unusable: {error.message}") from None

@@ -4,6 +4,13 @@ from __future__ import annotations
 
 from clinpred.pilots.common.call import Call
 from clinpred.pilots.tumor.classifier import ClassifiedCase, TumorCases, TumorClassifier, TumorModelInfo
+from clinpred.pilots.tumor.encrypted import (
+    EncryptedTumorAnswer,
+    EncryptedTumorModel,
+    EncryptedTumorRequest,
+    encrypted_tumor_model,
+    score_encrypted_case,
+)
 from clinpred.pilots.tumor.package_format import PILOT
 from clinpred.services.common.metrics import stage
 from clinpred.services.common.runtime import ModelRuntime
@@ -15,6 +22,7 @@ SERVICE = PILOT
 class TumorHandler:
     def __init__(self, settings: TumorSettings) -> None:
         self.runtime: ModelRuntime[TumorClassifier] = ModelRuntime(SERVICE, settings, TumorClassifier)
+        self._encrypted: EncryptedTumorModel | None = None
 
     def load(self) -> TumorClassifier:
         return self.runtime.load()
@@ -37,3 +45,26 @@ class TumorHandler:
 
     def model_info(self, _: None, call: Call) -> TumorModelInfo:
         return self.classifier.info
+
+    def encryption_layout(self, _: None, call: Call) -> EncryptedTumorModel:
+        """The published layout of the loaded model, built once (FailedPrecondition for a model that has none)."""
+        classifier = self.classifier
+        encrypted = self._encrypted
+        if encrypted is None or encrypted.identity != classifier.identity:
+            encrypted = self._encrypted = encrypted_tumor_model(classifier)
+        return encrypted
+
+    def classify_encrypted(self, request: EncryptedTumorRequest, call: Call) -> EncryptedTumorAnswer:
+        """Products of the client's ciphertexts and the weights; nothing here can decrypt, nothing is kept."""
+        model = self.encryption_layout(None, call)
+        call.answered_by(model.identity)
+        with stage(SERVICE, "encrypted_classify"):
+            products = score_encrypted_case(
+                request.public_context,
+                request.ciphertexts,
+                model.layout,
+                context_field="public_context",
+                ciphertexts_field="ciphertexts",
+                deadline=call.deadline,
+            )
+        return EncryptedTumorAnswer(products, model.identity)

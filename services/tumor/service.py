@@ -23,7 +23,9 @@ def tumor_mount(settings: TumorSettings) -> ServiceMount:
         InMemoryReplayGuard(),
         stream_alternatives={"ClassifyStream": "ClassifyBatch"},
     )
-    servicer = TumorServicer(TumorHandler(settings), settings.max_batch_size, sealed_calls=sealed_calls)
+    servicer = TumorServicer(
+        TumorHandler(settings), settings.max_batch_size, settings.max_encrypted_ciphertexts, sealed_calls=sealed_calls
+    )
     return ServiceMount(
         name=SERVICE,
         service_names=(SERVICE_NAME,),

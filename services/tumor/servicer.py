@@ -19,17 +19,20 @@ OFF_LOOP_CASES = 16
 
 
 class TumorServicer(SealedMethods, tumor_pb2_grpc.TumorClassificationServiceServicer):
-    def __init__(self, handler: TumorHandler, max_batch_size: int, *, sealed_calls: SealedCalls) -> None:
+    def __init__(
+        self, handler: TumorHandler, max_batch_size: int, max_encrypted_ciphertexts: int, *, sealed_calls: SealedCalls
+    ) -> None:
         self.sealed_calls = sealed_calls
         self.handler = handler
         self.max_batch_size = max_batch_size
+        self.max_encrypted_ciphertexts = max_encrypted_ciphertexts
         self.rpc = Rpc(SERVICE)
         self._codec: TumorCodec | None = None
 
     def load(self) -> None:
         """Loads the model, then the codec for its schema (once per load, not per request)."""
         classifier = self.handler.load()
-        self._codec = TumorCodec.for_model(classifier.info, self.max_batch_size)
+        self._codec = TumorCodec.for_model(classifier.info, self.max_batch_size, self.max_encrypted_ciphertexts)
 
     @property
     def codec(self) -> TumorCodec:
@@ -68,4 +71,29 @@ class TumorServicer(SealedMethods, tumor_pb2_grpc.TumorClassificationServiceServ
         codec = self.codec
         return await self.rpc.unary(
             request, codec.decode_model_info, self.handler.model_info, codec.encode_model_info, blocking=False
+        )
+
+    async def GetEncryptionLayout(
+        self, request: tumor_pb2.GetEncryptionLayoutRequest, context: grpc.aio.ServicerContext
+    ) -> tumor_pb2.GetEncryptionLayoutResponse:
+        codec = self.codec
+        return await self.rpc.unary(
+            request,
+            codec.decode_encryption_layout,
+            self.handler.encryption_layout,
+            codec.encode_encryption_layout,
+            blocking=False,
+        )
+
+    async def ClassifyEncrypted(
+        self, request: tumor_pb2.ClassifyEncryptedRequest, context: grpc.aio.ServicerContext
+    ) -> tumor_pb2.ClassifyEncryptedResponse:
+        codec = self.codec
+        # Homomorphic arithmetic (and a first context's NTT tables) runs off the event loop.
+        return await self.rpc.unary(
+            request,
+            codec.decode_classify_encrypted,
+            self.handler.classify_encrypted,
+            codec.encode_classify_encrypted,
+            blocking=True,
         )

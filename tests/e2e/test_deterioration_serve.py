@@ -18,6 +18,7 @@ from clinpred.services.api.deterioration.v1 import deterioration_pb2 as pb
 from clinpred.services.deterioration.client import DeteriorationClient, observation
 from tests.conftest import REPO
 from tests.e2e.conftest import RunningServe, buf_tls_flags, kill, start_clinpred_serve, stop
+from tests.fhir_js import fhir_js_answers
 from tests.integration.deterioration.conftest import ADMIN_URL
 
 pytestmark = pytest.mark.e2e
@@ -107,6 +108,19 @@ def test_the_printed_example_and_buf_curl_work_with_a_tls_folder_of_your_own(tmp
         score = json.loads(result.stdout)["score"]
         assert score["patientId"] == "demo-0001" and score["version"] == "1"
         assert 0 <= score["probability"] <= 1 and score["pews"]["items"]
+        exported = subprocess.run(
+            [
+                str(buf), "curl", "--protocol", "grpc", *buf_tls_flags(running), "--data", json.dumps({"patientId": "demo-0001"}),
+                f"https://{running.target}/clinpred.deterioration.v1.DeteriorationService/ExportFhir",
+            ],
+            capture_output=True, text=True, timeout=60,
+        )
+        assert exported.returncode == 0, exported.stderr
+        bundle = json.loads(json.loads(exported.stdout)["bundleJson"])
+        (answer,) = fhir_js_answers([bundle])
+        assert answer["valid"] and not [m for m in answer["messages"] if m["severity"] in ("error", "fatal")], answer
+        assessment = bundle["entry"][0]["resource"]
+        assert assessment["prediction"][0]["probabilityDecimal"] == pytest.approx(score["probability"], abs=1e-12)
     finally:
         stop(running)
 

@@ -50,7 +50,7 @@ def test_readme_flow_example_vcf_then_assess(genomics_serve: RunningServe, tmp_p
     assert made.returncode == 0, made.stderr
     result = subprocess.run(
         [CLINPRED, "call", "genomics", "assess", "--vcf", str(vcf), "--build", "GRCh37", "--age", "52", "--sex", "female",
-         "--family-history", "breast", "--target", genomics_serve.target, "--json"],
+         "--relatives", "breast=1", "--target", genomics_serve.target, "--json"],
         capture_output=True, text=True, timeout=120, env=genomics_serve.env,
     )
     assert result.returncode == 0, result.stderr
@@ -62,7 +62,7 @@ def test_readme_flow_example_vcf_then_assess(genomics_serve: RunningServe, tmp_p
         capture_output=True, text=True, timeout=120, env=genomics_serve.env,
     )
     assert encrypted.returncode == 0, encrypted.stderr
-    assert "decrypted here" in encrypted.stdout and "computed locally" in encrypted.stdout
+    assert "decrypted here" in encrypted.stdout and "computed here with the published parameters" in encrypted.stdout
 
 
 def test_plain_and_encrypted_scoring_over_a_real_channel(genomics_serve: RunningServe) -> None:
@@ -102,5 +102,5 @@ def test_buf_curl_assesses_a_vcf_through_server_reflection(genomics_serve: Runni
     assert result.returncode == 0, result.stderr
     risk = json.loads(result.stdout)["assessment"]["samples"][0]["risks"][0]
     assert risk["cancer"] == "breast" and risk["variants"]["matched"] == 282
-    assert len(risk["explanation"]["contributions"]) == 4 and len(risk["model"]["sha256"]) == 64
+    assert len(risk["explanation"]["contributions"]) == 3 and len(risk["model"]["sha256"]) == 64
     assert risk["riskInterval"]["lower"] < risk["absoluteRisk"] < risk["riskInterval"]["upper"]

@@ -142,6 +142,14 @@ def run_tumor_example(snippet: Snippet, work: Workspace) -> None:
     _assert_shown_lines_printed(shown, work.bash(command))
 
 
+def run_tumor_encrypted(snippet: Snippet, work: Workspace) -> None:
+    command, shown = _commented_output(snippet.text)
+    printed = work.bash(command)
+    _assert_shown_lines_printed(shown, printed)
+    # The answer the service never saw is the plain call's, as printed (three decimals hide CKKS error).
+    assert printed == work.bash(command.replace(" --encrypted", ""))
+
+
 def run_tumor_python(snippet: Snippet, work: Workspace) -> None:
     label, probability, *statement = work.python(snippet.text).split()
     assert label in ("benign", "malignant") and 0.0 <= float(probability) <= 1.0
@@ -245,6 +253,7 @@ RULES: list[tuple[str, Callable[[Snippet, Workspace], None]]] = [
     ("make run     #", run_quick_start),
     ("clinpred is serving (Ctrl-C stops):", run_banner),
     ("clinpred call tumor classify --example\n# ", run_tumor_example),
+    ("clinpred call tumor classify --example --encrypted", run_tumor_encrypted),
     ("from clinpred.services.tumor.client import TumorClient", run_tumor_python),
     ("clinpred tumor example-csv cases.csv", run_tumor_csv),
     ("TumorClassificationService/GetModelInfo", run_buf_model_info),

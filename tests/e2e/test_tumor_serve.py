@@ -52,6 +52,24 @@ def test_health_and_classification_over_a_real_channel(tumor_serve: RunningServe
     assert [a.positive_probability for a in streamed] == pytest.approx([a.positive_probability for a in answers])
 
 
+def test_encrypted_classification_answers_like_the_plain_one_under_bentoml(tumor_serve: RunningServe) -> None:
+    """Two API workers behind one port: the layout one worker publishes fits the ciphertexts another multiplies."""
+    from sklearn.datasets import load_breast_cancer
+
+    with TumorClient(tumor_serve.target, tls=tumor_serve.tls, timeout=60) as client:
+        names = [f.name for f in client.model_info().features]
+        cases = [(f"c{i}", dict(zip(names, map(float, row)))) for i, row in enumerate(load_breast_cancer().data[:20])]
+        plain = client.classify_batch(cases)
+        encrypted = client.classify_encrypted_batch(cases)
+    assert [a.label for a in encrypted] == [a.label for a in plain]
+    assert [a.confidence for a in encrypted] == [a.confidence for a in plain]
+    assert [a.positive_probability for a in encrypted] == pytest.approx([a.positive_probability for a in plain], abs=1e-3)
+    for mine, theirs in zip(encrypted, plain, strict=True):
+        shap = [c.shap_value for c in theirs.explanation.contributions]
+        assert [c.shap_value for c in mine.explanation.contributions] == pytest.approx(shap, abs=1e-3)
+        assert mine.model == theirs.model
+
+
 def test_invalid_input_is_invalid_argument_in_production_too(tumor_serve: RunningServe) -> None:
     with TumorClient(tumor_serve.target, tls=tumor_serve.tls) as client, pytest.raises(grpc.RpcError) as caught:
         client.classify({"mean_radius": -1.0})

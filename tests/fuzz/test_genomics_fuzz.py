@@ -203,6 +203,9 @@ patients = st.builds(
     age=st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.floats(18, 100)),
     sex=st.integers(0, 4),
     family_history=st.dictionaries(st.one_of(st.just("breast"), hostile_text), st.booleans(), max_size=4),
+    affected_first_degree_relatives=st.dictionaries(
+        st.one_of(st.just("breast"), hostile_text), st.integers(0, (1 << 32) - 1), max_size=4
+    ),
 )
 assessments = st.builds(
     pb.Assessment,
@@ -339,6 +342,127 @@ async def test_after_fuzzing_encrypted_scoring_still_works(channel: grpc.Channel
         lambda: score_encrypted(channel, encrypted_stream("breast", *[real_encrypted[0]], [real_encrypted[1]]))
     )
     assert answers[0].summary.variants == 313 and answers[0].summary.score_length > 0
+
+
+def registration_stream(context: bytes, length: int | None = None, sha256: str = "", chunk: int = 1 << 20) -> list[bytes]:
+    header = pb.EvaluationKeysHeader(
+        public_context_length=len(context) if length is None else length, public_context_sha256=sha256
+    )
+    out = [pb.RegisterEvaluationKeysRequest(header=header).SerializeToString()]
+    out += [
+        pb.RegisterEvaluationKeysRequest(public_context_chunk=context[i : i + chunk]).SerializeToString()
+        for i in range(0, len(context), chunk)
+    ]
+    return out
+
+
+def register_keys(channel: grpc.Channel, messages: list[bytes]) -> pb.RegisterEvaluationKeysResponse:
+    method = channel.stream_unary(
+        SERVICE + "RegisterEvaluationKeys", response_deserializer=pb.RegisterEvaluationKeysResponse.FromString
+    )
+    return method(iter(messages), timeout=120)
+
+
+def registered_stream(score: str, digest: str, ciphertexts: list[bytes], context: bytes = b"") -> list[bytes]:
+    """A ScoreEncrypted stream naming a registered context (and, if given, also sending one: refused)."""
+    header = pb.EncryptedScoreHeader(
+        score=score, public_context_sha256=digest, public_context_length=len(context),
+        ciphertext_lengths=[len(c) for c in ciphertexts],
+    )
+    out = [pb.ScoreEncryptedRequest(header=header).SerializeToString()]
+    if context:
+        out.append(pb.ScoreEncryptedRequest(public_context_chunk=context[:256]).SerializeToString())
+    out += [
+        pb.ScoreEncryptedRequest(ciphertext_chunk=pb.CiphertextChunk(index=i, data=blob)).SerializeToString()
+        for i, blob in enumerate(ciphertexts)
+    ]
+    return out
+
+
+@pytest.fixture(scope="module")
+async def registered(channel: grpc.Channel, real_encrypted: tuple[bytes, bytes]) -> str:
+    answer = await in_thread(lambda: register_keys(channel, registration_stream(real_encrypted[0])))
+    assert answer.public_context_sha256 == hashlib.sha256(real_encrypted[0]).hexdigest()
+    return str(answer.public_context_sha256)
+
+
+@examples(8)
+@given(data=st.data())
+async def test_fuzz_register_evaluation_keys(
+    channel: grpc.Channel, real_encrypted: tuple[bytes, bytes], data: st.DataObject
+) -> None:
+    context = real_encrypted[0]
+    kind = data.draw(st.sampled_from(["random context", "cut context", "flipped context", "header", "shape", "tail"]))
+    blob, length, sha = context, None, ""
+    if kind == "random context":
+        blob = data.draw(st.binary(min_size=1, max_size=256))
+    elif kind == "cut context":
+        blob = context[: data.draw(st.integers(1, len(context) - 1))]
+    elif kind == "flipped context":
+        at = data.draw(st.integers(0, 4096))  # the parameters and the start of the public key
+        blob = context[:at] + bytes([context[at] ^ 0x5A]) + context[at + 1 :]
+    elif kind == "header":
+        length = data.draw(st.one_of(st.integers(0, (1 << 64) - 1), st.just(len(context) + 1)))
+        sha = data.draw(st.one_of(hostile_text, st.just("0" * 64)))
+    messages = registration_stream(blob, length, sha)
+    if kind == "shape":
+        messages = data.draw(st.lists(st.sampled_from(messages), max_size=4))
+    elif kind == "tail":
+        at = data.draw(st.integers(0, len(messages) - 1))
+        messages[at] += data.draw(unknown_fields(4))
+    await in_thread(lambda: call(TALLIED + "RegisterEvaluationKeys", lambda: register_keys(channel, messages)))
+    await in_thread(lambda: unary(channel, "ListScores")(b"", timeout=30))
+
+
+@examples(8)
+@given(data=st.data())
+async def test_fuzz_score_encrypted_with_a_registered_context(
+    channel: grpc.Channel, real_encrypted: tuple[bytes, bytes], registered: str, data: st.DataObject
+) -> None:
+    ciphertext = real_encrypted[1]
+    kind = data.draw(st.sampled_from(["digest", "random ciphertext", "flipped ciphertext", "context too", "tail"]))
+    digest, ciphertexts, context = registered, [ciphertext], b""
+    if kind == "digest":
+        digest = data.draw(st.one_of(hostile_text, st.text("0123456789abcdefABCDEF", min_size=64, max_size=64)))
+    elif kind == "random ciphertext":
+        ciphertexts = [data.draw(st.binary(min_size=1, max_size=256))]
+    elif kind == "flipped ciphertext":
+        at = data.draw(st.integers(0, len(ciphertext) - 1))
+        ciphertexts = [ciphertext[:at] + bytes([ciphertext[at] ^ 0x5A]) + ciphertext[at + 1 :]]
+    elif kind == "context too":
+        context = real_encrypted[0]
+    messages = registered_stream("breast", digest, ciphertexts, context)
+    if kind == "tail":
+        at = data.draw(st.integers(0, len(messages) - 1))
+        messages[at] += data.draw(unknown_fields(4))
+    await in_thread(lambda: call(TALLIED + "ScoreEncrypted", lambda: score_encrypted(channel, messages)))
+    answers = await in_thread(lambda: score_encrypted(channel, registered_stream("breast", registered, [ciphertext])))
+    assert answers[0].summary.variants == 313
+
+
+async def test_crafted_contexts_are_refused_at_registration_and_crafted_ciphertexts_with_a_registered_one(
+    channel: grpc.Channel, layout: EncryptedScoreLayout, real_encrypted: tuple[bytes, bytes], registered: str
+) -> None:
+    cases = await in_thread(lambda: crafted_requests(layout))
+    bad_contexts = [c for c in cases if c.context != cases[0].context and c.name != "size-3 ciphertext"
+                    and c.name != "ciphertext scale 2^100"]
+    assert {c.name for c in bad_contexts} >= {"global scale 0", "parameters only", "truncated context"}
+    for case in bad_contexts:
+        violations = await in_thread(
+            lambda c=case: refused(lambda: register_keys(channel, registration_stream(c.context)))
+        )
+        assert violations.keys() == {"stream[*].public_context_chunk"}, (case.name, violations)
+        assert case.reason in violations["stream[*].public_context_chunk"], case.name
+    # The ciphertext cases were made with their own client; with the registered context only those
+    # that do not depend on the client's keys apply.
+    for name in ("two ciphertexts in one vector", "sizes that do not match the ciphertexts", "truncated ciphertext",
+                 "encoding scale 2^100"):
+        (case,) = [c for c in cases if c.name == name]
+        messages = registered_stream("breast", registered, list(case.ciphertexts))
+        violations = await in_thread(lambda m=messages: refused(lambda: score_encrypted(channel, m)))
+        assert violations.keys() == {"stream[*].ciphertext_chunk"}, name
+    unknown = registered_stream("breast", "0" * 64, [real_encrypted[1]])
+    await in_thread(lambda: refused(lambda: score_encrypted(channel, unknown), grpc.StatusCode.FAILED_PRECONDITION))
 
 
 # --- regressions: one per problem the adversarial probe found ----------------------------------------

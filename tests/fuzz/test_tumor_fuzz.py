@@ -1,7 +1,9 @@
 """Fuzzing every RPC of the tumour service through a real in-process server.
 
 tests/integration/tumor/test_bad_input.py already fuzzes Classify's feature maps; this adds batches,
-streams, GetModelInfo, hostile case ids and unknown fields appended as raw bytes. Property: never
+streams, GetModelInfo, hostile case ids, unknown fields appended as raw bytes, and real CKKS contexts and
+ciphertexts cut, flipped, mixed and multiplied for ClassifyEncrypted and GetEncryptionLayout (whose
+only outcomes may be OK, INVALID_ARGUMENT and FAILED_PRECONDITION). Property: never
 INTERNAL or UNKNOWN; INVALID_ARGUMENT carries BadRequest violations; the server answers a valid call
 afterwards. Plus one regression test per problem an adversarial probe found.
 """
@@ -45,6 +47,8 @@ _responses: dict[str, Any] = {
     "ClassifyBatch": pb.ClassifyBatchResponse,
     "GetModelInfo": pb.GetModelInfoResponse,
     "ClassifyStream": pb.ClassifyStreamResponse,
+    "GetEncryptionLayout": pb.GetEncryptionLayoutResponse,
+    "ClassifyEncrypted": pb.ClassifyEncryptedResponse,
 }
 
 
@@ -139,6 +143,96 @@ async def test_fuzz_classify_stream(channel: grpc.Channel, wdbc_cases: Cases, da
 async def test_fuzz_get_model_info(channel: grpc.Channel, wdbc_cases: Cases, raw: bytes) -> None:
     await in_thread(lambda: call(TALLIED + "GetModelInfo", lambda: unary(channel, "GetModelInfo")(raw, timeout=30)))
     await serves_a_valid_call(channel, wdbc_cases)
+
+
+ENCRYPTED_OUTCOMES = {grpc.StatusCode.OK, grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION}
+
+
+@pytest.fixture(scope="module")
+async def real_encrypted(channel: grpc.Channel, wdbc_cases: Cases) -> tuple[bytes, bytes, bytes]:
+    """A keyless context, a ciphertext of 5 cases under it, and one under other parameters (degree 8192)."""
+    import numpy as np
+
+    from clinpred.pilots.tumor.encrypted import create_client_context, encode_cases, encrypt_cases, public_context_bytes
+    from clinpred.services.tumor.codec import decode_encrypted_model
+
+    layout_message = await in_thread(lambda: unary(channel, "GetEncryptionLayout")(b"", timeout=30))
+    info = await in_thread(lambda: unary(channel, "GetModelInfo")(b"", timeout=30))
+    layout = decode_encrypted_model(layout_message, info).layout
+    rows = np.array([list(features.values()) for features, _ in wdbc_cases[:5]])
+    client = create_client_context()
+    (ciphertext,) = encrypt_cases(client, layout, encode_cases(layout, rows)).ciphertexts
+    (other,) = encrypt_cases(create_client_context(8192, (60, 40, 60), 40), layout, encode_cases(layout, rows)).ciphertexts
+    return public_context_bytes(client), ciphertext, other
+
+
+def _flipped(blob: bytes, at: int, mask: int) -> bytes:
+    return blob[:at] + bytes([blob[at] ^ mask]) + blob[at + 1 :]
+
+
+@examples(12)
+@given(data=st.data())
+async def test_fuzz_classify_encrypted(
+    channel: grpc.Channel, wdbc_cases: Cases, real_encrypted: tuple[bytes, bytes, bytes], data: st.DataObject
+) -> None:
+    context, ciphertext, other = real_encrypted
+    kind = data.draw(
+        st.sampled_from(
+            [
+                "random context",
+                "cut context",
+                "flipped context",
+                "random ciphertext",
+                "cut ciphertext",
+                "flipped ciphertext",
+                "other parameters",
+                "count",
+                "tail",
+            ]
+        )
+    )
+    contexts, ciphertexts = context, [ciphertext]
+    if kind == "random context":
+        contexts = data.draw(st.binary(max_size=256))
+    elif kind == "cut context":
+        contexts = context[: data.draw(st.integers(0, len(context) - 1))]
+    elif kind == "flipped context":
+        contexts = _flipped(context, data.draw(st.integers(0, len(context) - 1)), data.draw(st.integers(1, 255)))
+    elif kind == "random ciphertext":
+        ciphertexts = [data.draw(st.binary(max_size=256))]
+    elif kind == "cut ciphertext":
+        ciphertexts = [ciphertext[: data.draw(st.integers(0, len(ciphertext) - 1))]]
+    elif kind == "flipped ciphertext":
+        ciphertexts = [_flipped(ciphertext, data.draw(st.integers(0, len(ciphertext) - 1)), data.draw(st.integers(1, 255)))]
+    elif kind == "other parameters":
+        ciphertexts = data.draw(st.permutations([ciphertext, other]))
+    elif kind == "count":
+        ciphertexts = [ciphertext] * data.draw(st.integers(0, 18))
+    raw = pb.ClassifyEncryptedRequest(public_context=contexts, ciphertexts=ciphertexts).SerializeToString()
+    if kind == "tail":
+        raw += data.draw(unknown_fields(3))
+    method = unary(channel, "ClassifyEncrypted")
+    code = await in_thread(lambda: call(TALLIED + "ClassifyEncrypted", lambda: method(raw, timeout=60)))
+    assert code in ENCRYPTED_OUTCOMES, (kind, code)
+    await serves_a_valid_call(channel, wdbc_cases)
+
+
+@examples(20)
+@given(raw=st.one_of(unknown_fields(1), st.binary(max_size=64)))
+async def test_fuzz_get_encryption_layout(channel: grpc.Channel, wdbc_cases: Cases, raw: bytes) -> None:
+    code = await in_thread(
+        lambda: call(TALLIED + "GetEncryptionLayout", lambda: unary(channel, "GetEncryptionLayout")(raw, timeout=30))
+    )
+    assert code in ENCRYPTED_OUTCOMES, code
+    await serves_a_valid_call(channel, wdbc_cases)
+
+
+async def test_after_fuzzing_encrypted_classification_still_works(
+    channel: grpc.Channel, real_encrypted: tuple[bytes, bytes, bytes]
+) -> None:
+    request = pb.ClassifyEncryptedRequest(public_context=real_encrypted[0], ciphertexts=[real_encrypted[1]])
+    answer = await in_thread(lambda: unary(channel, "ClassifyEncrypted")(request.SerializeToString(), timeout=60))
+    assert len(answer.products) == 1 and len(answer.model.sha256) == 64
 
 
 # --- regressions ------------------------------------------------------------------------------------

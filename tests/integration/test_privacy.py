@@ -38,6 +38,7 @@ from prometheus_client import REGISTRY, generate_latest
 from clinpred.pilots.common.model_package import ModelPackage
 from clinpred.pilots.genomics.encrypted import create_client_context, encrypt_dosages, public_context_bytes
 from clinpred.pilots.genomics.scoring_file import ScoringFile
+from clinpred.pilots.tumor import encrypted as tumor_encrypted
 from clinpred.services.api.deterioration.v1 import deterioration_pb2 as dpb
 from clinpred.services.api.deterioration.v1 import deterioration_pb2_grpc as dpb_grpc
 from clinpred.services.api.genomics.v1 import genomics_pb2 as gpb
@@ -49,6 +50,7 @@ from clinpred.services.common.audit.fhir import audit_event
 from clinpred.services.common.sealed_channel import SealedChannel
 from clinpred.services.deterioration.client import observation
 from clinpred.services.genomics.client import layout_of
+from clinpred.services.tumor.codec import decode_encrypted_model
 from tests.fuzz.outcomes import varint
 from tests.integration.deterioration.conftest import _drop_tables, deterioration_package, postgres_url  # noqa: F401  (fixtures)
 from tests.integration.deterioration.test_service import NOW, patient
@@ -366,6 +368,30 @@ async def test_tumour_rpcs_leak_no_patient_identifier(
             lambda: anonymous.GetModelInfo(tpb.GetModelInfoRequest(), timeout=TIMEOUT),
         )
 
+        # Encrypted: a real call, and the marker as the bytes of a context and of a ciphertext, refused unechoed.
+        layout = await asyncio.to_thread(lambda: stub.GetEncryptionLayout(tpb.GetEncryptionLayoutRequest(), timeout=TIMEOUT))
+        await calls.succeeds(
+            "GetEncryptionLayout", lambda: stub.GetEncryptionLayout(tpb.GetEncryptionLayoutRequest(), timeout=TIMEOUT)
+        )
+        info = await asyncio.to_thread(lambda: stub.GetModelInfo(tpb.GetModelInfoRequest(), timeout=TIMEOUT))
+        encrypted_layout = decode_encrypted_model(layout, info).layout
+        context = tumor_encrypted.create_client_context()
+        public = tumor_encrypted.public_context_bytes(context)
+        rows = np.array([[features[f.name] for f in info.features]])
+        indicators = tumor_encrypted.encode_cases(encrypted_layout, rows)
+        ciphertexts = tumor_encrypted.encrypt_cases(context, encrypted_layout, indicators).ciphertexts
+
+        def encrypted(context_bytes: bytes, blobs: tuple[bytes, ...] | list[bytes], on: Any = stub) -> Callable[[], Any]:
+            request = tpb.ClassifyEncryptedRequest(public_context=context_bytes, ciphertexts=blobs)
+            return lambda: on.ClassifyEncrypted(request, timeout=TIMEOUT)
+
+        await calls.succeeds("ClassifyEncrypted", encrypted(public, ciphertexts))
+        await calls.refused("ClassifyEncrypted garbage context", bad, encrypted(marker().encode(), ciphertexts))
+        await calls.refused("ClassifyEncrypted garbage ciphertext", bad, encrypted(public, [marker().encode()]))
+        await calls.refused(
+            "ClassifyEncrypted forbidden", grpc.StatusCode.PERMISSION_DENIED, encrypted(public, ciphertexts, reader)
+        )
+
         # Sealed: the same refusals, now inside envelopes (the markers travel in the inner requests).
         sealed_stub, sealed_reader = (
             tpb_grpc.TumorClassificationServiceStub(SealedChannel(c, TUMOR_SERVICE)) for c in (channel, reader_channel)
@@ -391,6 +417,10 @@ async def test_tumour_rpcs_leak_no_patient_identifier(
         ("ClassifyStream", "OK"),
         ("ClassifyStream", "INVALID_ARGUMENT"),
         ("GetModelInfo", "OK"),
+        ("GetEncryptionLayout", "OK"),
+        ("ClassifyEncrypted", "OK"),
+        ("ClassifyEncrypted", "INVALID_ARGUMENT"),
+        ("ClassifyEncrypted", "PERMISSION_DENIED"),
         ("Sealed/Classify", "OK"),
         ("Sealed/Classify", "INVALID_ARGUMENT"),
         ("Sealed/Classify", "PERMISSION_DENIED"),
@@ -729,6 +759,33 @@ async def test_genomics_rpcs_leak_no_patient_identifier(
         forged = marker().encode() + ciphertext[len(marker()) :]
         await calls.refused("ScoreEncrypted forged ciphertext", bad, encrypted("breast", [forged]))
 
+        def register(context: bytes, sha256: str = "") -> Callable[[], Any]:
+            header = gpb.EvaluationKeysHeader(public_context_length=len(context), public_context_sha256=sha256)
+            messages = [gpb.RegisterEvaluationKeysRequest(header=header)]
+            messages += [
+                gpb.RegisterEvaluationKeysRequest(public_context_chunk=context[i : i + (1 << 20)])
+                for i in range(0, len(context), 1 << 20)
+            ]
+            return lambda: stub.RegisterEvaluationKeys(iter(messages), timeout=TIMEOUT)
+
+        registration = await calls.succeeds("RegisterEvaluationKeys", register(public))
+        await calls.refused("RegisterEvaluationKeys forged context", bad, register(marker().encode() + public[64:]))
+        await calls.refused("RegisterEvaluationKeys wrong digest", bad, register(public, marker()))
+
+        def registered(digest: str) -> Callable[[], Any]:
+            header = gpb.EncryptedScoreHeader(
+                score="breast", public_context_sha256=digest, ciphertext_lengths=[len(ciphertext)]
+            )
+            messages = [
+                gpb.ScoreEncryptedRequest(header=header),
+                gpb.ScoreEncryptedRequest(ciphertext_chunk=gpb.CiphertextChunk(index=0, data=ciphertext)),
+            ]
+            return lambda: list(stub.ScoreEncrypted(iter(messages), timeout=TIMEOUT))
+
+        answers = await calls.succeeds("ScoreEncrypted registered", registered(registration.public_context_sha256))
+        assert answers[0].summary.variants == len(layout)
+        await calls.refused("ScoreEncrypted unknown digest", {bad, grpc.StatusCode.FAILED_PRECONDITION}, registered(marker()))
+
         await calls.succeeds("GetModelInfo", lambda: reader.GetModelInfo(gpb.GetModelInfoRequest(), timeout=TIMEOUT))
         raw_info = channel.unary_unary(GENOMICS + "GetModelInfo")
         await calls.refused("GetModelInfo unknown field", bad, lambda: raw_info(_unknown_field(marker()), timeout=TIMEOUT))
@@ -750,6 +807,8 @@ async def test_genomics_rpcs_leak_no_patient_identifier(
         ("AssessVcfUpload", "INVALID_ARGUMENT"),
         ("ScoreEncrypted", "OK"),
         ("ScoreEncrypted", "INVALID_ARGUMENT"),
+        ("RegisterEvaluationKeys", "OK"),
+        ("RegisterEvaluationKeys", "INVALID_ARGUMENT"),
         ("GetScoreLayout", "OK"),
         ("Sealed/AssessVcf", "OK"),
         ("Sealed/AssessVcf", "INVALID_ARGUMENT"),
@@ -759,7 +818,16 @@ async def test_genomics_rpcs_leak_no_patient_identifier(
 def test_every_rpc_of_every_service_was_called() -> None:
     """Guards the list above: a new RPC must be added to this test."""
     called = {
-        TUMOR: {"Classify", "ClassifyBatch", "ClassifyStream", "GetModelInfo", "Sealed", "GetKeyConfigurations"},
+        TUMOR: {
+            "Classify",
+            "ClassifyBatch",
+            "ClassifyStream",
+            "GetModelInfo",
+            "GetEncryptionLayout",
+            "ClassifyEncrypted",
+            "Sealed",
+            "GetKeyConfigurations",
+        },
         DETERIORATION: {
             "RegisterPatient",
             "RecordObservations",
@@ -778,6 +846,7 @@ def test_every_rpc_of_every_service_was_called() -> None:
             "AssessVcfUpload",
             "GetScoreLayout",
             "ScoreEncrypted",
+            "RegisterEvaluationKeys",
             "GetModelInfo",
             "Sealed",
             "GetKeyConfigurations",

@@ -264,6 +264,28 @@ class SqlRiskStore:
             self._get_patient(cursor, tenant, patient_id)
             return self._latest(cursor, tenant, patient_id)
 
+    def latest_score_and_observations(
+        self, tenant: str, patient_id: str, span: timedelta
+    ) -> tuple[ScoreRecord, list[Observation]] | None:
+        """The patient's newest score and the observations of `span` up to its scoring time, oldest first,
+        read together; None before the first score; NotFound for an unknown patient."""
+        with self._read() as cursor:
+            self._get_patient(cursor, tenant, patient_id)
+            latest = self._latest(cursor, tenant, patient_id)
+            if latest is None:
+                return None
+            until = to_micros(latest.score.scored_at)
+            cursor.execute(
+                self._sql(
+                    "SELECT observation_id, observed_at_us, payload FROM observations"
+                    " WHERE tenant = ? AND patient_id = ? AND observed_at_us >= ? AND observed_at_us <= ?"
+                    " ORDER BY observed_at_us, observation_id"
+                ),
+                (tenant, patient_id, until - int(span.total_seconds() * 1_000_000), until),
+            )
+            rows = cursor.fetchall()
+            return latest, [Observation(r[0], from_micros(int(r[1])), **json.loads(r[2])) for r in rows]
+
     def score_history(self, tenant: str, patient_id: str, page_size: int, before_version: int | None = None) -> list[ScoreRecord]:
         """Scores newest first, `page_size` at most, with versions below `before_version`."""
         with self._read() as cursor:

@@ -66,6 +66,7 @@ INTERACTIONS = {
     "AssessVcfUpload": OPERATION,
     "GetScoreLayout": READ,
     "ScoreEncrypted": OPERATION,
+    "RegisterEvaluationKeys": CREATE,  # the server keeps the caller's public keys until they expire
 }
 
 # As HTTP would answer (google.rpc code mapping): a 4xx is the caller's failure, a 5xx the server's.

@@ -82,14 +82,20 @@ async def test_register_record_latest_history_fhir_as_a_person_and_a_script(
 
     fhir = await run_cli("call", "deterioration", "fhir", "--patient-id", "p-cli-1", "--json", *target)
     exported = json_format.Parse(fhir.stdout, pb.ExportFhirResponse())
-    risk = json.loads(exported.risk_assessment_json)
+    bundle = json.loads(exported.bundle_json)
+    risk = bundle["entry"][0]["resource"]
     assert risk["resourceType"] == "RiskAssessment"
     assert risk["prediction"][0]["probabilityDecimal"] == pytest.approx(answer.score.probability, abs=1e-12)
     readable = await run_cli("call", "deterioration", "fhir", "--patient-id", "p-cli-1", *target)
-    first, second = readable.stdout.splitlines()
+    lines = readable.stdout.splitlines()
+    assert len(lines) == len(bundle["entry"])
+    first, second, *vitals, device = lines
     assert first.startswith(f"RiskAssessment/{risk['id']} (final, ")
-    assert f"probability {answer.score.probability:.4f}" in first
+    band = pb.RiskBand.Name(answer.score.band).removeprefix("RISK_BAND_").lower()
+    assert f"probability {answer.score.probability:.4f}, {band} alert band" in first
     assert second.startswith("Observation/") and second.endswith(f"= {answer.score.pews.total}")
+    assert vitals and all(line.startswith("Observation/vital-") for line in vitals)
+    assert device.startswith("Device/") and answer.score.model.sha256 in device
 
 
 async def test_score_from_files_agrees_with_the_api_and_stores_nothing(deterioration_target: str, tmp_path: Path) -> None:

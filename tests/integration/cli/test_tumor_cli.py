@@ -123,3 +123,42 @@ async def test_a_batch_the_server_rejects_names_rows_of_the_csv(tumor_target: st
     assert lines[0].startswith("INVALID_ARGUMENT: cases[0].features: expected 30 features, got 2")
     assert "  cases[1].features: expected 30 features, got 2; missing: " in "\n".join(lines)
     assert lines[-1] == "  (cases[i] is data row i+1 of the CSV: file line i+2)"
+
+
+def _numbers_rounded(text: str) -> str:
+    """The printed text with every decimal number at 2 places: what CKKS error (~1e-4) cannot change."""
+    import re
+
+    return re.sub(r"-?\d+\.\d+", lambda m: f"{float(m.group()):.2f}", text)
+
+
+async def test_an_encrypted_example_prints_the_plain_answer(tumor_target: str) -> None:
+    common = ("call", "tumor", "classify", "--example", "--target", tumor_target, "--insecure-development")
+    plain_json, encrypted_json = [
+        await run_cli(*common, "--json", *extra) for extra in ((), ("--encrypted",))
+    ]
+    assert plain_json.returncode == encrypted_json.returncode == 0, encrypted_json.stderr
+    plain = json_format.Parse(plain_json.stdout, tumor_pb2.ClassifyResponse()).classification
+    encrypted = json_format.Parse(encrypted_json.stdout, tumor_pb2.ClassifyResponse()).classification
+    assert (encrypted.case_id, encrypted.label, encrypted.model) == (plain.case_id, plain.label, plain.model)
+    assert encrypted.confidence == plain.confidence  # the conformal set and its statement, exactly
+    assert encrypted.positive_probability == pytest.approx(plain.positive_probability, abs=1e-3)
+    for mine, theirs in zip(encrypted.explanation.contributions, plain.explanation.contributions, strict=True):
+        assert mine.feature == theirs.feature and mine.value == theirs.value
+        assert mine.shap_value == pytest.approx(theirs.shap_value, abs=1e-3)
+    assert [r.text for r in encrypted.explanation.top_reasons] == [r.text for r in plain.explanation.top_reasons]
+    # Every other field is equal once the CKKS-perturbed numbers are set aside.
+    for message in (encrypted, plain):
+        message.ClearField("positive_probability")
+        message.ClearField("probabilities")
+        message.explanation.ClearField("margin")
+        for contribution in message.explanation.contributions:
+            contribution.ClearField("shap_value")
+        for reason in message.explanation.top_reasons:
+            reason.ClearField("shap_value")
+    assert encrypted == plain
+
+    plain_text, encrypted_text = [await run_cli(*common, *extra) for extra in ((), ("--encrypted",))]
+    assert plain_text.returncode == encrypted_text.returncode == 0, encrypted_text.stderr
+    assert plain_text.stdout.startswith("case example-1: malignant (P(malignant) = ")
+    assert _numbers_rounded(encrypted_text.stdout) == _numbers_rounded(plain_text.stdout)

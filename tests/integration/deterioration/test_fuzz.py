@@ -443,10 +443,8 @@ async def _still_serving(channel: grpc.aio.Channel) -> None:
     export = channel.unary_unary(
         f"/{SERVICE_NAME}/ExportFhir", pb.ExportFhirRequest.SerializeToString, pb.ExportFhirResponse.FromString
     )
-    assert (
-        json.loads((await export(pb.ExportFhirRequest(patient_id="MRN:12345"))).risk_assessment_json)["resourceType"]
-        == "RiskAssessment"
-    )
+    bundle = json.loads((await export(pb.ExportFhirRequest(patient_id="MRN:12345"))).bundle_json)
+    assert bundle["entry"][0]["resource"]["resourceType"] == "RiskAssessment"
 
 
 # The property
@@ -587,10 +585,17 @@ async def test_export_fhir(fuzz_channel: tuple[grpc.aio.Channel, str], patient_i
     answer = await _unary(fuzz_channel, "ExportFhir", pb.ExportFhirRequest(patient_id=patient_id).SerializeToString() + suffix)
     if answer is not None:
         exported = pb.ExportFhirResponse.FromString(answer)
-        for text in (exported.risk_assessment_json, exported.pews_observation_json):
-            resource = json.loads(text)
+        bundle = json.loads(exported.bundle_json)
+        urls = {entry["fullUrl"] for entry in bundle["entry"]}
+        for entry in bundle["entry"]:
+            resource = entry["resource"]
             assert re.fullmatch(r"[A-Za-z0-9\-\.]{1,64}", resource["id"]) and patient_id not in resource["id"]
-            assert resource["subject"]["identifier"]["value"] == patient_id
+            if "subject" in resource:
+                assert resource["subject"]["identifier"]["value"] == patient_id
+        assert all(basis["reference"] in urls for basis in bundle["entry"][0]["resource"]["basis"])
+        assert [json.loads(exported.risk_assessment_json), json.loads(exported.pews_observation_json)] == [
+            entry["resource"] for entry in bundle["entry"][:2]
+        ]
 
 
 @FUZZ

@@ -160,7 +160,10 @@ async def test_any_registered_patient_id_exports_as_valid_fhir(stub: Stub, patie
         assert resource.subject.identifier.system == "urn:clinpred:patient-id"
         assert resource.subject.identifier.value == patient_id
         assert resource.subject.reference is None
-    assert assessment.basis[0].reference == f"Observation/{pews.id}"
+    bundle = json.loads(exported.bundle_json)
+    assert [entry["resource"] for entry in bundle["entry"][:2]] == [assessment_json, pews_json]
+    assert assessment.basis[0].reference == bundle["entry"][1]["fullUrl"]
+    assert patient_id not in json.dumps([entry["resource"].get("text") for entry in bundle["entry"]])
     again = await stub.ExportFhir(pb.ExportFhirRequest(patient_id=patient_id))
     assert json.loads(again.risk_assessment_json)["id"] == assessment.id  # the same score, the same id
 

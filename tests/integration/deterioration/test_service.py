@@ -13,6 +13,7 @@ from typing import Any
 import grpc
 import psycopg
 import pytest
+from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.observation import Observation
 from fhir.resources.R4B.riskassessment import RiskAssessment
 from prometheus_client import REGISTRY
@@ -24,6 +25,7 @@ from clinpred.services.common.serving import start_inprocess_server
 from clinpred.services.deterioration.client import observation
 from clinpred.services.deterioration.service import deterioration_mount
 from clinpred.services.deterioration.settings import DeteriorationSettings
+from tests.fhir_js import fhir_js_answers
 from tests.support import field_violations
 
 Stub = pb_grpc.DeteriorationServiceStub
@@ -205,24 +207,56 @@ async def test_stateless_scoring_stores_nothing_and_agrees(stub: Stub) -> None:
     await rejected(stub.GetLatestRisk(pb.GetLatestRiskRequest(patient_id="someone-new")), grpc.StatusCode.NOT_FOUND)
 
 
-async def test_the_latest_score_exports_as_valid_fhir(stub: Stub) -> None:
+async def test_the_latest_score_exports_as_a_valid_fhir_bundle_of_what_was_measured(stub: Stub) -> None:
     await registered(stub, "p-fhir")
-    recorded = await stub.RecordObservations(pb.RecordObservationsRequest(patient_id="p-fhir", observations=[septic(1, 2)]))
+    late = observation("late-1", NOW - timedelta(hours=2), heart_rate=150, spo2=94, oxygen_flow_l_min=2)
+    # calm-1 is older than the PEWS window (24 h before the score): none of its values count.
+    batch = [calm(1, 30), calm(2, 10), late]
+    recorded = await stub.RecordObservations(pb.RecordObservationsRequest(patient_id="p-fhir", observations=batch))
     exported = await stub.ExportFhir(pb.ExportFhirRequest(patient_id="p-fhir"))
+    bundle = json.loads(exported.bundle_json)
+    (answer,) = fhir_js_answers([bundle])
+    assert answer["valid"] and not [m for m in answer["messages"] if m["severity"] in ("error", "fatal")], answer
+    Bundle.model_validate(bundle)
+    resources = {entry["fullUrl"]: entry["resource"] for entry in bundle["entry"]}
     assessment = RiskAssessment.model_validate(json.loads(exported.risk_assessment_json))
     pews = Observation.model_validate(json.loads(exported.pews_observation_json))
+    assert [r["id"] for r in resources.values()][:2] == [assessment.id, pews.id]
     # The patient by identifier, and resource ids that are valid FHIR ids without the patient id in them.
     assert assessment.subject.reference is None
     assert (assessment.subject.identifier.system, assessment.subject.identifier.value) == ("urn:clinpred:patient-id", "p-fhir")
     assert pews.subject.identifier.value == "p-fhir"
-    for resource in (assessment, pews):
-        assert re.fullmatch(r"[A-Za-z0-9\-\.]{1,64}", resource.id) and "p-fhir" not in resource.id
-    assert assessment.id != pews.id
-    assert [basis.reference for basis in assessment.basis] == [f"Observation/{pews.id}"]
+    for resource in resources.values():
+        assert re.fullmatch(r"[A-Za-z0-9\-\.]{1,64}", resource["id"]) and "p-fhir" not in resource["id"]
     assert float(assessment.prediction[0].probabilityDecimal) == pytest.approx(recorded.score.probability)
-    assert recorded.score.model.sha256 in assessment.method.text
+    device = resources[assessment.performer.reference]
+    assert device["identifier"][0]["value"] == recorded.score.model.sha256
     assert float(pews.valueQuantity.value) == recorded.score.pews.total
-    assert len(pews.component) == 7
+    # The newest measurement of each vital sign within the window, at the time it was measured.
+    vitals = [resources[b.reference] for b in assessment.basis[1:]]
+    shown = {v["code"]["coding"][0]["code"]: (v["valueQuantity"]["value"], v["effectiveDateTime"]) for v in vitals}
+    at_late, at_calm = (iso(NOW - timedelta(hours=hours)) for hours in (2, 10))
+    assert shown == {
+        "8867-4": (150, at_late),
+        "2708-6": (94, at_late),
+        "3151-8": (2, at_late),
+        "9279-1": (22, at_calm),
+        "8310-5": (36.8, at_calm),
+        "8480-6": (100, at_calm),
+    }
+    derived = {resources[d.reference]["code"]["coding"][0]["code"] for d in pews.derivedFrom}
+    assert derived == set(shown) - {"8310-5"}  # temperature is no PEWS item
+    points = {item.item.replace("_", "-"): item.points for item in recorded.score.pews.items}
+    for component in pews.component:
+        code = component.code.coding[0].code
+        if code in ("capillary-refill", "respiratory-effort"):
+            assert component.dataAbsentReason.coding[0].code == "not-performed" and component.valueQuantity is None
+        elif code in points:
+            assert float(component.valueQuantity.value) == points[code]
+
+
+def iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
 
 
 async def test_model_info_shows_the_model_beside_pews(stub: Stub) -> None:

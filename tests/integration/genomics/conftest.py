@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from clinpred.pilots.common.model_package import ModelPackage, latest_package
+from clinpred.pilots.genomics.registry import BREAST
 from clinpred.pilots.genomics.risk import GenomicRiskPredictor
 from clinpred.pilots.genomics.scoring_file import ScoringFile, read_scoring_file
 from clinpred.pilots.genomics.training import train_genomics
@@ -119,10 +120,13 @@ def synthetic_scoring_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def colorectal_package(synthetic_scoring_file: Path, tmp_path_factory: pytest.TempPathFactory) -> ModelPackage:
-    """A small model package for a second cancer, trained the way `clinpred train genomics` trains."""
+    """A small model package for a second cancer, built the way `clinpred train genomics --calibration` builds.
+
+    A test fixture, not a model: the synthetic score borrows breast cancer's published figures.
+    """
     return train_genomics(
-        synthetic_scoring_file, cancer="colorectal", models_root=tmp_path_factory.mktemp("models"),
-        cohort_size=3000, reference_size=1000, n_estimators=20, progress=False,
+        synthetic_scoring_file, cancer="colorectal", models_root=tmp_path_factory.mktemp("models"), targets=BREAST,
+        cohort_size=3000, reference_size=1000, progress=False,
     )
 
 

@@ -31,22 +31,26 @@ def assess_request(vcf: bytes, patients: list[genomics_pb2.Patient], build: int 
 
 def check_equal_to_domain(
     answer: genomics_pb2.VcfAssessment, vcf: bytes, score: ScoringFile, predictor: GenomicRiskPredictor,
-    factors: dict[str, tuple[float, str, bool]], build: str = "GRCh37",
+    factors: dict[str, tuple[float, str, int]], build: str = "GRCh37",
 ) -> None:
     """Every field of every answer equals score_vcf + GenomicRiskPredictor.assess called directly."""
     expected = {s.sample: s for s in score_vcf(vcf, score, build=build)}
     assert [s.sample_id for s in answer.samples] == [name for name in expected if name in factors]
     for assessed in answer.samples:
         (risk,) = assessed.risks
-        age, sex, history = factors[assessed.sample_id]
+        age, sex, relatives = factors[assessed.sample_id]
         sample_score = expected[assessed.sample_id]
-        direct = predictor.assess(sample_score, age, sex, history)
+        direct = predictor.assess(sample_score, age, sex, relatives)
         assert risk.cancer == "breast" and risk.score.pgs_id == "PGS000004" and risk.score.scoring_file == score.name
         assert risk.score_sum == direct.score_sum
         assert risk.z_score == pytest.approx(direct.z_score, abs=1e-12)
         assert risk.percentile == pytest.approx(direct.percentile, abs=1e-12)
         assert risk.absolute_risk == pytest.approx(direct.absolute_risk, abs=1e-12)
         assert (risk.risk_interval.lower, risk.risk_interval.upper) == pytest.approx(direct.risk_interval, abs=1e-12)
+        assert risk.risk_interval.method == direct.interval_method
+        assert risk.affected_first_degree_relatives == relatives
+        assert (risk.odds_ratio_per_sd, risk.unmeasured_variance_fraction, risk.score_effect_note) == (
+            direct.odds_ratio_per_sd, direct.unmeasured_variance_fraction, direct.score_effect_note)
         assert risk.risk_interval.lower < risk.absolute_risk < risk.risk_interval.upper
         assert risk.risk_interval.coverage == direct.interval_level == 0.95
         assert risk.relative_risk == pytest.approx(direct.relative_risk, abs=1e-12)
@@ -59,8 +63,7 @@ def check_equal_to_domain(
         assert risk.explanation.base_value + sum(shap.values()) == pytest.approx(risk.explanation.margin, abs=1e-6)
         assert {c.feature: c.value for c in risk.explanation.contributions}["age"] == age
         reasons = [(r.feature, r.direction, r.text) for r in risk.explanation.top_reasons]
-        assert len(reasons) == 3
-        assert reasons == [
+        assert reasons and reasons == [
             (r.feature, {"raises": common_pb2.DIRECTION_RAISES, "lowers": common_pb2.DIRECTION_LOWERS}[r.direction], r.text)
             for r in direct.explanation.top_reasons
         ]
@@ -86,8 +89,9 @@ async def test_a_fresh_clone_serves_its_score_from_the_model_package(layout_stub
     assert score.score.scoring_file == "breast-pgs000004/score_layout.json"
     assert list(score.builds) == [GRCH37] and score.variants == 313 and not score.problem
     info = await layout_stub.GetModelInfo(genomics_pb2.GetModelInfoRequest())
-    assert [f.name for f in info.models[0].features] == ["polygenic_score_z", "age", "male", "family_history"]
-    assert info.models[0].metrics["auroc"] > 0.6
+    assert [f.name for f in info.models[0].features] == ["polygenic_score_z", "age", "affected_first_degree_relatives"]
+    assert info.models[0].metrics["calibration_max_relative_error"] < 0.05
+    assert (info.models[0].min_age, info.models[0].max_age, list(info.models[0].sexes)) == (40, 70, [genomics_pb2.SEX_FEMALE])
 
 
 async def test_a_scoring_directory_adds_the_other_build(dir_stub: Stub) -> None:
@@ -100,11 +104,11 @@ async def test_multi_sample_vcf_equals_the_domain(
     dir_stub: Stub, pgs37: ScoringFile, breast_predictor: GenomicRiskPredictor
 ) -> None:
     vcf = vcf_text(pgs37, 6, seed=3, missing=0.03)
-    patients = [patient(52, "female", {"breast": True}), patient(61, "male", sample_id="person-004")]
+    patients = [patient(52, "female", {"breast": 2}), patient(61, "female", sample_id="person-004")]
     answer = (await dir_stub.AssessVcf(assess_request(vcf, patients))).assessment
     assert answer.vcf_samples == 6 and answer.build == GRCH37 and answer.build_evidence == "contig lengths"
-    factors = {f"person-{k:03d}": (52.0, "female", True) for k in range(6)}
-    factors["person-004"] = (61.0, "male", False)
+    factors = {f"person-{k:03d}": (52.0, "female", 2) for k in range(6)}
+    factors["person-004"] = (61.0, "female", 0)
     check_equal_to_domain(answer, vcf, pgs37, breast_predictor, factors)
     # with the scoring file's allele frequencies, missing genotypes are mean-imputed
     assert sum(s.risks[0].variants.imputed for s in answer.samples) > 0
@@ -118,7 +122,7 @@ async def test_the_package_layout_scores_like_the_pgs_catalog_file(
     from_layout = (await layout_stub.AssessVcf(request)).assessment
     from_file = (await dir_stub.AssessVcf(request)).assessment
     layout = layout_scoring_file(breast_predictor.layout, "GRCh37", "breast-pgs000004/score_layout.json")
-    check_equal_to_domain(from_layout, vcf, layout, breast_predictor, {f"person-{k:03d}": (45.0, "female", False)
+    check_equal_to_domain(from_layout, vcf, layout, breast_predictor, {f"person-{k:03d}": (45.0, "female", 0)
                                                                          for k in range(3)})
     for a, b in zip(from_layout.samples, from_file.samples, strict=True):
         assert a.risks[0].score_sum == pytest.approx(b.risks[0].score_sum, abs=1e-12)
@@ -184,7 +188,7 @@ async def test_grch38_vcfs_use_the_harmonized_positions(
     vcf = vcf_text(pgs38, 2, seed=12, build="GRCh38")
     answer = (await dir_stub.AssessVcf(assess_request(vcf, [patient(49, "female")], build=GRCH38))).assessment
     assert answer.build == GRCH38
-    check_equal_to_domain(answer, vcf, pgs38, breast_predictor, {f"person-{k:03d}": (49.0, "female", False)
+    check_equal_to_domain(answer, vcf, pgs38, breast_predictor, {f"person-{k:03d}": (49.0, "female", 0)
                                                                    for k in range(2)}, build="GRCh38")
 
 
@@ -202,12 +206,45 @@ async def test_two_cancers_each_get_their_score_and_model(two_cancers_served: Se
         assert [(s.cancer, s.score.pgs_id, s.variants) for s in scores] == [
             ("breast", "PGS000004", 313), ("colorectal", SYNTHETIC_PGS, 5000)
         ]
-        history = {"colorectal": True}
+        history = {"colorectal": 1}
         answer = (await stub.AssessVcf(assess_request(combined, [patient(55, "female", history)]))).assessment
         for sample in answer.samples:
             assert [r.cancer for r in sample.risks] == ["breast", "colorectal"]
             assert [r.variants.matched for r in sample.risks] == [282, 5000]
-            assert {c.feature: c.value for c in sample.risks[1].explanation.contributions}["family_history"] == 1.0
-            assert {c.feature: c.value for c in sample.risks[0].explanation.contributions}["family_history"] == 0.0
+            relatives = "affected_first_degree_relatives"
+            assert {c.feature: c.value for c in sample.risks[1].explanation.contributions}[relatives] == 1.0
+            assert {c.feature: c.value for c in sample.risks[0].explanation.contributions}[relatives] == 0.0
         only = (await stub.AssessVcf(assess_request(combined, [patient(55, "female")], cancers=("colorectal",))))
         assert [r.cancer for r in only.assessment.samples[0].risks] == ["colorectal"]
+
+
+async def test_outside_the_valid_ages_and_sexes_the_answer_is_failed_precondition(
+    layout_stub: Stub, pgs37: ScoringFile
+) -> None:
+    vcf = vcf_text(pgs37, 1, seed=21)
+    for person, said in ((patient(39, "female"), "valid for ages 40 to 70 only"),
+                         (patient(71, "female"), "valid for ages 40 to 70 only"),
+                         (patient(18, "female"), "valid for ages 40 to 70 only"),
+                         (patient(50, "male"), "valid for sex female only")):
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await layout_stub.AssessVcf(assess_request(vcf, [person]))
+        assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert "breast cancer model" in (caught.value.details() or "") and said in (caught.value.details() or "")
+    # the edges of the range are answered
+    for age in (40.0, 70.0):
+        answer = (await layout_stub.AssessVcf(assess_request(vcf, [patient(age, "female")]))).assessment
+        assert answer.samples[0].risks[0].absolute_risk > 0
+
+
+async def test_the_old_yes_no_family_history_is_one_affected_relative(layout_stub: Stub, pgs37: ScoringFile) -> None:
+    vcf = vcf_text(pgs37, 1, seed=22)
+
+    async def risk(person: genomics_pb2.Patient) -> genomics_pb2.CancerRisk:
+        return (await layout_stub.AssessVcf(assess_request(vcf, [person]))).assessment.samples[0].risks[0]
+
+    old = await risk(genomics_pb2.Patient(age=55, sex=genomics_pb2.SEX_FEMALE, family_history={"breast": True}))
+    one = await risk(patient(55, "female", {"breast": 1}))
+    assert old == one and old.affected_first_degree_relatives == 1
+    by_count = [(await risk(patient(55, "female", {"breast": n}))).absolute_risk for n in range(4)]
+    assert by_count == sorted(by_count) and len(set(by_count)) == 4
+    assert by_count[1] == one.absolute_risk

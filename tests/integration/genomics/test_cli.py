@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from clinpred.cli.errors import ExitCode
 from clinpred.cli.main import app
 from clinpred.pilots.common.model_package import ModelPackage
+from clinpred.pilots.genomics.registry import BREAST
 from clinpred.pilots.genomics.scoring import score_vcf
 from clinpred.pilots.genomics.scoring_file import ScoringFile
 from tests.integration.genomics.conftest import vcf_text
@@ -82,11 +83,15 @@ def test_train_genomics_writes_a_package_with_a_progress_bar(
     tmp_path: Path, synthetic_scoring_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("CLINPRED_MODELS_ROOT", str(tmp_path / "models"))
-    result = runner.invoke(app, [
-        "train", "genomics", "--pgs", str(synthetic_scoring_file), "--cancer", "colorectal", "--cohort-size", "2000",
-        "--reference-size", "500", "--no-register",
-    ])
+    command = ["train", "genomics", "--pgs", str(synthetic_scoring_file), "--cancer", "colorectal", "--cohort-size",
+               "2000", "--reference-size", "500", "--no-register"]
+    # only breast cancer's registry figures are built in; another cancer brings its published figures
+    refused = runner.invoke(app, command)
+    assert refused.exit_code == ExitCode.FAILED_PRECONDITION and "--calibration" in refused.stderr
+    figures = tmp_path / "colorectal-figures.json"
+    figures.write_text(json.dumps({**BREAST.to_json(), "cancer": "colorectal"}))  # a test's stand-in figures
+    result = runner.invoke(app, [*command, "--calibration", str(figures)])
     assert result.exit_code == 0, result.output
-    assert "boosting" in result.output and "auroc" in result.output
+    assert "pipeline check" in result.output and "calibration_max_relative_error" in result.output
     package = ModelPackage.open(tmp_path / "models" / "genomics" / "colorectal-pgs900001" / "1.0.0")
     assert package.metadata["pgs_id"] == "PGS900001" and package.metadata["cancer"] == "colorectal"

@@ -12,6 +12,7 @@ import pytest
 import tenseal as ts
 
 from clinpred.pilots.common.model_package import ModelPackage
+from clinpred.pilots.genomics.absolute_risk import RiskParameters
 from clinpred.pilots.genomics.encrypted import (
     create_client_context,
     encrypt_dosages,
@@ -61,9 +62,17 @@ async def test_decrypted_score_equals_plaintext_scoring(
     for variant_id, value in zip(result.layout.variant_ids, result.contributions, strict=True):
         assert abs(value - expected.get(variant_id, 0.0)) <= 1e-3
     assert result.top_variants(1)[0][0] == plain.top_variants[0].variant_id
-    local = result.risk(breast_package, 52, "female", False)
+    # the client needs no model package: the published parameters give the server's answer
+    def parameters() -> RiskParameters:
+        with GenomicsClient(layout_served.target) as client:
+            return client.risk_parameters(result.model)
+
+    local = result.risk(await asyncio.to_thread(parameters), 52, "female", 0)
     assert local.absolute_risk == pytest.approx(plain.absolute_risk, abs=1e-4)
-    assert result.model.sha256 == plain.model.sha256
+    assert local.population_average_risk == plain.population_average_risk
+    assert local.risk_interval == pytest.approx((plain.risk_interval.lower, plain.risk_interval.upper), abs=1e-4)
+    assert local.score_effect_note == plain.score_effect_note and local.odds_ratio_per_sd == plain.odds_ratio_per_sd
+    assert result.model.sha256 == plain.model.sha256 == breast_package.identity.sha256
 
 
 async def test_the_server_context_cannot_decrypt(layout_served: Served, layout_stub: Stub, context: ts.Context,
@@ -169,4 +178,10 @@ async def test_a_score_larger_than_one_ciphertext_is_packed_into_several(
     assert abs(result.score_sum - expected.score_sum) <= 1e-3
     by_id = {c.variant_id: c.contribution for c in expected.contributions}
     assert max(abs(v - by_id[i]) for i, v in zip(result.layout.variant_ids, result.contributions, strict=True)) <= 1e-3
-    assert result.risk(colorectal_package, 60, "male", True).absolute_risk > 0
+    def published() -> RiskParameters:
+        with GenomicsClient(two_cancers_served.target) as client:
+            return client.risk_parameters(result.model)
+
+    parameters = await asyncio.to_thread(published)
+    assert parameters.pgs_id == SYNTHETIC_PGS and result.model.sha256 == colorectal_package.identity.sha256
+    assert result.risk(parameters, 60, "female", 1).absolute_risk > result.risk(parameters, 60, "female", 0).absolute_risk

@@ -1,5 +1,5 @@
 """Each call times each of its stages exactly once, over real sockets: decode, read_vcf, score, predict,
-explain, encrypted_score, encode."""
+explain, encrypted_score, register_evaluation_keys, encode."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from clinpred.services.api.genomics.v1 import genomics_pb2
 from clinpred.services.genomics.client import GenomicsClient, layout_of, patient
 from tests.integration.genomics.conftest import Served, Stub, vcf_text
 
-STAGES = ("decode", "read_vcf", "score", "predict", "explain", "encrypted_score", "encode")
+STAGES = ("decode", "read_vcf", "score", "predict", "explain", "encrypted_score", "register_evaluation_keys", "encode")
 
 
 def stage_counts() -> dict[str, float]:
@@ -72,3 +72,11 @@ async def test_lookups_and_encrypted_scoring_time_their_stages_once(layout_serve
     before = stage_counts()
     await asyncio.to_thread(call)
     assert added(before) == {"decode": 1, "encrypted_score": 1, "encode": 1}
+
+    def registered() -> None:
+        with GenomicsClient(layout_served.target) as client:
+            client.score_registered("breast", public_context_bytes(context), ciphertexts)
+
+    before = stage_counts()
+    await asyncio.to_thread(registered)
+    assert added(before) == {"decode": 2, "register_evaluation_keys": 1, "encrypted_score": 1, "encode": 2}

@@ -811,20 +811,23 @@ GENOMICS_IDLE_BYTES = 1 << 30
 
 @pytest.mark.parametrize(("target", "service"), list(service_targets(["genomics"])))
 def test_genomics_memory_limit_fits_its_upload_limits(rendered: dict[str, Any], target: str, service: str) -> None:
-    """An upload (AssessVcfUpload) or public context (ScoreEncrypted) is held in memory until complete:
-    the memory limit must hold the idle server plus one largest of each per API worker."""
+    """An upload (AssessVcfUpload) or public context (ScoreEncrypted, RegisterEvaluationKeys) is held in memory
+    until complete, and registered contexts stay loaded: the memory limit must hold the idle server plus one
+    largest upload and context and the registered contexts' bound per API worker."""
     container = server(one(rendered, target, "Deployment", service))
     settings = next(
         d["data"] for d in objects(rendered, target, "ConfigMap") if d["metadata"]["name"].startswith(f"{service}-settings")
     )
     upload, context = int(settings["CLINPRED_GENOMICS_MAX_UPLOAD_BYTES"]), int(settings["CLINPRED_GENOMICS_MAX_CONTEXT_BYTES"])
+    # Registered contexts stay loaded, each about its serialised size (measured), up to this per worker.
+    registered = int(settings["CLINPRED_GENOMICS_MAX_EVALUATION_KEYS_BYTES"])
     args = container["args"]
     workers = int(args[args.index("--api-workers") + 1])
     limit = quantity_bytes(container["resources"]["limits"]["memory"])
     # One largest upload and one largest CKKS context at a time per worker (an assumption: more at once
     # can exceed the limit, and the pod is OOM-killed and restarted; see k8s/README.md).
-    needed = GENOMICS_IDLE_BYTES + workers * (upload * 5 // 4 + context)
-    assert limit >= needed, (limit, needed, workers, upload, context)
+    needed = GENOMICS_IDLE_BYTES + workers * (upload * 5 // 4 + context + registered)
+    assert limit >= needed, (limit, needed, workers, upload, context, registered)
     assert quantity_bytes(container["resources"]["requests"]["memory"]) >= GENOMICS_IDLE_BYTES
 
 

@@ -105,7 +105,7 @@ def rpc_methods() -> set[str]:
 
 def test_every_rpc_of_every_service_needs_a_scope_and_the_table_names_no_other() -> None:
     methods = rpc_methods()
-    assert len(methods) == 24  # tumour 4, deterioration 8, genomics 6, and Sealed and GetKeyConfigurations each
+    assert len(methods) == 27  # tumour 6, deterioration 8, genomics 7, and Sealed and GetKeyConfigurations each
     assert set(METHOD_SCOPES) == methods
     # Only the sealed envelope and its public keys need no scope: the envelope's inner method needs its own.
     unscoped = {m for m in methods if m.endswith(("/Sealed", "/GetKeyConfigurations"))}
@@ -141,7 +141,7 @@ def test_the_example_gives_each_hospital_system_what_it_does_and_nothing_else(tm
     }
     assert allowed["ward-dashboard"] == model_info | risk_reads | {DETERIORATION + "WatchRisk"}
     assert allowed["lab-system"] == model_info | {
-        GENOMICS + m for m in ("AssessVcf", "AssessVcfUpload", "GetScoreLayout", "ScoreEncrypted")
+        GENOMICS + m for m in ("AssessVcf", "AssessVcfUpload", "GetScoreLayout", "ScoreEncrypted", "RegisterEvaluationKeys")
     }
     assert allowed["billing"] == model_info  # through "*" only
 

@@ -248,7 +248,7 @@ def test_a_broken_crl_keeps_the_last_good_one_and_warns_once(
     caplog.set_level(logging.WARNING, logger="clinpred.identity")
 
     def warnings() -> int:
-        return len([r for r in caplog.records if "keeping the last good one" in r.getMessage()])
+        return len([r for r in caplog.records if "the last good one stays in force" in r.getMessage()])
 
     crl.write_bytes(b"half a file")
     for _ in range(3):

@@ -24,6 +24,7 @@ class ErrorReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ERROR_REASON_UNAUTHENTICATED: _ClassVar[ErrorReason]
     ERROR_REASON_PERMISSION_DENIED: _ClassVar[ErrorReason]
     ERROR_REASON_DEADLINE_EXCEEDED: _ClassVar[ErrorReason]
+    ERROR_REASON_EVALUATION_KEYS_NOT_REGISTERED: _ClassVar[ErrorReason]
 DIRECTION_UNSPECIFIED: Direction
 DIRECTION_RAISES: Direction
 DIRECTION_LOWERS: Direction
@@ -37,6 +38,7 @@ ERROR_REASON_INTERNAL: ErrorReason
 ERROR_REASON_UNAUTHENTICATED: ErrorReason
 ERROR_REASON_PERMISSION_DENIED: ErrorReason
 ERROR_REASON_DEADLINE_EXCEEDED: ErrorReason
+ERROR_REASON_EVALUATION_KEYS_NOT_REGISTERED: ErrorReason
 
 class ModelIdentity(_message.Message):
     __slots__ = ("name", "version", "sha256")
@@ -123,7 +125,7 @@ class RangeFlag(_message.Message):
     def __init__(self, feature: _Optional[str] = ..., value: _Optional[float] = ..., training_min: _Optional[float] = ..., training_max: _Optional[float] = ...) -> None: ...
 
 class FeatureSpec(_message.Message):
-    __slots__ = ("name", "unit", "description", "valid_min", "valid_max", "training_min", "training_max")
+    __slots__ = ("name", "unit", "description", "valid_min", "valid_max", "training_min", "training_max", "training_median")
     NAME_FIELD_NUMBER: _ClassVar[int]
     UNIT_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
@@ -131,6 +133,7 @@ class FeatureSpec(_message.Message):
     VALID_MAX_FIELD_NUMBER: _ClassVar[int]
     TRAINING_MIN_FIELD_NUMBER: _ClassVar[int]
     TRAINING_MAX_FIELD_NUMBER: _ClassVar[int]
+    TRAINING_MEDIAN_FIELD_NUMBER: _ClassVar[int]
     name: str
     unit: str
     description: str
@@ -138,7 +141,8 @@ class FeatureSpec(_message.Message):
     valid_max: float
     training_min: float
     training_max: float
-    def __init__(self, name: _Optional[str] = ..., unit: _Optional[str] = ..., description: _Optional[str] = ..., valid_min: _Optional[float] = ..., valid_max: _Optional[float] = ..., training_min: _Optional[float] = ..., training_max: _Optional[float] = ...) -> None: ...
+    training_median: float
+    def __init__(self, name: _Optional[str] = ..., unit: _Optional[str] = ..., description: _Optional[str] = ..., valid_min: _Optional[float] = ..., valid_max: _Optional[float] = ..., training_min: _Optional[float] = ..., training_max: _Optional[float] = ..., training_median: _Optional[float] = ...) -> None: ...
 
 class ClassProbability(_message.Message):
     __slots__ = ("class_name", "probability")

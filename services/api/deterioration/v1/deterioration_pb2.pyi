@@ -249,12 +249,14 @@ class ExportFhirRequest(_message.Message):
     def __init__(self, patient_id: _Optional[str] = ...) -> None: ...
 
 class ExportFhirResponse(_message.Message):
-    __slots__ = ("risk_assessment_json", "pews_observation_json")
+    __slots__ = ("risk_assessment_json", "pews_observation_json", "bundle_json")
     RISK_ASSESSMENT_JSON_FIELD_NUMBER: _ClassVar[int]
     PEWS_OBSERVATION_JSON_FIELD_NUMBER: _ClassVar[int]
+    BUNDLE_JSON_FIELD_NUMBER: _ClassVar[int]
     risk_assessment_json: str
     pews_observation_json: str
-    def __init__(self, risk_assessment_json: _Optional[str] = ..., pews_observation_json: _Optional[str] = ...) -> None: ...
+    bundle_json: str
+    def __init__(self, risk_assessment_json: _Optional[str] = ..., pews_observation_json: _Optional[str] = ..., bundle_json: _Optional[str] = ...) -> None: ...
 
 class GetModelInfoRequest(_message.Message):
     __slots__ = ()

@@ -144,7 +144,9 @@ class DeteriorationServiceServicer(object):
         raise NotImplementedError('Method not implemented!')
 
     def ExportFhir(self, request, context):
-        """The latest score as HL7 FHIR R4 JSON: a RiskAssessment and the PEWS Observation.
+        """The latest score as one HL7 FHIR R4 Bundle (type collection): the
+        RiskAssessment, the Bedside PEWS Observation, the vital-sign Observations
+        it was scored from and the model as a Device.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

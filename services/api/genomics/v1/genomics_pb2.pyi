@@ -27,7 +27,7 @@ SEX_FEMALE: Sex
 SEX_MALE: Sex
 
 class Patient(_message.Message):
-    __slots__ = ("sample_id", "age", "sex", "family_history")
+    __slots__ = ("sample_id", "age", "sex", "family_history", "affected_first_degree_relatives")
     class FamilyHistoryEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -35,15 +35,24 @@ class Patient(_message.Message):
         key: str
         value: bool
         def __init__(self, key: _Optional[str] = ..., value: bool = ...) -> None: ...
+    class AffectedFirstDegreeRelativesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
     SAMPLE_ID_FIELD_NUMBER: _ClassVar[int]
     AGE_FIELD_NUMBER: _ClassVar[int]
     SEX_FIELD_NUMBER: _ClassVar[int]
     FAMILY_HISTORY_FIELD_NUMBER: _ClassVar[int]
+    AFFECTED_FIRST_DEGREE_RELATIVES_FIELD_NUMBER: _ClassVar[int]
     sample_id: str
     age: float
     sex: Sex
     family_history: _containers.ScalarMap[str, bool]
-    def __init__(self, sample_id: _Optional[str] = ..., age: _Optional[float] = ..., sex: _Optional[_Union[Sex, str]] = ..., family_history: _Optional[_Mapping[str, bool]] = ...) -> None: ...
+    affected_first_degree_relatives: _containers.ScalarMap[str, int]
+    def __init__(self, sample_id: _Optional[str] = ..., age: _Optional[float] = ..., sex: _Optional[_Union[Sex, str]] = ..., family_history: _Optional[_Mapping[str, bool]] = ..., affected_first_degree_relatives: _Optional[_Mapping[str, int]] = ...) -> None: ...
 
 class Assessment(_message.Message):
     __slots__ = ("build", "patients", "cancers", "top_variants")
@@ -116,7 +125,7 @@ class VariantContribution(_message.Message):
     def __init__(self, variant_id: _Optional[str] = ..., effect_allele: _Optional[str] = ..., effect_weight: _Optional[float] = ..., dosage: _Optional[float] = ..., imputed: bool = ..., contribution: _Optional[float] = ...) -> None: ...
 
 class CancerRisk(_message.Message):
-    __slots__ = ("cancer", "score", "horizon_years", "score_sum", "z_score", "percentile", "absolute_risk", "risk_interval", "population_average_risk", "relative_risk", "top_variants", "explanation", "variants", "out_of_range", "model")
+    __slots__ = ("cancer", "score", "horizon_years", "score_sum", "z_score", "percentile", "absolute_risk", "risk_interval", "population_average_risk", "relative_risk", "top_variants", "explanation", "variants", "out_of_range", "model", "affected_first_degree_relatives", "odds_ratio_per_sd", "unmeasured_variance_fraction", "score_effect_note")
     CANCER_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
     HORIZON_YEARS_FIELD_NUMBER: _ClassVar[int]
@@ -132,6 +141,10 @@ class CancerRisk(_message.Message):
     VARIANTS_FIELD_NUMBER: _ClassVar[int]
     OUT_OF_RANGE_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
+    AFFECTED_FIRST_DEGREE_RELATIVES_FIELD_NUMBER: _ClassVar[int]
+    ODDS_RATIO_PER_SD_FIELD_NUMBER: _ClassVar[int]
+    UNMEASURED_VARIANCE_FRACTION_FIELD_NUMBER: _ClassVar[int]
+    SCORE_EFFECT_NOTE_FIELD_NUMBER: _ClassVar[int]
     cancer: str
     score: ScoreSource
     horizon_years: float
@@ -147,7 +160,11 @@ class CancerRisk(_message.Message):
     variants: VariantCounts
     out_of_range: _containers.RepeatedCompositeFieldContainer[_prediction_pb2.RangeFlag]
     model: _prediction_pb2.ModelIdentity
-    def __init__(self, cancer: _Optional[str] = ..., score: _Optional[_Union[ScoreSource, _Mapping]] = ..., horizon_years: _Optional[float] = ..., score_sum: _Optional[float] = ..., z_score: _Optional[float] = ..., percentile: _Optional[float] = ..., absolute_risk: _Optional[float] = ..., risk_interval: _Optional[_Union[_prediction_pb2.Confidence, _Mapping]] = ..., population_average_risk: _Optional[float] = ..., relative_risk: _Optional[float] = ..., top_variants: _Optional[_Iterable[_Union[VariantContribution, _Mapping]]] = ..., explanation: _Optional[_Union[_prediction_pb2.Explanation, _Mapping]] = ..., variants: _Optional[_Union[VariantCounts, _Mapping]] = ..., out_of_range: _Optional[_Iterable[_Union[_prediction_pb2.RangeFlag, _Mapping]]] = ..., model: _Optional[_Union[_prediction_pb2.ModelIdentity, _Mapping]] = ...) -> None: ...
+    affected_first_degree_relatives: int
+    odds_ratio_per_sd: float
+    unmeasured_variance_fraction: float
+    score_effect_note: str
+    def __init__(self, cancer: _Optional[str] = ..., score: _Optional[_Union[ScoreSource, _Mapping]] = ..., horizon_years: _Optional[float] = ..., score_sum: _Optional[float] = ..., z_score: _Optional[float] = ..., percentile: _Optional[float] = ..., absolute_risk: _Optional[float] = ..., risk_interval: _Optional[_Union[_prediction_pb2.Confidence, _Mapping]] = ..., population_average_risk: _Optional[float] = ..., relative_risk: _Optional[float] = ..., top_variants: _Optional[_Iterable[_Union[VariantContribution, _Mapping]]] = ..., explanation: _Optional[_Union[_prediction_pb2.Explanation, _Mapping]] = ..., variants: _Optional[_Union[VariantCounts, _Mapping]] = ..., out_of_range: _Optional[_Iterable[_Union[_prediction_pb2.RangeFlag, _Mapping]]] = ..., model: _Optional[_Union[_prediction_pb2.ModelIdentity, _Mapping]] = ..., affected_first_degree_relatives: _Optional[int] = ..., odds_ratio_per_sd: _Optional[float] = ..., unmeasured_variance_fraction: _Optional[float] = ..., score_effect_note: _Optional[str] = ...) -> None: ...
 
 class SampleAssessment(_message.Message):
     __slots__ = ("sample_id", "risks")
@@ -258,7 +275,7 @@ class ReferenceDistribution(_message.Message):
     def __init__(self, mean: _Optional[float] = ..., sd: _Optional[float] = ..., quantiles: _Optional[_Iterable[float]] = ..., sample_size: _Optional[int] = ...) -> None: ...
 
 class GetScoreLayoutResponse(_message.Message):
-    __slots__ = ("pgs_id", "cancer", "build", "variant_ids", "effect_alleles", "weights", "reference", "poly_modulus_degrees", "min_scale_bits", "model")
+    __slots__ = ("pgs_id", "cancer", "build", "variant_ids", "effect_alleles", "weights", "reference", "poly_modulus_degrees", "min_scale_bits", "model", "private_weights")
     PGS_ID_FIELD_NUMBER: _ClassVar[int]
     CANCER_FIELD_NUMBER: _ClassVar[int]
     BUILD_FIELD_NUMBER: _ClassVar[int]
@@ -269,6 +286,7 @@ class GetScoreLayoutResponse(_message.Message):
     POLY_MODULUS_DEGREES_FIELD_NUMBER: _ClassVar[int]
     MIN_SCALE_BITS_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
+    PRIVATE_WEIGHTS_FIELD_NUMBER: _ClassVar[int]
     pgs_id: str
     cancer: str
     build: GenomeBuild
@@ -279,17 +297,20 @@ class GetScoreLayoutResponse(_message.Message):
     poly_modulus_degrees: _containers.RepeatedScalarFieldContainer[int]
     min_scale_bits: int
     model: _prediction_pb2.ModelIdentity
-    def __init__(self, pgs_id: _Optional[str] = ..., cancer: _Optional[str] = ..., build: _Optional[_Union[GenomeBuild, str]] = ..., variant_ids: _Optional[_Iterable[str]] = ..., effect_alleles: _Optional[_Iterable[str]] = ..., weights: _Optional[_Iterable[float]] = ..., reference: _Optional[_Union[ReferenceDistribution, _Mapping]] = ..., poly_modulus_degrees: _Optional[_Iterable[int]] = ..., min_scale_bits: _Optional[int] = ..., model: _Optional[_Union[_prediction_pb2.ModelIdentity, _Mapping]] = ...) -> None: ...
+    private_weights: bool
+    def __init__(self, pgs_id: _Optional[str] = ..., cancer: _Optional[str] = ..., build: _Optional[_Union[GenomeBuild, str]] = ..., variant_ids: _Optional[_Iterable[str]] = ..., effect_alleles: _Optional[_Iterable[str]] = ..., weights: _Optional[_Iterable[float]] = ..., reference: _Optional[_Union[ReferenceDistribution, _Mapping]] = ..., poly_modulus_degrees: _Optional[_Iterable[int]] = ..., min_scale_bits: _Optional[int] = ..., model: _Optional[_Union[_prediction_pb2.ModelIdentity, _Mapping]] = ..., private_weights: bool = ...) -> None: ...
 
 class EncryptedScoreHeader(_message.Message):
-    __slots__ = ("score", "public_context_length", "ciphertext_lengths")
+    __slots__ = ("score", "public_context_length", "ciphertext_lengths", "public_context_sha256")
     SCORE_FIELD_NUMBER: _ClassVar[int]
     PUBLIC_CONTEXT_LENGTH_FIELD_NUMBER: _ClassVar[int]
     CIPHERTEXT_LENGTHS_FIELD_NUMBER: _ClassVar[int]
+    PUBLIC_CONTEXT_SHA256_FIELD_NUMBER: _ClassVar[int]
     score: str
     public_context_length: int
     ciphertext_lengths: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, score: _Optional[str] = ..., public_context_length: _Optional[int] = ..., ciphertext_lengths: _Optional[_Iterable[int]] = ...) -> None: ...
+    public_context_sha256: str
+    def __init__(self, score: _Optional[str] = ..., public_context_length: _Optional[int] = ..., ciphertext_lengths: _Optional[_Iterable[int]] = ..., public_context_sha256: _Optional[str] = ...) -> None: ...
 
 class CiphertextChunk(_message.Message):
     __slots__ = ("index", "data")
@@ -333,12 +354,38 @@ class ScoreEncryptedResponse(_message.Message):
     contribution_chunk: CiphertextChunk
     def __init__(self, summary: _Optional[_Union[EncryptedScoreSummary, _Mapping]] = ..., score_chunk: _Optional[_Union[CiphertextChunk, _Mapping]] = ..., contribution_chunk: _Optional[_Union[CiphertextChunk, _Mapping]] = ...) -> None: ...
 
+class EvaluationKeysHeader(_message.Message):
+    __slots__ = ("public_context_length", "public_context_sha256")
+    PUBLIC_CONTEXT_LENGTH_FIELD_NUMBER: _ClassVar[int]
+    PUBLIC_CONTEXT_SHA256_FIELD_NUMBER: _ClassVar[int]
+    public_context_length: int
+    public_context_sha256: str
+    def __init__(self, public_context_length: _Optional[int] = ..., public_context_sha256: _Optional[str] = ...) -> None: ...
+
+class RegisterEvaluationKeysRequest(_message.Message):
+    __slots__ = ("header", "public_context_chunk")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    PUBLIC_CONTEXT_CHUNK_FIELD_NUMBER: _ClassVar[int]
+    header: EvaluationKeysHeader
+    public_context_chunk: bytes
+    def __init__(self, header: _Optional[_Union[EvaluationKeysHeader, _Mapping]] = ..., public_context_chunk: _Optional[bytes] = ...) -> None: ...
+
+class RegisterEvaluationKeysResponse(_message.Message):
+    __slots__ = ("public_context_sha256", "public_context_length", "expires_after_idle_seconds")
+    PUBLIC_CONTEXT_SHA256_FIELD_NUMBER: _ClassVar[int]
+    PUBLIC_CONTEXT_LENGTH_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AFTER_IDLE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    public_context_sha256: str
+    public_context_length: int
+    expires_after_idle_seconds: float
+    def __init__(self, public_context_sha256: _Optional[str] = ..., public_context_length: _Optional[int] = ..., expires_after_idle_seconds: _Optional[float] = ...) -> None: ...
+
 class GetModelInfoRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
 class ModelInfo(_message.Message):
-    __slots__ = ("cancer", "model", "features", "pgs_id", "horizon_years", "metrics", "interval_level")
+    __slots__ = ("cancer", "model", "features", "pgs_id", "horizon_years", "metrics", "interval_level", "risk_parameters_json", "package_manifest", "min_age", "max_age", "sexes", "transparency")
     class MetricsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -346,6 +393,13 @@ class ModelInfo(_message.Message):
         key: str
         value: float
         def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    class TransparencyEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     CANCER_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     FEATURES_FIELD_NUMBER: _ClassVar[int]
@@ -353,6 +407,12 @@ class ModelInfo(_message.Message):
     HORIZON_YEARS_FIELD_NUMBER: _ClassVar[int]
     METRICS_FIELD_NUMBER: _ClassVar[int]
     INTERVAL_LEVEL_FIELD_NUMBER: _ClassVar[int]
+    RISK_PARAMETERS_JSON_FIELD_NUMBER: _ClassVar[int]
+    PACKAGE_MANIFEST_FIELD_NUMBER: _ClassVar[int]
+    MIN_AGE_FIELD_NUMBER: _ClassVar[int]
+    MAX_AGE_FIELD_NUMBER: _ClassVar[int]
+    SEXES_FIELD_NUMBER: _ClassVar[int]
+    TRANSPARENCY_FIELD_NUMBER: _ClassVar[int]
     cancer: str
     model: _prediction_pb2.ModelIdentity
     features: _containers.RepeatedCompositeFieldContainer[_prediction_pb2.FeatureSpec]
@@ -360,7 +420,13 @@ class ModelInfo(_message.Message):
     horizon_years: float
     metrics: _containers.ScalarMap[str, float]
     interval_level: float
-    def __init__(self, cancer: _Optional[str] = ..., model: _Optional[_Union[_prediction_pb2.ModelIdentity, _Mapping]] = ..., features: _Optional[_Iterable[_Union[_prediction_pb2.FeatureSpec, _Mapping]]] = ..., pgs_id: _Optional[str] = ..., horizon_years: _Optional[float] = ..., metrics: _Optional[_Mapping[str, float]] = ..., interval_level: _Optional[float] = ...) -> None: ...
+    risk_parameters_json: str
+    package_manifest: str
+    min_age: float
+    max_age: float
+    sexes: _containers.RepeatedScalarFieldContainer[Sex]
+    transparency: _containers.ScalarMap[str, str]
+    def __init__(self, cancer: _Optional[str] = ..., model: _Optional[_Union[_prediction_pb2.ModelIdentity, _Mapping]] = ..., features: _Optional[_Iterable[_Union[_prediction_pb2.FeatureSpec, _Mapping]]] = ..., pgs_id: _Optional[str] = ..., horizon_years: _Optional[float] = ..., metrics: _Optional[_Mapping[str, float]] = ..., interval_level: _Optional[float] = ..., risk_parameters_json: _Optional[str] = ..., package_manifest: _Optional[str] = ..., min_age: _Optional[float] = ..., max_age: _Optional[float] = ..., sexes: _Optional[_Iterable[_Union[Sex, str]]] = ..., transparency: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class GetModelInfoResponse(_message.Message):
     __slots__ = ("models", "max_upload_bytes")

@@ -64,6 +64,11 @@ class GenomicRiskServiceStub(object):
                 request_serializer=clinpred_dot_genomics_dot_v1_dot_genomics__pb2.ScoreEncryptedRequest.SerializeToString,
                 response_deserializer=clinpred_dot_genomics_dot_v1_dot_genomics__pb2.ScoreEncryptedResponse.FromString,
                 _registered_method=True)
+        self.RegisterEvaluationKeys = channel.stream_unary(
+                '/clinpred.genomics.v1.GenomicRiskService/RegisterEvaluationKeys',
+                request_serializer=clinpred_dot_genomics_dot_v1_dot_genomics__pb2.RegisterEvaluationKeysRequest.SerializeToString,
+                response_deserializer=clinpred_dot_genomics_dot_v1_dot_genomics__pb2.RegisterEvaluationKeysResponse.FromString,
+                _registered_method=True)
         self.GetModelInfo = channel.unary_unary(
                 '/clinpred.genomics.v1.GenomicRiskService/GetModelInfo',
                 request_serializer=clinpred_dot_genomics_dot_v1_dot_genomics__pb2.GetModelInfoRequest.SerializeToString,
@@ -122,10 +127,25 @@ class GenomicRiskServiceServicer(object):
         raise NotImplementedError('Method not implemented!')
 
     def ScoreEncrypted(self, request_iterator, context):
-        """Homomorphic scoring: the client streams a header, its public CKKS
-        context (no secret key) and the encrypted dosage vectors in chunks; the
-        server answers with the encrypted score and encrypted per-variant
-        contributions, in chunks. The server never decrypts anything.
+        """Homomorphic scoring: the client streams a header naming its registered
+        public CKKS context by SHA-256 (or, as before registration existed, the
+        whole public context, no secret key, in chunks) and the encrypted dosage
+        vectors in chunks; the server answers with the encrypted score and, for a
+        public score, the encrypted per-variant contributions, in chunks. The
+        server never decrypts anything. A replica that does not hold the named
+        context answers FAILED_PRECONDITION with ErrorInfo reason
+        ERROR_REASON_EVALUATION_KEYS_NOT_REGISTERED: register it and retry.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RegisterEvaluationKeys(self, request_iterator, context):
+        """Registers a public CKKS context (public, relinearisation and Galois keys,
+        no secret key) once, for the caller's tenant, named afterwards by the
+        SHA-256 of its bytes; held until unused for the server's expiry. Larger
+        than a tenant may hold: INVALID_ARGUMENT; the tenant's or the replica's
+        room full: RESOURCE_EXHAUSTED.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -184,6 +204,11 @@ def add_GenomicRiskServiceServicer_to_server(servicer, server):
                     servicer.ScoreEncrypted,
                     request_deserializer=clinpred_dot_genomics_dot_v1_dot_genomics__pb2.ScoreEncryptedRequest.FromString,
                     response_serializer=clinpred_dot_genomics_dot_v1_dot_genomics__pb2.ScoreEncryptedResponse.SerializeToString,
+            ),
+            'RegisterEvaluationKeys': grpc.stream_unary_rpc_method_handler(
+                    servicer.RegisterEvaluationKeys,
+                    request_deserializer=clinpred_dot_genomics_dot_v1_dot_genomics__pb2.RegisterEvaluationKeysRequest.FromString,
+                    response_serializer=clinpred_dot_genomics_dot_v1_dot_genomics__pb2.RegisterEvaluationKeysResponse.SerializeToString,
             ),
             'GetModelInfo': grpc.unary_unary_rpc_method_handler(
                     servicer.GetModelInfo,
@@ -341,6 +366,33 @@ class GenomicRiskService(object):
             '/clinpred.genomics.v1.GenomicRiskService/ScoreEncrypted',
             clinpred_dot_genomics_dot_v1_dot_genomics__pb2.ScoreEncryptedRequest.SerializeToString,
             clinpred_dot_genomics_dot_v1_dot_genomics__pb2.ScoreEncryptedResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RegisterEvaluationKeys(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/clinpred.genomics.v1.GenomicRiskService/RegisterEvaluationKeys',
+            clinpred_dot_genomics_dot_v1_dot_genomics__pb2.RegisterEvaluationKeysRequest.SerializeToString,
+            clinpred_dot_genomics_dot_v1_dot_genomics__pb2.RegisterEvaluationKeysResponse.FromString,
             options,
             channel_credentials,
             insecure,

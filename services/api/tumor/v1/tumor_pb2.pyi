@@ -107,6 +107,90 @@ class GetModelInfoResponse(_message.Message):
     max_batch_size: int
     def __init__(self, model: _Optional[_Union[_prediction_pb2.ModelIdentity, _Mapping]] = ..., features: _Optional[_Iterable[_Union[_prediction_pb2.FeatureSpec, _Mapping]]] = ..., classes: _Optional[_Iterable[str]] = ..., positive_class: _Optional[str] = ..., metrics: _Optional[_Mapping[str, float]] = ..., conformal_coverage: _Optional[float] = ..., max_batch_size: _Optional[int] = ...) -> None: ...
 
+class GetEncryptionLayoutRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class PlattCalibration(_message.Message):
+    __slots__ = ("slope", "intercept")
+    SLOPE_FIELD_NUMBER: _ClassVar[int]
+    INTERCEPT_FIELD_NUMBER: _ClassVar[int]
+    slope: float
+    intercept: float
+    def __init__(self, slope: _Optional[float] = ..., intercept: _Optional[float] = ...) -> None: ...
+
+class ConformalThreshold(_message.Message):
+    __slots__ = ("q_hat", "coverage", "verified_coverage", "calibration_cases", "method")
+    Q_HAT_FIELD_NUMBER: _ClassVar[int]
+    COVERAGE_FIELD_NUMBER: _ClassVar[int]
+    VERIFIED_COVERAGE_FIELD_NUMBER: _ClassVar[int]
+    CALIBRATION_CASES_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    q_hat: float
+    coverage: float
+    verified_coverage: float
+    calibration_cases: int
+    method: str
+    def __init__(self, q_hat: _Optional[float] = ..., coverage: _Optional[float] = ..., verified_coverage: _Optional[float] = ..., calibration_cases: _Optional[int] = ..., method: _Optional[str] = ...) -> None: ...
+
+class GetEncryptionLayoutResponse(_message.Message):
+    __slots__ = ("format", "model", "feature_names", "split_features", "thresholds", "weights", "base_value", "shap_offsets", "explained_class", "output_space", "explanation_method", "classes", "calibration", "conformal", "poly_modulus_degrees", "min_scale_bits", "max_scale_bits", "max_ciphertexts", "max_ciphertext_bytes")
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    FEATURE_NAMES_FIELD_NUMBER: _ClassVar[int]
+    SPLIT_FEATURES_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLDS_FIELD_NUMBER: _ClassVar[int]
+    WEIGHTS_FIELD_NUMBER: _ClassVar[int]
+    BASE_VALUE_FIELD_NUMBER: _ClassVar[int]
+    SHAP_OFFSETS_FIELD_NUMBER: _ClassVar[int]
+    EXPLAINED_CLASS_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_SPACE_FIELD_NUMBER: _ClassVar[int]
+    EXPLANATION_METHOD_FIELD_NUMBER: _ClassVar[int]
+    CLASSES_FIELD_NUMBER: _ClassVar[int]
+    CALIBRATION_FIELD_NUMBER: _ClassVar[int]
+    CONFORMAL_FIELD_NUMBER: _ClassVar[int]
+    POLY_MODULUS_DEGREES_FIELD_NUMBER: _ClassVar[int]
+    MIN_SCALE_BITS_FIELD_NUMBER: _ClassVar[int]
+    MAX_SCALE_BITS_FIELD_NUMBER: _ClassVar[int]
+    MAX_CIPHERTEXTS_FIELD_NUMBER: _ClassVar[int]
+    MAX_CIPHERTEXT_BYTES_FIELD_NUMBER: _ClassVar[int]
+    format: str
+    model: _prediction_pb2.ModelIdentity
+    feature_names: _containers.RepeatedScalarFieldContainer[str]
+    split_features: _containers.RepeatedScalarFieldContainer[int]
+    thresholds: _containers.RepeatedScalarFieldContainer[float]
+    weights: _containers.RepeatedScalarFieldContainer[float]
+    base_value: float
+    shap_offsets: _containers.RepeatedScalarFieldContainer[float]
+    explained_class: str
+    output_space: str
+    explanation_method: str
+    classes: _containers.RepeatedScalarFieldContainer[str]
+    calibration: PlattCalibration
+    conformal: ConformalThreshold
+    poly_modulus_degrees: _containers.RepeatedScalarFieldContainer[int]
+    min_scale_bits: int
+    max_scale_bits: int
+    max_ciphertexts: int
+    max_ciphertext_bytes: int
+    def __init__(self, format: _Optional[str] = ..., model: _Optional[_Union[_prediction_pb2.ModelIdentity, _Mapping]] = ..., feature_names: _Optional[_Iterable[str]] = ..., split_features: _Optional[_Iterable[int]] = ..., thresholds: _Optional[_Iterable[float]] = ..., weights: _Optional[_Iterable[float]] = ..., base_value: _Optional[float] = ..., shap_offsets: _Optional[_Iterable[float]] = ..., explained_class: _Optional[str] = ..., output_space: _Optional[str] = ..., explanation_method: _Optional[str] = ..., classes: _Optional[_Iterable[str]] = ..., calibration: _Optional[_Union[PlattCalibration, _Mapping]] = ..., conformal: _Optional[_Union[ConformalThreshold, _Mapping]] = ..., poly_modulus_degrees: _Optional[_Iterable[int]] = ..., min_scale_bits: _Optional[int] = ..., max_scale_bits: _Optional[int] = ..., max_ciphertexts: _Optional[int] = ..., max_ciphertext_bytes: _Optional[int] = ...) -> None: ...
+
+class ClassifyEncryptedRequest(_message.Message):
+    __slots__ = ("public_context", "ciphertexts")
+    PUBLIC_CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    CIPHERTEXTS_FIELD_NUMBER: _ClassVar[int]
+    public_context: bytes
+    ciphertexts: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, public_context: _Optional[bytes] = ..., ciphertexts: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
+class ClassifyEncryptedResponse(_message.Message):
+    __slots__ = ("products", "model")
+    PRODUCTS_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    products: _containers.RepeatedScalarFieldContainer[bytes]
+    model: _prediction_pb2.ModelIdentity
+    def __init__(self, products: _Optional[_Iterable[bytes]] = ..., model: _Optional[_Union[_prediction_pb2.ModelIdentity, _Mapping]] = ...) -> None: ...
+
 class SealedRequest(_message.Message):
     __slots__ = ("envelope",)
     ENVELOPE_FIELD_NUMBER: _ClassVar[int]

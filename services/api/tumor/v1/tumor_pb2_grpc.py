@@ -55,6 +55,16 @@ class TumorClassificationServiceStub(object):
                 request_serializer=clinpred_dot_tumor_dot_v1_dot_tumor__pb2.GetModelInfoRequest.SerializeToString,
                 response_deserializer=clinpred_dot_tumor_dot_v1_dot_tumor__pb2.GetModelInfoResponse.FromString,
                 _registered_method=True)
+        self.GetEncryptionLayout = channel.unary_unary(
+                '/clinpred.tumor.v1.TumorClassificationService/GetEncryptionLayout',
+                request_serializer=clinpred_dot_tumor_dot_v1_dot_tumor__pb2.GetEncryptionLayoutRequest.SerializeToString,
+                response_deserializer=clinpred_dot_tumor_dot_v1_dot_tumor__pb2.GetEncryptionLayoutResponse.FromString,
+                _registered_method=True)
+        self.ClassifyEncrypted = channel.unary_unary(
+                '/clinpred.tumor.v1.TumorClassificationService/ClassifyEncrypted',
+                request_serializer=clinpred_dot_tumor_dot_v1_dot_tumor__pb2.ClassifyEncryptedRequest.SerializeToString,
+                response_deserializer=clinpred_dot_tumor_dot_v1_dot_tumor__pb2.ClassifyEncryptedResponse.FromString,
+                _registered_method=True)
         self.Sealed = channel.unary_unary(
                 '/clinpred.tumor.v1.TumorClassificationService/Sealed',
                 request_serializer=clinpred_dot_tumor_dot_v1_dot_tumor__pb2.SealedRequest.SerializeToString,
@@ -102,6 +112,26 @@ class TumorClassificationServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetEncryptionLayout(self, request, context):
+        """What a client needs to classify a case the server never sees: the split
+        points to encode it with, the CKKS parameters accepted, and the
+        calibration and conformal threshold that finish the answer locally.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ClassifyEncrypted(self, request, context):
+        """Homomorphic classification: the client sends CKKS-encrypted split
+        indicators and a public context without keys; the server multiplies
+        them by the model's weights and returns the encrypted products, from
+        which the client decrypts the margin and every feature's SHAP value.
+        The server can decrypt neither the case nor the answer.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Sealed(self, request, context):
         """Any unary method of this service, sealed (HPKE) to the service's public
         key: the envelope holds the method's name and request; the answer is a
@@ -143,6 +173,16 @@ def add_TumorClassificationServiceServicer_to_server(servicer, server):
                     servicer.GetModelInfo,
                     request_deserializer=clinpred_dot_tumor_dot_v1_dot_tumor__pb2.GetModelInfoRequest.FromString,
                     response_serializer=clinpred_dot_tumor_dot_v1_dot_tumor__pb2.GetModelInfoResponse.SerializeToString,
+            ),
+            'GetEncryptionLayout': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetEncryptionLayout,
+                    request_deserializer=clinpred_dot_tumor_dot_v1_dot_tumor__pb2.GetEncryptionLayoutRequest.FromString,
+                    response_serializer=clinpred_dot_tumor_dot_v1_dot_tumor__pb2.GetEncryptionLayoutResponse.SerializeToString,
+            ),
+            'ClassifyEncrypted': grpc.unary_unary_rpc_method_handler(
+                    servicer.ClassifyEncrypted,
+                    request_deserializer=clinpred_dot_tumor_dot_v1_dot_tumor__pb2.ClassifyEncryptedRequest.FromString,
+                    response_serializer=clinpred_dot_tumor_dot_v1_dot_tumor__pb2.ClassifyEncryptedResponse.SerializeToString,
             ),
             'Sealed': grpc.unary_unary_rpc_method_handler(
                     servicer.Sealed,
@@ -264,6 +304,60 @@ class TumorClassificationService(object):
             '/clinpred.tumor.v1.TumorClassificationService/GetModelInfo',
             clinpred_dot_tumor_dot_v1_dot_tumor__pb2.GetModelInfoRequest.SerializeToString,
             clinpred_dot_tumor_dot_v1_dot_tumor__pb2.GetModelInfoResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetEncryptionLayout(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/clinpred.tumor.v1.TumorClassificationService/GetEncryptionLayout',
+            clinpred_dot_tumor_dot_v1_dot_tumor__pb2.GetEncryptionLayoutRequest.SerializeToString,
+            clinpred_dot_tumor_dot_v1_dot_tumor__pb2.GetEncryptionLayoutResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ClassifyEncrypted(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/clinpred.tumor.v1.TumorClassificationService/ClassifyEncrypted',
+            clinpred_dot_tumor_dot_v1_dot_tumor__pb2.ClassifyEncryptedRequest.SerializeToString,
+            clinpred_dot_tumor_dot_v1_dot_tumor__pb2.ClassifyEncryptedResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -73,9 +73,18 @@ async def test_assess_reads_the_build_from_the_header_and_passes_every_family_hi
     # Without an affected relative the same genotypes carry a lower risk.
     assert f"risk {risk.absolute_risk:.2%}" not in without.stdout
 
+    # --family-history is one affected relative; --relatives counts them
+    counted = await run_cli(*args, "--relatives", "breast=1", "--json")
+    assert json_format.Parse(counted.stdout, genomics_pb2.AssessVcfResponse()).assessment == printed
+    two = await run_cli(*args, "--relatives", "breast=2", "--json")
+    (risk_two,) = json_format.Parse(two.stdout, genomics_pb2.AssessVcfResponse()).assessment.samples[0].risks
+    assert risk_two.affected_first_degree_relatives == 2 and risk_two.absolute_risk > risk.absolute_risk
+    malformed = await run_cli(*args, "--relatives", "breast")
+    assert malformed.returncode == ExitCode.USAGE and "CANCER=N" in malformed.stderr
+
     unknown = await run_cli(*args, "--family-history", "breast", "--family-history", "lung")
     assert unknown.returncode == ExitCode.INVALID_INPUT
-    assert "assessment.patients[0].family_history[1]: unknown cancer name" in unknown.stderr
+    assert "assessment.patients[0].affected_first_degree_relatives[1]: unknown cancer name" in unknown.stderr
     assert "lung" not in unknown.stderr
 
 
@@ -88,11 +97,13 @@ async def test_a_vcf_header_without_a_build_needs_build(pgs37: ScoringFile, tmp_
     assert "shows no build" in done.stderr and "--build" in done.stderr
 
 
-async def test_encrypted_json_with_the_local_package(
-    layout_served: Served, breast_package: ModelPackage
+async def test_encrypted_json_with_the_published_parameters(
+    layout_served: Served, breast_package: ModelPackage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # no local model package: the risk comes from the parameters GetModelInfo publishes
+    monkeypatch.setenv("CLINPRED_MODELS_ROOT", str(tmp_path / "no-models"))
     done = await run_cli(
-        "call", "genomics", "encrypted", "--example", "--family-history", "breast", "--json",
+        "call", "genomics", "encrypted", "--example", "--relatives", "breast=1", "--json",
         "--target", layout_served.target, "--insecure-development",
     )
     assert done.returncode == 0, done.stderr
@@ -100,9 +111,29 @@ async def test_encrypted_json_with_the_local_package(
     assert printed["pgs_id"] == "PGS000004" and printed["cancer"] == "breast"
     # CKKS is approximate: the decrypted sum agrees with local plaintext scoring to well under one weight.
     assert printed["score_sum"] == pytest.approx(printed["plaintext_score_sum"], abs=1e-3)
-    assert printed["model"]["sha256"] == printed["risk"]["model"]["sha256"] == breast_package.identity.sha256
+    assert printed["model"]["sha256"] == breast_package.identity.sha256 and printed["risk_problem"] is None
     low, high = printed["risk"]["risk_interval"]
     assert low < printed["risk"]["absolute_risk"] < high
+    assert printed["risk"]["odds_ratio_per_sd"] == pytest.approx(1.577, abs=0.001)
+
+
+async def test_encrypted_with_kept_keys_registers_them_once_across_runs(layout_served: Served, tmp_path: Path) -> None:
+    keys = tmp_path / "genomics.keys"
+    runs = []
+    for _ in range(2):
+        done = await run_cli(
+            "call", "genomics", "encrypted", "--example", "--json", "--keys", str(keys),
+            "--target", layout_served.target, "--insecure-development",
+        )
+        assert done.returncode == 0, done.stderr
+        runs.append(json.loads(done.stdout))
+    assert keys.stat().st_mode & 0o777 == 0o600 and keys.stat().st_size > 30_000_000
+    for printed in runs:
+        assert printed["score_sum"] == pytest.approx(printed["plaintext_score_sum"], abs=1e-3)
+        # Ciphertexts and the keys' digest only; the 35 MB of keys went once, at registration.
+        assert printed["bytes_sent"] + printed["bytes_received"] < 1_000_000
+    assert runs[0]["score_sum"] == pytest.approx(runs[1]["score_sum"], abs=1e-3)
+    assert [printed["registered_keys"] for printed in runs] == [True, False]
 
 
 async def test_a_declared_build_the_header_contradicts_is_a_failed_precondition(

@@ -7,11 +7,13 @@ REFERENCES.md (Parshuram 2009, Table 1), not from the implementation's tuples.
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
 
-from clinpred.pilots.deterioration.pews import AGE_BANDS, ITEMS, bedside_pews, bedside_pews_items
+from clinpred.pilots.deterioration.observations import Observation, latest_measurements
+from clinpred.pilots.deterioration.pews import AGE_BANDS, ITEM_SIGNALS, ITEMS, bedside_pews, bedside_pews_items
 
 # Copied verbatim from /work/shared/clinical/REFERENCES.md.
 PUBLISHED = {
@@ -169,3 +171,23 @@ def test_vectorised_equals_scalar() -> None:
     for k in range(n):
         single = bedside_pews(float(age[k]), **{name: float(v[k]) for name, v in columns.items()})
         assert single.total == batch["total"][k]
+
+
+def test_each_item_is_scored_from_the_newest_measurement_within_the_window() -> None:
+    at = datetime(2026, 11, 1, 19, 0, tzinfo=UTC)
+    window = timedelta(hours=24)
+    observations = [
+        Observation("too-old", at - window - timedelta(seconds=1), heart_rate=90.0, systolic_bp=100.0),
+        Observation("edge", at - window, systolic_bp=95.0),
+        Observation("evening-a", at - timedelta(hours=1), heart_rate=150.0),
+        Observation("evening-b", at - timedelta(hours=1), heart_rate=151.0, spo2=92.0),
+        Observation("later", at + timedelta(seconds=1), heart_rate=180.0, respiratory_rate=60.0),
+    ]
+    latest = latest_measurements(observations, ("heart_rate", "systolic_bp", "spo2", "respiratory_rate"), at, window)
+    # The window includes its edge; of two equally new sets the first counts; nothing after `at` counts.
+    assert {signal: obs.observation_id for signal, obs in latest.items()} == {
+        "heart_rate": "evening-a",
+        "systolic_bp": "edge",
+        "spo2": "evening-b",
+    }
+    assert set(ITEM_SIGNALS) == set(ITEMS) and len(set(ITEM_SIGNALS.values())) == len(ITEMS)

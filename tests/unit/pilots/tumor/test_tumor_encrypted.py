@@ -14,12 +14,13 @@ from clinpred.pilots.tumor.data import TumorDataset
 from clinpred.pilots.tumor.encrypted import (
     DecryptedTumorCase,
     EncryptedTumorLayout,
+    classifications_from_decrypted,
     create_client_context,
     decrypt_cases,
     encode_case,
     encode_cases,
     encrypt_cases,
-    encrypted_predictions,
+    encrypted_tumor_model,
     public_context_bytes,
     score_encrypted_case,
     tumor_layout,
@@ -86,16 +87,21 @@ def test_decrypted_answers_equal_the_plaintext_classifier_on_all_wdbc_cases(
     plain: list[TumorClassification],
 ) -> None:
     decrypted = _round_trip(client_context, public_context, layout, wdbc.x)
-    predictions = encrypted_predictions(reference, decrypted)
-    assert len(decrypted) == len(plain) == 569
-    for case, prediction, answer in zip(decrypted, predictions, plain, strict=True):
+    # Finished with what the server publishes, through the classifier's own answer and explanation code.
+    answers = classifications_from_decrypted(encrypted_tumor_model(reference), wdbc.x, decrypted)
+    assert len(decrypted) == len(answers) == len(plain) == 569
+    for case, mine, answer in zip(decrypted, answers, plain, strict=True):
         np.testing.assert_allclose(case.shap_values, _shap(answer), atol=TOLERANCE)
+        np.testing.assert_allclose(_shap(mine), _shap(answer), atol=TOLERANCE)
         assert case.base_value == pytest.approx(answer.explanation.base_value, abs=1e-9)
         assert case.margin == pytest.approx(answer.explanation.margin, abs=TOLERANCE)
         for label, probability in answer.probabilities.items():
-            assert prediction.probabilities[label] == pytest.approx(probability, abs=TOLERANCE)
-        assert prediction.label == answer.label
-        assert prediction.confidence.labels == answer.confidence.labels
+            assert mine.probabilities[label] == pytest.approx(probability, abs=TOLERANCE)
+        assert (mine.label, mine.confidence, mine.out_of_range, mine.model) == (
+            answer.label, answer.confidence, answer.out_of_range, answer.model
+        )
+        assert [r.text for r in mine.explanation.top_reasons] == [r.text for r in answer.explanation.top_reasons]
+        assert mine.explanation.method == answer.explanation.method
 
 
 def test_a_larger_degree_batches_cases_and_gives_the_same_answers(
@@ -173,3 +179,30 @@ def test_features_that_are_missing_or_misshapen_are_refused_before_encryption(
         encode_case(layout, row)
     with pytest.raises(InvalidInput, match="30 features"):
         encode_case(layout, wdbc.x[0][:5])
+
+
+def test_work_stops_once_the_caller_stopped_waiting(
+    layout: EncryptedTumorLayout, client_context: ts.Context, public_context: bytes, wdbc: TumorDataset
+) -> None:
+    from clinpred.pilots.common.cancellation import Deadline
+    from clinpred.pilots.common.errors import DeadlineExceeded
+
+    encrypted = encrypt_cases(client_context, layout, encode_cases(layout, wdbc.x[:20]))
+    with pytest.raises(DeadlineExceeded):
+        score_encrypted_case(public_context, encrypted.ciphertexts, layout, deadline=Deadline.after(-1.0))
+    calls = iter([False, False, True])  # stops after two of the four ciphertexts
+    with pytest.raises(DeadlineExceeded):
+        score_encrypted_case(public_context, encrypted.ciphertexts, layout, deadline=Deadline(should_stop=lambda: next(calls)))
+
+
+def test_the_published_model_is_refused_when_its_parts_disagree(reference: TumorClassifier) -> None:
+    import dataclasses
+
+    model = encrypted_tumor_model(reference)
+    assert model.calibrator.method == "platt" and model.explanation_method == reference.explanation_method
+    with pytest.raises(InvalidInput, match="feature order"):
+        dataclasses.replace(model, layout=dataclasses.replace(model.layout, feature_names=model.layout.feature_names[::-1]))
+    with pytest.raises(InvalidInput, match="line up"):
+        dataclasses.replace(model.layout, weights=model.layout.weights[:-1]).checked()
+    with pytest.raises(InvalidInput, match="finite"):
+        dataclasses.replace(model.layout, base_value=float("nan")).checked()

@@ -8,13 +8,14 @@ import numpy as np
 import onnx
 import pytest
 
-from clinpred.pilots.common.errors import InvalidInput
+from clinpred.pilots.common.errors import FailedPrecondition, InvalidInput
 from clinpred.pilots.common.explanation import raw_margin
 from clinpred.pilots.common.model_package import ModelPackage
 from clinpred.pilots.common.onnx import OnnxParityError
 from clinpred.pilots.tumor import training
 from clinpred.pilots.tumor.classifier import TumorClassifier
 from clinpred.pilots.tumor.data import TumorDataset, load_tumor_csv
+from clinpred.pilots.tumor.encrypted import encrypted_tumor_model
 from clinpred.pilots.tumor.training import check_onnx_parity, make_estimator, to_onnx, train_tumor
 from tests.unit.pilots.tumor.conftest import TINY
 
@@ -63,6 +64,9 @@ def test_multi_class_user_csv_trains_into_a_servable_package(iris_csv: Path, tmp
     for i, r in enumerate(results):
         k = classifier.schema.classes.index(r.label)
         assert r.explanation.margin == pytest.approx(margins[i, k], abs=1e-4)
+    # Encrypted classification needs one additive margin (binary); a service with this model says so.
+    with pytest.raises(FailedPrecondition, match="binary ensemble of depth-1 trees"):
+        encrypted_tumor_model(classifier)
 
 
 def test_lightgbm_is_selectable(wdbc: TumorDataset, tmp_path: Path) -> None:
@@ -80,6 +84,8 @@ def test_lightgbm_is_selectable(wdbc: TumorDataset, tmp_path: Path) -> None:
     for e, m in zip(explanations, margins, strict=True):
         assert e.margin == pytest.approx(m, abs=1e-4)
         assert e.base_value + sum(c.shap_value for c in e.contributions) == pytest.approx(e.margin, abs=1e-9)
+    with pytest.raises(FailedPrecondition, match="binary ensemble of depth-1 trees"):
+        encrypted_tumor_model(classifier)
 
 
 def test_retraining_reproduces_metrics_and_model(wdbc: TumorDataset, tmp_path: Path) -> None:

@@ -103,6 +103,7 @@ def test_outcome_is_success_minor_for_the_callers_failures_serious_for_the_serve
         ("/clinpred.deterioration.v1.DeteriorationService/WatchRisk", "search-type", "E"),
         ("/clinpred.tumor.v1.TumorClassificationService/Classify", "operation", "E"),
         ("/clinpred.genomics.v1.GenomicRiskService/GetScoreLayout", "read", "R"),
+        ("/clinpred.genomics.v1.GenomicRiskService/RegisterEvaluationKeys", "create", "C"),
         ("ExportFhir", "read", "R"),
         ("GetSomethingNew", "read", "R"),
         ("Frobnicate", "operation", "E"),

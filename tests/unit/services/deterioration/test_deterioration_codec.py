@@ -408,20 +408,30 @@ def test_a_watch_event_carries_the_alert_the_domain_decided(codec: Deterioration
     assert not quiet.alert and quiet.previous_band == pb.RISK_BAND_UNSPECIFIED
 
 
-def test_a_fhir_export_encodes_the_stored_score(codec: DeteriorationCodec) -> None:
-    exported = codec.encode_export(FhirExport("st-olav", RECORD))
-    assessment = json.loads(exported.risk_assessment_json)
+def test_a_fhir_export_encodes_the_stored_score_as_one_bundle(codec: DeteriorationCodec) -> None:
+    measured = Observation("app-9", SCORED_AT - timedelta(hours=2), heart_rate=168.0, respiratory_rate=44.0, spo2=91.0)
+    measurements = {"heart_rate": measured, "respiratory_rate": measured, "spo2": measured}
+    exported = codec.encode_export(FhirExport("st-olav", RECORD, measurements))
+    bundle = json.loads(exported.bundle_json)
+    assert (bundle["resourceType"], bundle["type"]) == ("Bundle", "collection")
+    resources = [entry["resource"] for entry in bundle["entry"]]
+    assert [r["resourceType"] for r in resources] == ["RiskAssessment", "Observation", *["Observation"] * 3, "Device"]
+    assessment, pews = resources[0], resources[1]
+    # The deprecated fields hold the Bundle's own RiskAssessment and PEWS Observation.
+    assert json.loads(exported.risk_assessment_json) == assessment
+    assert json.loads(exported.pews_observation_json) == pews
     assert assessment["subject"] == {"identifier": {"system": "urn:clinpred:patient-id", "value": "p1"}}
     assert assessment["occurrenceDateTime"] == "2026-03-02T09:30:15.250000Z"
     prediction = assessment["prediction"][0]
-    assert prediction["probabilityDecimal"] == 0.1494 and prediction["qualitativeRisk"]["coding"][0]["code"] == "high"
+    # 0.1494 is in the service's high alert band but not "more likely than not": no HL7 "high".
+    assert prediction["probabilityDecimal"] == 0.1494 and "qualitativeRisk" not in prediction
+    assert prediction["extension"][0]["valueCodeableConcept"]["coding"][0]["code"] == "high"
     assert prediction["whenPeriod"]["end"] == "2026-03-03T09:30:15.250000Z"
     assert prediction["rationale"].split("; ") == [r.text for r in REASONS]
-    pews = json.loads(exported.pews_observation_json)
-    assert pews["subject"] == assessment["subject"]
-    assert assessment["basis"] == [{"reference": f"Observation/{pews['id']}"}] and "p1" not in pews["id"] + assessment["id"]
-    assert pews["valueQuantity"]["value"] == SCORE.pews.total and len(pews["component"]) == 7
-    assert pews["note"][0]["text"] == "not measured, scored 0: " + ", ".join(SCORE.pews.missing_items)
+    assert "note" not in assessment and "note" not in pews
+    assert assessment["basis"][0] == {"reference": bundle["entry"][1]["fullUrl"]}
+    assert "p1" not in pews["id"] + assessment["id"]
+    assert pews["valueQuantity"]["value"] == SCORE.pews.total and len(pews["derivedFrom"]) == 3
     # Another hospital's child with the same id and version: other resource ids.
     elsewhere = json.loads(codec.encode_export(FhirExport("haukeland", RECORD)).risk_assessment_json)
     assert elsewhere["id"] != assessment["id"] and elsewhere["subject"] == assessment["subject"]

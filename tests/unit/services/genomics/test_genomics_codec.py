@@ -9,24 +9,26 @@ from typing import TypeVar
 import pytest
 from google.protobuf.message import Message
 
-from clinpred.pilots.common.errors import ClinpredError, InvalidInput, ResourceExhausted
+from clinpred.pilots.common.errors import ClinpredError, FailedPrecondition, InvalidInput, ResourceExhausted
 from clinpred.pilots.common.explanation import Contribution, Explanation, Reason
 from clinpred.pilots.common.model_package import ModelIdentity
 from clinpred.pilots.common.schema import RangeFlag
 from clinpred.pilots.genomics.assessment import PatientFactors, SampleAssessment, ScoreSource, VcfAssessment
 from clinpred.pilots.genomics.encrypted import EncryptedScore, EncryptedScoreAnswer
+from clinpred.pilots.genomics.evaluation_keys import Registration
 from clinpred.pilots.genomics.matching import Overlap
 from clinpred.pilots.genomics.risk import CancerRisk, GenomicRiskPredictor
 from clinpred.pilots.genomics.scoring import VariantContribution
 from clinpred.services.api.common.v1 import prediction_pb2 as common_pb2
 from clinpred.services.api.genomics.v1 import genomics_pb2 as pb
+from clinpred.services.genomics.client import published_parameters
 from clinpred.services.genomics.codec import (
     ENCRYPTED_FIELDS,
     SINGLE_MESSAGE_FIELDS,
     UPLOAD_FIELDS,
     GenomicsCodec,
 )
-from clinpred.services.genomics.scores import ScoreStatus
+from clinpred.services.genomics.scores import PublishedLayout, ScoreStatus
 from clinpred.services.genomics.settings import GenomicsSettings
 from tests.conftest import MODELS
 
@@ -72,8 +74,10 @@ def with_unknown_field(message: M) -> M:
     return type(message).FromString(message.SerializeToString() + b"\x78\x01")
 
 
-def patient(age: float = 52, sex: pb.Sex = pb.SEX_FEMALE, sample_id: str = "", **history: bool) -> pb.Patient:
-    return pb.Patient(sample_id=sample_id, age=age, sex=sex, family_history=history)
+def patient(age: float = 52, sex: pb.Sex = pb.SEX_FEMALE, sample_id: str = "", relatives: dict[str, int] | None = None,
+            **history: bool) -> pb.Patient:
+    return pb.Patient(sample_id=sample_id, age=age, sex=sex, family_history=history,
+                      affected_first_degree_relatives=relatives or {})
 
 
 def assessment(*patients: pb.Patient, cancers: Sequence[str] = (), top_variants: int = 0) -> pb.Assessment:
@@ -93,6 +97,9 @@ def test_an_assessment_decodes_to_the_domain_request() -> None:
     assert decoded.build == "GRCh37" and decoded.vcf == request.vcf and decoded.fields == SINGLE_MESSAGE_FIELDS
     assert decoded.patients == (PatientFactors("s2", 61.5, "male", {"colorectal": True}), PatientFactors("", 40, "female", {}))
     assert decoded.patients[0].has_family_history("colorectal") and not decoded.patients[0].has_family_history("breast")
+    assert decoded.patients[0].relatives("colorectal") == 1  # the old yes/no is one relative
+    counted = CODEC.decode_assess(pb.AssessVcfRequest(assessment=assessment(patient(50, relatives={"breast": 3})), vcf=b"x"))
+    assert counted.patients[0].relatives("breast") == 3 and counted.patients[0].relatives("colorectal") == 0
     assert decoded.cancers == ("breast", "colorectal")  # configured order, whatever order they were asked in
     assert decoded.top_variants == 10  # unset: the default
     only = CODEC.decode_assess(pb.AssessVcfRequest(assessment=assessment(cancers=["colorectal"], top_variants=20), vcf=b"x"))
@@ -101,7 +108,8 @@ def test_an_assessment_decodes_to_the_domain_request() -> None:
 
 def test_every_field_of_an_assessment_is_checked_at_once() -> None:
     bad = pb.Assessment(
-        patients=[patient(12, pb.SEX_UNSPECIFIED, lung=True), patient(float("nan")), patient(50)],
+        patients=[patient(12, pb.SEX_UNSPECIFIED, lung=True), patient(float("nan")),
+                  patient(50, relatives={"breast": 51, "ovary": 1})],
         cancers=["pancreas", "breast", "breast"], top_variants=21,
     )
     violations = refused(InvalidInput, CODEC.decode_assess, pb.AssessVcfRequest(assessment=bad, vcf=b"x"))
@@ -112,6 +120,9 @@ def test_every_field_of_an_assessment_is_checked_at_once() -> None:
         "assessment.patients[0].family_history[0]":
             "unknown cancer name; configured: breast, colorectal (key 0 in code-point order)",
         "assessment.patients[1].age": "must be a finite number of years",
+        "assessment.patients[2].affected_first_degree_relatives[1]":
+            "unknown cancer name; configured: breast, colorectal (key 1 in code-point order)",
+        "assessment.patients[2].affected_first_degree_relatives[0]": "must be 0 to 50 (key 0 in code-point order)",
         "assessment.patients[1].sample_id": "more than one patient applies to every sample",
         "assessment.patients[2].sample_id": "more than one patient applies to every sample",
         "assessment.cancers[0]": "unknown cancer name; configured: breast, colorectal",
@@ -122,6 +133,7 @@ def test_every_field_of_an_assessment_is_checked_at_once() -> None:
         CODEC.decode_assess(pb.AssessVcfRequest(assessment=bad, vcf=b"x"))
     # caller-supplied names are never echoed
     assert "pancreas" not in str(caught.value.violations) and "lung" not in str(caught.value.violations)
+    assert "ovary" not in str(caught.value.violations)
 
 
 def test_patients_count_samples_and_the_vcf_are_checked() -> None:
@@ -249,8 +261,16 @@ async def test_the_encrypted_header_is_checked() -> None:
     bare = [pb.ScoreEncryptedRequest(header=pb.EncryptedScoreHeader(ciphertext_lengths=[0]))]
     assert await refused_stream(InvalidInput, receive, bare) == {
         "stream[0].header.score": "is required: a PGS id or cancer (PGS000004, PGS900001, breast, colorectal)",
-        "stream[0].header.public_context_length": "is required",
+        "stream[0].header.public_context_sha256": "is required: the SHA-256 of a context registered with"
+        " RegisterEvaluationKeys (or send the whole context and its public_context_length)",
         "stream[0].header.ciphertext_lengths": "a ciphertext cannot be empty",
+    }
+    both = pb.EncryptedScoreHeader(
+        score="breast", public_context_sha256="x" * 64, public_context_length=5, ciphertext_lengths=[1]
+    )
+    assert await refused_stream(InvalidInput, receive, [pb.ScoreEncryptedRequest(header=both)]) == {
+        "stream[0].header.public_context_sha256": "must be a SHA-256: 64 hexadecimal digits",
+        "stream[0].header.public_context_length": "must be 0 when public_context_sha256 names a registered context",
     }
     none = [pb.ScoreEncryptedRequest(header=pb.EncryptedScoreHeader(score="breast", public_context_length=1))]
     assert set(await refused_stream(InvalidInput, receive, none)) == {"stream[0].header.ciphertext_lengths"}
@@ -301,14 +321,16 @@ def a_risk(cancer: str = "breast") -> CancerRisk:
     )
     return CancerRisk(
         cancer=cancer, pgs_id="PGS000004", horizon_years=10.0, score_sum=0.75, z_score=1.25, percentile=89.4,
-        absolute_risk=0.046, risk_interval=(0.039, 0.054), interval_level=0.95, population_average_risk=0.03,
+        absolute_risk=0.046, risk_interval=(0.039, 0.054), interval_level=0.95,
+        interval_method="delta method on the Platt calibration parameters", population_average_risk=0.03,
         relative_risk=1.53,
         top_variants=(VariantContribution("1:100:A:G", "G", 0.2, 2.0, False, 0.4),
                       VariantContribution("2:300:C:T", "T", -0.1, 0.6, True, -0.06)),
-        model_inputs=(1.25, 52.0, 0.0, 1.0), variants_total=313, variants_matched=282, variants_missing=3,
-        variants_imputed=2,
+        model_inputs=(1.25, 52.0, 0.0, 1.0), affected_first_degree_relatives=2, variants_total=313,
+        variants_matched=282, variants_missing=3, variants_imputed=2,
         overlap=Overlap("PGS000004", 313, 282, {"strand_ambiguous": 31}, {"refalt": 150, "altref": 132}),
         model=MODEL, out_of_range=(RangeFlag("polygenic_score_z", 5.5, -4.0, 4.5),),
+        odds_ratio_per_sd=1.577, unmeasured_variance_fraction=0.12, score_effect_note="OR per SD 1.577 as matched",
         explanation=Explanation("breast cancer within 10 years", "log-odds", -3.0, -2.25, contributions, reasons,
                                 "TreeSHAP"),
     )
@@ -351,6 +373,8 @@ def test_an_assessment_encodes_every_field() -> None:
     assert [(f.feature, f.value, f.training_min, f.training_max) for f in encoded.out_of_range] == [
         ("polygenic_score_z", 5.5, -4.0, 4.5)]
     assert (encoded.model.name, encoded.model.version, encoded.model.sha256) == (MODEL.name, MODEL.version, MODEL.sha256)
+    assert (encoded.affected_first_degree_relatives, encoded.odds_ratio_per_sd, encoded.unmeasured_variance_fraction,
+            encoded.score_effect_note) == (2, 1.577, 0.12, "OR per SD 1.577 as matched")
     upload_answer = CODEC.encode_upload(result)
     assert upload_answer.assessment == answer
 
@@ -397,10 +421,73 @@ def predictor() -> GenomicRiskPredictor:
 def test_model_info_and_layout_encode_the_package(predictor: GenomicRiskPredictor) -> None:
     (info,) = CODEC.encode_model_info([predictor]).models
     assert (info.cancer, info.pgs_id, info.horizon_years, info.interval_level) == ("breast", "PGS000004", 10.0, 0.95)
-    assert [f.name for f in info.features] == ["polygenic_score_z", "age", "male", "family_history"]
-    assert info.metrics["auroc"] == predictor.metrics["auroc"] and info.model.sha256 == predictor.identity.sha256
-    layout = CODEC.encode_layout(predictor)
+    assert [f.name for f in info.features] == ["polygenic_score_z", "age", "affected_first_degree_relatives"]
+    assert info.metrics["calibration_max_relative_error"] == predictor.metrics["calibration_max_relative_error"]
+    assert info.model.sha256 == predictor.identity.sha256
+    assert (info.min_age, info.max_age, list(info.sexes)) == (40.0, 70.0, [pb.SEX_FEMALE])
+    assert dict(info.transparency) == predictor.transparency and "intended_use" in info.transparency
+    # the published parameters are the package's file byte for byte, and the manifest hashes to the identity
+    assert info.risk_parameters_json.encode() == predictor.package.file("risk_parameters.json").read_bytes()
+    assert hashlib.sha256(info.package_manifest.encode()).hexdigest() == predictor.identity.sha256
+    assert published_parameters(info) == predictor.parameters
+    tampered = pb.ModelInfo()
+    tampered.CopyFrom(info)
+    tampered.risk_parameters_json = info.risk_parameters_json.replace('"horizon_years": 10.0', '"horizon_years": 5.0')
+    with pytest.raises(FailedPrecondition, match="not the package's"):
+        published_parameters(tampered)
+    tampered.CopyFrom(info)
+    tampered.model.sha256 = "0" * 64
+    with pytest.raises(FailedPrecondition, match="does not match its SHA-256"):
+        published_parameters(tampered)
+    old = GenomicRiskPredictor.load(MODELS / "genomics" / "breast-pgs000004" / "1.1.0")
+    (old_info,) = CODEC.encode_model_info([old]).models
+    assert not old_info.risk_parameters_json and (old_info.min_age, old_info.max_age) == (18.0, 100.0)
+    assert not old_info.transparency
+    with pytest.raises(FailedPrecondition, match="publishes no risk parameters"):
+        published_parameters(old_info)
+    layout = CODEC.encode_layout(PublishedLayout.of(predictor, ()))
     assert (layout.pgs_id, layout.cancer, layout.build) == ("PGS000004", "breast", GRCH37)
     assert list(layout.variant_ids) == list(predictor.layout.variant_ids) and len(layout.weights) == 313
+    assert not layout.private_weights
+    private = CODEC.encode_layout(PublishedLayout.of(predictor, ("PGS000004",)))
+    assert private.private_weights and list(private.weights) == []
+    assert list(private.variant_ids) == list(layout.variant_ids) and list(private.effect_alleles) == list(layout.effect_alleles)
     assert list(layout.poly_modulus_degrees) == [8192, 16384] and layout.min_scale_bits == 30
     assert list(layout.reference.quantiles) == list(predictor.reference.quantiles)
+
+
+def registration(context: bytes = b"k" * 70, length: int | None = None, sha256: str = "",
+                 chunk: int = 30) -> list[pb.RegisterEvaluationKeysRequest]:
+    header = pb.EvaluationKeysHeader(public_context_length=len(context) if length is None else length,
+                                     public_context_sha256=sha256)
+    out = [pb.RegisterEvaluationKeysRequest(header=header)]
+    return out + [pb.RegisterEvaluationKeysRequest(public_context_chunk=context[i:i + chunk])
+                  for i in range(0, len(context), chunk)]
+
+
+async def test_a_registration_stream_is_checked_as_it_arrives_and_once_complete() -> None:
+    receive, decode = CODEC.receive_evaluation_keys, CODEC.decode_evaluation_keys
+    full = registration(sha256=hashlib.sha256(b"k" * 70).hexdigest())
+    request = decode(await receive(stream(full)))
+    assert request.public_context == b"k" * 70 and request.field == "stream[*].public_context_chunk"
+    assert await refused_stream(InvalidInput, receive, full[1:]) == {"stream[0].header": "the first message must be the header"}
+    assert await refused_stream(InvalidInput, receive, registration(length=0)) == {
+        "stream[0].header.public_context_length": "is required: the number of bytes of the public context that follows"}
+    too_large = await refused_stream(InvalidInput, receive, registration(length=101))
+    assert too_large == {"stream[0].header.public_context_length":
+                         "101 bytes exceed the limit of 100 bytes for one registered context"}
+    assert await refused_stream(InvalidInput, receive, registration(sha256="z")) == {
+        "stream[0].header.public_context_sha256": "must be a SHA-256: 64 hexadecimal digits"}
+    assert await refused_stream(InvalidInput, receive, registration(length=50)) == {
+        "stream[2]": "the public context exceeds its declared length of 50 bytes"}
+    assert await refused_stream(InvalidInput, receive, [*full, full[0]]) == {
+        "stream[4]": "after the header only public_context_chunk may follow"}
+    assert await refused_stream(InvalidInput, receive, full[:-1], decode) == {
+        "stream[3]": "the stream ended after 60 of the public context's 70 bytes (truncated)"}
+    assert await refused_stream(InvalidInput, receive, registration(sha256="0" * 64), decode) == {
+        "stream[0].header.public_context_sha256": "does not match the bytes received"}
+    assert await refused_stream(InvalidInput, receive, [], decode) == {
+        "stream": "is empty: send the header, then the public context in chunks"}
+    encoded = CODEC.encode_evaluation_keys(Registration("ab" * 32, 70, 3600.0))
+    assert (encoded.public_context_sha256, encoded.public_context_length, encoded.expires_after_idle_seconds) == (
+        "ab" * 32, 70, 3600.0)

@@ -20,12 +20,14 @@ from clinpred.pilots.common.schema import ModelSchema, RangeFlag
 from clinpred.pilots.tumor.classifier import ClassifiedCase, TumorCases, TumorClassification, TumorModelInfo
 from clinpred.services.api.common.v1 import prediction_pb2 as common_pb2
 from clinpred.services.api.tumor.v1 import tumor_pb2
-from clinpred.services.tumor.codec import TumorCodec
+from clinpred.services.common.codec import decode_feature_spec
+from clinpred.services.tumor.codec import MAX_CIPHERTEXT_BYTES, MAX_PUBLIC_CONTEXT_BYTES, TumorCodec
 from tests.conftest import MODELS
 
 REFERENCE = MODELS / "tumor" / "wdbc-xgboost" / "1.0.0"
 MAX_BATCH = 8
 VERIFIED = 0.9613
+MAX_CIPHERTEXTS = 3
 # Field 15 is in none of these messages: what a client of another API version would send.
 FOREIGN_FIELD = b"\x78\x01"
 
@@ -37,7 +39,7 @@ def schema() -> ModelSchema:
 
 @pytest.fixture(scope="module")
 def codec(schema: ModelSchema) -> TumorCodec:
-    return TumorCodec(schema, MAX_BATCH, VERIFIED)
+    return TumorCodec(schema, MAX_BATCH, VERIFIED, MAX_CIPHERTEXTS)
 
 
 @pytest.fixture(scope="module")
@@ -286,6 +288,8 @@ def test_model_info_names_the_model_its_schema_and_limits(codec: TumorCodec, sch
     assert radius.unit == "pixels" and radius.HasField("valid_min") and radius.valid_min == 0.0
     assert not radius.HasField("valid_max")  # unbounded above: absent, not 0
     assert (radius.training_min, radius.training_max) == (spec.training_min, spec.training_max)
+    assert radius.HasField("training_median") and radius.training_median == spec.training_median
+    assert [decode_feature_spec(f) for f in response.features] == list(schema.features)
     assert list(response.classes) == ["benign", "malignant"] and response.positive_class == "malignant"
     # Numbers only, nested sections flattened; text and booleans are not metrics.
     assert dict(response.metrics) == {"auroc": 0.995, "accuracy": 0.975, "details.n": 10.0}
@@ -296,5 +300,34 @@ def test_model_info_names_the_model_its_schema_and_limits(codec: TumorCodec, sch
 
 def test_the_codec_for_a_model_takes_its_schema_and_verified_coverage(schema: ModelSchema) -> None:
     info = TumorModelInfo(IDENTITY, schema, {}, 0.95, 0.97)
-    codec = TumorCodec.for_model(info, 5)
+    codec = TumorCodec.for_model(info, 5, 7)
     assert (codec.schema, codec.max_batch_size, codec.verified_coverage) == (schema, 5, 0.97)
+    assert codec.max_encrypted_ciphertexts == 7
+
+
+# Encrypted classification: sizes are the codec's, what the bytes are is the pilot's (tests/integration/tumor).
+
+
+def encrypted(context: bytes = b"ctx", ciphertexts: list[bytes] | None = None) -> tumor_pb2.ClassifyEncryptedRequest:
+    return tumor_pb2.ClassifyEncryptedRequest(public_context=context, ciphertexts=[b"ct"] if ciphertexts is None else ciphertexts)
+
+
+def test_an_encrypted_request_within_the_limits_decodes_to_its_bytes(codec: TumorCodec) -> None:
+    request = codec.decode_classify_encrypted(encrypted(b"ctx", [b"a", b"b", b"c"]))
+    assert (request.public_context, request.ciphertexts) == (b"ctx", (b"a", b"b", b"c"))
+
+
+def test_an_encrypted_request_out_of_bounds_names_each_field(codec: TumorCodec) -> None:
+    violations = violations_of(codec.decode_classify_encrypted, encrypted(b"", []))
+    assert "is required" in violations["public_context"] and "at least one" in violations["ciphertexts"]
+    keyed = b"k" * (MAX_PUBLIC_CONTEXT_BYTES + 1)
+    assert "without secret, public" in violations_of(codec.decode_classify_encrypted, encrypted(keyed))["public_context"]
+    many = violations_of(codec.decode_classify_encrypted, encrypted(ciphertexts=[b"x"] * (MAX_CIPHERTEXTS + 1)))
+    assert f"at most {MAX_CIPHERTEXTS} per call" in many["ciphertexts"]
+    sizes = violations_of(codec.decode_classify_encrypted, encrypted(ciphertexts=[b"x", b"", b"y" * (MAX_CIPHERTEXT_BYTES + 1)]))
+    too_large = f"{MAX_CIPHERTEXT_BYTES + 1} bytes; at most {MAX_CIPHERTEXT_BYTES}"
+    assert sizes == {"ciphertexts[1]": "is empty", "ciphertexts[2]": too_large}
+    foreign = tumor_pb2.ClassifyEncryptedRequest.FromString(with_foreign_field(encrypted()))
+    assert list(violations_of(codec.decode_classify_encrypted, foreign)) == ["request"]
+    layout_request = tumor_pb2.GetEncryptionLayoutRequest.FromString(FOREIGN_FIELD)
+    assert list(violations_of(codec.decode_encryption_layout, layout_request)) == ["request"]
