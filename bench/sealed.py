@@ -55,7 +55,7 @@ def _messages() -> tuple[tumor_pb2.ClassifyRequest, tumor_pb2.ClassifyResponse]:
     dataset = load_wdbc()
     features = {spec.name: float(value) for spec, value in zip(dataset.features, dataset.x[0])}
     request = tumor_pb2.ClassifyRequest(tumor_case=tumor_pb2.TumorCase(case_id="wdbc-1", features=features))
-    codec = TumorCodec.for_model(classifier.info, 100)
+    codec = TumorCodec.for_model(classifier.info, 100, max_encrypted_ciphertexts=16)
     cases = codec.decode_classify(request)
     predictions = classifier.predict(cases.rows)
     results = classifier.combine(predictions, classifier.explain(cases.rows, predictions))
