@@ -13,6 +13,7 @@ import typer
 from clinpred.cli.options import (
     InsecureOption,
     JsonOption,
+    SealedOption,
     TargetOption,
     TimeoutOption,
     TlsOption,
@@ -131,10 +132,10 @@ def simulate(
         typer.echo(f"  {table}: {path}")
 
 
-def _client(target: str, timeout: float, tls_dir: Path | None, insecure_development: bool) -> DeteriorationClient:
+def _client(target: str, timeout: float, tls_dir: Path | None, insecure_development: bool, sealed: bool) -> DeteriorationClient:
     from clinpred.services.deterioration.client import DeteriorationClient
 
-    return DeteriorationClient(target, timeout=timeout, tls=client_tls(tls_dir, insecure_development))
+    return DeteriorationClient(target, timeout=timeout, tls=client_tls(tls_dir, insecure_development), sealed=sealed)
 
 
 def _read_patient(source: Path) -> pb.Patient:
@@ -185,12 +186,13 @@ def register_patient(
     as_json: JsonOption = False,
     tls_dir: TlsOption = None,
     insecure_development: InsecureOption = False,
+    sealed: SealedOption = False,
 ) -> None:
     """Create or update a patient (RegisterPatient). --json: the RegisterPatientResponse."""
     from clinpred.services.api.deterioration.v1 import deterioration_pb2 as pb
 
     message = _read_patient(patient)
-    with _client(target, timeout, tls_dir, insecure_development) as client:
+    with _client(target, timeout, tls_dir, insecure_development, sealed) as client:
         answer = client.register_patient(message)
     if as_json:
         print_message(pb.RegisterPatientResponse(patient=answer))
@@ -207,13 +209,14 @@ def record(
     as_json: JsonOption = False,
     tls_dir: TlsOption = None,
     insecure_development: InsecureOption = False,
+    sealed: SealedOption = False,
 ) -> None:
     """Record a batch of observations and print the updated risk (RecordObservations).
 
     --json: the RecordObservationsResponse.
     """
     messages = _read_observations(observations)
-    with _client(target, timeout, tls_dir, insecure_development) as client:
+    with _client(target, timeout, tls_dir, insecure_development, sealed) as client:
         answer = client.record(patient_id, messages)
     if as_json:
         print_message(answer)
@@ -235,6 +238,7 @@ def score(
     as_json: JsonOption = False,
     tls_dir: TlsOption = None,
     insecure_development: InsecureOption = False,
+    sealed: SealedOption = False,
 ) -> None:
     """Score a patient's observations without storing anything (ScoreObservations).
 
@@ -244,7 +248,7 @@ def score(
 
     when = _parse_time(at, "--at") if at is not None else None
     person, readings = _read_patient(patient), _read_observations(observations)
-    with _client(target, timeout, tls_dir, insecure_development) as client:
+    with _client(target, timeout, tls_dir, insecure_development, sealed) as client:
         answer = client.score(person, readings, at=when)
     if as_json:
         print_message(pb.ScoreObservationsResponse(score=answer))
@@ -271,12 +275,13 @@ def latest(
     as_json: JsonOption = False,
     tls_dir: TlsOption = None,
     insecure_development: InsecureOption = False,
+    sealed: SealedOption = False,
 ) -> None:
     """The latest risk, or "unchanged" when --known-version is still the latest (GetLatestRisk).
 
     --json: the GetLatestRiskResponse.
     """
-    with _client(target, timeout, tls_dir, insecure_development) as client:
+    with _client(target, timeout, tls_dir, insecure_development, sealed) as client:
         answer = client.latest(patient_id, known_version)
     if as_json:
         print_message(answer)
@@ -296,9 +301,10 @@ def history(
     as_json: JsonOption = False,
     tls_dir: TlsOption = None,
     insecure_development: InsecureOption = False,
+    sealed: SealedOption = False,
 ) -> None:
     """Earlier scores, newest first, one line each (ListRiskHistory). --json: the ListRiskHistoryResponse."""
-    with _client(target, timeout, tls_dir, insecure_development) as client:
+    with _client(target, timeout, tls_dir, insecure_development, sealed) as client:
         answer = client.history(patient_id, page_size, page_token)
     if as_json:
         print_message(answer)
@@ -320,12 +326,13 @@ def watch(
     as_json: JsonOption = False,
     tls_dir: TlsOption = None,
     insecure_development: InsecureOption = False,
+    sealed: SealedOption = False,
 ) -> None:
     """Print new scores and alerts of a ward or team as they come (WatchRisk; Ctrl-C stops).
 
     --json: one WatchRiskResponse per line (JSON Lines).
     """
-    with _client(target, DEFAULT_TIMEOUT, tls_dir, insecure_development) as client:
+    with _client(target, DEFAULT_TIMEOUT, tls_dir, insecure_development, sealed) as client:
         for event in client.watch(ward=ward, team=team):
             if as_json:
                 print_message(event, one_line=True)
@@ -344,13 +351,14 @@ def fhir(
     as_json: JsonOption = False,
     tls_dir: TlsOption = None,
     insecure_development: InsecureOption = False,
+    sealed: SealedOption = False,
 ) -> None:
     """The latest score as one HL7 FHIR R4 Bundle: RiskAssessment, PEWS and vital-sign Observations, model Device (ExportFhir).
 
     Prints one line per resource of the Bundle. --json: the ExportFhirResponse, whose bundleJson holds
     the Bundle as JSON text (e.g. `... --json | jq -r .bundleJson`).
     """
-    with _client(target, timeout, tls_dir, insecure_development) as client:
+    with _client(target, timeout, tls_dir, insecure_development, sealed) as client:
         answer = client.export_fhir(patient_id)
     if as_json:
         print_message(answer)
@@ -401,12 +409,13 @@ def info(
     as_json: JsonOption = False,
     tls_dir: TlsOption = None,
     insecure_development: InsecureOption = False,
+    sealed: SealedOption = False,
 ) -> None:
     """The serving model: identity, horizon, features, held-out metrics beside PEWS (GetModelInfo).
 
     --json: the GetModelInfoResponse.
     """
-    with _client(target, timeout, tls_dir, insecure_development) as client:
+    with _client(target, timeout, tls_dir, insecure_development, sealed) as client:
         answer = client.model_info()
     if as_json:
         print_message(answer)
@@ -427,6 +436,7 @@ def example(
     as_json: JsonOption = False,
     tls_dir: TlsOption = None,
     insecure_development: InsecureOption = False,
+    sealed: SealedOption = False,
 ) -> None:
     """Register a demo patient, record a feverish evening at home, and poll the risk.
 
@@ -455,7 +465,7 @@ def example(
         (3, {"heart_rate": 128, "respiratory_rate": 28, "temperature_c": 38.4, "spo2": 96, "avpu": "A"}),
         (1, {"heart_rate": 146, "respiratory_rate": 34, "temperature_c": 39.1, "spo2": 93, "capillary_refill_s": 3}),
     ]
-    with _client(target, timeout, tls_dir, insecure_development) as client:
+    with _client(target, timeout, tls_dir, insecure_development, sealed) as client:
         registered = client.register_patient(patient)
         batch = [
             observation(f"demo-{int((now - timedelta(hours=h)).timestamp())}", now - timedelta(hours=h), **values)

@@ -125,6 +125,10 @@ def _failure_of(error: BaseException) -> Failure:
         if exit_code is ExitCode.UNAVAILABLE:
             lines.append("  is the service running there? `clinpred serve` starts it; --target names another")
         return Failure(exit_code, lines)
+    from clinpred.services.common.sealed_channel import SealedStreamError
+
+    if isinstance(error, SealedStreamError):
+        return Failure(ExitCode.USAGE, [f"error: {error}", "  (--sealed carries one request and one answer)"])
     if isinstance(error, ClinpredError):
         violations = [(v.field, v.description) for v in error.violations]
         return Failure(exit_code_of_status(error.status), _status_lines(error.status, error.message, violations))

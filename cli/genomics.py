@@ -18,6 +18,7 @@ import typer
 from clinpred.cli.options import (
     InsecureOption,
     JsonOption,
+    SealedOption,
     TargetOption,
     TimeoutOption,
     TlsOption,
@@ -279,10 +280,10 @@ def _source(vcf: Path | None, example: bool) -> Path | None:
     return vcf
 
 
-def _client(target: str, timeout: float, tls_dir: Path | None, insecure_development: bool) -> GenomicsClient:
+def _client(target: str, timeout: float, tls_dir: Path | None, insecure_development: bool, sealed: bool) -> GenomicsClient:
     from clinpred.services.genomics.client import GenomicsClient
 
-    return GenomicsClient(target, timeout=timeout, tls=client_tls(tls_dir, insecure_development))
+    return GenomicsClient(target, timeout=timeout, tls=client_tls(tls_dir, insecure_development), sealed=sealed)
 
 
 def _build_name(build: int) -> str:
@@ -316,6 +317,7 @@ def assess(
     as_json: JsonOption = False,
     tls_dir: TlsOption = None,
     insecure_development: InsecureOption = False,
+    sealed: SealedOption = False,
 ) -> None:
     """Risk per cancer for the samples of a VCF: score, percentile, absolute risk, top variants, reasons (AssessVcf).
 
@@ -328,7 +330,7 @@ def assess(
     if example and build is not None:
         raise typer.BadParameter("--example uses the build of the published score; leave out --build", param_hint="--build")
     person = patient(age, sex.value, _relatives(relatives, family_history), sample_id=sample)
-    with _client(target, timeout, tls_dir, insecure_development) as client:
+    with _client(target, timeout, tls_dir, insecure_development, sealed) as client:
         if path is None:
             published = client.score_layout(client.list_scores().scores[0].cancer)
             source, chosen_build = _example_vcf(published, seed)
@@ -388,6 +390,7 @@ def encrypted(
     as_json: JsonOption = False,
     tls_dir: TlsOption = None,
     insecure_development: InsecureOption = False,
+    sealed: SealedOption = False,
 ) -> None:
     """Homomorphic scoring: encrypt here, score on the server, decrypt and compute percentile and risk here.
 
@@ -408,7 +411,7 @@ def encrypted(
     path = _source(vcf, example)
     if example and build is not None:
         raise typer.BadParameter("--example uses the build of the published score; leave out --build", param_hint="--build")
-    with _client(target, timeout, tls_dir, insecure_development) as client:
+    with _client(target, timeout, tls_dir, insecure_development, sealed) as client:
         published = client.score_layout(score_key)
         published_build = _build_name(published.build)
         if path is None:
@@ -513,12 +516,13 @@ def layout(
     as_json: JsonOption = False,
     tls_dir: TlsOption = None,
     insecure_development: InsecureOption = False,
+    sealed: SealedOption = False,
 ) -> None:
     """The published variant order, weights and reference distribution of a score (GetScoreLayout).
 
     What an encrypting client needs; --json: the GetScoreLayoutResponse (every variant).
     """
-    with _client(target, timeout, tls_dir, insecure_development) as client:
+    with _client(target, timeout, tls_dir, insecure_development, sealed) as client:
         answer = client.score_layout(score_key)
     if as_json:
         print_message(answer)
@@ -545,9 +549,10 @@ def scores(
     as_json: JsonOption = False,
     tls_dir: TlsOption = None,
     insecure_development: InsecureOption = False,
+    sealed: SealedOption = False,
 ) -> None:
     """The configured scores and cancers (ListScores). --json: the ListScoresResponse."""
-    with _client(target, timeout, tls_dir, insecure_development) as client:
+    with _client(target, timeout, tls_dir, insecure_development, sealed) as client:
         answer = client.list_scores()
     if as_json:
         print_message(answer)
@@ -568,9 +573,10 @@ def info(
     as_json: JsonOption = False,
     tls_dir: TlsOption = None,
     insecure_development: InsecureOption = False,
+    sealed: SealedOption = False,
 ) -> None:
     """The serving models: identity, score, horizon, metrics (GetModelInfo). --json: the GetModelInfoResponse."""
-    with _client(target, timeout, tls_dir, insecure_development) as client:
+    with _client(target, timeout, tls_dir, insecure_development, sealed) as client:
         answer = client.model_info()
     if as_json:
         print_message(answer)

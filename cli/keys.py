@@ -65,7 +65,7 @@ def keys_rotate(
 ) -> None:
     """A new current key; the older keys open requests for --grace-seconds more, then are refused.
 
-    Services read the folder when they start: restart them (or roll them) after a rotation.
+    Services re-read the folder within a second of a change: copy it to every replica (its Secret).
     --json: the new key's public configuration, as `init` prints it.
     """
     from clinpred.services.common.sealing_keys import KeyringError, rotate_keyring

@@ -5,6 +5,7 @@
   folder `clinpred serve` makes on first use (`var/tls` of the checkout).
 - `--insecure-development`: plaintext, for a server started with `clinpred serve --insecure-development`.
 - `--timeout SECONDS`: the deadline of each call.
+- `--sealed`: the call travels sealed (HPKE) to the service's key and its answer comes back sealed.
 - `--json`: for a call, the API's response message as proto3 JSON (`MessageToJson`); streams print one
   message per line (JSON Lines). For a local command, the JSON object its help describes.
 """
@@ -45,6 +46,14 @@ InsecureOption = Annotated[
     typer.Option(
         "--insecure-development",
         help="Development only: plaintext, no certificates, one tenant with every scope. Never with patient data.",
+    ),
+]
+SealedOption = Annotated[
+    bool,
+    typer.Option(
+        "--sealed",
+        help="Seal the request (HPKE) to the service's public key and open its sealed answer here: a proxy or an"
+        " ingress between you and the service sees neither the method nor its data. Unary calls only.",
     ),
 ]
 CLIENT_FILES = ("ca.crt", "client.crt", "client.key")

@@ -83,6 +83,16 @@ def bentoml_env(
             write_key_file(key)
         env[prefix + "AUDIT_KEY_FILE"] = str(key)
     env.setdefault(prefix + "AUDIT_DIR", str(audit))
+    # Sealed calls work out of the box: one keyring per service under the state dir, made on first use.
+    if prefix + "SEALING_KEYS_DIR" not in env:
+        keys = settings.state_dir / "sealing-keys" / pilot
+        if not any(keys.glob("*.json")):
+            from datetime import UTC, datetime
+
+            from clinpred.services.common.sealing_keys import init_keyring
+
+            init_keyring(keys, datetime.now(UTC))
+        env[prefix + "SEALING_KEYS_DIR"] = str(keys)
     env[prefix + "DEVELOPMENT_PLAINTEXT"] = "false" if tls else "true"
     if tls is not None:
         folder = tls.path.resolve()

@@ -16,6 +16,7 @@ import typer
 from clinpred.cli.options import (
     InsecureOption,
     JsonOption,
+    SealedOption,
     TargetOption,
     TimeoutOption,
     TlsOption,
@@ -119,10 +120,10 @@ def example_csv(
         typer.echo(f"{output}: {len(rows)} cases, {len(names)} features" + (", label column diagnosis" if label else ""))
 
 
-def _client(target: str, timeout: float, tls_dir: Path | None, insecure_development: bool) -> TumorClient:
+def _client(target: str, timeout: float, tls_dir: Path | None, insecure_development: bool, sealed: bool) -> TumorClient:
     from clinpred.services.tumor.client import TumorClient
 
-    return TumorClient(target, timeout=timeout, tls=client_tls(tls_dir, insecure_development))
+    return TumorClient(target, timeout=timeout, tls=client_tls(tls_dir, insecure_development), sealed=sealed)
 
 
 @call_app.command("classify")
@@ -144,6 +145,7 @@ def classify(
     as_json: JsonOption = False,
     tls_dir: TlsOption = None,
     insecure_development: InsecureOption = False,
+    sealed: SealedOption = False,
 ) -> None:
     """Classify one case (Classify; ClassifyEncrypted with --encrypted). --json: the ClassifyResponse."""
     from clinpred.services.api.tumor.v1 import tumor_pb2
@@ -151,7 +153,7 @@ def classify(
     if example == (features is not None):
         raise typer.BadParameter("give either --features FILE.json or --example", param_hint="--features")
     values = _features_from_json(features) if features is not None else None
-    with _client(target, timeout, tls_dir, insecure_development) as client:
+    with _client(target, timeout, tls_dir, insecure_development, sealed) as client:
         if values is None:
             values = _wdbc_example([f.name for f in client.model_info().features])
         answer = client.classify_encrypted(values, case_id=case_id) if encrypted else client.classify(values, case_id=case_id)
@@ -258,6 +260,7 @@ def batch(
     as_json: JsonOption = False,
     tls_dir: TlsOption = None,
     insecure_development: InsecureOption = False,
+    sealed: SealedOption = False,
 ) -> None:
     """Classify every row of a CSV in one call (ClassifyBatch). --json: the ClassifyBatchResponse.
 
@@ -269,7 +272,7 @@ def batch(
     from clinpred.services.api.tumor.v1 import tumor_pb2
 
     cases = read_cases_csv(cases_csv)
-    with _client(target, timeout, tls_dir, insecure_development) as client:
+    with _client(target, timeout, tls_dir, insecure_development, sealed) as client:
         try:
             answers = client.classify_batch((c.case_id, c.features) for c in cases)
         except grpc.RpcError as error:
@@ -295,6 +298,7 @@ def stream(
     as_json: JsonOption = False,
     tls_dir: TlsOption = None,
     insecure_development: InsecureOption = False,
+    sealed: SealedOption = False,
 ) -> None:
     """Send each row of a CSV as one message (ClassifyStream) and print each answer as it arrives.
 
@@ -303,7 +307,7 @@ def stream(
     from clinpred.services.api.tumor.v1 import tumor_pb2
 
     cases = read_cases_csv(cases_csv)
-    with _client(target, DEFAULT_TIMEOUT, tls_dir, insecure_development) as client:
+    with _client(target, DEFAULT_TIMEOUT, tls_dir, insecure_development, sealed) as client:
         answers = client.classify_stream((c.case_id, c.features) for c in cases)
         if as_json:
             for answer in answers:
@@ -319,9 +323,10 @@ def info(
     as_json: JsonOption = False,
     tls_dir: TlsOption = None,
     insecure_development: InsecureOption = False,
+    sealed: SealedOption = False,
 ) -> None:
     """The serving model: identity, classes, features, metrics (GetModelInfo). --json: the GetModelInfoResponse."""
-    with _client(target, timeout, tls_dir, insecure_development) as client:
+    with _client(target, timeout, tls_dir, insecure_development, sealed) as client:
         answer = client.model_info()
     if as_json:
         print_message(answer)

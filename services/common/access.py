@@ -17,7 +17,7 @@ import grpc
 from grpc_interceptor import AsyncServerInterceptor
 
 from clinpred.services.common.authorization import OPEN_METHODS, AccessPolicy, PolicyFile, authorize
-from clinpred.services.common.calls import awaited_unless_stream, start_call
+from clinpred.services.common.calls import admit_methods, awaited_unless_stream, start_call
 from clinpred.services.common.identity import Authenticator, BearerTokenVerifier, Caller, RevocationList
 from clinpred.services.common.limits import TenantRateLimiter, TenantSlots
 from clinpred.services.common.settings import ServiceSettings
@@ -77,6 +77,8 @@ class AccessRules:
         start_call(context, caller.tenant, caller.client)
         authorize(self.policy, caller.tenant, caller.client, method_name, caller.token_scopes)
         self.rate.acquire(caller.tenant)
+        # A sealed call's inner method passes the same rules for the same caller (and is not charged again).
+        admit_methods(lambda method: authorize(self.policy, caller.tenant, caller.client, method, caller.token_scopes))
         return caller
 
 

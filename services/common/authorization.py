@@ -38,7 +38,10 @@ _TUMOR = "/clinpred.tumor.v1.TumorClassificationService/"
 _DETERIORATION = "/clinpred.deterioration.v1.DeteriorationService/"
 _GENOMICS = "/clinpred.genomics.v1.GenomicRiskService/"
 
-# Every scope in a method's set is needed. Cuts that differ from a plain resource mapping:
+# Needs no scope, only an authenticated caller (see METHOD_SCOPES).
+SEALED_ENVELOPE: frozenset[str] = frozenset()
+
+# Every scope in a method's set is needed; an empty set: any authenticated caller. Cuts that differ from a plain resource mapping:
 # - RecordObservations answers with the updated risk, so writing alone is not enough to
 #   learn it: a device that only uploads must not read risks;
 # - WatchRisk streams every patient of a ward or team, ids included, without knowing any
@@ -73,6 +76,14 @@ METHOD_SCOPES: Mapping[str, frozenset[str]] = MappingProxyType(
         _GENOMICS + "ScoreEncrypted": frozenset({GENOMICS_ENCRYPTED}),
         _GENOMICS + "RegisterEvaluationKeys": frozenset({GENOMICS_ENCRYPTED}),
         _GENOMICS + "GetModelInfo": frozenset({MODEL_READ}),
+        # Sealed calls: any authenticated caller may send an envelope or read the public keys (like a model
+        # card, they reveal nothing); the method inside an envelope needs its own scopes, checked once opened.
+        _TUMOR + "Sealed": SEALED_ENVELOPE,
+        _TUMOR + "GetKeyConfigurations": SEALED_ENVELOPE,
+        _DETERIORATION + "Sealed": SEALED_ENVELOPE,
+        _DETERIORATION + "GetKeyConfigurations": SEALED_ENVELOPE,
+        _GENOMICS + "Sealed": SEALED_ENVELOPE,
+        _GENOMICS + "GetKeyConfigurations": SEALED_ENVELOPE,
     }
 )
 

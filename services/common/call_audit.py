@@ -6,7 +6,8 @@ handler once it is) and records the status a domain error maps to. Health checks
 record names the tenant and client, the service and method, the model, a keyed pseudonym of the
 patient (never the identifier), a SHA-256 of the request bytes and the caller's x-request-id. A record
 that cannot be written fails the call with UNAVAILABLE: nothing is answered unrecorded. Streams
-are recorded when they end.
+are recorded when they end. A sealed call that opened is recorded as the call it carried: method
+`/<service>/Sealed/<inner method>`, the inner outcome and the SHA-256 of the inner request's bytes.
 """
 
 from __future__ import annotations
@@ -103,6 +104,10 @@ class AuditInterceptor(AsyncServerInterceptor):
     ) -> AuditEntry:
         call: Call | None = slot.call
         tenant, client = (call.tenant, call.client) if call else (UNIDENTIFIED, UNIDENTIFIED)
+        request_digest = digest.hash.hexdigest()
+        if slot.sealed is not None and outcome == "OK":
+            # A sealed call that was opened is recorded as its inner call, named ".../Sealed/<Method>".
+            method_name, outcome, request_digest = slot.sealed.method, slot.sealed.outcome, slot.sealed.request_digest
         patient = keys.pseudonym(call.tenant, call.patient_ids[0]) if call and call.patient_ids else ""
         models = ",".join(f"{m.name}:{m.version}" for m in call.models) if call else ""
         return AuditEntry(
@@ -113,7 +118,7 @@ class AuditInterceptor(AsyncServerInterceptor):
             outcome=outcome,
             model=models,
             patient_pseudonym=patient,
-            request_digest=digest.hash.hexdigest(),
+            request_digest=request_digest,
             request_id=request_id,
         )
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Callable
 from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -20,6 +22,17 @@ from clinpred.pilots.common.cancellation import Deadline
 
 _CURRENT: ContextVar[Call] = ContextVar("clinpred_call")
 _SLOT: ContextVar[CallSlot] = ContextVar("clinpred_call_slot")
+# Authorizes another method for the caller the access interceptor admitted (a sealed call's inner method).
+_GATE: ContextVar[Callable[[str], None]] = ContextVar("clinpred_method_gate")
+
+
+@dataclass(frozen=True)
+class SealedInner:
+    """What a sealed call carried, for its audit record: the inner method, its outcome and request digest."""
+
+    method: str
+    outcome: str
+    request_digest: str
 
 
 class CallSlot:
@@ -27,6 +40,7 @@ class CallSlot:
 
     def __init__(self) -> None:
         self.call: Call | None = None
+        self.sealed: SealedInner | None = None
 
 
 def open_slot() -> CallSlot:
@@ -46,6 +60,27 @@ def start_call(context: grpc.aio.ServicerContext, tenant: str, client: str) -> C
     if slot is not None:
         slot.call = call
     return call
+
+
+def note_sealed(inner: SealedInner) -> None:
+    """Tells the audit trail which method a sealed call carried and how it ended."""
+    slot = _SLOT.get(None)
+    if slot is not None:
+        slot.sealed = inner
+
+
+def admit_methods(gate: Callable[[str], None]) -> None:
+    """Set by the access interceptor once the caller is admitted: raises unless it may call a method."""
+    _GATE.set(gate)
+
+
+def authorize_method(method: str) -> None:
+    """Raises PermissionDenied unless the admitted caller may call `method`, exactly as if it had called it."""
+    try:
+        gate = _GATE.get()
+    except LookupError:
+        raise RuntimeError("no admitted caller: the access interceptor admits one before every RPC") from None
+    gate(method)
 
 
 def current_call() -> Call:

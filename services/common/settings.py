@@ -98,3 +98,15 @@ class ServiceSettings(BaseSettings):
         description="Database of the audit trail (`sqlite:///PATH` or `postgresql://...`); unset: files in"
         " `audit_dir`. The deterioration service keeps it in its store's database.",
     )
+    # Sealed calls (HPKE): the keys requests are sealed to, and how old a sealed request may be.
+    sealing_keys_dir: Path | None = Field(
+        default=None,
+        description="Keyring folder of sealed calls (`clinpred keys init DIR` makes one, `clinpred keys rotate DIR`"
+        " adds a key); re-read within a second of a change. Unset: the `Sealed` RPC answers FAILED_PRECONDITION.",
+    )
+    sealing_window_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="A sealed request opens only within this many seconds of its creation time (either side of the"
+        " server's clock), and only once: the replay guard remembers it this long.",
+    )

@@ -11,6 +11,8 @@ from google.protobuf.json_format import ParseDict
 from clinpred.services.api.deterioration.v1 import deterioration_pb2 as pb
 from clinpred.services.api.deterioration.v1 import deterioration_pb2_grpc as pb_grpc
 from clinpred.services.common.channel import ClientTls, open_channel
+from clinpred.services.common.sealed_channel import SealedChannel
+from clinpred.services.common.sealing_keys import SealingKey
 
 
 def observation(observation_id: str, observed_at: datetime, **values: Any) -> pb.Observation:
@@ -20,9 +22,22 @@ def observation(observation_id: str, observed_at: datetime, **values: Any) -> pb
 
 
 class DeteriorationClient:
-    def __init__(self, target: str, timeout: float = 10.0, tls: ClientTls | None = None) -> None:
+    """`sealed=True`: every unary call travels sealed to the service's key (or the pinned `sealing_key`);
+    `watch` then raises SealedStreamError (poll `latest`)."""
+
+    def __init__(
+        self,
+        target: str,
+        timeout: float = 10.0,
+        tls: ClientTls | None = None,
+        *,
+        sealed: bool = False,
+        sealing_key: SealingKey | None = None,
+    ) -> None:
         self.channel = open_channel(target, tls)
-        self.stub = pb_grpc.DeteriorationServiceStub(self.channel)
+        service = pb.DESCRIPTOR.services_by_name["DeteriorationService"]
+        calls = SealedChannel(self.channel, service, sealing_key) if sealed else self.channel
+        self.stub = pb_grpc.DeteriorationServiceStub(calls)
         self.timeout = timeout
 
     def __enter__(self) -> DeteriorationClient:

@@ -13,12 +13,14 @@ import grpc
 from clinpred.services.api.deterioration.v1 import deterioration_pb2 as pb
 from clinpred.services.api.deterioration.v1 import deterioration_pb2_grpc as pb_grpc
 from clinpred.services.common.rpc import Rpc
+from clinpred.services.common.sealed_rpc import SealedCalls, SealedMethods
 from clinpred.services.deterioration.codec import DeteriorationCodec
 from clinpred.services.deterioration.handlers import SERVICE, DeteriorationHandler
 
 
-class DeteriorationServicer(pb_grpc.DeteriorationServiceServicer):
-    def __init__(self, handler: DeteriorationHandler, codec: DeteriorationCodec) -> None:
+class DeteriorationServicer(SealedMethods, pb_grpc.DeteriorationServiceServicer):
+    def __init__(self, handler: DeteriorationHandler, codec: DeteriorationCodec, *, sealed_calls: SealedCalls) -> None:
+        self.sealed_calls = sealed_calls
         self.handler = handler
         self.codec = codec
         self.rpc = Rpc(SERVICE)

@@ -58,6 +58,8 @@ from clinpred.pilots.genomics.vcf import Genotypes
 from clinpred.services.api.common.v1 import prediction_pb2 as common_pb2
 from clinpred.services.api.genomics.v1 import genomics_pb2, genomics_pb2_grpc
 from clinpred.services.common.channel import ClientTls, open_channel
+from clinpred.services.common.sealed_channel import SealedChannel
+from clinpred.services.common.sealing_keys import SealingKey
 
 CHUNK_BYTES = 1024 * 1024
 # Larger VCFs go through the client-streaming upload; gRPC's default message limit is 4 MiB.
@@ -202,9 +204,22 @@ class EncryptedScoreResult:
 
 
 class GenomicsClient:
-    def __init__(self, target: str, timeout: float = 120.0, tls: ClientTls | None = None, chunk_bytes: int = CHUNK_BYTES) -> None:
+    def __init__(
+        self,
+        target: str,
+        timeout: float = 120.0,
+        tls: ClientTls | None = None,
+        chunk_bytes: int = CHUNK_BYTES,
+        *,
+        sealed: bool = False,
+        sealing_key: SealingKey | None = None,
+    ) -> None:
+        """`sealed=True`: every unary call travels sealed to the service's key (or the pinned `sealing_key`);
+        the streaming ones (a VCF larger than one message, encrypted scoring) then raise SealedStreamError."""
         self.channel = open_channel(target, tls)
-        self.stub = genomics_pb2_grpc.GenomicRiskServiceStub(self.channel)
+        service = genomics_pb2.DESCRIPTOR.services_by_name["GenomicRiskService"]
+        calls = SealedChannel(self.channel, service, sealing_key) if sealed else self.channel
+        self.stub = genomics_pb2_grpc.GenomicRiskServiceStub(calls)
         self.timeout = timeout
         self.chunk_bytes = chunk_bytes
         self._context: ts.Context | None = None  # made at the first encrypted score, reused after

@@ -13,13 +13,15 @@ import grpc
 
 from clinpred.services.api.genomics.v1 import genomics_pb2, genomics_pb2_grpc
 from clinpred.services.common.rpc import Rpc
+from clinpred.services.common.sealed_rpc import SealedCalls, SealedMethods
 from clinpred.services.genomics.codec import GenomicsCodec
 from clinpred.services.genomics.handlers import SERVICE, GenomicsHandler
 from clinpred.services.genomics.settings import GenomicsSettings
 
 
-class GenomicsServicer(genomics_pb2_grpc.GenomicRiskServiceServicer):
-    def __init__(self, handler: GenomicsHandler, settings: GenomicsSettings) -> None:
+class GenomicsServicer(SealedMethods, genomics_pb2_grpc.GenomicRiskServiceServicer):
+    def __init__(self, handler: GenomicsHandler, settings: GenomicsSettings, *, sealed_calls: SealedCalls) -> None:
+        self.sealed_calls = sealed_calls
         self.handler = handler
         self.settings = settings
         self.rpc = Rpc(SERVICE)

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 from clinpred.pilots.common.errors import FailedPrecondition
 from clinpred.services.api.tumor.v1 import tumor_pb2, tumor_pb2_grpc
 from clinpred.services.common.channel import ClientTls, open_channel
+from clinpred.services.common.sealed_channel import SealedChannel
+from clinpred.services.common.sealing_keys import SealingKey
 
 # The encrypted path's modules (TenSEAL, the domain's answer code) load on its first use, so that
 # plain calls and the command line start as fast as before.
@@ -39,11 +41,22 @@ class EncryptionSession:
 
 class TumorClient:
     def __init__(
-        self, target: str, timeout: float = 10.0, tls: ClientTls | None = None, pinned_model_sha256: str | None = None
+        self,
+        target: str,
+        timeout: float = 10.0,
+        tls: ClientTls | None = None,
+        pinned_model_sha256: str | None = None,
+        *,
+        sealed: bool = False,
+        sealing_key: SealingKey | None = None,
     ) -> None:
-        """`pinned_model_sha256`: encrypted calls refuse (FailedPrecondition) a service whose model is another."""
+        """`pinned_model_sha256`: encrypted calls refuse (FailedPrecondition) a service whose model is another.
+        `sealed=True`: every unary call travels sealed to the service's key (or the pinned `sealing_key`);
+        `classify_stream` then raises SealedStreamError (use `classify_batch`)."""
         self.channel = open_channel(target, tls)
-        self.stub = tumor_pb2_grpc.TumorClassificationServiceStub(self.channel)
+        service = tumor_pb2.DESCRIPTOR.services_by_name["TumorClassificationService"]
+        calls = SealedChannel(self.channel, service, sealing_key) if sealed else self.channel
+        self.stub = tumor_pb2_grpc.TumorClassificationServiceStub(calls)
         self.timeout = timeout
         self.pinned_model_sha256 = pinned_model_sha256
         self._encryption: EncryptionSession | None = None

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from clinpred.services.api.tumor.v1 import tumor_pb2, tumor_pb2_grpc
+from clinpred.services.common.sealed import InMemoryReplayGuard
+from clinpred.services.common.sealed_rpc import SealedCalls
 from clinpred.services.common.serving import ServiceMount, bento_service
 from clinpred.services.tumor.handlers import SERVICE, TumorHandler
 from clinpred.services.tumor.servicer import TumorServicer
@@ -13,7 +15,17 @@ SERVICE_NAME = tumor_pb2.DESCRIPTOR.services_by_name["TumorClassificationService
 
 def tumor_mount(settings: TumorSettings) -> ServiceMount:
     # One servicer per process: loading fills its model and codec, whichever server calls the factory.
-    servicer = TumorServicer(TumorHandler(settings), settings.max_batch_size, settings.max_encrypted_ciphertexts)
+    # Replica-local replay guard: a replay to another replica within the window is not caught (README).
+    sealed_calls = SealedCalls(
+        SERVICE,
+        tumor_pb2.DESCRIPTOR.services_by_name["TumorClassificationService"],
+        settings,
+        InMemoryReplayGuard(),
+        stream_alternatives={"ClassifyStream": "ClassifyBatch"},
+    )
+    servicer = TumorServicer(
+        TumorHandler(settings), settings.max_batch_size, settings.max_encrypted_ciphertexts, sealed_calls=sealed_calls
+    )
     return ServiceMount(
         name=SERVICE,
         service_names=(SERVICE_NAME,),

@@ -9,6 +9,7 @@ import grpc
 from clinpred.pilots.common.errors import ModelUnavailable
 from clinpred.services.api.tumor.v1 import tumor_pb2, tumor_pb2_grpc
 from clinpred.services.common.rpc import Rpc
+from clinpred.services.common.sealed_rpc import SealedCalls, SealedMethods
 from clinpred.services.tumor.codec import TumorCodec
 from clinpred.services.tumor.handlers import SERVICE, TumorHandler
 
@@ -17,8 +18,11 @@ from clinpred.services.tumor.handlers import SERVICE, TumorHandler
 OFF_LOOP_CASES = 16
 
 
-class TumorServicer(tumor_pb2_grpc.TumorClassificationServiceServicer):
-    def __init__(self, handler: TumorHandler, max_batch_size: int, max_encrypted_ciphertexts: int) -> None:
+class TumorServicer(SealedMethods, tumor_pb2_grpc.TumorClassificationServiceServicer):
+    def __init__(
+        self, handler: TumorHandler, max_batch_size: int, max_encrypted_ciphertexts: int, *, sealed_calls: SealedCalls
+    ) -> None:
+        self.sealed_calls = sealed_calls
         self.handler = handler
         self.max_batch_size = max_batch_size
         self.max_encrypted_ciphertexts = max_encrypted_ciphertexts

@@ -233,6 +233,18 @@ def run_policy_example(snippet: Snippet, work: Workspace) -> None:
     raise AssertionError("the ward dashboard must not register patients")
 
 
+def run_sealed(snippet: Snippet, work: Workspace) -> None:
+    lines = snippet.text.strip().splitlines()
+    commands = [line for line in lines if not line.startswith("#")]
+    shown = [line.removeprefix("#").strip() for line in lines if line.startswith("#")]
+    printed = work.bash("\n".join(commands))
+    _assert_shown_lines_printed(shown, printed)
+    # The sealed answer is the plain one.
+    plain = work.bash("clinpred call tumor classify --example --json")
+    sealed = work.bash("clinpred call tumor classify --example --json --sealed")
+    assert plain == sealed
+
+
 def run_development(snippet: Snippet, work: Workspace) -> None:
     # `make lint` runs in .ci/run itself, and `make codegen` would rewrite the checkout; a test
     # checks the generated code against a fresh generation (test_generated_code.py).
@@ -261,6 +273,7 @@ RULES: list[tuple[str, Callable[[Snippet, Workspace], None]]] = [
     ("clinpred models list", run_models),
     ("make lint", run_development),
     ("[[grants]]", run_policy_example),
+    ("clinpred call tumor classify --example --sealed", run_sealed),
 ]
 
 

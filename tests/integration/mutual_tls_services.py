@@ -27,6 +27,7 @@ from clinpred.cli.certificates import issue_client_certificate, write_mutual_tls
 from clinpred.pilots.common.model_package import ModelPackage
 from clinpred.services.common.audit import write_key_file
 from clinpred.services.common.model_store import register_package
+from clinpred.services.common.sealing_keys import init_keyring
 from clinpred.services.common.serving import ServiceMount, start_inprocess_server
 from clinpred.services.deterioration.service import deterioration_mount
 from clinpred.services.deterioration.settings import DeteriorationSettings
@@ -158,7 +159,8 @@ async def serve_three_services(
     (folder / "jwks.json").write_text(json.dumps({"keys": [jwk]}))
     for package in (tumor_package, breast_package, deterioration_package):
         register_package(package)
-    access = _access(folder, tls, key_file)
+    access: dict[str, Any] = {**_access(folder, tls, key_file), "sealing_keys_dir": folder / "sealing-keys"}
+    init_keyring(folder / "sealing-keys", datetime.datetime.now(datetime.UTC))
     audit_dirs = {name: folder / "audit" / name for name in ("tumor", "genomics")}
     database_url = database_url or f"sqlite:///{folder / 'risk.db'}"
     mounts: dict[str, ServiceMount] = {

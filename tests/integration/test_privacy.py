@@ -47,6 +47,7 @@ from clinpred.services.api.tumor.v1 import tumor_pb2 as tpb
 from clinpred.services.api.tumor.v1 import tumor_pb2_grpc as tpb_grpc
 from clinpred.services.common.audit import AuditKeys, AuditRecord, read_records, verify
 from clinpred.services.common.audit.fhir import audit_event
+from clinpred.services.common.sealed_channel import SealedChannel
 from clinpred.services.deterioration.client import observation
 from clinpred.services.genomics.client import layout_of
 from clinpred.services.tumor.codec import decode_encrypted_model
@@ -64,6 +65,9 @@ _MARKER_BYTES = re.compile(MARKER_PREFIX.lower().encode(), re.IGNORECASE)
 TUMOR = "/clinpred.tumor.v1.TumorClassificationService/"
 DETERIORATION = "/clinpred.deterioration.v1.DeteriorationService/"
 GENOMICS = "/clinpred.genomics.v1.GenomicRiskService/"
+TUMOR_SERVICE = tpb.DESCRIPTOR.services_by_name["TumorClassificationService"]
+DETERIORATION_SERVICE = dpb.DESCRIPTOR.services_by_name["DeteriorationService"]
+GENOMICS_SERVICE = gpb.DESCRIPTOR.services_by_name["GenomicRiskService"]
 REQUEST_ID = "x-request-id"
 TIMEOUT = 60.0
 
@@ -257,7 +261,7 @@ def _read_all(method: Callable[..., Any], request: Any) -> list[Any]:
 
 
 def _audited_outcomes(records: list[AuditRecord], prefix: str) -> set[tuple[str, str]]:
-    return {(r.entry.method.rsplit("/", 1)[-1], r.entry.outcome) for r in records if r.entry.method.startswith(prefix)}
+    return {(r.entry.method.removeprefix(prefix), r.entry.outcome) for r in records if r.entry.method.startswith(prefix)}
 
 
 async def test_the_scan_finds_a_marker_planted_in_a_log_line(
@@ -388,6 +392,20 @@ async def test_tumour_rpcs_leak_no_patient_identifier(
             "ClassifyEncrypted forbidden", grpc.StatusCode.PERMISSION_DENIED, encrypted(public, ciphertexts, reader)
         )
 
+        # Sealed: the same refusals, now inside envelopes (the markers travel in the inner requests).
+        sealed_stub, sealed_reader = (
+            tpb_grpc.TumorClassificationServiceStub(SealedChannel(c, TUMOR_SERVICE)) for c in (channel, reader_channel)
+        )
+        await calls.succeeds("Sealed Classify", classify(case(marker()), sealed_stub))
+        await calls.refused("Sealed Classify invalid values", bad, classify(case(marker(), invalid), sealed_stub))
+        denied = grpc.StatusCode.PERMISSION_DENIED
+        await calls.refused("Sealed Classify forbidden", denied, classify(case(marker()), sealed_reader))
+        sealed_raw = channel.unary_unary(TUMOR + "Sealed")
+        await calls.refused("Sealed garbage", bad, lambda: sealed_raw(b"\x0a\x04" + marker().encode()[:4], timeout=TIMEOUT))
+        await calls.succeeds(
+            "GetKeyConfigurations", lambda: reader.GetKeyConfigurations(tpb.GetKeyConfigurationsRequest(), timeout=TIMEOUT)
+        )
+
     records = assert_no_marker(services, "tumor", calls, logs, capfd)
     outcomes = _audited_outcomes(records, TUMOR)
     assert {
@@ -403,6 +421,11 @@ async def test_tumour_rpcs_leak_no_patient_identifier(
         ("ClassifyEncrypted", "OK"),
         ("ClassifyEncrypted", "INVALID_ARGUMENT"),
         ("ClassifyEncrypted", "PERMISSION_DENIED"),
+        ("Sealed/Classify", "OK"),
+        ("Sealed/Classify", "INVALID_ARGUMENT"),
+        ("Sealed/Classify", "PERMISSION_DENIED"),
+        ("Sealed", "INVALID_ARGUMENT"),
+        ("GetKeyConfigurations", "OK"),
     } <= outcomes, outcomes
 
 
@@ -559,6 +582,18 @@ async def test_deterioration_rpcs_leak_no_patient_identifier(
             "GetLatestRisk again", lambda: stub.GetLatestRisk(dpb.GetLatestRiskRequest(patient_id=known), timeout=TIMEOUT)
         )
 
+        sealed = dpb_grpc.DeteriorationServiceStub(SealedChannel(channel, DETERIORATION_SERVICE))
+        await calls.succeeds("Sealed RegisterPatient", register(patient(marker(), ward, team=team), sealed))
+        await calls.refused("Sealed RegisterPatient invalid values", bad, register(patient(marker(), marker() + "\x01"), sealed))
+        await calls.refused(
+            "Sealed GetLatestRisk unknown patient",
+            missing,
+            lambda: sealed.GetLatestRisk(dpb.GetLatestRiskRequest(patient_id=marker()), timeout=TIMEOUT),
+        )
+        await calls.succeeds(
+            "GetKeyConfigurations", lambda: reader.GetKeyConfigurations(dpb.GetKeyConfigurationsRequest(), timeout=TIMEOUT)
+        )
+
     records = assert_no_marker(services, "deterioration", calls, logs, capfd)
     outcomes = _audited_outcomes(records, DETERIORATION)
     assert {
@@ -570,6 +605,10 @@ async def test_deterioration_rpcs_leak_no_patient_identifier(
         ("ScoreObservations", "OK"),
         ("ExportFhir", "OK"),
         ("RegisterPatient", "UNAUTHENTICATED"),
+        ("Sealed/RegisterPatient", "OK"),
+        ("Sealed/RegisterPatient", "INVALID_ARGUMENT"),
+        ("Sealed/GetLatestRisk", "NOT_FOUND"),
+        ("GetKeyConfigurations", "OK"),
     } <= outcomes, outcomes
     # The audit trail keeps a pseudonym of the patient, never the id.
     assert any(r.entry.patient_pseudonym == AuditKeys.from_file(services.key_file).pseudonym(TENANT, known) for r in records)
@@ -751,6 +790,13 @@ async def test_genomics_rpcs_leak_no_patient_identifier(
         raw_info = channel.unary_unary(GENOMICS + "GetModelInfo")
         await calls.refused("GetModelInfo unknown field", bad, lambda: raw_info(_unknown_field(marker()), timeout=TIMEOUT))
 
+        sealed = gpb_grpc.GenomicRiskServiceStub(SealedChannel(channel, GENOMICS_SERVICE))
+        await calls.succeeds("Sealed AssessVcf", assess(vcf, assessment(sample), sealed))
+        await calls.refused("Sealed AssessVcf unknown sample", bad, assess(vcf, assessment(marker()), sealed))
+        await calls.succeeds(
+            "GetKeyConfigurations", lambda: reader.GetKeyConfigurations(gpb.GetKeyConfigurationsRequest(), timeout=TIMEOUT)
+        )
+
     records = assert_no_marker(services, "genomics", calls, logs, capfd)
     outcomes = _audited_outcomes(records, GENOMICS)
     assert {
@@ -764,13 +810,24 @@ async def test_genomics_rpcs_leak_no_patient_identifier(
         ("RegisterEvaluationKeys", "OK"),
         ("RegisterEvaluationKeys", "INVALID_ARGUMENT"),
         ("GetScoreLayout", "OK"),
+        ("Sealed/AssessVcf", "OK"),
+        ("Sealed/AssessVcf", "INVALID_ARGUMENT"),
     } <= outcomes, outcomes
 
 
 def test_every_rpc_of_every_service_was_called() -> None:
     """Guards the list above: a new RPC must be added to this test."""
     called = {
-        TUMOR: {"Classify", "ClassifyBatch", "ClassifyStream", "GetModelInfo", "GetEncryptionLayout", "ClassifyEncrypted"},
+        TUMOR: {
+            "Classify",
+            "ClassifyBatch",
+            "ClassifyStream",
+            "GetModelInfo",
+            "GetEncryptionLayout",
+            "ClassifyEncrypted",
+            "Sealed",
+            "GetKeyConfigurations",
+        },
         DETERIORATION: {
             "RegisterPatient",
             "RecordObservations",
@@ -780,6 +837,8 @@ def test_every_rpc_of_every_service_was_called() -> None:
             "ScoreObservations",
             "ExportFhir",
             "GetModelInfo",
+            "Sealed",
+            "GetKeyConfigurations",
         },
         GENOMICS: {
             "ListScores",
@@ -789,6 +848,8 @@ def test_every_rpc_of_every_service_was_called() -> None:
             "ScoreEncrypted",
             "RegisterEvaluationKeys",
             "GetModelInfo",
+            "Sealed",
+            "GetKeyConfigurations",
         },
     }
     for module, service in ((tpb, "TumorClassificationService"), (dpb, "DeteriorationService"), (gpb, "GenomicRiskService")):

@@ -32,9 +32,14 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 _SCORE_COLUMNS = "patient_id, version, seq, scored_at_us, probability, band, ward, team, payload"
 _PATIENT_COLUMNS = "patient_id, birth_date, sex, ward, team, attributes"
 _NO_PATIENT = "patient_id: no such patient; register the patient first"
+# Expired replay-guard rows are deleted on one sealed request in this many (each costs an index range scan).
+PURGE_EVERY = 256
 
 
 class Cursor(Protocol):
+    @property
+    def rowcount(self) -> int: ...
+
     def execute(self, sql: str, params: Sequence[Any] = ...) -> Any: ...
     def executemany(self, sql: str, params: Sequence[Sequence[Any]]) -> Any: ...
     def fetchone(self) -> Any: ...
@@ -96,6 +101,7 @@ class SqlRiskStore:
 
     placeholder = "?"
     url: str
+    _sealed_writes = 0
 
     def _sql(self, text: str) -> str:
         return text.replace("?", self.placeholder) if self.placeholder != "?" else text
@@ -124,6 +130,30 @@ class SqlRiskStore:
 
     def close(self) -> None:
         pass
+
+    # Sealed requests seen (the replay guard every replica shares)
+
+    def seen_before(self, digest: bytes, expires_at: datetime, now: datetime) -> bool:
+        """Records `digest` until `expires_at`; True if a replica recorded it before and it has not expired.
+
+        One statement, so two replicas opening the same envelope at once cannot both see it as new: the
+        insert wins or conflicts; on a conflict, an expired row is taken over and a live one is left alone
+        (its count of changed rows is 0)."""
+        now_us, expires_us = to_micros(now), to_micros(expires_at)
+        with self._write() as cursor:
+            cursor.execute(
+                self._sql(
+                    "INSERT INTO sealed_requests_seen (digest, expires_at_us) VALUES (?, ?)"
+                    " ON CONFLICT (digest) DO UPDATE SET expires_at_us = excluded.expires_at_us"
+                    " WHERE sealed_requests_seen.expires_at_us <= ?"
+                ),
+                (digest.hex(), expires_us, now_us),
+            )
+            fresh = cursor.rowcount == 1
+            self._sealed_writes += 1
+            if self._sealed_writes % PURGE_EVERY == 0:
+                cursor.execute(self._sql("DELETE FROM sealed_requests_seen WHERE expires_at_us <= ?"), (now_us,))
+        return not fresh
 
     # Patients
 

@@ -189,7 +189,7 @@ def test_the_audit_tables_live_beside_the_deterioration_store(
         stored = read_database(url)
         assert [r.sequence for r in stored.records_by_writer[record.writer_id]] == [1]
         assert verify(stored.records_by_writer, stored.heads, keys).intact
-        assert _applied_migrations(url) == ["0001.initial-schema", "audit-0001.audit-trail"]
+        assert _applied_migrations(url) == ["0001.initial-schema", "0002.sealed-requests-seen", "audit-0001.audit-trail"]
     finally:
         if kind == "postgresql":
             _drop_tables(url)

@@ -144,3 +144,22 @@ def test_plan_and_cycling_helpers() -> None:
     )
     assert plan.calls_per_round() == 2 * (3 + 8 + 1 + 5)
     assert load.cycle(["a", "b", "c"], 2, 4) == ["c", "a", "b", "c"]
+
+
+def test_the_sealed_call_benchmark_counts_the_bytes_sealing_adds(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bench import sealed
+    from clinpred.services.common.sealed import ENC_BYTES
+
+    monkeypatch.setattr("sys.argv", ["bench.sealed", "--calls", "3"])
+    sealed.main()
+    printed = capsys.readouterr().out
+    rows = {line.split("|")[1].strip(): line.split("|")[2:5] for line in printed.splitlines() if line.startswith("| ")}
+    plain_up, sealed_up, added_up = (int(cell.replace(",", "")) for cell in rows["request"])
+    # The request gains the HPKE encapsulation, the 15-byte header, the AEAD tag, the creation time,
+    # the response secret and the method name: fixed costs, whatever the request.
+    method = len("/clinpred.tumor.v1.TumorClassificationService/Classify")
+    assert added_up == sealed_up - plain_up
+    assert ENC_BYTES + 15 + 16 + 8 + 32 + 2 + method <= added_up <= ENC_BYTES + 15 + 16 + 8 + 32 + 2 + method + 8
+    assert "client: seal the request" in printed and "server: open it" in printed

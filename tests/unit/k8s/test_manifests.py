@@ -572,7 +572,8 @@ def test_dev(rendered: dict[str, Any], service: str) -> None:
     assert deployment["spec"]["replicas"] == 1
     # Plaintext: no TLS Secret (deterioration still mounts its database Secret; every service its audit key).
     secrets = [v["secret"]["secretName"] for v in deployment["spec"]["template"]["spec"]["volumes"] if "secret" in v]
-    assert sorted(secrets) == sorted([*DATABASE_SECRETS.get(service, []), f"{service}-audit-key"]), secrets
+    expected = [*DATABASE_SECRETS.get(service, []), f"{service}-audit-key", f"{service}-sealing-keys"]
+    assert sorted(secrets) == sorted(expected), secrets
 
 
 # --- access policy, audit key, audit trail, development mode ----------------------------------
@@ -987,7 +988,11 @@ def lay_out_pod_volumes(
             continue
         if "secret" in volume:
             source = volume["secret"]
-            data = {key: value for key, value in secrets[source["secretName"]].items()}
+            if source["secretName"] not in secrets and source.get("optional"):
+                secret: dict[str, bytes] = {}  # the kubelet mounts a missing optional Secret as an empty folder
+            else:
+                secret = secrets[source["secretName"]]
+            data = dict(secret.items())
         else:
             source = volume["configMap"]
             data = {key: value.encode() for key, value in one(rendered, target, "ConfigMap", source["name"])["data"].items()}
@@ -1125,6 +1130,21 @@ class PodRun:
         entries = [r.entry for chain in stored.records_by_writer.values() for r in chain]
         assert report["records"] == len(entries)
         return entries
+
+
+@pytest.mark.parametrize(("target", "service"), list(service_targets()))
+def test_sealing_keys_are_an_optional_secret_folder_re_read_in_place(rendered: dict[str, Any], target: str, service: str) -> None:
+    deployment = one(rendered, target, "Deployment", service)
+    container = server(deployment)
+    folder = env_of(container)[f"CLINPRED_{service.upper()}_SEALING_KEYS_DIR"]
+    mount = mount_holding(container, folder + "/key.json")
+    # Whole (never subPath, which never sees a rotation) and read-only; key files named by their ids, so no items.
+    assert mount["mountPath"] == folder and "subPath" not in mount and mount.get("readOnly") is True, mount
+    secret = pod_volume(deployment, mount["name"])["secret"]
+    assert secret["secretName"] == f"{service}-sealing-keys" and "items" not in secret
+    # Optional: a service without it answers sealed calls FAILED_PRECONDITION, every other call as before.
+    assert secret["optional"] is True
+    assert secret["defaultMode"] & 0o007 == 0, oct(secret["defaultMode"])
 
 
 def audit_key_secret(tmp_path: Path, service: str) -> dict[str, dict[str, bytes]]:

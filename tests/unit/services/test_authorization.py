@@ -19,6 +19,7 @@ from clinpred.services.common.authorization import (
     METHOD_SCOPES,
     OPEN_METHODS,
     SCOPES,
+    SEALED_ENVELOPE,
     AccessPolicy,
     PolicyFile,
     PolicyFileError,
@@ -104,9 +105,12 @@ def rpc_methods() -> set[str]:
 
 def test_every_rpc_of_every_service_needs_a_scope_and_the_table_names_no_other() -> None:
     methods = rpc_methods()
-    assert len(methods) == 21  # tumour 6, deterioration 8, genomics 7
+    assert len(methods) == 27  # tumour 6, deterioration 8, genomics 7, and Sealed and GetKeyConfigurations each
     assert set(METHOD_SCOPES) == methods
-    assert all(METHOD_SCOPES[m] and METHOD_SCOPES[m] <= SCOPES for m in methods)
+    # Only the sealed envelope and its public keys need no scope: the envelope's inner method needs its own.
+    unscoped = {m for m in methods if m.endswith(("/Sealed", "/GetKeyConfigurations"))}
+    assert all(METHOD_SCOPES[m] == SEALED_ENVELOPE for m in unscoped) and len(unscoped) == 6
+    assert all(METHOD_SCOPES[m] and METHOD_SCOPES[m] <= SCOPES for m in methods - unscoped)
 
 
 def test_health_and_reflection_are_open_to_any_caller_and_exactly_their_methods() -> None:
@@ -128,6 +132,9 @@ def test_the_example_gives_each_hospital_system_what_it_does_and_nothing_else(tm
     }
     model_info = {TUMOR + "GetModelInfo", DETERIORATION + "GetModelInfo", GENOMICS + "GetModelInfo", GENOMICS + "ListScores"}
     risk_reads = {DETERIORATION + m for m in ("GetLatestRisk", "ListRiskHistory", "ExportFhir")}
+    # Every authenticated caller may send sealed envelopes; what they carry is authorized as a plain call.
+    sealed = {m for m in METHOD_SCOPES if METHOD_SCOPES[m] == SEALED_ENVELOPE}
+    allowed = {client: methods - sealed for client, methods in allowed.items() if methods >= sealed}
     assert allowed["home-monitoring"] == model_info | risk_reads | {
         DETERIORATION + "RegisterPatient",
         DETERIORATION + "RecordObservations",

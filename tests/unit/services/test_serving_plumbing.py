@@ -182,3 +182,23 @@ def test_clinpred_serve_can_warn_about_unknown_variables_on_stderr(capsys: pytes
     ]
     captured = capsys.readouterr()
     assert (captured.out, captured.err) == ("", lines[0] + "\n")
+
+
+def test_clinpred_serve_makes_each_service_a_sealing_keyring_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from clinpred.services.common.sealing_keys import Keyring
+
+    monkeypatch.delenv("CLINPRED_TUMOR_SEALING_KEYS_DIR", raising=False)
+    monkeypatch.delenv("CLINPRED_GENOMICS_SEALING_KEYS_DIR", raising=False)
+    settings = CliSettings(state_dir=tmp_path)
+    folder = Path(bentoml_env(settings, "tumor")["CLINPRED_TUMOR_SEALING_KEYS_DIR"])
+    assert folder == tmp_path / "sealing-keys" / "tumor"
+    first = [key.key_id for key in Keyring.load(folder).configurations()]
+    bentoml_env(settings, "tumor")
+    assert [key.key_id for key in Keyring.load(folder).configurations()] == first and len(first) == 1
+    assert oct(folder.stat().st_mode & 0o777) == "0o700"
+    other = Path(bentoml_env(settings, "genomics")["CLINPRED_GENOMICS_SEALING_KEYS_DIR"])
+    assert Keyring.load(other).configurations()[0].key_id != first[0]
+    # A keyring the operator names is used as it is.
+    monkeypatch.setenv("CLINPRED_TUMOR_SEALING_KEYS_DIR", str(tmp_path / "mine"))
+    assert bentoml_env(settings, "tumor")["CLINPRED_TUMOR_SEALING_KEYS_DIR"] == str(tmp_path / "mine")
+    assert not (tmp_path / "mine").exists()

@@ -1,4 +1,5 @@
 from clinpred.services.api.common.v1 import prediction_pb2 as _prediction_pb2
+from clinpred.services.api.common.v1 import sealed_pb2 as _sealed_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -434,3 +435,27 @@ class GetModelInfoResponse(_message.Message):
     models: _containers.RepeatedCompositeFieldContainer[ModelInfo]
     max_upload_bytes: int
     def __init__(self, models: _Optional[_Iterable[_Union[ModelInfo, _Mapping]]] = ..., max_upload_bytes: _Optional[int] = ...) -> None: ...
+
+class SealedRequest(_message.Message):
+    __slots__ = ("envelope",)
+    ENVELOPE_FIELD_NUMBER: _ClassVar[int]
+    envelope: bytes
+    def __init__(self, envelope: _Optional[bytes] = ...) -> None: ...
+
+class SealedResponse(_message.Message):
+    __slots__ = ("envelope",)
+    ENVELOPE_FIELD_NUMBER: _ClassVar[int]
+    envelope: bytes
+    def __init__(self, envelope: _Optional[bytes] = ...) -> None: ...
+
+class GetKeyConfigurationsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetKeyConfigurationsResponse(_message.Message):
+    __slots__ = ("keys", "current_key_id")
+    KEYS_FIELD_NUMBER: _ClassVar[int]
+    CURRENT_KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    keys: _containers.RepeatedCompositeFieldContainer[_sealed_pb2.KeyConfiguration]
+    current_key_id: str
+    def __init__(self, keys: _Optional[_Iterable[_Union[_sealed_pb2.KeyConfiguration, _Mapping]]] = ..., current_key_id: _Optional[str] = ...) -> None: ...

@@ -74,6 +74,16 @@ class GenomicRiskServiceStub(object):
                 request_serializer=clinpred_dot_genomics_dot_v1_dot_genomics__pb2.GetModelInfoRequest.SerializeToString,
                 response_deserializer=clinpred_dot_genomics_dot_v1_dot_genomics__pb2.GetModelInfoResponse.FromString,
                 _registered_method=True)
+        self.Sealed = channel.unary_unary(
+                '/clinpred.genomics.v1.GenomicRiskService/Sealed',
+                request_serializer=clinpred_dot_genomics_dot_v1_dot_genomics__pb2.SealedRequest.SerializeToString,
+                response_deserializer=clinpred_dot_genomics_dot_v1_dot_genomics__pb2.SealedResponse.FromString,
+                _registered_method=True)
+        self.GetKeyConfigurations = channel.unary_unary(
+                '/clinpred.genomics.v1.GenomicRiskService/GetKeyConfigurations',
+                request_serializer=clinpred_dot_genomics_dot_v1_dot_genomics__pb2.GetKeyConfigurationsRequest.SerializeToString,
+                response_deserializer=clinpred_dot_genomics_dot_v1_dot_genomics__pb2.GetKeyConfigurationsResponse.FromString,
+                _registered_method=True)
 
 
 class GenomicRiskServiceServicer(object):
@@ -148,6 +158,25 @@ class GenomicRiskServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Sealed(self, request, context):
+        """Any unary method of this service, sealed (HPKE) to the service's public
+        key: the envelope holds the method's name and request; the answer is a
+        google.rpc.Status sealed back to the caller (code 0 with the method's
+        response packed in details[0], or the method's error with its details).
+        Envelopes that cannot be opened, replays and unknown keys are plain
+        INVALID_ARGUMENT or FAILED_PRECONDITION errors of this RPC.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetKeyConfigurations(self, request, context):
+        """The public keys sealed requests may be sealed to, and the current one.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GenomicRiskServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -185,6 +214,16 @@ def add_GenomicRiskServiceServicer_to_server(servicer, server):
                     servicer.GetModelInfo,
                     request_deserializer=clinpred_dot_genomics_dot_v1_dot_genomics__pb2.GetModelInfoRequest.FromString,
                     response_serializer=clinpred_dot_genomics_dot_v1_dot_genomics__pb2.GetModelInfoResponse.SerializeToString,
+            ),
+            'Sealed': grpc.unary_unary_rpc_method_handler(
+                    servicer.Sealed,
+                    request_deserializer=clinpred_dot_genomics_dot_v1_dot_genomics__pb2.SealedRequest.FromString,
+                    response_serializer=clinpred_dot_genomics_dot_v1_dot_genomics__pb2.SealedResponse.SerializeToString,
+            ),
+            'GetKeyConfigurations': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetKeyConfigurations,
+                    request_deserializer=clinpred_dot_genomics_dot_v1_dot_genomics__pb2.GetKeyConfigurationsRequest.FromString,
+                    response_serializer=clinpred_dot_genomics_dot_v1_dot_genomics__pb2.GetKeyConfigurationsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -381,6 +420,60 @@ class GenomicRiskService(object):
             '/clinpred.genomics.v1.GenomicRiskService/GetModelInfo',
             clinpred_dot_genomics_dot_v1_dot_genomics__pb2.GetModelInfoRequest.SerializeToString,
             clinpred_dot_genomics_dot_v1_dot_genomics__pb2.GetModelInfoResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Sealed(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/clinpred.genomics.v1.GenomicRiskService/Sealed',
+            clinpred_dot_genomics_dot_v1_dot_genomics__pb2.SealedRequest.SerializeToString,
+            clinpred_dot_genomics_dot_v1_dot_genomics__pb2.SealedResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetKeyConfigurations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/clinpred.genomics.v1.GenomicRiskService/GetKeyConfigurations',
+            clinpred_dot_genomics_dot_v1_dot_genomics__pb2.GetKeyConfigurationsRequest.SerializeToString,
+            clinpred_dot_genomics_dot_v1_dot_genomics__pb2.GetKeyConfigurationsResponse.FromString,
             options,
             channel_credentials,
             insecure,

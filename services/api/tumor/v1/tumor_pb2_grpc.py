@@ -65,6 +65,16 @@ class TumorClassificationServiceStub(object):
                 request_serializer=clinpred_dot_tumor_dot_v1_dot_tumor__pb2.ClassifyEncryptedRequest.SerializeToString,
                 response_deserializer=clinpred_dot_tumor_dot_v1_dot_tumor__pb2.ClassifyEncryptedResponse.FromString,
                 _registered_method=True)
+        self.Sealed = channel.unary_unary(
+                '/clinpred.tumor.v1.TumorClassificationService/Sealed',
+                request_serializer=clinpred_dot_tumor_dot_v1_dot_tumor__pb2.SealedRequest.SerializeToString,
+                response_deserializer=clinpred_dot_tumor_dot_v1_dot_tumor__pb2.SealedResponse.FromString,
+                _registered_method=True)
+        self.GetKeyConfigurations = channel.unary_unary(
+                '/clinpred.tumor.v1.TumorClassificationService/GetKeyConfigurations',
+                request_serializer=clinpred_dot_tumor_dot_v1_dot_tumor__pb2.GetKeyConfigurationsRequest.SerializeToString,
+                response_deserializer=clinpred_dot_tumor_dot_v1_dot_tumor__pb2.GetKeyConfigurationsResponse.FromString,
+                _registered_method=True)
 
 
 class TumorClassificationServiceServicer(object):
@@ -122,6 +132,25 @@ class TumorClassificationServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Sealed(self, request, context):
+        """Any unary method of this service, sealed (HPKE) to the service's public
+        key: the envelope holds the method's name and request; the answer is a
+        google.rpc.Status sealed back to the caller (code 0 with the method's
+        response packed in details[0], or the method's error with its details).
+        Envelopes that cannot be opened, replays and unknown keys are plain
+        INVALID_ARGUMENT or FAILED_PRECONDITION errors of this RPC.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetKeyConfigurations(self, request, context):
+        """The public keys sealed requests may be sealed to, and the current one.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TumorClassificationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -154,6 +183,16 @@ def add_TumorClassificationServiceServicer_to_server(servicer, server):
                     servicer.ClassifyEncrypted,
                     request_deserializer=clinpred_dot_tumor_dot_v1_dot_tumor__pb2.ClassifyEncryptedRequest.FromString,
                     response_serializer=clinpred_dot_tumor_dot_v1_dot_tumor__pb2.ClassifyEncryptedResponse.SerializeToString,
+            ),
+            'Sealed': grpc.unary_unary_rpc_method_handler(
+                    servicer.Sealed,
+                    request_deserializer=clinpred_dot_tumor_dot_v1_dot_tumor__pb2.SealedRequest.FromString,
+                    response_serializer=clinpred_dot_tumor_dot_v1_dot_tumor__pb2.SealedResponse.SerializeToString,
+            ),
+            'GetKeyConfigurations': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetKeyConfigurations,
+                    request_deserializer=clinpred_dot_tumor_dot_v1_dot_tumor__pb2.GetKeyConfigurationsRequest.FromString,
+                    response_serializer=clinpred_dot_tumor_dot_v1_dot_tumor__pb2.GetKeyConfigurationsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -319,6 +358,60 @@ class TumorClassificationService(object):
             '/clinpred.tumor.v1.TumorClassificationService/ClassifyEncrypted',
             clinpred_dot_tumor_dot_v1_dot_tumor__pb2.ClassifyEncryptedRequest.SerializeToString,
             clinpred_dot_tumor_dot_v1_dot_tumor__pb2.ClassifyEncryptedResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Sealed(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/clinpred.tumor.v1.TumorClassificationService/Sealed',
+            clinpred_dot_tumor_dot_v1_dot_tumor__pb2.SealedRequest.SerializeToString,
+            clinpred_dot_tumor_dot_v1_dot_tumor__pb2.SealedResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetKeyConfigurations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/clinpred.tumor.v1.TumorClassificationService/GetKeyConfigurations',
+            clinpred_dot_tumor_dot_v1_dot_tumor__pb2.GetKeyConfigurationsRequest.SerializeToString,
+            clinpred_dot_tumor_dot_v1_dot_tumor__pb2.GetKeyConfigurationsResponse.FromString,
             options,
             channel_credentials,
             insecure,
