@@ -41,6 +41,7 @@ from clinpred.services.common.sealed_messages import KEY_CONFIGURATIONS, SEALED,
 from clinpred.services.common.sealing_keys import Keyring, KeyringError
 from clinpred.services.common.settings import ServiceSettings
 from clinpred.services.common.undecodable import MAX_MESSAGE_BYTES
+from clinpred.services.common.watched_file import Version, Watched, signature_of
 
 logger = logging.getLogger("clinpred.sealed")
 
@@ -50,52 +51,41 @@ REQUEST_FIELD = "sealed.request"
 
 
 class KeyringFolder:
-    """A keyring read from its folder, read again when the folder's files change (looked at most once per interval).
+    """A keyring read from its folder, read again when the folder's key files change (`Watched`).
 
     A rotation (`clinpred keys rotate`) takes effect without a restart. A folder that becomes unreadable
     or holds a broken file keeps the last good keyring in force and is logged once."""
 
     def __init__(self, folder: Path, check_interval_seconds: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.folder = folder
-        self._interval = check_interval_seconds
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._seen = self._signature()
-        self._keyring = Keyring.load(folder)
-        self._next_check = clock() + check_interval_seconds
-        self.last_error: str | None = None
+        self._keyring = Watched(
+            self._version,
+            self._load,
+            what=f"sealing keys in {folder}",
+            logger=logger,
+            rejects=(KeyringError,),
+            summary=lambda keyring: f": {len(keyring.configurations())} keys",
+            check_interval_seconds=check_interval_seconds,
+            clock=clock,
+        )
 
-    def _signature(self) -> tuple[tuple[str, int, int], ...]:
+    def _version(self) -> Version | None:
         try:
             entries = sorted(os.scandir(self.folder), key=lambda entry: entry.name)
-            return tuple((e.name, e.stat().st_mtime_ns, e.stat().st_size) for e in entries if e.name.endswith(".json"))
+            return tuple((e.name, *signature_of(e.stat())) for e in entries if e.name.endswith(".json"))
         except OSError:
-            return ()
+            return None
+
+    def _load(self) -> tuple[Keyring, Version | None]:
+        version = self._version()
+        return Keyring.load(self.folder), version
+
+    @property
+    def last_error(self) -> str | None:
+        return self._keyring.last_error
 
     def current(self) -> Keyring:
-        now = self._clock()
-        # Another thread already looking is as good as looking: never wait on a request path.
-        if now >= self._next_check and self._lock.acquire(blocking=False):
-            try:
-                self._next_check = now + self._interval
-                seen = self._signature()
-                if seen != self._seen:
-                    self._seen = seen
-                    self._reload()
-            finally:
-                self._lock.release()
-        return self._keyring
-
-    def _reload(self) -> None:
-        try:
-            self._keyring = Keyring.load(self.folder)
-        except KeyringError as error:
-            if self.last_error != str(error):
-                logger.warning("sealing keys in %s not reloaded, the last good ones stay in force: %s", self.folder, error)
-            self.last_error = str(error)
-            return
-        self.last_error = None
-        logger.info("sealing keys in %s reloaded: %d keys", self.folder, len(self._keyring.configurations()))
+        return self._keyring.current()
 
 
 def no_keys_message(service_prefix: str) -> str:

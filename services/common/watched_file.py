@@ -1,4 +1,4 @@
-"""A file parsed into a value and parsed again when it changes: policies, revocation lists, key sets.
+"""A file (or folder) read into a value and read again when it changes: policies, revocation lists, key sets.
 
 Each of those is edited while the service runs (a ConfigMap update, a new CRL, a key rotation), so the
 request path asks `current()` on every call: it looks at the file at most once per interval, never waits
@@ -19,21 +19,25 @@ from typing import Generic, TypeVar
 
 T = TypeVar("T")
 Signature = tuple[int, int, int, int]
+# What tells a change: a file's signature, or for a folder one per file.
+Version = tuple[object, ...]
 
 
 def signature_of(status: os.stat_result) -> Signature:
     return (status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns)
 
 
-class WatchedFile(Generic[T]):
-    """`parse` turns the file's bytes into the value, raising one of `rejects` (ValueError by default) for a
-    file it cannot use. At construction an unreadable file raises OSError and an unusable one its own error,
-    so a service never starts without the file; `summary` adds a few words to the reload message."""
+class Watched(Generic[T]):
+    """A value `load`ed from something on disk whose `version()` tells when it changed (None: unreadable).
+
+    `load` returns the value and the version it read, so a change during the read is looked at again;
+    it raises OSError or one of `rejects` for something it cannot use, and at construction those errors
+    propagate, so a service never starts without the file; `summary` adds a few words to the reload message."""
 
     def __init__(
         self,
-        path: Path,
-        parse: Callable[[bytes], T],
+        version: Callable[[], Version | None],
+        load: Callable[[], tuple[T, Version | None]],
         *,
         what: str,
         logger: logging.Logger,
@@ -44,8 +48,8 @@ class WatchedFile(Generic[T]):
     ) -> None:
         if not check_interval_seconds >= 0:
             raise ValueError("check_interval_seconds must be >= 0")
-        self.path = path
-        self._parse = parse
+        self._version = version
+        self._load = load
         self._what = what
         self._logger = logger
         self._rejects = rejects
@@ -53,16 +57,9 @@ class WatchedFile(Generic[T]):
         self._interval = check_interval_seconds
         self._clock = clock
         self._lock = threading.Lock()
-        self._value, self._seen = self._read()
+        self._value, self._seen = load()
         self.last_error: str | None = None
         self._next_check = clock() + check_interval_seconds
-
-    def _read(self) -> tuple[T, Signature | None]:
-        """The value of the file and the signature of exactly the version read."""
-        with self.path.open("rb") as file:
-            signature = signature_of(os.fstat(file.fileno()))
-            data = file.read()
-        return self._parse(data), signature
 
     def current(self) -> T:
         """The value in force, after looking for a new version at most once per interval."""
@@ -78,15 +75,14 @@ class WatchedFile(Generic[T]):
         return self._value
 
     def _look(self) -> None:
-        try:
-            seen: Signature | None = signature_of(os.stat(self.path))
-        except OSError as error:
-            self._reject(None, f"cannot be read: {error.strerror or error}")
+        seen = self._version()
+        if seen is None:
+            self._reject(None, "cannot be read")
             return
         if seen == self._seen:
             return
         try:
-            value, signature = self._read()
+            value, signature = self._load()
         except OSError as error:
             self._reject(seen, f"cannot be read: {error.strerror or error}")
             return
@@ -95,11 +91,52 @@ class WatchedFile(Generic[T]):
             return
         self._value, self._seen = value, signature
         self.last_error = None
-        self._logger.info("%s %s reloaded%s", self._what, self.path, self._summary(value))
+        self._logger.info("%s reloaded%s", self._what, self._summary(value))
 
-    def _reject(self, seen: Signature | None, reason: str) -> None:
+    def _reject(self, seen: Version | None, reason: str) -> None:
         if seen is None and self._seen is None:
-            return  # still missing: said once already
+            return  # still unreadable: said once already
         self._seen = seen
         self.last_error = reason
-        self._logger.warning("%s %s not reloaded, the last good one stays in force: %s", self._what, self.path, reason)
+        self._logger.warning("%s not reloaded, the last good one stays in force: %s", self._what, reason)
+
+
+class WatchedFile(Watched[T]):
+    """One file: `parse` turns its bytes into the value, raising one of `rejects` for a file it cannot use."""
+
+    def __init__(
+        self,
+        path: Path,
+        parse: Callable[[bytes], T],
+        *,
+        what: str,
+        logger: logging.Logger,
+        rejects: tuple[type[Exception], ...] = (ValueError,),
+        summary: Callable[[T], str] = lambda _value: "",
+        check_interval_seconds: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.path = path
+        self._parse = parse
+        super().__init__(
+            self._stat,
+            self._read,
+            what=f"{what} {path}",
+            logger=logger,
+            rejects=rejects,
+            summary=summary,
+            check_interval_seconds=check_interval_seconds,
+            clock=clock,
+        )
+
+    def _stat(self) -> Version | None:
+        try:
+            return signature_of(os.stat(self.path))
+        except OSError:
+            return None
+
+    def _read(self) -> tuple[T, Version | None]:
+        with self.path.open("rb") as file:
+            signature = signature_of(os.fstat(file.fileno()))
+            data = file.read()
+        return self._parse(data), signature

@@ -40,7 +40,7 @@ def test_a_broken_key_file_keeps_the_last_good_keyring(tmp_path: Path, caplog: p
     clock.now = 2.0
     assert [k.key_id for k in folder.current().configurations()] == [first.key_id]
     assert folder.last_error is not None and "not a sealing key file" in folder.last_error
-    assert "last good ones stay in force" in caplog.text
+    assert "the last good one stays in force" in caplog.text
     (tmp_path / ("0" * 16 + ".json")).unlink()
     clock.now = 4.0
     folder.current()
