@@ -374,14 +374,18 @@ def _schema(x_train: npt.NDArray[np.float32], horizon_hours: float, interval_hou
     )
 
 
+CALIBRATION_PLOT_QUANTILES: Final = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 1.0)
+
+
 def _calibration_png(y: IntArray, p: FloatArray, p_logistic: FloatArray, path: Path) -> None:
     """Observed against predicted in equal-count bins, with Wilson 95 % CIs, on log axes (events are rare)."""
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5.5, 5))
+    fig, ax = plt.subplots(figsize=(6, 5))
     low_edge = 1e-3
     top = 0.0
     for label, probs, colour, marker in (
@@ -389,20 +393,26 @@ def _calibration_png(y: IntArray, p: FloatArray, p_logistic: FloatArray, path: P
         ("logistic baseline", p_logistic, "tab:orange", "s"),
     ):
         order = np.argsort(probs, kind="stable")
-        chunks = [c for c in np.array_split(order, 10) if c.size]
+        # Finer in the upper tail, where the bands decide and a tenth of the rows hold most events.
+        edges = (np.asarray(CALIBRATION_PLOT_QUANTILES) * order.size).astype(np.int64)
+        chunks = [c for c in np.split(order, edges[1:-1]) if c.size]
         predicted = np.array([float(probs[c].mean()) for c in chunks])
         observed = np.array([float(y[c].mean()) for c in chunks])
         ci = np.array([wilson_interval(float(y[c].sum()), float(c.size)) for c in chunks])
         shown = np.maximum(observed, low_edge)
         errors = np.vstack([shown - np.maximum(ci[:, 0], low_edge * 0.5), np.maximum(ci[:, 1] - shown, 0)])
-        ax.errorbar(predicted, shown, yerr=errors, fmt=marker, color=colour, capsize=3, label=f"{label} (10 bins)")
+        ax.errorbar(predicted, shown, yerr=errors, fmt=marker, color=colour, capsize=3, label=label)
         top = max(top, float(predicted.max()), float(ci[:, 1].max()))
     ax.plot([low_edge, top * 1.2], [low_edge, top * 1.2], color="grey", linestyle="--", linewidth=1, label="perfect")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlim(low_edge, top * 1.2)
     ax.set_ylim(low_edge * 0.5, top * 1.2)
-    ax.set_xlabel("mean predicted probability (log scale)")
+    percent = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v * 100:g}%")
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_formatter(percent)
+        axis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.set_xlabel("mean predicted probability (log scale; bins: deciles, then 95th, 98th, 99th percentiles)")
     ax.set_ylabel("observed event rate, 95% Wilson CI (log scale)")
     ax.set_title("Calibration on held-out children", fontsize=10)
     ax.legend(loc="upper left", fontsize=8)
