@@ -74,10 +74,10 @@ def train(
     seed: Annotated[int, typer.Option(help="Without --data: simulator and training seed.")] = 0,
     as_json: JsonOption = False,
 ) -> None:
-    """Train the deterioration model (LightGBM on windowed features), split by patient, against PEWS.
+    """Train the deterioration model (LightGBM on windowed features), split by patient, against PEWS and the FN pathway.
 
     Progress goes to standard error. --json: {"package": {"pilot", "name", "version", "sha256", "path"},
-    "metrics": {NAME: NUMBER} (the test. and conformal_test. figures), "registered": BOOL}.
+    "metrics": {NAME: NUMBER} (the test., headline. and conformal_test. figures), "registered": BOOL}.
     """
     from clinpred.pilots.deterioration.cohort import load_chemotherapy, load_events, load_observations, load_patients
     from clinpred.pilots.deterioration.training import build_reference_package, train_deterioration
@@ -106,7 +106,8 @@ def train(
         )
     from clinpred.services.common.codec import encode_metrics
 
-    headline = {k: v for k, v in encode_metrics(report.metrics).items() if k.startswith(("test.", "conformal_test."))}
+    shown = ("test.", "headline.", "conformal_test.")
+    headline = {k: v for k, v in encode_metrics(report.metrics).items() if k.startswith(shown)}
     if register:
         register_models(settings, "deterioration")
     print_training_result("deterioration", report.package, headline, register, as_json)
