@@ -781,6 +781,9 @@ removed one at a time (`pilots/deterioration/scenarios.py`, documented in ASSUMP
 - The pathway rule reads fever and neutropenia from home readings and the latest clinic count;
   in practice a parent's phone call starts the pathway at the first fever.
 - Venn-Abers and conformal guarantees assume future children are exchangeable with calibration children.
+- Sepsis and PICU transfer are recorded after the admission they follow, so few home scoring
+  times fall within {metrics["horizon_hours"]:g} h before them: their rows are few (see the per-outcome table)
+  and their figures are imprecise; an outcome with fewer than {MIN_EVENTS_TO_REPORT} positive rows is not reported.
 
 ## Monitoring plan
 Weekly: alerts per 100 children per day against the budget above, and PPV of high-band alerts.

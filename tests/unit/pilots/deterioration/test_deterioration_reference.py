@@ -109,3 +109,28 @@ def test_model_info_comparison_of_each_package(package: ModelPackage, metrics: d
     old = ModelPackage.open(FAMILY / "1.0.0")
     assert "transparency.json" not in old.manifest["files"]
     assert ModelComparison.of(old.read_json("metrics.json"), "") == ModelComparison()
+
+
+def test_readme_quotes_the_served_package(metrics: dict[str, Any]) -> None:
+    readme = (MODELS.parent / "README.md").read_text()
+    overall = metrics["outcomes"]["any"]
+    gain = metrics["headline"]["auroc_gain"]
+    high = metrics["operating_points"]["high"]
+    retained = [r["gain_retained"] for name, r in metrics["scenarios"]["results"].items() if name != "reference"]
+    quoted = [
+        f"{metrics['data']['patient_days']:,.0f} patient-days",
+        f"AUROC {overall['model']['auroc']['value']:.3f} against {overall['logistic']['auroc']['value']:.3f} for the logistic",
+        f"{overall['pews']['auroc']['value']:.3f} for PEWS and {overall['pathway']['auroc']['value']:.3f}",
+        f"{gain['value']:.3f} (95% CI {gain['ci95'][0]:.3f} to {gain['ci95'][1]:.3f}",
+        f"{high['alerts_per_100_children_per_day']:.1f} alerts per",
+        f"PPV of {high['ppv']['value']:.1%}",
+        f"{min(retained) * 100:.0f}-{max(retained) * 100:.0f}% of that gain",
+    ]
+    flat = " ".join(readme.split())
+    for text in quoted:
+        assert text in flat, text
+    # "... and its CI then includes 0": true of every scenario, false of the reference.
+    assert "CI then includes 0" in flat
+    results = metrics["scenarios"]["results"]
+    assert results["reference"]["gain_ci95"][0] > 0
+    assert all(r["gain_ci95"][0] <= 0 <= r["gain_ci95"][1] for name, r in results.items() if name != "reference")
