@@ -11,7 +11,8 @@ a caller may also run one after the other (to time them apart).
 
 Uncertainty: packages from 1.1.0 carry a Venn-Abers interval (`venn_abers.py`)
 and each band's observed event rate on held-out children; the score's
-`confidence` holds the interval as lower/upper and says both in words. The
+`confidence` holds the interval as lower/upper (widened to include the served
+Platt probability where the two calibrations differ) and says both in words. The
 class-conditional conformal set of 1.0.0 is still filled (deprecated: for a
 rare outcome it is mostly {no deterioration, deterioration}); 1.0.0 packages,
 which have no interval, keep their conformal statement.
@@ -262,7 +263,10 @@ class DeteriorationPredictor:
         coverage = self.conformal.coverage
         if self.venn_abers is None:
             return ConformalSet(labels, coverage, self.conformal.method, conformal_statement(labels, coverage))
-        lower, upper = (float(v[0]) for v in self.venn_abers.interval(probability))
+        p0, p1 = (float(v[0]) for v in self.venn_abers.interval(probability))
+        # The served probability is Platt's; where the isotonic (Venn-Abers) calibration differs from it, the
+        # interval is widened to include it, so that a risk never lies outside its own interval.
+        lower, upper = min(p0, probability), max(p1, probability)
         statement = interval_statement(
             probability, lower, upper, band, self.band_event_rates.get(band), self.horizon_hours
         )

@@ -125,7 +125,7 @@ async def test_recording_answers_a_complete_score(stub: Stub, deterioration_pack
     assert score.confidence.coverage == pytest.approx(0.9) and score.confidence.statement
     # The Venn-Abers interval on the probability (packages from 1.1.0).
     assert score.confidence.HasField("lower") and score.confidence.HasField("upper")
-    assert 0.0 <= score.confidence.lower <= score.confidence.upper <= 1.0
+    assert 0.0 <= score.confidence.lower <= score.probability <= score.confidence.upper <= 1.0
     assert "Venn-Abers" in score.confidence.statement
     explanation = score.explanation
     total = explanation.base_value + sum(c.shap_value for c in explanation.contributions)

@@ -44,7 +44,9 @@ def test_the_newest_package_is_served_and_the_old_one_stays_loadable(package: Mo
     assert old_score.confidence.lower is None and "coverage the outcome is in" in old_score.confidence.statement
     confidence = new_score.confidence
     assert confidence.lower is not None and confidence.upper is not None
-    assert 0.0 <= confidence.lower <= confidence.upper <= 1.0
+    assert 0.0 <= confidence.lower <= new_score.probability <= confidence.upper <= 1.0
+    p0, p1 = (float(v[0]) for v in new.venn_abers.interval(new_score.probability))
+    assert (confidence.lower, confidence.upper) == (min(p0, new_score.probability), max(p1, new_score.probability))
     assert "Venn-Abers interval" in confidence.statement and f"{new_score.risk_band} band" in confidence.statement
     assert confidence.labels == new.conformal.labels(new_score.probability)  # deprecated, still filled
 
