@@ -754,7 +754,9 @@ Net benefit per scoring time against the threshold probability at which a clinic
 
 ## Uncertainty
 Each score carries an inductive Venn-Abers interval [p0, p1] (Vovk & Petej 2014) fitted on calibration
-children: one of the two is a calibrated probability. Mean width on test rows {va["mean_width"]:.4f}.
+children: one of the two is a calibrated probability. Served as [min(p0, p), max(p1, p)], so that the
+served (Platt) probability p lies inside where the two calibrations differ. Mean width of [p0, p1] on
+test rows {va["mean_width"]:.4f}.
 Held-out check, 10 equal-count bins of test rows: the observed rate's 95 % Wilson CI meets the bin's mean
 interval in {va["coverage"]:.0%} of bins. The band's observed event rate (above) is shown with every score.
 The class-conditional conformal set of 1.0.0 is still filled but deprecated: at {cov["target"]:.0%} it holds
