@@ -64,13 +64,21 @@ def train(
     simulated_patients: Annotated[
         int, typer.Option(min=50, help="Without --data: children in the simulated cohort (1200 builds the reference).")
     ] = 1200,
+    scenario_patients: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Without --data: also test the simulator's assumptions on cohorts of this many children "
+            "(0: skip; 1200 builds the reference).",
+        ),
+    ] = 0,
     seed: Annotated[int, typer.Option(help="Without --data: simulator and training seed.")] = 0,
     as_json: JsonOption = False,
 ) -> None:
-    """Train the deterioration model (LightGBM on windowed features), split by patient, against PEWS.
+    """Train the deterioration model (LightGBM on windowed features), split by patient, against PEWS and the FN pathway.
 
     Progress goes to standard error. --json: {"package": {"pilot", "name", "version", "sha256", "path"},
-    "metrics": {NAME: NUMBER} (the test. and conformal_test. figures), "registered": BOOL}.
+    "metrics": {NAME: NUMBER} (the test., headline. and conformal_test. figures), "registered": BOOL}.
     """
     from clinpred.pilots.deterioration.cohort import load_chemotherapy, load_events, load_observations, load_patients
     from clinpred.pilots.deterioration.training import build_reference_package, train_deterioration
@@ -79,7 +87,7 @@ def train(
     if data is None:
         report = build_reference_package(
             settings.models_root, n_patients=simulated_patients, seed=seed, version=version,
-            horizon_hours=horizon_hours, progress=True,
+            horizon_hours=horizon_hours, progress=True, scenario_patients=scenario_patients,
         )
     else:
         if outcomes is None:
@@ -99,7 +107,8 @@ def train(
         )
     from clinpred.services.common.codec import encode_metrics
 
-    headline = {k: v for k, v in encode_metrics(report.metrics).items() if k.startswith(("test.", "conformal_test."))}
+    shown = ("test.", "headline.", "conformal_test.")
+    headline = {k: v for k, v in encode_metrics(report.metrics).items() if k.startswith(shown)}
     if register:
         register_models(settings, "deterioration")
     print_training_result("deterioration", report.package, headline, register, as_json)
@@ -426,6 +435,17 @@ def info(
         f"({len(answer.features)} model features); at most {answer.max_batch_size} observations per call"
     )
     typer.echo("signals: " + ", ".join(s.name + (f" ({s.unit})" if s.unit else "") for s in answer.signals))
+    for c in answer.comparators:
+        typer.echo(
+            f"{c.name}: AUROC {c.auroc.value:.3f} ({c.auroc.ci_lower:.3f}-{c.auroc.ci_upper:.3f}), "
+            f"AUPRC {c.auprc.value:.3f} ({c.auprc.ci_lower:.3f}-{c.auprc.ci_upper:.3f}) - {c.description}"
+        )
+    if answer.best_baseline:
+        gain = answer.auroc_gain_over_best_baseline
+        typer.echo(
+            f"gain over the best baseline ({answer.best_baseline}): AUROC {gain.value:+.3f} "
+            f"(95% CI {gain.ci_lower:+.3f} to {gain.ci_upper:+.3f})"
+        )
     print_metrics(answer.metrics)
 
 

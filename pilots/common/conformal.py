@@ -37,6 +37,9 @@ class ConformalSet:
     coverage: float
     method: str
     statement: str
+    # An interval on the positive-class probability, for models that give one (e.g. Venn-Abers).
+    lower: float | None = None
+    upper: float | None = None
 
 
 def _percent(coverage: float) -> str:

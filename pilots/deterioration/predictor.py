@@ -1,4 +1,4 @@
-"""Online scoring of one child at one time: probability, risk band, PEWS, conformal set, reasons, data quality.
+"""Online scoring of one child at one time: probability, risk band, PEWS, uncertainty, reasons, data quality.
 
     predictor = DeteriorationPredictor.load("models/deterioration/home-deterioration/1.0.0")
     score = predictor.score(history, at=datetime.now(UTC))
@@ -8,6 +8,14 @@ map; reasons come from exact TreeSHAP on the native booster, in log-odds
 (`explanation.base_value + sum(contributions) = explanation.margin`; the calibrated probability
 is a monotone function of that sum). `score` is `predict` then `explain`, which
 a caller may also run one after the other (to time them apart).
+
+Uncertainty: packages from 1.1.0 carry a Venn-Abers interval (`venn_abers.py`)
+and each band's observed event rate on held-out children; the score's
+`confidence` holds the interval as lower/upper (widened to include the served
+Platt probability where the two calibrations differ) and says both in words. The
+class-conditional conformal set of 1.0.0 is still filled (deprecated: for a
+rare outcome it is mostly {no deterioration, deterioration}); 1.0.0 packages,
+which have no interval, keep their conformal statement.
 """
 
 from __future__ import annotations
@@ -48,6 +56,7 @@ from clinpred.pilots.deterioration.observations import PatientHistory, latest_me
 from clinpred.pilots.deterioration.package_format import PILOT, onnx_positive_probability
 from clinpred.pilots.deterioration.pews import BedsidePews, bedside_pews
 from clinpred.pilots.deterioration.validation import validate_history
+from clinpred.pilots.deterioration.venn_abers import VennAbers
 
 RiskBand = Literal["low", "medium", "high"]
 # Lowest to highest.
@@ -151,6 +160,26 @@ def conformal_statement(labels: tuple[str, ...], coverage: float) -> str:
     return f"with {percent} coverage the outcome is in {{{', '.join(labels)}}}"
 
 
+def interval_statement(
+    probability: float,
+    lower: float,
+    upper: float,
+    band: str,
+    band_rate: dict[str, Any] | None,
+    horizon_hours: float,
+) -> str:
+    """E.g. "risk 2.1% (Venn-Abers interval 1.8%-2.6%); in the medium band, 1.3% (95% CI 0.7%-2.5%) of held-out
+    children had an event within 24 h"."""
+    text = f"risk {probability:.1%} (Venn-Abers interval {lower:.1%}-{upper:.1%})"
+    if band_rate is not None and band_rate.get("n"):
+        low, high = band_rate["ci95"]
+        text += (
+            f"; in the {band} band, {band_rate['rate']:.1%} (95% CI {low:.1%}-{high:.1%}) of held-out scoring times "
+            f"were followed by an event within {horizon_hours:g} h"
+        )
+    return text
+
+
 def _format_value(value: float | None, unit: str) -> str:
     if value is None:
         return "not measured"
@@ -181,6 +210,11 @@ class DeteriorationPredictor:
         self.band_thresholds = (float(bands["medium"]), float(bands["high"]))
         self.horizon_hours = float(self.schema.extra["horizon_hours"])
         self.verified_coverage = float(package.read_json("metrics.json")["conformal_test"]["coverage"])
+        # Absent in 1.0.0 packages, which keep answering with their conformal set alone.
+        self.venn_abers = (
+            VennAbers.from_json(package.read_json("venn_abers.json")) if "venn_abers.json" in package.manifest["files"] else None
+        )
+        self.band_event_rates: dict[str, Any] = dict(bands.get("observed_test", {}))
         self._training_range = {f.name: (f.training_min, f.training_max) for f in self.schema.features}
 
     @classmethod
@@ -208,21 +242,36 @@ class DeteriorationPredictor:
         features = features_at(history, at)
         x32 = feature_matrix(features)
         probability = float(self.calibrated_probability(x32)[0])
-        labels = self.conformal.labels(probability)
-        coverage = self.conformal.coverage
+        band = self.risk_band(probability)
         return DeteriorationPrediction(
             probability=probability,
             horizon_hours=self.horizon_hours,
-            risk_band=self.risk_band(probability),
+            risk_band=band,
             band_thresholds=self.band_thresholds,
             pews=self._latest_pews(history, at, features),
-            confidence=ConformalSet(labels, coverage, self.conformal.method, conformal_statement(labels, coverage)),
+            confidence=self.confidence(probability, band),
             verified_coverage=self.verified_coverage,
             data_quality=self._data_quality(history, features, x32[0]),
             model=self.identity,
             scored_at=at,
             x32=x32,
         )
+
+    def confidence(self, probability: float, band: RiskBand) -> ConformalSet:
+        """The uncertainty of a probability: its Venn-Abers interval and band rate, or (1.0.0) its conformal set."""
+        labels = self.conformal.labels(probability)
+        coverage = self.conformal.coverage
+        if self.venn_abers is None:
+            return ConformalSet(labels, coverage, self.conformal.method, conformal_statement(labels, coverage))
+        p0, p1 = (float(v[0]) for v in self.venn_abers.interval(probability))
+        # The served probability is Platt's; where the isotonic (Venn-Abers) calibration differs from it, the
+        # interval is widened to include it, so that a risk never lies outside its own interval.
+        lower, upper = min(p0, probability), max(p1, probability)
+        statement = interval_statement(
+            probability, lower, upper, band, self.band_event_rates.get(band), self.horizon_hours
+        )
+        method = f"{self.venn_abers.method}; prediction_set: {self.conformal.method} (deprecated)"
+        return ConformalSet(labels, coverage, method, statement, lower=lower, upper=upper)
 
     def explain(self, prediction: DeteriorationPrediction, top: int = 3) -> Explanation:
         """Exact TreeSHAP of the prediction's feature row, and its `top` reasons in words."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any, Final
 
 from clinpred.pilots.common.model_package import ModelIdentity
 from clinpred.pilots.common.schema import FeatureSpec
@@ -96,6 +97,67 @@ class StatelessScore:
 
 
 @dataclass(frozen=True)
+class Estimate:
+    value: float
+    ci_lower: float
+    ci_upper: float
+
+    @classmethod
+    def of(cls, entry: Mapping[str, Any]) -> Estimate:
+        low, high = entry["ci95"]
+        return cls(float(entry["value"]), float(low), float(high))
+
+
+@dataclass(frozen=True)
+class Comparator:
+    """The model or a baseline on the package's held-out children (any deterioration within the horizon)."""
+
+    name: str
+    description: str
+    auroc: Estimate
+    auprc: Estimate
+
+
+COMPARATOR_WORDS: Final = {
+    "model": "this model (LightGBM, Platt-calibrated)",
+    "pews": "Bedside PEWS (Parshuram 2009) from the same home observations",
+    "pathway": "febrile-neutropenia pathway: fever with neutropenia or chemotherapy within 7 days (binary rule)",
+    "logistic": "logistic regression on PEWS, max temperature, neutrophils, fever readings and their interactions",
+}
+
+
+@dataclass(frozen=True)
+class ModelComparison:
+    """What a package's metrics say against the standard of care; empty for packages before 1.1.0."""
+
+    comparators: tuple[Comparator, ...] = ()
+    best_baseline: str = ""
+    auroc_gain_over_best_baseline: Estimate | None = None
+    transparency_json: str = ""
+    alert_budget_per_100_children_per_day: Mapping[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, metrics: Mapping[str, Any], transparency_json: str) -> ModelComparison:
+        outcomes = metrics.get("outcomes")
+        if not outcomes:
+            return cls(transparency_json=transparency_json)
+        overall = outcomes["any"]
+        comparators = tuple(
+            Comparator(name, words, Estimate.of(overall[name]["auroc"]), Estimate.of(overall[name]["auprc"]))
+            for name, words in COMPARATOR_WORDS.items()
+        )
+        headline = metrics["headline"]
+        budget = metrics["risk_bands"].get("alert_budget_per_100_children_per_day", {})
+        return cls(
+            comparators=comparators,
+            best_baseline=str(headline["best_baseline"]),
+            auroc_gain_over_best_baseline=Estimate.of(headline["auroc_gain"]),
+            transparency_json=transparency_json,
+            alert_budget_per_100_children_per_day={str(k): float(v) for k, v in budget.items()},
+        )
+
+
+@dataclass(frozen=True)
 class ModelInfo:
     """The loaded model and what it reads: its features, the observation signals, and the batch limit."""
 
@@ -105,6 +167,7 @@ class ModelInfo:
     metrics: Mapping[str, object]
     signals: tuple[SignalSpec, ...]
     max_batch_size: int
+    comparison: ModelComparison = field(default_factory=ModelComparison)
 
 
 @dataclass(frozen=True)

@@ -69,6 +69,12 @@ Measurements
     weekly on medium, every two weeks on low), which also record clinic vitals.
     No observation is recorded in hospital.
 
+Scenario options (`SimulationConfig`; ASSUMPTIONS.md, "Scenarios") undo the
+three assumptions that favour the model: PEWS items drifting as early as
+temperature, measurement frequency that does not rise with illness, and
+antipyretics blunting fever. Each leaves courses, events and (except the
+second) measurement times unchanged for the same seed.
+
 Determinism: patient i is generated from `SeedSequence(seed).spawn(n)[i]`, so a
 cohort is identical for the same seed and size.
 """
@@ -129,6 +135,16 @@ class SimulationConfig:
     measurement_sets_per_day: tuple[float, float] = (1.0, 3.5)
     intensity_cycle_days: dict[str, float] = field(default_factory=lambda: {"low": 7.0, "medium": 21.0, "high": 21.0})
     lab_interval_days: dict[str, float] = field(default_factory=lambda: {"low": 14.0, "medium": 7.0, "high": 3.5})
+    # Scenario options that test the simulator's own assumptions (ASSUMPTIONS.md, "Scenarios").
+    # True: hypotension, capillary refill and consciousness drift as early as temperature (square root
+    # of progress) instead of only at the end (progress cubed).
+    pews_items_drift_early: bool = False
+    # False: families measure as often when the child is unwell as when well (no 4x rise).
+    measurement_rises_with_illness: bool = True
+    # Share of febrile measurement sets taken after an antipyretic, which lowers the fever (and the
+    # tachycardia it drives) by `antipyretic_effect_c`.
+    antipyretic_fraction: float = 0.0
+    antipyretic_effect_c: float = 1.0
 
 
 @dataclass
@@ -222,6 +238,11 @@ class _Patient:
         self.has_oximeter = bool(rng.random() < config.oximeter_fraction)
         self.has_bp_cuff = bool(rng.random() < config.bp_cuff_fraction)
         self.home_oxygen = float(rng.uniform(0.5, 2.0)) if rng.random() < config.home_oxygen_fraction else 0.0
+        # A stream of its own (spawning leaves `rng` untouched), so that turning antipyretics on
+        # changes nothing else in the cohort.
+        seed_sequence = rng.bit_generator.seed_seq
+        assert isinstance(seed_sequence, np.random.SeedSequence)
+        self._antipyretic_rng = np.random.default_rng(seed_sequence.spawn(1)[0])
         self.episodes: list[_Episode] = []
         self.stays: list[tuple[float, float]] = []
         self.events: list[tuple[float, str]] = []
@@ -335,6 +356,8 @@ class _Patient:
         home = np.sort(rng.uniform(self.start, self.end, n_candidates))
         hour_of_day = np.mod(home, 24.0)
         progress, _ = self._progress(home)
+        if not self.config.measurement_rises_with_illness:
+            progress = np.zeros(home.shape)
         keep = (hour_of_day >= 7) & (hour_of_day < 22) & (rng.random(home.shape) < (1 + 3 * progress) / 4)
         home = home[keep]
         interval = self.config.lab_interval_days[self.intensity] * 24
@@ -354,13 +377,16 @@ class _Patient:
         n = hours.shape[0]
         age = (hours - self.birth) / HOURS_PER_YEAR
         progress, which = self._progress(hours)
-        late = progress**3
+        late = np.sqrt(progress) if self.config.pews_items_drift_early else progress**3
         eps = self.episodes
 
         def per_episode(attr: str) -> FloatArray:
             return np.array([getattr(eps[w], attr) if w >= 0 else 0.0 for w in which], dtype=np.float64)
 
         temp_rise = per_episode("temp_rise") * np.sqrt(progress) * rng.uniform(0.85, 1.0, n)
+        if self.config.antipyretic_fraction > 0:
+            treated = self._antipyretic_rng.random(n) < self.config.antipyretic_fraction
+            temp_rise = np.where(treated, np.clip(temp_rise - self.config.antipyretic_effect_c, 0.0, None), temp_rise)
         day = np.floor(hours / 24).astype(np.int64)
         day_index = day - day.min() if n else day
         day_noise = rng.normal(0, 0.3, (int(day_index.max()) + 1 if n else 1, 2))

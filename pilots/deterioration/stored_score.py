@@ -12,7 +12,9 @@ Versions:
    and `verified_coverage`; `pews` with each item's points as a key of its own
    and `values` as `[item, value]` pairs (absent in the oldest rows).
 2. The fields of `StoredScore` by their names; `pews.points` and `pews.values`
-   map item names.
+   map item names. `confidence.lower` and `confidence.upper` (the Venn-Abers
+   interval of packages from 1.1.0) are present only when the score has them,
+   so rows without them are unchanged and older readers ignore them.
 
 A value that was not measured (NaN in a contribution or reason) is stored as null.
 """
@@ -113,6 +115,7 @@ class StoredScore:
                 "coverage": self.confidence.coverage,
                 "method": self.confidence.method,
                 "statement": self.confidence.statement,
+                **_interval(self.confidence),
             },
             "verified_coverage": self.verified_coverage,
             "explanation": {
@@ -254,6 +257,12 @@ def _pews(total: Any, age_band: Any, points: Mapping[str, Any], missing: Any, va
     )
 
 
+def _interval(confidence: ConformalSet) -> dict[str, float]:
+    if confidence.lower is None or confidence.upper is None:
+        return {}
+    return {"lower": confidence.lower, "upper": confidence.upper}
+
+
 def _version_1(payload: Mapping[str, Any]) -> StoredScore:
     pews = payload["pews"]
     confidence = payload["confidence"]
@@ -299,6 +308,8 @@ def _version_2(payload: Mapping[str, Any]) -> StoredScore:
             coverage=float(confidence["coverage"]),
             method=str(confidence["method"]),
             statement=str(confidence["statement"]),
+            lower=_optional(confidence.get("lower")),
+            upper=_optional(confidence.get("upper")),
         ),
         verified_coverage=float(payload["verified_coverage"]),
         explanation=_explanation(payload["explanation"]),

@@ -27,6 +27,7 @@ import json
 import platform
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Final
 
@@ -49,6 +50,13 @@ from clinpred.pilots.deterioration.cohort import (
     load_patients,
 )
 from clinpred.pilots.deterioration.conformal import CLASSES, coverage_report, fit_class_conditional
+from clinpred.pilots.deterioration.evaluation import (
+    HeldOut,
+    PathwayLogistic,
+    band_burden,
+    evaluate_held_out,
+    wilson_interval,
+)
 from clinpred.pilots.deterioration.features import (
     BASELINE_WINDOW_H,
     DAY_WINDOW_H,
@@ -70,6 +78,8 @@ from clinpred.pilots.deterioration.package_format import (
     PILOT,
     onnx_positive_probability,
 )
+from clinpred.pilots.deterioration.transparency import transparency_document
+from clinpred.pilots.deterioration.venn_abers import calibration_check, fit_venn_abers
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -234,22 +244,6 @@ def positive_class_ece(y: IntArray, p: FloatArray, n_bins: int = 10) -> float:
     return float(ece)
 
 
-def _bootstrap_auroc_gain(
-    y: IntArray, model: FloatArray, pews: FloatArray, patients: npt.NDArray[np.str_], seed: int, rounds: int = 200
-) -> tuple[float, float]:
-    """95 % interval of AUROC(model) - AUROC(PEWS), resampling whole patients."""
-    rng = np.random.default_rng(seed)
-    unique, inverse = np.unique(patients, return_inverse=True)
-    rows_of = [np.nonzero(inverse == k)[0] for k in range(unique.size)]
-    gains = []
-    for _ in range(rounds):
-        rows = np.concatenate([rows_of[k] for k in rng.integers(0, unique.size, unique.size)])
-        if 0 < y[rows].sum() < rows.size:
-            gains.append(_auroc(y[rows], model[rows]) - _auroc(y[rows], pews[rows]))
-    low, high = np.percentile(gains, [2.5, 97.5])
-    return float(low), float(high)
-
-
 def to_onnx(booster: Any, n_features: int) -> bytes:
     from onnxmltools import convert_lightgbm
     from onnxmltools.convert.common.data_types import FloatTensorType
@@ -380,25 +374,78 @@ def _schema(x_train: npt.NDArray[np.float32], horizon_hours: float, interval_hou
     )
 
 
-def _calibration_png(y: IntArray, p: FloatArray, path: Path) -> None:
+CALIBRATION_PLOT_QUANTILES: Final = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 1.0)
+
+
+def _calibration_png(y: IntArray, p: FloatArray, p_logistic: FloatArray, path: Path) -> None:
+    """Observed against predicted in equal-count bins, with Wilson 95 % CIs, on log axes (events are rare)."""
+    import matplotlib
+    import matplotlib.ticker
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 5))
+    low_edge = 1e-3
+    top = 0.0
+    for label, probs, colour, marker in (
+        ("model", p, "tab:blue", "o"),
+        ("logistic baseline", p_logistic, "tab:orange", "s"),
+    ):
+        order = np.argsort(probs, kind="stable")
+        # Finer in the upper tail, where the bands decide and a tenth of the rows hold most events.
+        edges = (np.asarray(CALIBRATION_PLOT_QUANTILES) * order.size).astype(np.int64)
+        chunks = [c for c in np.split(order, edges[1:-1]) if c.size]
+        predicted = np.array([float(probs[c].mean()) for c in chunks])
+        observed = np.array([float(y[c].mean()) for c in chunks])
+        ci = np.array([wilson_interval(float(y[c].sum()), float(c.size)) for c in chunks])
+        shown = np.maximum(observed, low_edge)
+        errors = np.vstack([shown - np.maximum(ci[:, 0], low_edge * 0.5), np.maximum(ci[:, 1] - shown, 0)])
+        ax.errorbar(predicted, shown, yerr=errors, fmt=marker, color=colour, capsize=3, label=label)
+        top = max(top, float(predicted.max()), float(ci[:, 1].max()))
+    ax.plot([low_edge, top * 1.2], [low_edge, top * 1.2], color="grey", linestyle="--", linewidth=1, label="perfect")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(low_edge, top * 1.2)
+    ax.set_ylim(low_edge * 0.5, top * 1.2)
+    percent = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v * 100:g}%")
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_formatter(percent)
+        axis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.set_xlabel("mean predicted probability (log scale; bins: deciles, then 95th, 98th, 99th percentiles)")
+    ax.set_ylabel("observed event rate, 95% Wilson CI (log scale)")
+    ax.set_title("Calibration on held-out children", fontsize=10)
+    ax.legend(loc="upper left", fontsize=8)
+    ax.grid(True, which="both", linewidth=0.3)
+    fig.savefig(path, dpi=80, bbox_inches="tight", metadata={"Software": None})
+    plt.close(fig)
+
+
+def _decision_curve_png(curve: dict[str, Any], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    order = np.argsort(p, kind="stable")
-    chunks = [c for c in np.array_split(order, 10) if c.size]
-    predicted = [float(p[c].mean()) for c in chunks]
-    observed = [float(y[c].mean()) for c in chunks]
-    top = max(max(predicted), max(observed)) * 1.1
-    fig, ax = plt.subplots(figsize=(4.5, 4.5))
-    ax.plot([0, top], [0, top], color="grey", linestyle="--", linewidth=1, label="perfect")
-    ax.plot(predicted, observed, marker="o", label="model (test patients)")
-    ax.set_xlabel("mean predicted probability (decile)")
-    ax.set_ylabel("observed event rate")
-    ax.set_title("Calibration on held-out patients", fontsize=10)
-    ax.legend(loc="upper left", fontsize=8)
-    fig.savefig(path, dpi=72, bbox_inches="tight", metadata={"Software": None})
+    thresholds = np.asarray(curve["thresholds"])
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    styles = {
+        "model": ("model", "tab:blue", "-"),
+        "logistic": ("logistic baseline", "tab:orange", "-"),
+        "pathway": ("febrile-neutropenia pathway", "tab:green", "-."),
+        "treat_all": ("review every child", "grey", ":"),
+        "treat_none": ("review none", "black", "--"),
+    }
+    for key, (label, colour, line) in styles.items():
+        ax.plot(thresholds, curve[key], label=label, color=colour, linestyle=line)
+    best = max(max(curve["model"]), max(curve["logistic"]), max(curve["pathway"]), 1e-4)
+    ax.set_ylim(-best * 0.5, best * 1.3)
+    ax.set_xlabel("threshold probability")
+    ax.set_ylabel("net benefit (per scoring time)")
+    ax.set_title("Decision curve on held-out children", fontsize=10)
+    ax.legend(fontsize=8)
+    ax.grid(True, linewidth=0.3)
+    fig.savefig(path, dpi=80, bbox_inches="tight", metadata={"Software": None})
     plt.close(fig)
 
 
@@ -425,21 +472,180 @@ def _shap_png(booster: Any, x: npt.NDArray[np.float32], path: Path, seed: int) -
     plt.close("all")
 
 
-def _risk_bands(p_calibration: FloatArray) -> dict[str, Any]:
-    """Medium: top 20 % of calibration scoring times; high: top 5 % (an alert budget, ASSUMPTION)."""
-    medium, high = np.quantile(p_calibration, [0.80, 0.95])
+# The alert burden a home-care team can carry (ASSUMPTION, stated in the model card): a nurse
+# following 100 children can call back about 3 families a day urgently (high band) and review
+# about 10 more (medium band or higher). Bands are set on calibration children at 80 % of these
+# bounds, so that sampling noise on new children stays within them.
+ALERT_BUDGET_PER_100_CHILDREN_PER_DAY: Final = {"medium": 10.0, "high": 3.0}
+BAND_TARGET_FRACTION: Final = 0.8
+
+
+def _threshold_for_budget(p: FloatArray, patient: IntArray, interval_hours: float, budget: float) -> float:
+    """The lowest threshold whose alerts (and those of every higher candidate) stay within `budget`."""
+    n_children = int(np.unique(patient).size)
+    candidates = np.unique(np.quantile(p, np.linspace(0.5, 0.9995, 400)))
+    chosen = float(candidates[-1])
+    for threshold in candidates[::-1]:
+        burden = band_burden(p >= threshold, patient, interval_hours, n_children)["alerts_per_100_children_per_day"]
+        if burden > budget * BAND_TARGET_FRACTION:
+            break
+        chosen = float(threshold)
+    return chosen
+
+
+def _risk_bands(p_calibration: FloatArray, patient_ids: npt.NDArray[np.str_], interval_hours: float) -> dict[str, Any]:
+    _, patient = np.unique(patient_ids, return_inverse=True)
+    patient = patient.astype(np.int64)
+    medium = _threshold_for_budget(p_calibration, patient, interval_hours, ALERT_BUDGET_PER_100_CHILDREN_PER_DAY["medium"])
+    high = _threshold_for_budget(p_calibration, patient, interval_hours, ALERT_BUDGET_PER_100_CHILDREN_PER_DAY["high"])
+    medium, high = float(f"{medium:.3g}"), float(f"{max(high, medium):.3g}")
     return {
-        "medium": float(f"{medium:.3g}"),
-        "high": float(f"{high:.3g}"),
+        "medium": medium,
+        "high": high,
         "rule": "low if p < medium; medium if medium <= p < high; high if p >= high",
-        "basis": "quantiles 0.80 and 0.95 of calibrated probabilities of calibration patients",
+        "basis": (
+            "lowest thresholds keeping alerts (a scoring time entering the band) on calibration children within "
+            f"{BAND_TARGET_FRACTION:.0%} of the alert budget"
+        ),
+        "alert_budget_per_100_children_per_day": dict(ALERT_BUDGET_PER_100_CHILDREN_PER_DAY),
     }
+
+
+def _band_event_rates(p: FloatArray, y: IntArray, medium: float, high: float) -> dict[str, Any]:
+    """Observed event rate within the horizon of held-out scoring times in each band, with its Wilson 95 % CI."""
+    masks = {"low": p < medium, "medium": (p >= medium) & (p < high), "high": p >= high}
+    out: dict[str, Any] = {}
+    for band, mask in masks.items():
+        events, n = float(y[mask].sum()), float(mask.sum())
+        out[band] = {"rate": events / n if n else float("nan"), "ci95": list(wilson_interval(events, n)), "n": int(n)}
+    return out
+
+
+def _ci(entry: dict[str, Any], digits: int = 3) -> str:
+    low, high = entry["ci95"]
+    return f"{entry['value']:.{digits}f} ({low:.{digits}f} to {high:.{digits}f})"
+
+
+def _percent_ci(entry: dict[str, Any]) -> str:
+    low, high = entry["ci95"]
+    value = entry["value"]
+    if not np.isfinite(value):
+        return "n/a"
+    return f"{value:.1%} ({low:.1%}-{high:.1%}, n={entry['n']})"
+
+
+# Fewer positive rows than this make an AUROC's interval meaningless (one event gives a point, not an estimate).
+MIN_EVENTS_TO_REPORT: Final = 10
+BASELINE_WORDS: Final = {
+    "pews": "Bedside PEWS (Parshuram 2009), from the same home observations",
+    "pathway": "febrile-neutropenia pathway: fever with neutropenia or chemotherapy within 7 days (binary rule)",
+    "logistic": (
+        "logistic regression on PEWS, max temperature 24 h, log neutrophils, fever readings 24 h and the "
+        "pathway's fever-by-neutropenia interactions"
+    ),
+}
+OUTCOME_TITLES: Final = {
+    "any": "any deterioration",
+    "sepsis": "sepsis",
+    "picu_transfer": "PICU transfer",
+    "unplanned_admission": "unplanned admission",
+}
+
+
+def _card_comparison(metrics: dict[str, Any]) -> str:
+    lines = [
+        "| outcome | events (rows) | model AUROC | PEWS AUROC | pathway AUROC | logistic AUROC | model AUPRC | "
+        "best baseline AUPRC |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for outcome, entry in metrics["outcomes"].items():
+        if entry["positives"] < MIN_EVENTS_TO_REPORT:
+            lines.append(f"| {OUTCOME_TITLES[outcome]} | {entry['positives']} | too few events to report (< 10) | | | | | |")
+            continue
+        best = max(("pews", "pathway", "logistic"), key=lambda n: entry[n]["auroc"]["value"])
+        lines.append(
+            f"| {OUTCOME_TITLES[outcome]} | {entry['positives']} | {_ci(entry['model']['auroc'])} | "
+            f"{_ci(entry['pews']['auroc'])} | {_ci(entry['pathway']['auroc'])} | {_ci(entry['logistic']['auroc'])} | "
+            f"{_ci(entry['model']['auprc'])} | {_ci(entry[best]['auprc'])} ({best}) |"
+        )
+    return "\n".join(lines)
+
+
+def _card_operating_points(metrics: dict[str, Any]) -> str:
+    lines = [
+        "| alert at | scoring times flagged | alerts per patient-day | alerts per 100 children per day | PPV | "
+        "specificity | per-event sensitivity: sepsis | PICU transfer | unplanned admission |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    names = {"medium_or_higher": "medium band or higher", "high": "high band", "pathway": "febrile-neutropenia pathway"}
+    for key, words in names.items():
+        point = metrics["operating_points"][key]
+        events = point["per_event_sensitivity"]
+        lines.append(
+            f"| {words} | {point['flagged_share']:.1%} | {point['alerts_per_patient_day']:.3f} | "
+            f"{point['alerts_per_100_children_per_day']:.1f} | {_percent_ci(point['ppv'])} | "
+            f"{_percent_ci(point['specificity'])} | {_percent_ci(events['sepsis'])} | "
+            f"{_percent_ci(events['picu_transfer'])} | {_percent_ci(events['unplanned_admission'])} |"
+        )
+    return "\n".join(lines)
+
+
+def _card_subgroups(metrics: dict[str, Any]) -> str:
+    lines = ["| subgroup | children | events (rows) | model AUROC | logistic AUROC | PEWS AUROC | observed | mean predicted |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name, entry in metrics["subgroups"].items():
+        if "model_auroc" in entry:
+            lines.append(
+                f"| {name} | {entry['children']} | {entry['positives']} | {entry['model_auroc']:.3f} | "
+                f"{entry['logistic_auroc']:.3f} | {entry['pews_auroc']:.3f} | {entry['observed_rate']:.2%} | "
+                f"{entry['mean_predicted']:.2%} |"
+            )
+        else:
+            lines.append(f"| {name} | {entry['children']} | {entry['positives']} | too few events (< 20) | | | | |")
+    return "\n".join(lines)
+
+
+def _share(value: float) -> str:
+    return f"{value:.0%}" if np.isfinite(value) else "n/a (no gain in the reference scenario)"
+
+
+def _card_scenarios(metrics: dict[str, Any]) -> str:
+    if "scenarios" not in metrics:
+        return (
+            "Not run for this package (`build_reference_package(scenario_patients=...)` or "
+            "`clinpred train deterioration --scenario-patients N` runs it)."
+        )
+    study = metrics["scenarios"]
+    settings = study["settings"]
+    lines = [
+        f"Each scenario: a fresh simulated cohort of {settings['patients']} children (seed {settings['seed']}), "
+        f"booster of {settings['num_boost_round']} trees, {settings['replicates']} patient-bootstrap replicates.",
+        "",
+        "| scenario | model AUROC | PEWS | pathway | logistic | best baseline | gain (95% CI) | "
+        "share of reference gain retained |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for result in study["results"].values():
+        a = result["auroc"]
+        low, high = result["gain_ci95"]
+        lines.append(
+            f"| {result['description']} | {a['model']:.3f} | {a['pews']:.3f} | {a['pathway']:.3f} | {a['logistic']:.3f} | "
+            f"{result['best_baseline']} | {result['gain']:.3f} ({low:.3f} to {high:.3f}) | {_share(result['gain_retained'])} |"
+        )
+    return "\n".join(lines)
 
 
 def model_card(metrics: dict[str, Any], name: str, version: str) -> str:
     test = metrics["test"]
-    cov = metrics["conformal_test"]
     data = metrics["data"]
+    headline = metrics["headline"]
+    best = headline["best_baseline"]
+    bands = metrics["risk_bands"]
+    budget = bands["alert_budget_per_100_children_per_day"]
+    va = metrics["venn_abers_test"]
+    cov = metrics["conformal_test"]
+    calibration = metrics["calibration"]
+    lr = metrics["pathway_logistic"]
     simulated = str(metrics["data_description"]).startswith("simulated")
     source = (
         f"SIMULATED cohort (`clinpred.pilots.deterioration.simulator`; {metrics['data_description']})"
@@ -448,9 +654,9 @@ def model_card(metrics: dict[str, Any], name: str, version: str) -> str:
     )
     first_limitation = (
         "- Trained and tested on simulated data only: the figures show that the\n"
-        "  pipeline works and that the model uses information PEWS ignores\n"
-        "  (neutropenia, fever, trends); they are not evidence of clinical performance.\n"
-        "  Validate on a hospital's own data (`train_deterioration` accepts it) before use."
+        "  pipeline works; how much of the gain the simulator builds in is measured\n"
+        "  under \"Simulator assumptions tested\". They are not evidence of clinical\n"
+        "  performance. Validate on a hospital's own data (`train_deterioration` accepts it) before use."
         if simulated
         else "- Validated on held-out patients of the same hospital and period only;\n"
         "  check calibration again before use in another setting or period."
@@ -460,16 +666,34 @@ def model_card(metrics: dict[str, Any], name: str, version: str) -> str:
         if simulated
         else "Provided by the hospital in the documented observation schema."
     )
+    observed = bands["observed_test"]
+    coefficients = ", ".join(f"{k} {v:+.3f}" for k, v in lr["coefficients"].items())
+    any_outcome = metrics["outcomes"]["any"]
     return f"""# Model card: {name} {version} (paediatric deterioration at home)
 
-## Intended use
-Early warning for children with cancer monitored at home by a telemedicine app.
-At a scoring time the model gives the calibrated probability of an unplanned
-admission, PICU transfer or sepsis within the next {metrics["horizon_hours"]:g} hours,
-a risk band, a class-conditional conformal set, and the reasons (TreeSHAP). It
-supports clinicians' review of home observations; it does not replace clinical
-judgement, the febrile-neutropenia pathway or the Bedside PEWS, which is shown
-next to every score.
+Date: {metrics["built_on"]}. Owner: clinpred maintainers (deterioration pilot).
+HTI-1 source attributes: `transparency.json` in this package (also in `GetModelInfo`).
+
+## Headline
+On {headline["bootstrap"]["children"]} held-out children, the model's AUROC for any deterioration
+within {metrics["horizon_hours"]:g} h is {_ci(any_outcome["model"]["auroc"])}; the best baseline is the
+**{best}** ({BASELINE_WORDS[best]}) with {_ci(any_outcome[best]["auroc"])}.
+**Gain over the best baseline: AUROC {_ci(headline["auroc_gain"])}, AUPRC {_ci(headline["auprc_gain"])}**
+(95 % CIs: {headline["bootstrap"]["replicates"]} bootstrap replicates resampling children, seed
+{headline["bootstrap"]["seed"]}).
+
+## Intended use and users
+Early warning for children with cancer monitored at home by a telemedicine app,
+for the paediatric oncology nurses and physicians of the home-care team. At a
+scoring time the model gives the calibrated probability of an unplanned
+admission, PICU transfer or sepsis within the next {metrics["horizon_hours"]:g} hours, a risk band,
+a Venn-Abers probability interval, the band's observed event rate, and the
+reasons (TreeSHAP). It informs a clinician's review of home observations; it
+does not replace clinical judgement or the febrile-neutropenia pathway (every
+febrile child with neutropenia is still assessed and given antibiotics within
+about 60 minutes), and the Bedside PEWS is shown next to every score.
+Not for: inpatients, intensive care, children without cancer, adults, or
+deciding whether a febrile neutropenic child needs antibiotics.
 
 ## Data
 {source}:
@@ -479,44 +703,102 @@ next to every score.
 {provenance}
 
 Split by patient: train {data["split_patients"]["train"]}, calibration
-{data["split_patients"]["calibration"]}, test {data["split_patients"]["test"]} patients.
+{data["split_patients"]["calibration"]}, test {data["split_patients"]["test"]} patients. Every figure below
+is on the test children; the baselines are scored on the same rows.
 
-## Model
+## Model and baselines
 LightGBM ({metrics["num_boost_round"]} trees, 15 leaves) on {len(FEATURE_NAMES)} windowed features
 (latest values, 6 h means, 24 h extremes and trends, change from the child's
 own week, Fleming z-scores, staleness and missing flags, labs, days since
 chemotherapy, context, PEWS). Platt calibration on calibration patients.
 Served as ONNX (max |ONNX - native| = {metrics["onnx_parity_max_abs_diff"]:.2g}).
 
-## Performance on held-out (test) patients
-| metric | model | Bedside PEWS |
-|---|---|---|
-| AUROC | {test["auroc"]:.3f} | {test["pews_auroc"]:.3f} |
-| AUPRC | {test["auprc"]:.3f} | {test["pews_auprc"]:.3f} |
+Baselines: {"; ".join(f"**{k}**: {v}" for k, v in BASELINE_WORDS.items())}.
+The logistic regression is fitted on the training children: intercept {lr["intercept"]:+.3f}; {coefficients}.
 
-AUROC gain over PEWS {test["auroc"] - test["pews_auroc"]:.3f} (95 % patient bootstrap
-{test["auroc_gain_ci95"][0]:.3f} to {test["auroc_gain_ci95"][1]:.3f}).
+## Discrimination per outcome (AUROC and AUPRC with 95 % patient-bootstrap CIs)
+The model predicts any deterioration; per outcome, its probability ranks the rows
+whose horizon holds that event.
+
+{_card_comparison(metrics)}
+
+## Alert bands and operating points
+Alert budget a home-care team can carry (ASSUMPTION: a nurse following 100 children can urgently
+call back about {budget["high"]:g} families a day and review about {budget["medium"]:g}): at most
+**{budget["high"]:g} high-band alerts and {budget["medium"]:g} medium-or-higher alerts per 100 children per day**.
+An alert is a scoring time entering the band (as `WatchRisk` alerts). Thresholds, set on calibration
+children at {BAND_TARGET_FRACTION:.0%} of the budget: medium from p >= {bands["medium"]}, high from p >= {bands["high"]}.
+Per-event sensitivity: share of events with at least one flagged scoring time in the {metrics["horizon_hours"]:g} h
+before them (events with a scoring time in that window). Wilson 95 % CIs (rows treated as independent).
+
+{_card_operating_points(metrics)}
+
+Observed event rate within {metrics["horizon_hours"]:g} h by band (test children, Wilson 95 % CI):
+low {observed["low"]["rate"]:.2%} ({observed["low"]["ci95"][0]:.2%}-{observed["low"]["ci95"][1]:.2%}),
+medium {observed["medium"]["rate"]:.2%} ({observed["medium"]["ci95"][0]:.2%}-{observed["medium"]["ci95"][1]:.2%}),
+high {observed["high"]["rate"]:.2%} ({observed["high"]["ci95"][0]:.2%}-{observed["high"]["ci95"][1]:.2%}).
+
+## Calibration
+Calibration slope {calibration["model"]["slope"]:.2f}, intercept {calibration["model"]["intercept"]:+.2f}
+(logistic baseline: {calibration["logistic"]["slope"]:.2f}, {calibration["logistic"]["intercept"]:+.2f}; ideal 1 and 0).
 Brier {test["brier"]:.4f}; ECE (positive class, 10 equal-count bins) {test["ece_positive"]:.4f};
-top-label ECE {test["ece_top_label"]:.4f}. Rows {test["rows"]}, positive rows {test["positives"]}.
+mean predicted {test["mean_predicted"]:.2%} against observed {test["observed_rate"]:.2%}.
 
-Conformal sets (target {cov["target"]:.0%}): coverage {cov["coverage"]:.3f}
-(no deterioration {cov["coverage_no_deterioration"]:.3f}, deterioration
-{cov["coverage_deterioration"]:.3f}); mean set size {cov["mean_set_size"]:.2f}.
+![Calibration](calibration.png)
 
-Risk bands: medium from p >= {metrics["risk_bands"]["medium"]}, high from p >= {metrics["risk_bands"]["high"]}.
+## Decision curve
+Net benefit per scoring time against the threshold probability at which a clinician would review
+(Vickers & Elkin 2006), model against the logistic baseline, the pathway, reviewing every child and none.
+
+![Decision curve](decision_curve.png)
+
+## Uncertainty
+Each score carries an inductive Venn-Abers interval [p0, p1] (Vovk & Petej 2014) fitted on calibration
+children: one of the two is a calibrated probability. Served as [min(p0, p), max(p1, p)], so that the
+served (Platt) probability p lies inside where the two calibrations differ. Mean width of [p0, p1] on
+test rows {va["mean_width"]:.4f}.
+Held-out check, 10 equal-count bins of test rows: the observed rate's 95 % Wilson CI meets the bin's mean
+interval in {va["coverage"]:.0%} of bins. The band's observed event rate (above) is shown with every score.
+The class-conditional conformal set of 1.0.0 is still filled but deprecated: at {cov["target"]:.0%} it holds
+both labels in {cov["both_rate"]:.0%} of test rows, which says little for a rare outcome.
+
+## Subgroups (test children)
+{_card_subgroups(metrics)}
+
+## Simulator assumptions tested
+How much of the gain over the best baseline survives when the simulator's favourable assumptions are
+removed one at a time (`pilots/deterioration/scenarios.py`, documented in ASSUMPTIONS.md):
+
+{_card_scenarios(metrics)}
 
 ![SHAP summary](shap_summary.png)
-![Calibration](calibration.png)
 
 ## Limitations
 {first_limitation}
 - Simulated physiology, missingness and event rates follow documented
-  assumptions; real home data are noisier, and parents' measurements are
-  affected by antipyretics, crying and device errors the simulator ignores.
-- Scoring times are correlated within a patient; the bootstrap resamples patients.
-- PEWS is computed from home observations with missing items scored 0, which
-  handicaps it compared with ward use, as it would be at home.
-- Conformal coverage assumes future patients are exchangeable with calibration patients.
+  assumptions; real home data are noisier (crying, device errors).
+- Scoring times are correlated within a patient; the bootstrap resamples patients,
+  but the Wilson CIs of PPV and sensitivity treat rows or events as independent.
+- PEWS is computed from home observations with missing items scored 0, as it would be at home.
+- The pathway rule reads fever and neutropenia from home readings and the latest clinic count;
+  in practice a parent's phone call starts the pathway at the first fever.
+- Venn-Abers and conformal guarantees assume future children are exchangeable with calibration children.
+- Sepsis and PICU transfer are recorded after the admission they follow, so few home scoring
+  times fall within {metrics["horizon_hours"]:g} h before them: their rows are few (see the per-outcome table)
+  and their figures are imprecise; an outcome with fewer than {MIN_EVENTS_TO_REPORT} positive rows is not reported.
+
+## Monitoring plan
+Weekly: alerts per 100 children per day against the budget above, and PPV of high-band alerts.
+Monthly: observed event rate per band against the band's stated rate and CI; calibration slope and
+intercept. Every 6 months, or after a change of case mix or protocol: recalibrate, re-evaluate against
+the three baselines on local data, and issue a new package version.
+
+## Change log
+- 1.0.0: LightGBM with Platt calibration, class-conditional conformal sets, PEWS as the only comparator,
+  bands at the 80th/95th percentiles of calibration scores.
+- 1.1.0: baselines (PEWS, febrile-neutropenia pathway, logistic regression) on the same children with
+  patient-bootstrap CIs; per-outcome and per-band figures; bands set by alert budget; Venn-Abers
+  intervals and band event rates; decision curve; subgroups; simulator scenario study; HTI-1 attributes.
 """
 
 
@@ -536,6 +818,8 @@ def train_deterioration(
     num_boost_round: int = 300,
     coverage: float = 0.9,
     data_description: str = "tables provided by the caller",
+    scenarios: dict[str, Any] | None = None,
+    built_on: date | None = None,
 ) -> TrainingReport:
     """Trains, evaluates and writes a model package at models_root/deterioration/<name>/<version>/.
 
@@ -544,6 +828,7 @@ def train_deterioration(
     `chemotherapy` (patient_id, administered_at) is optional: without it
     days_since_chemo is missing. `data_description` goes into the model card
     and metadata; a description starting with "simulated" marks simulated data.
+    `scenarios` (from `scenarios.scenario_study`) is recorded in the metrics and the card.
     Raises InvalidInput when a split has fewer than 5 positive scoring times.
     """
     observations = load_observations(observations)
@@ -575,8 +860,18 @@ def train_deterioration(
     p_cal = calibrator.apply(np.column_stack([1 - raw_cal, raw_cal]))[:, 1]
     p_test = calibrator.apply(np.column_stack([1 - raw_test, raw_test]))[:, 1]
     conformal = fit_class_conditional(p_cal, data.y[cal], coverage)
+    venn_abers = fit_venn_abers(p_cal, data.y[cal])
+    logistic = PathwayLogistic.fit(data.x[train], data.y[train])
     y_test, pews_test = data.y[test], data.pews[test]
-    gain_low, gain_high = _bootstrap_auroc_gain(y_test, p_test, pews_test, data.patient_ids[test], seed)
+    bands = _risk_bands(p_cal, data.patient_ids[cal], interval_hours)
+    bands["observed_test"] = _band_event_rates(p_test, y_test, bands["medium"], bands["high"])
+    evaluation = evaluate_held_out(
+        _held_out(data, test, p_test, logistic.probability(data.x[test]), events, patients),
+        bands=bands,
+        horizon_hours=horizon_hours,
+        interval_hours=interval_hours,
+        seed=seed,
+    )
     n_events = int(events["event_type"].eq("unplanned_admission").sum())
     metrics: dict[str, Any] = {
         "horizon_hours": horizon_hours,
@@ -600,18 +895,33 @@ def train_deterioration(
             "auprc": _auprc(y_test, p_test),
             "pews_auroc": _auroc(y_test, pews_test),
             "pews_auprc": _auprc(y_test, pews_test),
-            "auroc_gain_ci95": [gain_low, gain_high],
+            "auroc_gain_ci95": evaluation["headline"]["auroc_gain_over_pews"]["ci95"],
             "brier": brier_score(np.column_stack([1 - p_test, p_test]), y_test),
             "ece_top_label": expected_calibration_error(np.column_stack([1 - p_test, p_test]), y_test),
             "ece_positive": positive_class_ece(y_test, p_test),
             "mean_predicted": float(p_test.mean()),
             "observed_rate": float(y_test.mean()),
         },
+        "baselines": {
+            name: {
+                "auroc": evaluation["outcomes"]["any"][name]["auroc"]["value"],
+                "auroc_ci95": evaluation["outcomes"]["any"][name]["auroc"]["ci95"],
+                "auprc": evaluation["outcomes"]["any"][name]["auprc"]["value"],
+                "auprc_ci95": evaluation["outcomes"]["any"][name]["auprc"]["ci95"],
+            }
+            for name in ("pews", "pathway", "logistic")
+        },
+        **evaluation,
+        "pathway_logistic": logistic.to_json(),
+        "venn_abers_test": calibration_check(venn_abers, p_test, y_test),
         "conformal_test": coverage_report(conformal, p_test, y_test),
-        "risk_bands": _risk_bands(p_cal),
+        "risk_bands": bands,
         "data_description": data_description,
+        "built_on": (built_on or datetime.now(UTC).date()).isoformat(),
         "python": platform.python_version(),
     }
+    if scenarios is not None:
+        metrics["scenarios"] = scenarios
     version = version or next_version(models_root, PILOT, name)
     writer = ModelPackageWriter(models_root, PILOT, name, version)
     try:
@@ -619,12 +929,15 @@ def train_deterioration(
         booster.save_model(str(writer.path("booster.txt")))
         writer.write_json("calibration.json", calibrator.to_json())
         writer.write_json("conformal.json", conformal.to_json())
+        writer.write_json("venn_abers.json", venn_abers.to_json())
         writer.write_json("risk_bands.json", metrics["risk_bands"])
         writer.write_json("schema.json", _schema(data.x[train], horizon_hours, interval_hours).to_json())
         writer.write_json("metrics.json", json.loads(json.dumps(metrics, allow_nan=True)))
+        writer.write_json("transparency.json", transparency_document(metrics, name, version))
         sample = np.random.default_rng(seed).choice(int(train.sum()), size=min(2000, int(train.sum())), replace=False)
         _shap_png(booster, data.x[train][np.sort(sample)], writer.path("shap_summary.png"), seed)
-        _calibration_png(y_test, p_test, writer.path("calibration.png"))
+        _calibration_png(y_test, p_test, logistic.probability(data.x[test]), writer.path("calibration.png"))
+        _decision_curve_png(metrics["decision_curve"], writer.path("decision_curve.png"))
         writer.write_text("MODEL_CARD.md", model_card(metrics, name, version))
         package = writer.finish(
             metadata={"horizon_hours": horizon_hours, "task": "deterioration within horizon", "data": data_description}
@@ -633,6 +946,32 @@ def train_deterioration(
         writer.abandon()
         raise
     return TrainingReport(package, metrics)
+
+
+def _held_out(
+    data: ScoringSet,
+    test: npt.NDArray[np.bool_],
+    p_test: FloatArray,
+    logistic_test: FloatArray,
+    events: pd.DataFrame,
+    patients: pd.DataFrame,
+) -> HeldOut:
+    ids = patients["patient_id"].astype(str)
+    sex = patients["sex"].astype(str) if "sex" in patients.columns else pd.Series(["unknown"] * len(ids))
+    return HeldOut(
+        x=data.x[test],
+        y=data.y[test],
+        patient_ids=data.patient_ids[test],
+        hours=data.hours[test],
+        pews=data.pews[test],
+        model=p_test,
+        logistic=logistic_test,
+        event_patient_ids=np.asarray(events["patient_id"].astype(str).to_numpy()).astype(np.str_),
+        event_hours=to_hours(events["event_time"]),
+        event_types=np.asarray(events["event_type"].astype(str).to_numpy()).astype(np.str_),
+        sex_of=dict(zip(ids, sex, strict=True)),
+        diagnosis_of=dict(zip(ids, patients["diagnosis_group"].astype(str), strict=True)),
+    )
 
 
 def _patient_days(observations: pd.DataFrame) -> float:
@@ -648,10 +987,17 @@ def build_reference_package(
     version: str | None = None,
     horizon_hours: float = 24,
     progress: bool = True,
+    scenario_patients: int = 0,
 ) -> TrainingReport:
-    """The repository's reference package: a simulated cohort (about 100k patient-days) and the default settings."""
+    """The repository's reference package: a simulated cohort (about 100k patient-days) and the default settings.
+
+    `scenario_patients` > 0 also runs the simulator-assumption study (`scenarios.py`) on cohorts of that size
+    and records it in the package (the reference package uses 1200, the size of its own cohort).
+    """
+    from clinpred.pilots.deterioration.scenarios import scenario_study
     from clinpred.pilots.deterioration.simulator import simulate_cohort
 
+    scenarios = scenario_study(n_patients=scenario_patients, seed=seed) if scenario_patients > 0 else None
     cohort = simulate_cohort(n_patients, seed=seed, progress=progress)
     return train_deterioration(
         cohort.observations,
@@ -664,4 +1010,5 @@ def build_reference_package(
         seed=seed,
         progress=progress,
         data_description=f"simulated: {n_patients} patients, simulator seed {seed}",
+        scenarios=scenarios,
     )

@@ -145,6 +145,8 @@ def encode_conformal_set(confidence: ConformalSet, verified_coverage: float) -> 
         method=confidence.method,
         statement=confidence.statement,
         verified_coverage=verified_coverage,
+        lower=confidence.lower,
+        upper=confidence.upper,
     )
 
 

@@ -30,6 +30,7 @@ from clinpred.pilots.deterioration.observations import SIGNAL_NAMES, Observation
 from clinpred.pilots.deterioration.pews import ITEMS as PEWS_ITEMS
 from clinpred.pilots.deterioration.predictor import RiskBand
 from clinpred.pilots.deterioration.requests import (
+    Estimate,
     FhirExport,
     HistoryPage,
     HistoryQuery,
@@ -429,6 +430,7 @@ class DeteriorationCodec:
 
     @staticmethod
     def encode_model_info(info: ModelInfo) -> pb.GetModelInfoResponse:
+        comparison = info.comparison
         return pb.GetModelInfoResponse(
             model=common.encode_identity(info.identity),
             horizon_hours=int(info.horizon_hours),
@@ -436,4 +438,22 @@ class DeteriorationCodec:
             metrics=common.encode_metrics(info.metrics),
             signals=[encode_signal_spec(spec) for spec in info.signals],
             max_batch_size=info.max_batch_size,
+            comparators=[
+                pb.Comparator(
+                    name=c.name, description=c.description, auroc=_estimate(c.auroc), auprc=_estimate(c.auprc)
+                )
+                for c in comparison.comparators
+            ],
+            auroc_gain_over_best_baseline=(
+                _estimate(comparison.auroc_gain_over_best_baseline)
+                if comparison.auroc_gain_over_best_baseline is not None
+                else None
+            ),
+            best_baseline=comparison.best_baseline,
+            transparency_json=comparison.transparency_json,
+            alert_budget_per_100_children_per_day=dict(comparison.alert_budget_per_100_children_per_day),
         )
+
+
+def _estimate(estimate: Estimate) -> pb.Estimate:
+    return pb.Estimate(value=estimate.value, ci_lower=estimate.ci_lower, ci_upper=estimate.ci_upper)

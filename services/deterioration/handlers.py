@@ -23,6 +23,7 @@ from clinpred.pilots.deterioration.requests import (
     HistoryQuery,
     LatestQuery,
     LatestRisk,
+    ModelComparison,
     ModelInfo,
     ObservationBatch,
     StatelessScore,
@@ -60,11 +61,15 @@ class DeteriorationHandler:
         self.runtime: ModelRuntime[DeteriorationPredictor] = ModelRuntime(SERVICE, settings, DeteriorationPredictor)
         self._store: DeteriorationRiskStore | None = None
         self._metrics: dict[str, Any] = {}
+        self._comparison = ModelComparison()
 
     def load(self) -> None:
         predictor = self.runtime.load()
         # Fixed for the life of the loaded model, so read once rather than per GetModelInfo call.
         self._metrics = predictor.package.read_json("metrics.json")
+        files = predictor.package.manifest["files"]
+        transparency = predictor.package.file("transparency.json").read_text() if "transparency.json" in files else ""
+        self._comparison = ModelComparison.of(self._metrics, transparency)
         # Opening migrates the schema; yoyo's lock keeps replicas starting together from racing.
         self._store = open_store(self.settings.database_url)
 
@@ -166,6 +171,7 @@ class DeteriorationHandler:
             metrics=self._metrics,
             signals=tuple(SIGNALS.values()),
             max_batch_size=self.settings.max_batch_size,
+            comparison=self._comparison,
         )
 
 

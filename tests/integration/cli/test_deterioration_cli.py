@@ -141,6 +141,8 @@ async def test_info_and_the_example(deterioration_target: str) -> None:
     readable = await run_cli("call", "deterioration", "info", "--target", deterioration_target, "--insecure-development")
     assert readable.stdout.splitlines()[0] == f"model: {model.model.name} {model.model.version} sha256 {model.model.sha256}"
     assert "metrics:" in readable.stdout and "test.auroc" in readable.stdout
+    assert f"gain over the best baseline ({model.best_baseline}): AUROC" in readable.stdout
+    assert {line.split(":")[0] for line in readable.stdout.splitlines()} >= {"model", "pews", "pathway", "logistic"}
 
     example = await run_cli(
         "call", "deterioration", "example", "--json", "--target", deterioration_target, "--insecure-development",

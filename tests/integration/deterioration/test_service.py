@@ -125,6 +125,10 @@ async def test_recording_answers_a_complete_score(stub: Stub, deterioration_pack
     ]
     assert score.pews.total == sum(item.points for item in score.pews.items)
     assert score.confidence.coverage == pytest.approx(0.9) and score.confidence.statement
+    # The Venn-Abers interval on the probability (packages from 1.1.0).
+    assert score.confidence.HasField("lower") and score.confidence.HasField("upper")
+    assert 0.0 <= score.confidence.lower <= score.probability <= score.confidence.upper <= 1.0
+    assert "Venn-Abers" in score.confidence.statement
     explanation = score.explanation
     total = explanation.base_value + sum(c.shap_value for c in explanation.contributions)
     assert total == pytest.approx(explanation.margin, abs=1e-4)
@@ -265,6 +269,26 @@ async def test_model_info_shows_the_model_beside_pews(stub: Stub) -> None:
     assert info.metrics["test.auroc"] >= info.metrics["test.pews_auroc"] + 0.05
     assert {s.name for s in info.signals} >= {"heart_rate", "spo2", "temperature_c", "crp_mg_l"}
     assert len(info.features) > 20
+
+
+async def test_model_info_carries_the_baselines_and_the_hti1_attributes(stub: Stub) -> None:
+    info = await stub.GetModelInfo(pb.GetModelInfoRequest())
+    comparators = {c.name: c for c in info.comparators}
+    assert set(comparators) == {"model", "pews", "pathway", "logistic"}
+    for comparator in comparators.values():
+        assert comparator.description
+        assert comparator.auroc.ci_lower <= comparator.auroc.value <= comparator.auroc.ci_upper
+    # The flattened metrics say the same as the typed comparators.
+    assert info.metrics["baselines.pews.auroc"] == pytest.approx(comparators["pews"].auroc.value)
+    assert info.best_baseline in {"pews", "pathway", "logistic"}
+    gain = info.auroc_gain_over_best_baseline
+    assert gain.value == pytest.approx(comparators["model"].auroc.value - comparators[info.best_baseline].auroc.value)
+    assert gain.ci_lower <= gain.value <= gain.ci_upper
+    assert dict(info.alert_budget_per_100_children_per_day) == {"medium": 10.0, "high": 3.0}
+    document = json.loads(info.transparency_json)
+    assert document["model"] == {"name": info.model.name, "version": info.model.version}
+    assert "170.315(b)(11)" in document["regulation"]
+    assert document["attributes"]["intended_patient_population"]
 
 
 @pytest.mark.parametrize(

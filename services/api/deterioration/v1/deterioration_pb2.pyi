@@ -263,8 +263,15 @@ class GetModelInfoRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GetModelInfoResponse(_message.Message):
-    __slots__ = ("model", "horizon_hours", "features", "metrics", "signals", "max_batch_size")
+    __slots__ = ("model", "horizon_hours", "features", "metrics", "signals", "max_batch_size", "comparators", "auroc_gain_over_best_baseline", "best_baseline", "transparency_json", "alert_budget_per_100_children_per_day")
     class MetricsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    class AlertBudgetPer100ChildrenPerDayEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
         VALUE_FIELD_NUMBER: _ClassVar[int]
@@ -277,13 +284,45 @@ class GetModelInfoResponse(_message.Message):
     METRICS_FIELD_NUMBER: _ClassVar[int]
     SIGNALS_FIELD_NUMBER: _ClassVar[int]
     MAX_BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    COMPARATORS_FIELD_NUMBER: _ClassVar[int]
+    AUROC_GAIN_OVER_BEST_BASELINE_FIELD_NUMBER: _ClassVar[int]
+    BEST_BASELINE_FIELD_NUMBER: _ClassVar[int]
+    TRANSPARENCY_JSON_FIELD_NUMBER: _ClassVar[int]
+    ALERT_BUDGET_PER_100_CHILDREN_PER_DAY_FIELD_NUMBER: _ClassVar[int]
     model: _prediction_pb2.ModelIdentity
     horizon_hours: int
     features: _containers.RepeatedCompositeFieldContainer[_prediction_pb2.FeatureSpec]
     metrics: _containers.ScalarMap[str, float]
     signals: _containers.RepeatedCompositeFieldContainer[_prediction_pb2.FeatureSpec]
     max_batch_size: int
-    def __init__(self, model: _Optional[_Union[_prediction_pb2.ModelIdentity, _Mapping]] = ..., horizon_hours: _Optional[int] = ..., features: _Optional[_Iterable[_Union[_prediction_pb2.FeatureSpec, _Mapping]]] = ..., metrics: _Optional[_Mapping[str, float]] = ..., signals: _Optional[_Iterable[_Union[_prediction_pb2.FeatureSpec, _Mapping]]] = ..., max_batch_size: _Optional[int] = ...) -> None: ...
+    comparators: _containers.RepeatedCompositeFieldContainer[Comparator]
+    auroc_gain_over_best_baseline: Estimate
+    best_baseline: str
+    transparency_json: str
+    alert_budget_per_100_children_per_day: _containers.ScalarMap[str, float]
+    def __init__(self, model: _Optional[_Union[_prediction_pb2.ModelIdentity, _Mapping]] = ..., horizon_hours: _Optional[int] = ..., features: _Optional[_Iterable[_Union[_prediction_pb2.FeatureSpec, _Mapping]]] = ..., metrics: _Optional[_Mapping[str, float]] = ..., signals: _Optional[_Iterable[_Union[_prediction_pb2.FeatureSpec, _Mapping]]] = ..., max_batch_size: _Optional[int] = ..., comparators: _Optional[_Iterable[_Union[Comparator, _Mapping]]] = ..., auroc_gain_over_best_baseline: _Optional[_Union[Estimate, _Mapping]] = ..., best_baseline: _Optional[str] = ..., transparency_json: _Optional[str] = ..., alert_budget_per_100_children_per_day: _Optional[_Mapping[str, float]] = ...) -> None: ...
+
+class Estimate(_message.Message):
+    __slots__ = ("value", "ci_lower", "ci_upper")
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    CI_LOWER_FIELD_NUMBER: _ClassVar[int]
+    CI_UPPER_FIELD_NUMBER: _ClassVar[int]
+    value: float
+    ci_lower: float
+    ci_upper: float
+    def __init__(self, value: _Optional[float] = ..., ci_lower: _Optional[float] = ..., ci_upper: _Optional[float] = ...) -> None: ...
+
+class Comparator(_message.Message):
+    __slots__ = ("name", "description", "auroc", "auprc")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    AUROC_FIELD_NUMBER: _ClassVar[int]
+    AUPRC_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    description: str
+    auroc: Estimate
+    auprc: Estimate
+    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., auroc: _Optional[_Union[Estimate, _Mapping]] = ..., auprc: _Optional[_Union[Estimate, _Mapping]] = ...) -> None: ...
 
 class SealedRequest(_message.Message):
     __slots__ = ("envelope",)

@@ -19,7 +19,7 @@ from clinpred.pilots.deterioration.cohort import (
 )
 from clinpred.pilots.deterioration.observations import EVENT_TYPES, OBSERVATION_KEY_COLUMNS, SIGNAL_NAMES, SIGNALS
 from clinpred.pilots.deterioration.reference_ranges import fleming_band_centiles
-from clinpred.pilots.deterioration.simulator import simulate_cohort
+from clinpred.pilots.deterioration.simulator import SimulationConfig, simulate_cohort
 
 
 @pytest.fixture(scope="module")
@@ -142,3 +142,57 @@ def test_loader_names_missing_column_and_bad_values(tmp_path: Path) -> None:
     with pytest.raises(InvalidInput) as bad_events:
         load_events(events)
     assert {v.field for v in bad_events.value.violations} == {"events.event_time", "events.event_type"}
+
+
+# Scenario options (ASSUMPTIONS.md, "Scenarios"): each changes what it says and nothing else.
+
+
+@pytest.fixture(scope="module")
+def default_small() -> Cohort:
+    return simulate_cohort(60, seed=8, progress=False)
+
+
+def _hours_before_admissions(cohort: Cohort, hours: float) -> int:
+    admissions = cohort.events[cohort.events["event_type"] == "unplanned_admission"]
+    count = 0
+    for patient, at in zip(admissions["patient_id"], admissions["event_time"], strict=True):
+        obs = cohort.observations
+        start = at - pd.Timedelta(hours=hours)
+        window = (obs["patient_id"] == patient) & (obs["observed_at"] < at) & (obs["observed_at"] >= start)
+        count += int(window.sum())
+    return count
+
+
+def test_early_pews_drift_lowers_blood_pressure_and_slows_refill_before_events_only(default_small: Cohort) -> None:
+    early = simulate_cohort(60, seed=8, progress=False, config=SimulationConfig(pews_items_drift_early=True))
+    pd.testing.assert_frame_equal(early.events, default_small.events)
+    before, after = default_small.observations, early.observations
+    assert before["observation_id"].equals(after["observation_id"])
+    pd.testing.assert_series_equal(before["temperature_c"], after["temperature_c"])
+    measured = before["systolic_bp"].notna()
+    assert (after["systolic_bp"][measured] <= before["systolic_bp"][measured]).all()
+    assert (after["systolic_bp"][measured] < before["systolic_bp"][measured]).mean() > 0.005
+    refill = before["capillary_refill_s"].notna()
+    assert (after["capillary_refill_s"][refill] >= before["capillary_refill_s"][refill]).all()
+    assert (after["capillary_refill_s"][refill] > before["capillary_refill_s"][refill]).any()
+
+
+def test_measurement_frequency_that_does_not_rise_with_illness_removes_the_extra_sets(default_small: Cohort) -> None:
+    flat = simulate_cohort(60, seed=8, progress=False, config=SimulationConfig(measurement_rises_with_illness=False))
+    pd.testing.assert_frame_equal(flat.events, default_small.events)
+    assert len(flat.observations) < len(default_small.observations)
+    # Sets per day in the 24 h before an admission: the default rises up to fourfold, the option not at all.
+    assert _hours_before_admissions(flat, 24) < 0.6 * _hours_before_admissions(default_small, 24)
+
+
+def test_antipyretics_lower_fever_readings_and_nothing_else(default_small: Cohort) -> None:
+    treated = simulate_cohort(60, seed=8, progress=False, config=SimulationConfig(antipyretic_fraction=0.5))
+    pd.testing.assert_frame_equal(treated.events, default_small.events)
+    before, after = default_small.observations, treated.observations
+    assert before["observation_id"].equals(after["observation_id"])
+    measured = before["temperature_c"].notna()
+    assert (after["temperature_c"][measured] <= before["temperature_c"][measured] + 1e-9).all()
+    fevers_before = int((before["temperature_c"] >= 38.0).sum())
+    fevers_after = int((after["temperature_c"] >= 38.0).sum())
+    assert fevers_before > 50 and fevers_after < 0.8 * fevers_before
+    pd.testing.assert_series_equal(before["neutrophils_g_l"], after["neutrophils_g_l"])

@@ -1,8 +1,11 @@
 """Training end to end on a freshly simulated cohort, read back from files as a hospital would provide them.
 
 Checks on held-out patients: the model beats Bedside PEWS (computed from the
-same observations at the same scoring times) by at least 0.05 AUROC, and the
-conformal sets reach their nominal coverage within 2 points.
+same observations at the same scoring times) by at least 0.05 AUROC, the
+baselines are scored on the same children, the bootstrap CIs hold their point
+estimates, the bands keep their alert budget, the Venn-Abers intervals agree
+with held-out event rates, and the (deprecated) conformal sets reach their
+nominal coverage within 2 points.
 """
 
 from __future__ import annotations
@@ -34,6 +37,9 @@ EXPECTED_FILES = {
     "MODEL_CARD.md",
     "shap_summary.png",
     "calibration.png",
+    "decision_curve.png",
+    "venn_abers.json",
+    "transparency.json",
 }
 
 
@@ -77,6 +83,73 @@ def test_package_is_complete_and_verified(report: TrainingReport) -> None:
     card = package.file("MODEL_CARD.md").read_text()
     assert "Bedside PEWS" in card and "SIMULATED" in card
     assert package.file("shap_summary.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_baselines_are_scored_on_the_same_held_out_children(report: TrainingReport) -> None:
+    metrics = report.metrics
+    any_outcome = metrics["outcomes"]["any"]
+    assert any_outcome["rows"] == metrics["test"]["rows"] and any_outcome["positives"] == metrics["test"]["positives"]
+    assert metrics["headline"]["bootstrap"]["children"] == metrics["data"]["split_patients"]["test"]
+    # The same rows as the original PEWS figure, computed two ways.
+    assert any_outcome["pews"]["auroc"]["value"] == pytest.approx(metrics["test"]["pews_auroc"], abs=1e-12)
+    assert any_outcome["model"]["auroc"]["value"] == pytest.approx(metrics["test"]["auroc"], abs=1e-12)
+    for name in ("pews", "pathway", "logistic"):
+        assert metrics["baselines"][name]["auroc"] == any_outcome[name]["auroc"]["value"]
+    # The transparent baseline uses the pathway's signals: it beats PEWS alone.
+    assert any_outcome["logistic"]["auroc"]["value"] > any_outcome["pews"]["auroc"]["value"]
+    best = metrics["headline"]["best_baseline"]
+    assert any_outcome[best]["auroc"]["value"] == max(any_outcome[n]["auroc"]["value"] for n in ("pews", "pathway", "logistic"))
+
+
+def test_bootstrap_intervals_contain_their_point_estimates(report: TrainingReport) -> None:
+    metrics = report.metrics
+    estimates = [metrics["headline"]["auroc_gain"], metrics["headline"]["auprc_gain"]]
+    for outcome in metrics["outcomes"].values():
+        for name in ("model", "pews", "logistic"):
+            estimates += [outcome[name]["auroc"], outcome[name]["auprc"]]
+    for estimate in estimates:
+        low, high = estimate["ci95"]
+        assert low <= estimate["value"] <= high
+        assert high - low > 0  # a real spread over replicates
+    assert metrics["headline"]["bootstrap"]["replicates"] >= 1000
+
+
+def test_bands_keep_the_alert_budget_on_held_out_children(report: TrainingReport) -> None:
+    metrics = report.metrics
+    budget = metrics["risk_bands"]["alert_budget_per_100_children_per_day"]
+    points = metrics["operating_points"]
+    assert points["high"]["alerts_per_100_children_per_day"] <= budget["high"]
+    assert points["medium_or_higher"]["alerts_per_100_children_per_day"] <= budget["medium"]
+    # The budget is used, not avoided by flagging nobody.
+    assert points["high"]["alerts"] > 0 and points["high"]["ppv"]["value"] > metrics["test"]["observed_rate"]
+    for outcome in ("sepsis", "picu_transfer", "unplanned_admission"):
+        assert points["medium_or_higher"]["per_event_sensitivity"][outcome]["value"] >= (
+            points["high"]["per_event_sensitivity"][outcome]["value"]
+        )
+
+
+def test_venn_abers_intervals_agree_with_held_out_event_rates(report: TrainingReport) -> None:
+    check = report.metrics["venn_abers_test"]
+    # 10 bins, each a 95 % Wilson CI against the interval: 7 of 10 allows for chance misses (about 0.5
+    # expected) and for calibration children being 200 of them, not the thousands of the simulation.
+    assert check["coverage"] >= 0.7
+    assert check["mean_width"] < 0.05
+    conformal = report.metrics["conformal_test"]
+    assert conformal["both_rate"] > 0.3  # why the set was replaced: mostly both labels
+
+
+def test_transparency_document_answers_every_hti1_group(report: TrainingReport) -> None:
+    package = ModelPackage.open(report.package.path)
+    document = package.read_json("transparency.json")
+    attributes = document["attributes"]
+    assert len(attributes) == 31  # REFERENCES.md: HTI-1 lists 31 source attributes
+    for key in (
+        "intended_use", "intended_patient_population", "cautioned_out_of_scope_uses", "demographic_input_features",
+        "fairness_approach", "external_validation_process", "validity_same_source", "fairness_same_source",
+        "update_and_validation_schedule",
+    ):
+        assert attributes[key], key
+    assert attributes["validity_same_source"]["auroc"] == report.metrics["outcomes"]["any"]["model"]["auroc"]
 
 
 def test_split_is_by_patient() -> None:
