@@ -41,6 +41,10 @@ INNER_SPLITS = 5
 TREE_SHARES = (1 / 6, 1 / 3, 2 / 3, 1.0)
 LR_CS = tuple(float(c) for c in np.logspace(-3, 2, 11))
 MONDRIAN_COVERAGES = (0.95, 0.99)
+# BI-RADS category 4 (recommend biopsy) starts at a 2% likelihood of malignancy: the referral threshold.
+BIOPSY_THRESHOLD = 0.02
+DECISION_THRESHOLDS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5)
+CURVE_THRESHOLDS = tuple(round(0.01 * i, 2) for i in range(1, 61))
 ECE_BINS = 10
 
 def _auroc(y: np.ndarray, p1: np.ndarray) -> float:
@@ -128,6 +132,24 @@ def mondrian_mask(p: np.ndarray, q: np.ndarray) -> np.ndarray:
     return np.asarray(inside)
 
 
+def net_benefit(y: np.ndarray, p1: np.ndarray, threshold: float) -> float:
+    """Net benefit of referring every case with `p1 >= threshold`: TP/n - FP/n * t / (1 - t) (Vickers & Elkin 2006)."""
+    refer = p1 >= threshold
+    n = y.size
+    return float(np.sum(refer & (y == 1)) / n - np.sum(refer & (y == 0)) / n * threshold / (1.0 - threshold))
+
+
+def operating_point(y: np.ndarray, p1: np.ndarray, threshold: float) -> dict[str, float]:
+    refer = p1 >= threshold
+    tp, fp = np.sum(refer & (y == 1)), np.sum(refer & (y == 0))
+    return {
+        "sensitivity": float(tp / max(1, np.sum(y == 1))),
+        "specificity": float(np.sum(~refer & (y == 0)) / max(1, np.sum(y == 0))),
+        "ppv": float(tp / max(1, tp + fp)),
+        "referred_share": float(refer.mean()),
+    }
+
+
 def _summary(values: Sequence[float]) -> dict[str, float]:
     a = np.asarray(values, dtype=np.float64)
     return {"mean": float(a.mean()), "sd": float(a.std(ddof=1)) if a.size > 1 else 0.0}
@@ -165,9 +187,11 @@ def nested_comparison(
     tallies = {m: {c: np.zeros(4) for c in coverages} for m in names}
     class_covered = {m: {c: np.zeros(2) for c in coverages} for m in names}
     class_total = np.zeros(2)
+    # Held-out positive-class probabilities, one full out-of-fold vector per model and split seed.
+    heldout = {m: np.zeros((len(seeds), y.size)) for m in names}
     total = len(seeds) * n_splits
     bar = tqdm(total=total, desc="nested CV", unit="fold", disable=not progress)
-    for seed in seeds:
+    for seed_index, seed in enumerate(seeds):
         outer = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
         for train, held in outer.split(x32, y):
             inner = StratifiedKFold(n_splits=inner_splits, shuffle=True, random_state=seed)
@@ -191,6 +215,7 @@ def nested_comparison(
                     p = calibrator.apply(p)
                     calibrated[name] += 1
                 settings[name].append(setting)
+                heldout[name][seed_index, held] = p[:, 1]
                 for key, value in fold_metrics(y[held], p).items():
                     per_fold[name][key].append(value)
                 for coverage in coverages:
@@ -213,8 +238,15 @@ def nested_comparison(
                 "malignant_miss_rate": float(1.0 - covered[1]),
                 "two_label_share": float(tallies[name][coverage][2] / tallies[name][coverage][3]),
             }
+        curve = np.array([[net_benefit(y, row, t) for t in DECISION_THRESHOLDS] for row in heldout[name]])
+        points = [operating_point(y, row, BIOPSY_THRESHOLD) for row in heldout[name]]
         models[name] = {
             "metrics": {key: _summary(per_fold[name][key]) for key in METRICS},
+            "net_benefit": {f"{t:g}": float(v) for t, v in zip(DECISION_THRESHOLDS, curve.mean(axis=0), strict=True)},
+            "net_benefit_curve": [
+                float(np.mean([net_benefit(y, row, t) for row in heldout[name]])) for t in CURVE_THRESHOLDS
+            ],
+            "biopsy_threshold_operating_point": {k: _summary([pt[k] for pt in points]) for k in points[0]},
             "chosen": {f"{s:g}": n for s, n in sorted(Counter(settings[name]).items())},
             "calibrated_folds": calibrated[name],
             "mondrian_conformal": mondrian,
@@ -238,4 +270,15 @@ def nested_comparison(
         "models": models,
         "log_loss_difference_stumps_minus_lr": _summary(difference.tolist()),
         "winner_log_loss": winner,
+        "decision_curve": {
+            "biopsy_threshold": BIOPSY_THRESHOLD,
+            "thresholds": list(DECISION_THRESHOLDS),
+            "curve_thresholds": list(CURVE_THRESHOLDS),
+            "refer_all_curve": [net_benefit(y, np.ones(y.size), t) for t in CURVE_THRESHOLDS],
+            "refer_all": {f"{t:g}": net_benefit(y, np.ones(y.size), t) for t in DECISION_THRESHOLDS},
+            "definition": (
+                "net benefit TP/n - FP/n * t/(1-t) of referring every case with held-out P(malignant) >= t, "
+                "pooled out-of-fold per split seed, mean over seeds; referring none has net benefit 0"
+            ),
+        },
     }

@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 
 from clinpred.pilots.tumor.data import TumorDataset
-from clinpred.pilots.tumor.nested_evaluation import METRICS, mondrian_mask, mondrian_quantiles, nested_comparison
+from clinpred.pilots.tumor.nested_evaluation import (
+    METRICS,
+    mondrian_mask,
+    mondrian_quantiles,
+    nested_comparison,
+    net_benefit,
+    operating_point,
+)
 
 
 def _scores(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -70,3 +77,15 @@ def test_nested_comparison_on_wdbc_uses_the_same_folds_for_both_models(wdbc: Tum
         # 2 x 212 malignant held-out cases at a 99% target: a miss rate above 3% would be far outside it.
         assert row["malignant_miss_rate"] <= 0.03
         assert row["two_label_share"] >= model["mondrian_conformal"]["0.95"]["two_label_share"]
+
+
+def test_net_benefit_and_operating_point_count_referrals() -> None:
+    y = np.array([1, 1, 0, 0, 0, 0, 0, 0, 0, 1])
+    p1 = np.array([0.9, 0.3, 0.25, 0.1, 0.05, 0.01, 0.0, 0.4, 0.02, 0.01])
+    # At t = 0.2: referred 0.9, 0.3, 0.25, 0.4 -> 2 true, 2 false positives out of 10; odds 0.25.
+    assert net_benefit(y, p1, 0.2) == pytest.approx(2 / 10 - 2 / 10 * 0.25)
+    assert operating_point(y, p1, 0.2) == pytest.approx(
+        {"sensitivity": 2 / 3, "specificity": 5 / 7, "ppv": 0.5, "referred_share": 0.4}
+    )
+    # Referring everyone: prevalence - (1 - prevalence) * odds.
+    assert net_benefit(y, np.ones(10), 0.1) == pytest.approx(0.3 - 0.7 / 9)

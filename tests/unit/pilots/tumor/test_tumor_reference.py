@@ -34,6 +34,7 @@ def test_the_reference_is_the_latest_wdbc_xgboost_package(reference_package: Mod
         "metrics.json",
         "MODEL_CARD.md",
         "shap_summary.png",
+        "decision_curve.png",
     }
     # Small enough to live in git.
     assert sum(p.stat().st_size for p in REFERENCE.iterdir()) < 2_000_000
@@ -232,6 +233,15 @@ def test_nested_figures_are_what_the_card_states(reference_package: ModelPackage
     assert nested["log_loss_difference_stumps_minus_lr"]["mean"] == pytest.approx(difference.mean(), rel=1e-12)
     winner = "logistic_regression" if difference.mean() > 0 else "boosted_stumps"
     assert nested["winner_log_loss"] == winner
+    # Decision curve at the 2% biopsy threshold: on held-out cases both models must beat referring everyone
+    # (they would not if their low probabilities were miscalibrated), and the card shows it with its plot.
+    curve = nested["decision_curve"]
+    assert curve["biopsy_threshold"] == 0.02
+    assert "![Decision curve](decision_curve.png)" in card
+    assert reference_package.file("decision_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for model in nested["models"].values():
+        assert model["net_benefit"]["0.02"] > curve["refer_all"]["0.02"]
+        assert model["biopsy_threshold_operating_point"]["sensitivity"]["mean"] >= 0.97
 
 
 def test_the_previous_package_still_loads_and_answers_as_the_reference(
