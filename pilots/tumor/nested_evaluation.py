@@ -150,6 +150,26 @@ def operating_point(y: np.ndarray, p1: np.ndarray, threshold: float) -> dict[str
     }
 
 
+def reliability_bins(y: np.ndarray, p1: np.ndarray, n_bins: int = ECE_BINS) -> list[dict[str, float]]:
+    """Per equal-width bin of P(malignant): cases, mean prediction, observed share and its 95% Wilson interval."""
+    from scipy.stats import binomtest
+
+    bins = np.clip(np.ceil(p1 * n_bins).astype(np.int64) - 1, 0, n_bins - 1)
+    rows = []
+    for b in range(n_bins):
+        inside = bins == b
+        n = int(inside.sum())
+        if n == 0:
+            continue
+        events = int(y[inside].sum())
+        interval = binomtest(events, n).proportion_ci(confidence_level=0.95, method="wilson")
+        low, high = interval.low, interval.high
+        rows.append(
+            {"n": n, "predicted": float(p1[inside].mean()), "observed": events / n, "low": float(low), "high": float(high)}
+        )
+    return rows
+
+
 def _summary(values: Sequence[float]) -> dict[str, float]:
     a = np.asarray(values, dtype=np.float64)
     return {"mean": float(a.mean()), "sd": float(a.std(ddof=1)) if a.size > 1 else 0.0}
@@ -243,6 +263,8 @@ def nested_comparison(
         models[name] = {
             "metrics": {key: _summary(per_fold[name][key]) for key in METRICS},
             "net_benefit": {f"{t:g}": float(v) for t, v in zip(DECISION_THRESHOLDS, curve.mean(axis=0), strict=True)},
+            # One split seed's held-out cases, so each case counts once in the intervals.
+            "reliability_first_seed": reliability_bins(y, heldout[name][0]),
             "net_benefit_curve": [
                 float(np.mean([net_benefit(y, row, t) for row in heldout[name]])) for t in CURVE_THRESHOLDS
             ],

@@ -327,6 +327,7 @@ def train_tumor(
         _shap_summary_png(shap.values, x32, schema, writer.path("shap_summary.png"), seed)
         if "nested_cv" in metrics:
             _decision_curve_png(metrics["nested_cv"], writer.path("decision_curve.png"))
+            _calibration_png(metrics["nested_cv"], writer.path("calibration_plot.png"))
         writer.write_text(
             "MODEL_CARD.md", model_card(name, version, algorithm, dataset, metrics, calibrator, conformal)
         )
@@ -405,6 +406,16 @@ def _metrics(
     }
 
 
+# The reference model's history, for its card (the card must not depend on the clock).
+REFERENCE_CHANGE_LOG = {
+    "1.0.0": ("2026-11-22", "1,500 boosted stumps; single 10-fold CV; marginal split-conformal sets at 95%."),
+    "1.1.0": (
+        "2026-12-03",
+        "same model and answers; evaluation redone by nested, repeated CV against a penalised logistic "
+        "regression, class-conditional conformal coverage, decision curve at the biopsy threshold, calibration plot.",
+    ),
+}
+OWNER = "clinpred tumour classification maintainers (models/tumor)"
 OPERATING_POINT_KEYS = ("sensitivity", "specificity", "ppv", "referred_share")
 _NESTED_LABELS = {"boosted_stumps": "boosted stumps (XGBoost, depth 1)", "logistic_regression": "penalised logistic regression"}
 
@@ -470,6 +481,15 @@ def _nested_section(metrics: Mapping[str, Any]) -> list[str]:
         "are evaluated here and not yet served.",
         "",
     ]
+    lines += [
+        "### Calibration on held-out cases",
+        "",
+        "Equal-width bins of held-out P(malignant) from split seed 0 (each case once), observed share with its "
+        "95% Wilson interval:",
+        "",
+        "![Calibration plot](calibration_plot.png)",
+        "",
+    ]
     curve = nested["decision_curve"]
     t_biopsy = curve["biopsy_threshold"]
     lines += [
@@ -503,6 +523,33 @@ def _nested_section(metrics: Mapping[str, Any]) -> list[str]:
         )
     lines.append("")
     return lines
+
+
+def _calibration_png(nested: Mapping[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(9, 4.2), sharey=True)
+    for ax, (name, model) in zip(axes, nested["models"].items(), strict=True):
+        rows = model["reliability_first_seed"]
+        predicted = np.array([r["predicted"] for r in rows])
+        observed = np.array([r["observed"] for r in rows])
+        errors = np.array([[r["observed"] - r["low"] for r in rows], [r["high"] - r["observed"] for r in rows]])
+        ax.plot([0, 1], [0, 1], ":", color="gray", label="perfect calibration")
+        ax.errorbar(predicted, observed, yerr=errors, fmt="o", capsize=3, label="observed, 95% Wilson interval")
+        for r in rows:
+            ax.annotate(str(r["n"]), (r["predicted"], r["observed"]), textcoords="offset points", xytext=(5, -10), fontsize=7)
+        ax.set_title(_NESTED_LABELS[name], fontsize=9)
+        ax.set_xlabel("predicted P(malignant), held-out")
+        ax.set_xlim(-0.02, 1.02)
+        ax.set_ylim(-0.02, 1.02)
+    axes[0].set_ylabel("observed share malignant")
+    axes[0].legend(fontsize=7, loc="upper left")
+    fig.suptitle("Calibration, nested CV split seed 0 (numbers: cases per bin)", fontsize=10)
+    fig.savefig(path, dpi=72, bbox_inches="tight", metadata={"Software": None})
+    plt.close(fig)
 
 
 def _decision_curve_png(nested: Mapping[str, Any], path: Path) -> None:
@@ -678,6 +725,29 @@ def model_card(
         "area; compactness, concavity, concave points) a feature's contribution is conditional on the others "
         "and can have a counter-intuitive sign.",
         "- Values outside the training range are answered but flagged; treat those answers with extra caution.",
+        "",
+        "## Owner, date and change log",
+        "",
+        f"- Owner: {OWNER}.",
+    ]
+    if is_wdbc and name == "wdbc-xgboost" and version in REFERENCE_CHANGE_LOG:
+        lines += [f"- Released: {REFERENCE_CHANGE_LOG[version][0]}.", "", "| version | date | change |", "|---|---|---|"]
+        lines += [f"| {v} | {d} | {c} |" for v, (d, c) in REFERENCE_CHANGE_LOG.items() if v <= version]
+    else:
+        lines += ["- Trained with `clinpred train tumor`; its date is the package's registration in the model store."]
+    lines += [
+        "",
+        "## Monitoring plan",
+        "",
+        "- Inputs: the share of answers with out-of-range flags, per feature (every answer carries its flags; "
+        "the service does not count them as a metric yet); a rise means the measurement pipeline or the "
+        "population moved away from the training data.",
+        "- Outputs: the distribution of P(malignant) and the share of answers above the biopsy threshold, "
+        "against the figures above.",
+        "- Outcomes: where cytology or histology confirms the diagnosis, the sensitivity at the biopsy threshold "
+        "and the calibration (observed against predicted by bin) are recomputed at least every quarter; a "
+        "sensitivity below the lower end of the nested-CV range, or a calibration bin outside its interval, "
+        "triggers review and recalibration before further use.",
         "",
     ]
     return "\n".join(lines)

@@ -35,6 +35,7 @@ def test_the_reference_is_the_latest_wdbc_xgboost_package(reference_package: Mod
         "MODEL_CARD.md",
         "shap_summary.png",
         "decision_curve.png",
+        "calibration_plot.png",
     }
     # Small enough to live in git.
     assert sum(p.stat().st_size for p in REFERENCE.iterdir()) < 2_000_000
@@ -162,9 +163,21 @@ def test_single_case_and_batch_answers_agree(reference: TumorClassifier, wdbc: T
 
 def test_model_card_documents_the_model(reference_package: ModelPackage) -> None:
     card = reference_package.file("MODEL_CARD.md").read_text()
-    for section in ("## Intended use", "## Data", "## Metrics", "## Calibration", "## Confidence", "## Limitations"):
+    for section in (
+        "## Intended use",
+        "## Data",
+        "## Metrics",
+        "## Calibration",
+        "## Confidence",
+        "## Limitations",
+        "## Owner, date and change log",
+        "## Monitoring plan",
+    ):
         assert section in card
     assert "![SHAP summary](shap_summary.png)" in card
+    assert "| 1.1.0 | 2026-12-03 |" in card and "| 1.0.0 | 2026-11-22 |" in card
+    assert "![Calibration plot](calibration_plot.png)" in card
+    assert reference_package.file("calibration_plot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert reference_package.file("shap_summary.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     metrics = reference_package.read_json("metrics.json")
     assert f"{metrics['auroc']:.4f}" in card and f"{metrics['conformal_coverage_heldout']:.4f}" in card
@@ -242,6 +255,10 @@ def test_nested_figures_are_what_the_card_states(reference_package: ModelPackage
     for model in nested["models"].values():
         assert model["net_benefit"]["0.02"] > curve["refer_all"]["0.02"]
         assert model["biopsy_threshold_operating_point"]["sensitivity"]["mean"] >= 0.97
+        # Reliability bins of one seed's held-out cases: every case once, each interval holding its share.
+        bins = model["reliability_first_seed"]
+        assert sum(b["n"] for b in bins) == 569
+        assert all(b["low"] <= b["observed"] <= b["high"] for b in bins)
 
 
 def test_the_previous_package_still_loads_and_answers_as_the_reference(
