@@ -69,7 +69,7 @@ def train(
     register: Annotated[bool, typer.Option(help="Register the package in the BentoML model store.")] = True,
     as_json: JsonOption = False,
 ) -> None:
-    """Train a tumour classifier: stratified 10-fold CV, calibration, conformal sets, ONNX export.
+    """Train a tumour classifier: 10-fold CV, calibration, conformal sets, ONNX export; nested CV vs logistic regression.
 
     Progress goes to standard error. --json: {"package": {"pilot", "name", "version", "sha256", "path"},
     "metrics": {NAME: NUMBER} (the headline figures of metrics.json), "registered": BOOL}.

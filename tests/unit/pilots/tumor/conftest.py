@@ -13,7 +13,9 @@ from clinpred.pilots.tumor.classifier import TumorClassifier
 from clinpred.pilots.tumor.data import TumorDataset, load_wdbc
 from tests.conftest import MODELS
 
-REFERENCE = MODELS / "tumor" / "wdbc-xgboost" / "1.0.0"
+REFERENCE = MODELS / "tumor" / "wdbc-xgboost" / "1.1.0"
+# The first package (single, non-nested 10-fold CV): it stays loadable and selectable.
+PREVIOUS = MODELS / "tumor" / "wdbc-xgboost" / "1.0.0"
 # Tiny boosters keep training tests fast; the reference package is tested as committed.
 TINY = {"n_estimators": 20}
 

@@ -1,4 +1,4 @@
-"""The committed reference package models/tumor/wdbc-xgboost/1.0.0, loaded and used as the service will."""
+"""The committed reference package models/tumor/wdbc-xgboost/1.1.0, loaded and used as the service will."""
 
 from __future__ import annotations
 
@@ -15,15 +15,16 @@ from clinpred.pilots.common.explanation import raw_margin, treeshap_contribution
 from clinpred.pilots.common.model_package import ModelPackage, latest_package
 from clinpred.pilots.tumor.classifier import TumorClassifier
 from clinpred.pilots.tumor.data import TumorDataset
+from clinpred.pilots.tumor.nested_evaluation import METRICS, nested_comparison
 from clinpred.pilots.tumor.training import REFERENCE_THRESHOLDS, train_tumor
 from tests.conftest import MODELS
 from tests.support import assert_figures_close
-from tests.unit.pilots.tumor.conftest import REFERENCE
+from tests.unit.pilots.tumor.conftest import PREVIOUS, REFERENCE
 
 
 def test_the_reference_is_the_latest_wdbc_xgboost_package(reference_package: ModelPackage) -> None:
     assert latest_package(MODELS, "tumor", "wdbc-xgboost").path == reference_package.path
-    assert reference_package.identity.version == "1.0.0"
+    assert reference_package.identity.version == "1.1.0"
     assert set(reference_package.manifest["files"]) == {
         "model.onnx",
         "booster.json",
@@ -33,6 +34,8 @@ def test_the_reference_is_the_latest_wdbc_xgboost_package(reference_package: Mod
         "metrics.json",
         "MODEL_CARD.md",
         "shap_summary.png",
+        "decision_curve.png",
+        "calibration_plot.png",
     }
     # Small enough to live in git.
     assert sum(p.stat().st_size for p in REFERENCE.iterdir()) < 2_000_000
@@ -52,7 +55,7 @@ def test_reference_metrics_meet_the_thresholds(reference: TumorClassifier) -> No
 
 
 def test_a_tampered_package_never_loads(tmp_path: Path) -> None:
-    copy = tmp_path / "1.0.0"
+    copy = tmp_path / "1.1.0"
     shutil.copytree(REFERENCE, copy)
     ModelPackage.open(copy)
     calibration = copy / "calibration.json"
@@ -160,9 +163,21 @@ def test_single_case_and_batch_answers_agree(reference: TumorClassifier, wdbc: T
 
 def test_model_card_documents_the_model(reference_package: ModelPackage) -> None:
     card = reference_package.file("MODEL_CARD.md").read_text()
-    for section in ("## Intended use", "## Data", "## Metrics", "## Calibration", "## Confidence", "## Limitations"):
+    for section in (
+        "## Intended use",
+        "## Data",
+        "## Metrics",
+        "## Calibration",
+        "## Confidence",
+        "## Limitations",
+        "## Owner, date and change log",
+        "## Monitoring plan",
+    ):
         assert section in card
     assert "![SHAP summary](shap_summary.png)" in card
+    assert "| 1.1.0 | 2026-12-03 |" in card and "| 1.0.0 | 2026-11-22 |" in card
+    assert "![Calibration plot](calibration_plot.png)" in card
+    assert reference_package.file("calibration_plot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert reference_package.file("shap_summary.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     metrics = reference_package.read_json("metrics.json")
     assert f"{metrics['auroc']:.4f}" in card and f"{metrics['conformal_coverage_heldout']:.4f}" in card
@@ -171,12 +186,14 @@ def test_model_card_documents_the_model(reference_package: ModelPackage) -> None
 def test_retraining_reproduces_the_committed_reference(
     reference_package: ModelPackage, wdbc: TumorDataset, tmp_path: Path
 ) -> None:
-    report = train_tumor(wdbc, models_root=tmp_path, progress=False)
+    # The nested comparison's seed 0 is rebuilt in its own test below; here everything else.
+    report = train_tumor(wdbc, models_root=tmp_path, progress=False, nested_seeds=0)
+    committed = {k: v for k, v in reference_package.read_json("metrics.json").items() if k != "nested_cv"}
     # Seeded, single-threaded boosting gives the same trees on any machine; what differs is
     # the order of float sums (SIMD width, BLAS) in calibration fitting and metric means,
     # seen at 4e-8 relative (ECE). 1e-6 allows that and still catches any changed case:
     # one of 569 cases flipping moves accuracy by 2e-3.
-    assert_figures_close(report.metrics, reference_package.read_json("metrics.json"), rel=1e-6)
+    assert_figures_close(report.metrics, committed, rel=1e-6)
     for name in ("calibration.json", "conformal.json"):
         assert_figures_close(report.package.read_json(name), reference_package.read_json(name), rel=1e-6, path=name)
     assert report.package.file("schema.json").read_bytes() == reference_package.file("schema.json").read_bytes()
@@ -189,3 +206,67 @@ def test_retraining_reproduces_the_committed_reference(
         for p in (report.package, reference_package)
     )
     assert np.abs(rebuilt - committed).max() <= 1e-6
+
+
+def test_the_nested_comparison_of_the_committed_package_is_reproducible(
+    reference_package: ModelPackage, wdbc: TumorDataset
+) -> None:
+    nested = reference_package.read_json("metrics.json")["nested_cv"]
+    assert nested["seeds"] == [0, 1, 2, 3, 4] and nested["n_splits"] == 10 and nested["inner_splits"] == 5
+    hyper = reference_package.read_json("metrics.json")["training"]["hyperparameters"]
+    rebuilt = nested_comparison(wdbc.x.astype(np.float32), wdbc.y, hyper, seeds=(0,), n_splits=10)
+    for model, committed in nested["models"].items():
+        for key in METRICS:
+            assert len(committed["per_fold"][key]) == 50
+            # Seed 0's ten outer folds come first; same tolerance as the retraining test above.
+            assert rebuilt["models"][model]["per_fold"][key] == pytest.approx(committed["per_fold"][key][:10], rel=1e-6)
+
+
+def test_nested_figures_are_what_the_card_states(reference_package: ModelPackage) -> None:
+    nested = reference_package.read_json("metrics.json")["nested_cv"]
+    card = reference_package.file("MODEL_CARD.md").read_text()
+    assert "## Nested, repeated cross-validation" in card
+    for model in nested["models"].values():
+        for key in METRICS:
+            values = np.array(model["per_fold"][key])
+            summary = model["metrics"][key]
+            assert summary["mean"] == pytest.approx(values.mean(), rel=1e-12)
+            assert summary["sd"] == pytest.approx(values.std(ddof=1), rel=1e-12)
+            assert f"{summary['mean']:.4f} ± {summary['sd']:.4f}" in card
+        assert sum(model["chosen"].values()) == 50
+        # Each model must be good on held-out folds; the boosted stumps meet the reference thresholds.
+        assert model["metrics"]["auroc"]["mean"] >= REFERENCE_THRESHOLDS["auroc"]
+        for target, row in model["mondrian_conformal"].items():
+            # Pooled over 5 x 212 malignant held-out cases: a bounded miss rate within sampling error
+            # (binomial SE at 95% with n = 212 is 0.015).
+            assert row["malignant_miss_rate"] <= 1 - float(target) + 0.03
+    difference = np.array(nested["models"]["boosted_stumps"]["per_fold"]["log_loss"]) - np.array(
+        nested["models"]["logistic_regression"]["per_fold"]["log_loss"]
+    )
+    assert nested["log_loss_difference_stumps_minus_lr"]["mean"] == pytest.approx(difference.mean(), rel=1e-12)
+    winner = "logistic_regression" if difference.mean() > 0 else "boosted_stumps"
+    assert nested["winner_log_loss"] == winner
+    # Decision curve at the 2% biopsy threshold: on held-out cases both models must beat referring everyone
+    # (they would not if their low probabilities were miscalibrated), and the card shows it with its plot.
+    curve = nested["decision_curve"]
+    assert curve["biopsy_threshold"] == 0.02
+    assert "![Decision curve](decision_curve.png)" in card
+    assert reference_package.file("decision_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for model in nested["models"].values():
+        assert model["net_benefit"]["0.02"] > curve["refer_all"]["0.02"]
+        assert model["biopsy_threshold_operating_point"]["sensitivity"]["mean"] >= 0.97
+        # Reliability bins of one seed's held-out cases: every case once, each interval holding its share.
+        bins = model["reliability_first_seed"]
+        assert sum(b["n"] for b in bins) == 569
+        assert all(b["low"] <= b["observed"] <= b["high"] for b in bins)
+
+
+def test_the_previous_package_still_loads_and_answers_as_the_reference(
+    reference: TumorClassifier, wdbc: TumorDataset
+) -> None:
+    previous = TumorClassifier.load(ModelPackage.open(PREVIOUS))
+    assert previous.identity.version == "1.0.0" and "nested_cv" not in previous.metrics
+    # Same hyperparameters and seed: the served model is the same; only the evaluation was redone.
+    old = np.array([p.probabilities["malignant"] for p in previous.predict(wdbc.x)])
+    new = np.array([p.probabilities["malignant"] for p in reference.predict(wdbc.x)])
+    assert np.abs(old - new).max() <= 1e-6

@@ -39,7 +39,7 @@ def _subset(data: TumorDataset, n: int = 200) -> TumorDataset:
 
 def test_multi_class_user_csv_trains_into_a_servable_package(iris_csv: Path, tmp_path: Path) -> None:
     data = load_tumor_csv(iris_csv, label_column="grade")
-    report = train_tumor(data, models_root=tmp_path, progress=False, params=TINY)
+    report = train_tumor(data, models_root=tmp_path, progress=False, params=TINY, nested_seeds=0)
     package = report.package
     assert package.identity.name == "nuclei-xgboost" and package.identity.version == "1.0.0"
     assert set(package.manifest["files"]) == PACKAGE_FILES | {"booster.json"}
@@ -71,7 +71,7 @@ def test_multi_class_user_csv_trains_into_a_servable_package(iris_csv: Path, tmp
 
 def test_lightgbm_is_selectable(wdbc: TumorDataset, tmp_path: Path) -> None:
     data = _subset(wdbc)
-    report = train_tumor(data, algorithm="lightgbm", models_root=tmp_path, progress=False, params=TINY)
+    report = train_tumor(data, algorithm="lightgbm", models_root=tmp_path, progress=False, params=TINY, nested_seeds=0)
     package = report.package
     assert package.identity.name == "wdbc-lightgbm"
     assert package.metadata["algorithm"] == "lightgbm" and package.metadata["booster"] == "booster.txt"
@@ -90,14 +90,14 @@ def test_lightgbm_is_selectable(wdbc: TumorDataset, tmp_path: Path) -> None:
 
 def test_retraining_reproduces_metrics_and_model(wdbc: TumorDataset, tmp_path: Path) -> None:
     data = _subset(wdbc)
-    first = train_tumor(data, models_root=tmp_path, progress=False, params=TINY)
-    second = train_tumor(data, models_root=tmp_path, progress=False, params=TINY)
+    first = train_tumor(data, models_root=tmp_path, progress=False, params=TINY, nested_seeds=0)
+    second = train_tumor(data, models_root=tmp_path, progress=False, params=TINY, nested_seeds=0)
     assert second.package.identity.version == "1.1.0"  # next_version by default
     assert first.metrics == second.metrics
     files_a, files_b = first.package.manifest["files"], second.package.manifest["files"]
     for name in ("model.onnx", "booster.json", "calibration.json", "conformal.json", "metrics.json"):
         assert files_a[name] == files_b[name], name
-    other_seed = train_tumor(data, models_root=tmp_path, progress=False, params=TINY, seed=1)
+    other_seed = train_tumor(data, models_root=tmp_path, progress=False, params=TINY, seed=1, nested_seeds=0)
     assert other_seed.metrics["details"]["auroc_per_fold"] != first.metrics["details"]["auroc_per_fold"]
 
 
@@ -127,7 +127,7 @@ def test_a_failed_export_writes_no_package(wdbc: TumorDataset, tmp_path: Path, m
     real = training.to_onnx
     monkeypatch.setattr(training, "to_onnx", lambda *args: _tamper(real(*args)))
     with pytest.raises(OnnxParityError):
-        train_tumor(_subset(wdbc), models_root=tmp_path, progress=False, params=TINY)
+        train_tumor(_subset(wdbc), models_root=tmp_path, progress=False, params=TINY, nested_seeds=0)
     assert not list(tmp_path.rglob("package.json"))
 
 
@@ -141,6 +141,8 @@ def test_bad_training_requests(wdbc: TumorDataset, tmp_path: Path) -> None:
 
 
 def test_an_explicit_name_and_version_are_used(wdbc: TumorDataset, tmp_path: Path) -> None:
-    report = train_tumor(_subset(wdbc), models_root=tmp_path, name="custom", version="2.3.4", progress=False, params=TINY)
+    report = train_tumor(
+        _subset(wdbc), models_root=tmp_path, name="custom", version="2.3.4", progress=False, params=TINY, nested_seeds=0
+    )
     assert report.package.path == tmp_path / "tumor" / "custom" / "2.3.4"
     assert ModelPackage.open(report.package.path).identity == report.package.identity
