@@ -94,7 +94,7 @@ def test_simulate_then_train_deterioration(tmp_path: Path) -> None:
 
 
 def test_train_json_describes_the_package_it_wrote(tmp_path: Path) -> None:
-    result = clinpred("train", "tumor", "--no-register", "--json", models_root=tmp_path / "models")
+    result = clinpred("train", "tumor", "--no-register", "--json", "--nested-seeds", "1", models_root=tmp_path / "models")
     assert result.returncode == 0, result.stderr
     printed = json.loads(result.stdout)  # progress went to standard error
     (package,) = list_packages(tmp_path / "models", "tumor")
