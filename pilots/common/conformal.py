@@ -29,6 +29,7 @@ import numpy as np
 from clinpred.pilots.common.calibration import fit_calibrator
 
 LAC = "split-conformal (LAC score 1 - p, top class always included)"
+MONDRIAN = "class-conditional split-conformal (Mondrian, LAC score 1 - p, top class always included)"
 
 
 @dataclass(frozen=True)
@@ -58,13 +59,18 @@ class SplitConformal:
     q_hat: float
     n_calibration: int
     method: str = LAC
+    # Mondrian sets: one threshold per class (schema order), each fitted on that class's calibration
+    # cases only, so coverage holds within each class (a bounded miss rate for the positive class).
+    # None keeps the marginal set from `q_hat`.
+    class_q_hat: tuple[float, ...] | None = None
     # Sets (and their statements) are built once per distinct mask, so serving mostly just looks up.
     _cache: dict[tuple[bool, ...], ConformalSet] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def mask(self, probabilities: np.ndarray) -> np.ndarray:
         """Boolean `[n, k]`: which classes are in each row's set."""
         p = np.asarray(probabilities, dtype=np.float64)
-        inside = (1.0 - p) <= self.q_hat
+        thresholds = np.asarray(self.class_q_hat) if self.class_q_hat is not None else self.q_hat
+        inside = (1.0 - p) <= thresholds
         inside[np.arange(p.shape[0]), p.argmax(axis=1)] = True
         return np.asarray(inside)
 
@@ -81,23 +87,32 @@ class SplitConformal:
             result.append(found)
         return result
 
+    def __post_init__(self) -> None:
+        if self.class_q_hat is not None and len(self.class_q_hat) != len(self.classes):
+            raise ValueError("class_q_hat needs one threshold per class")
+
     def to_json(self) -> dict[str, Any]:
-        return {
+        obj: dict[str, Any] = {
             "classes": list(self.classes),
             "coverage": self.coverage,
             "q_hat": self.q_hat,
             "n_calibration": self.n_calibration,
             "method": self.method,
         }
+        if self.class_q_hat is not None:
+            obj["class_q_hat"] = list(self.class_q_hat)
+        return obj
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> SplitConformal:
+        per_class = obj.get("class_q_hat")
         return cls(
             classes=tuple(obj["classes"]),
             coverage=float(obj["coverage"]),
             q_hat=float(obj["q_hat"]),
             n_calibration=int(obj["n_calibration"]),
             method=str(obj.get("method", LAC)),
+            class_q_hat=tuple(float(q) for q in per_class) if per_class is not None else None,
         )
 
 
@@ -125,6 +140,24 @@ def fit_conformal(
     return SplitConformal(tuple(classes), coverage, conformal_quantile(scores, coverage), int(y.size))
 
 
+def fit_mondrian_conformal(
+    probabilities: np.ndarray, y: np.ndarray, classes: tuple[str, ...], coverage: float = 0.95
+) -> SplitConformal:
+    """Class-conditional sets: `q_hat` per class from that class's cases; the marginal `q_hat` is kept
+    beside them for readers that state one threshold."""
+    marginal = fit_conformal(probabilities, y, classes, coverage)
+    p = np.asarray(probabilities, dtype=np.float64)
+    y = np.asarray(y, dtype=np.int64)
+    per_class = tuple(conformal_quantile(1.0 - p[y == k, k], coverage) for k in range(len(classes)))
+    return SplitConformal(tuple(classes), coverage, marginal.q_hat, marginal.n_calibration, MONDRIAN, per_class)
+
+
+def class_coverage(mask: np.ndarray, y: np.ndarray, classes: tuple[str, ...]) -> dict[str, float]:
+    """Per class, the fraction of its rows whose set (boolean `[n, k]`) holds it (NaN-free: classes without rows are left out)."""
+    y = np.asarray(y, dtype=np.int64)
+    return {c: float(np.mean(mask[y == k, k])) for k, c in enumerate(classes) if np.any(y == k)}
+
+
 def empirical_coverage(mask: np.ndarray, y: np.ndarray) -> float:
     """Fraction of rows whose set (boolean `[n, k]`) holds the true class."""
     y = np.asarray(y, dtype=np.int64)
@@ -140,6 +173,7 @@ class CoverageCheck:
     mean_set_size: float
     singleton_rate: float
     n: int
+    per_class: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -148,6 +182,7 @@ class CoverageCheck:
             "mean_set_size": self.mean_set_size,
             "singleton_rate": self.singleton_rate,
             "n_heldout": self.n,
+            "heldout_class_coverage": self.per_class,
         }
 
 
@@ -159,14 +194,16 @@ def cross_conformal_coverage(
     coverage: float = 0.95,
     *,
     recalibrate: bool = False,
+    mondrian: bool = False,
 ) -> CoverageCheck:
     """For each fold, fit `q_hat` on the other folds and measure coverage on this one.
 
     With `recalibrate=True`, `probabilities` are uncalibrated out-of-fold
     probabilities and each held-out fold is checked against the whole serving
     pipeline refitted without it: calibration map, then `q_hat`. The held-out
-    fold then influences nothing it is scored with.
+    fold then influences nothing it is scored with. `mondrian=True` checks class-conditional sets.
     """
+    fit = fit_mondrian_conformal if mondrian else fit_conformal
     p = np.asarray(probabilities, dtype=np.float64)
     y = np.asarray(y, dtype=np.int64)
     folds = np.asarray(folds)
@@ -177,7 +214,7 @@ def cross_conformal_coverage(
         if recalibrate:
             calibrator = fit_calibrator(train_p, y[~held])
             train_p, held_p = calibrator.apply(train_p), calibrator.apply(held_p)
-        mask[held] = fit_conformal(train_p, y[~held], classes, coverage).mask(held_p)
+        mask[held] = fit(train_p, y[~held], classes, coverage).mask(held_p)
     sizes = mask.sum(axis=1)
     return CoverageCheck(
         target=coverage,
@@ -185,4 +222,5 @@ def cross_conformal_coverage(
         mean_set_size=float(sizes.mean()),
         singleton_rate=float(np.mean(sizes == 1)),
         n=int(y.size),
+        per_class=class_coverage(mask, y, classes),
     )

@@ -10,7 +10,7 @@ in `load`, so a single case costs little more than the two model calls.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -25,6 +25,7 @@ from clinpred.pilots.common.onnx import onnx_session
 from clinpred.pilots.common.schema import FeatureBounds, FeatureSpec, ModelSchema, RangeFlag
 from clinpred.pilots.tumor.package_format import (
     BOOSTER_FILES,
+    CLASS_COVERAGE_METRIC,
     ONNX_INPUT,
     ONNX_PROBABILITIES,
     PILOT,
@@ -82,6 +83,8 @@ class TumorModelInfo:
     metrics: dict[str, Any]
     conformal_coverage: float  # the target the sets were fitted for
     verified_coverage: float  # measured on held-out folds at training (0.0 if the package states none)
+    # Per class, measured on held-out folds (empty if the package states none).
+    class_coverage: dict[str, float] = field(default_factory=dict)
 
 
 def predictions_from_probabilities(
@@ -214,6 +217,9 @@ class TumorClassifier:
             metrics=self.metrics,
             conformal_coverage=self.conformal.coverage,
             verified_coverage=float(self.metrics.get(VERIFIED_COVERAGE_METRIC, 0.0)),
+            class_coverage={
+                str(c): float(v) for c, v in self.metrics.get(CLASS_COVERAGE_METRIC, {}).items()
+            },
         )
 
     def _rows(self, x: np.ndarray) -> np.ndarray:

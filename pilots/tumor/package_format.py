@@ -13,3 +13,9 @@ ONNX_PROBABILITIES = "probabilities"
 BOOSTER_FILES = {"xgboost": "booster.json", "lightgbm": "booster.txt"}
 # The metric in metrics.json that states the conformal sets' coverage measured on held-out folds.
 VERIFIED_COVERAGE_METRIC = "conformal_coverage_heldout"
+# The entry of metrics.json mapping each class to the coverage measured on its held-out cases.
+CLASS_COVERAGE_METRIC = "conformal_class_coverage_heldout"
+# Tumour package format, in the manifest's metadata: 2 adds per-class conformal thresholds
+# (conformal.json `class_q_hat`, Mondrian sets). Packages without the key are format 1 and keep marginal sets.
+PACKAGE_FORMAT_KEY = "tumor_package_format"
+PACKAGE_FORMAT = 2

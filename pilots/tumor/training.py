@@ -30,14 +30,28 @@ from clinpred.pilots.common.calibration import (
     fit_calibrator,
     log_loss,
 )
-from clinpred.pilots.common.conformal import SplitConformal, cross_conformal_coverage, fit_conformal
+from clinpred.pilots.common.conformal import (
+    SplitConformal,
+    cross_conformal_coverage,
+    fit_conformal,
+    fit_mondrian_conformal,
+)
 from clinpred.pilots.common.errors import InvalidInput
 from clinpred.pilots.common.explanation import TreeShapExplainer, raw_margin
 from clinpred.pilots.common.model_package import ModelPackage, ModelPackageWriter, next_version
 from clinpred.pilots.common.onnx import max_parity_error, onnx_session
 from clinpred.pilots.common.schema import ModelSchema
 from clinpred.pilots.tumor.data import TumorDataset
-from clinpred.pilots.tumor.package_format import BOOSTER_FILES, ONNX_INPUT, ONNX_PROBABILITIES, PILOT, VERIFIED_COVERAGE_METRIC
+from clinpred.pilots.tumor.package_format import (
+    BOOSTER_FILES,
+    CLASS_COVERAGE_METRIC,
+    ONNX_INPUT,
+    ONNX_PROBABILITIES,
+    PACKAGE_FORMAT,
+    PACKAGE_FORMAT_KEY,
+    PILOT,
+    VERIFIED_COVERAGE_METRIC,
+)
 
 Algorithm = Literal["xgboost", "lightgbm"]
 ALGORITHMS: tuple[str, ...] = ("xgboost", "lightgbm")
@@ -414,6 +428,11 @@ REFERENCE_CHANGE_LOG = {
         "same model and answers; evaluation redone by nested, repeated CV against a penalised logistic "
         "regression, class-conditional conformal coverage, decision curve at the biopsy threshold, calibration plot.",
     ),
+    "1.2.0": (
+        "2026-12-03",
+        "same booster and calibration; answers carry class-conditional (Mondrian) conformal sets, one threshold "
+        "per class, so the malignant miss rate is bounded at the stated level.",
+    ),
 }
 OWNER = "clinpred tumour classification maintainers (models/tumor)"
 OPERATING_POINT_KEYS = ("sensitivity", "specificity", "ppv", "referred_share")
@@ -477,8 +496,12 @@ def _nested_section(metrics: Mapping[str, Any]) -> list[str]:
             )
     lines += [
         "",
-        "The served answer still carries the marginal split-conformal set described below; the Mondrian sets "
-        "are evaluated here and not yet served.",
+        (
+            "The served answer carries the Mondrian sets described below."
+            if metrics.get("conformal_class_conditional")
+            else "The served answer still carries the marginal split-conformal set described below; the Mondrian "
+            "sets are evaluated here and not yet served."
+        ),
         "",
     ]
     lines += [
@@ -575,6 +598,105 @@ def _decision_curve_png(nested: Mapping[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+def _mondrian_section(metrics: Mapping[str, Any], conformal: SplitConformal) -> list[str]:
+    if conformal.class_q_hat is None:
+        return []
+    pct = f"{conformal.coverage * 100:g}%"
+    thresholds = ", ".join(f"{c} {q:.4f}" for c, q in zip(conformal.classes, conformal.class_q_hat, strict=True))
+    per_class = metrics.get("conformal_class_coverage_heldout", {})
+    measured = ", ".join(f"{c} {v:.4f}" for c, v in per_class.items())
+    return [
+        f"Served: class-conditional (Mondrian) sets at {pct} per class. A class is in the set when "
+        f"1 - p(class) <= its own q_hat ({thresholds}), each fitted on that class's calibrated out-of-fold "
+        "predictions, so the guarantee holds within each class: a malignant tumour is left out of the set with "
+        f"probability at most {1 - conformal.coverage:.0%}.",
+        f"Verified on held-out folds (calibration and thresholds refitted without the fold): coverage per class "
+        f"{measured}; overall {metrics[VERIFIED_COVERAGE_METRIC]:.4f}, mean set size "
+        f"{metrics['conformal_mean_set_size_heldout']:.3f}, two-label sets "
+        f"{1 - metrics['conformal_singleton_rate_heldout']:.1%}.",
+        "",
+        "The marginal split-conformal figures the earlier versions served, for comparison:",
+        "",
+    ]
+
+
+def build_mondrian_package(
+    dataset: TumorDataset,
+    *,
+    models_root: Path,
+    name: str = "wdbc-xgboost",
+    source_version: str = "1.1.0",
+    version: str = "1.2.0",
+    progress: bool = False,
+) -> ModelPackage:
+    """A new version of a package that answers with class-conditional conformal sets; booster untouched.
+
+    The per-class thresholds are fitted on the calibration split the source package's marginal
+    threshold came from: its out-of-fold probabilities, recomputed with its recorded hyperparameters and
+    seed. The recomputed calibration map and marginal q_hat must match the package's (else the source is
+    not reproducible here and nothing is written).
+    """
+    source = ModelPackage.open(models_root / PILOT / name / source_version)
+    metrics = dict(source.read_json("metrics.json"))
+    training = metrics["training"]
+    x32 = np.ascontiguousarray(dataset.x, dtype=np.float32)
+    y = dataset.y
+    oof_raw, folds = cross_validate(
+        x32, y, training["algorithm"], training["hyperparameters"], int(training["seed"]), int(metrics["n_splits"]),
+        progress, desc=f"{name} {source_version} out-of-fold",
+    )
+    stored_calibrator = Calibrator.from_json(source.read_json("calibration.json"))
+    stored_conformal = SplitConformal.from_json(source.read_json("conformal.json"))
+    calibrator = fit_calibrator(oof_raw, y)
+    marginal = fit_conformal(calibrator.apply(oof_raw), y, dataset.classes, stored_conformal.coverage)
+    recomputed = np.array([calibrator.slope or 0.0, calibrator.intercept or 0.0, marginal.q_hat])
+    stored = np.array([stored_calibrator.slope or 0.0, stored_calibrator.intercept or 0.0, stored_conformal.q_hat])
+    # Same library versions and seed give the same folds to rounding; more would mean another calibration split.
+    if not np.allclose(recomputed, stored, rtol=0.0, atol=1e-9):
+        raise InvalidInput(
+            f"{name} {source_version}: its out-of-fold calibration does not reproduce here "
+            f"(slope, intercept, q_hat {recomputed.tolist()} vs {stored.tolist()})"
+        )
+    conformal = fit_mondrian_conformal(stored_calibrator.apply(oof_raw), y, dataset.classes, stored_conformal.coverage)
+    heldout = cross_conformal_coverage(
+        oof_raw, y, folds, dataset.classes, conformal.coverage, recalibrate=True, mondrian=True
+    )
+    for key in ("conformal_mean_set_size_heldout", "conformal_singleton_rate_heldout", VERIFIED_COVERAGE_METRIC):
+        metrics[f"{key}_marginal"] = metrics[key]
+    metrics[VERIFIED_COVERAGE_METRIC] = heldout.coverage
+    metrics["conformal_mean_set_size_heldout"] = heldout.mean_set_size
+    metrics["conformal_singleton_rate_heldout"] = heldout.singleton_rate
+    metrics["conformal_class_conditional"] = 1.0
+    for c, q in zip(conformal.classes, conformal.class_q_hat or (), strict=True):
+        metrics[f"conformal_q_hat_{c}"] = q
+    for c, v in heldout.per_class.items():
+        metrics[f"conformal_coverage_heldout_{c}"] = v
+    metrics[CLASS_COVERAGE_METRIC] = heldout.per_class
+    metrics["details"] = {
+        **metrics["details"],
+        "conformal_heldout": (
+            "per fold: calibration and per-class q_hat refitted on the other folds, coverage measured on this fold"
+        ),
+    }
+
+    writer = ModelPackageWriter(models_root, PILOT, name, version)
+    try:
+        for file in source.manifest["files"]:
+            if file not in ("conformal.json", "metrics.json", "MODEL_CARD.md"):
+                writer.write_bytes(file, source.file(file).read_bytes())
+        writer.write_json("conformal.json", conformal.to_json())
+        writer.write_json("metrics.json", metrics)
+        writer.write_text(
+            "MODEL_CARD.md",
+            model_card(name, version, training["algorithm"], dataset, metrics, stored_calibrator, conformal),
+        )
+        package = writer.finish({**source.metadata, PACKAGE_FORMAT_KEY: PACKAGE_FORMAT})
+    except BaseException:
+        writer.abandon()
+        raise
+    return package
+
+
 def model_card(
     name: str,
     version: str,
@@ -595,6 +717,8 @@ def model_card(
     is_wdbc = dataset.name == "wdbc"
     hyper = json.dumps(metrics["training"]["hyperparameters"], sort_keys=True)
     pct = f"{conformal.coverage * 100:g}%"
+    # Mondrian packages keep the marginal sets' figures under these names, for comparison.
+    marginal = "_marginal" if conformal.class_q_hat is not None else ""
     lines = [
         f"# Model card: {name} {version}",
         "",
@@ -675,13 +799,14 @@ def model_card(
         "",
         "## Confidence: conformal prediction sets",
         "",
+        *_mondrian_section(metrics, conformal),
         f"Split-conformal sets at {pct} target coverage (score 1 - p(class), q_hat = {conformal.q_hat:.4f} from "
         f"{conformal.n_calibration} calibrated out-of-fold predictions; the most probable class is always in the "
         "set).",
         f"Verified on held-out folds (calibration and q_hat refitted without the fold): coverage "
-        f"**{metrics[VERIFIED_COVERAGE_METRIC]:.4f}**, mean set size "
-        f"{metrics['conformal_mean_set_size_heldout']:.3f}, single-label sets "
-        f"{metrics['conformal_singleton_rate_heldout']:.1%}.",
+        f"**{metrics[VERIFIED_COVERAGE_METRIC + marginal]:.4f}**, mean set size "
+        f"{metrics['conformal_mean_set_size_heldout' + marginal]:.3f}, single-label sets "
+        f"{metrics['conformal_singleton_rate_heldout' + marginal]:.1%}.",
         "The guarantee is marginal (on average over cases like the training data), not per patient.",
         *(
             [
@@ -689,7 +814,7 @@ def model_card(
                 "the set adds no information beyond the label; a higher target coverage (chosen at training) would "
                 "show ambiguous cases as two-label sets."
             ]
-            if metrics["conformal_singleton_rate_heldout"] == 1.0
+            if metrics["conformal_singleton_rate_heldout" + marginal] == 1.0
             else []
         ),
         "",

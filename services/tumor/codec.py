@@ -134,6 +134,7 @@ class TumorCodec:
             metrics=common.encode_metrics(info.metrics),
             conformal_coverage=info.conformal_coverage,
             max_batch_size=self.max_batch_size,
+            conformal_class_coverage=info.class_coverage,
         )
 
     # Encrypted classification
@@ -165,6 +166,7 @@ class TumorCodec:
                 verified_coverage=model.verified_coverage,
                 calibration_cases=conformal.n_calibration,
                 method=conformal.method,
+                class_q_hat=list(conformal.class_q_hat or ()),
             ),
             poly_modulus_degrees=list(SUPPORTED_POLY_MODULUS_DEGREES),
             min_scale_bits=MIN_SCALE_BITS,
@@ -247,6 +249,7 @@ def decode_encrypted_model(
                 q_hat=conformal.q_hat,
                 n_calibration=conformal.calibration_cases,
                 method=conformal.method,
+                class_q_hat=tuple(conformal.class_q_hat) if conformal.class_q_hat else None,
             ),
             verified_coverage=conformal.verified_coverage,
             explanation_method=layout.explanation_method,

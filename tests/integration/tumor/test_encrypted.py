@@ -136,6 +136,11 @@ async def test_the_layout_publishes_what_the_client_finishes_with(tumor_stub: St
     assert all(f.HasField("training_median") for f in info.features)
     model = decode_encrypted_model(layout, info)
     assert model.schema.positive_class == layout.explained_class == "malignant"
+    # The served package has class-conditional sets: one threshold per class, in class order, reach the client.
+    assert len(layout.conformal.class_q_hat) == len(layout.classes) == 2
+    assert model.conformal.class_q_hat == tuple(layout.conformal.class_q_hat)
+    assert set(info.conformal_class_coverage) == {"benign", "malignant"}
+    assert all(0.9 < v <= 1.0 for v in info.conformal_class_coverage.values())
 
 
 async def test_the_server_side_context_cannot_decrypt_the_answer(tumor_stub: Stub, wdbc_cases: Cases) -> None:

@@ -83,8 +83,15 @@ class GetModelInfoRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GetModelInfoResponse(_message.Message):
-    __slots__ = ("model", "features", "classes", "positive_class", "metrics", "conformal_coverage", "max_batch_size")
+    __slots__ = ("model", "features", "classes", "positive_class", "metrics", "conformal_coverage", "max_batch_size", "conformal_class_coverage")
     class MetricsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    class ConformalClassCoverageEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
         VALUE_FIELD_NUMBER: _ClassVar[int]
@@ -98,6 +105,7 @@ class GetModelInfoResponse(_message.Message):
     METRICS_FIELD_NUMBER: _ClassVar[int]
     CONFORMAL_COVERAGE_FIELD_NUMBER: _ClassVar[int]
     MAX_BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    CONFORMAL_CLASS_COVERAGE_FIELD_NUMBER: _ClassVar[int]
     model: _prediction_pb2.ModelIdentity
     features: _containers.RepeatedCompositeFieldContainer[_prediction_pb2.FeatureSpec]
     classes: _containers.RepeatedScalarFieldContainer[str]
@@ -105,7 +113,8 @@ class GetModelInfoResponse(_message.Message):
     metrics: _containers.ScalarMap[str, float]
     conformal_coverage: float
     max_batch_size: int
-    def __init__(self, model: _Optional[_Union[_prediction_pb2.ModelIdentity, _Mapping]] = ..., features: _Optional[_Iterable[_Union[_prediction_pb2.FeatureSpec, _Mapping]]] = ..., classes: _Optional[_Iterable[str]] = ..., positive_class: _Optional[str] = ..., metrics: _Optional[_Mapping[str, float]] = ..., conformal_coverage: _Optional[float] = ..., max_batch_size: _Optional[int] = ...) -> None: ...
+    conformal_class_coverage: _containers.ScalarMap[str, float]
+    def __init__(self, model: _Optional[_Union[_prediction_pb2.ModelIdentity, _Mapping]] = ..., features: _Optional[_Iterable[_Union[_prediction_pb2.FeatureSpec, _Mapping]]] = ..., classes: _Optional[_Iterable[str]] = ..., positive_class: _Optional[str] = ..., metrics: _Optional[_Mapping[str, float]] = ..., conformal_coverage: _Optional[float] = ..., max_batch_size: _Optional[int] = ..., conformal_class_coverage: _Optional[_Mapping[str, float]] = ...) -> None: ...
 
 class GetEncryptionLayoutRequest(_message.Message):
     __slots__ = ()
@@ -120,18 +129,20 @@ class PlattCalibration(_message.Message):
     def __init__(self, slope: _Optional[float] = ..., intercept: _Optional[float] = ...) -> None: ...
 
 class ConformalThreshold(_message.Message):
-    __slots__ = ("q_hat", "coverage", "verified_coverage", "calibration_cases", "method")
+    __slots__ = ("q_hat", "coverage", "verified_coverage", "calibration_cases", "method", "class_q_hat")
     Q_HAT_FIELD_NUMBER: _ClassVar[int]
     COVERAGE_FIELD_NUMBER: _ClassVar[int]
     VERIFIED_COVERAGE_FIELD_NUMBER: _ClassVar[int]
     CALIBRATION_CASES_FIELD_NUMBER: _ClassVar[int]
     METHOD_FIELD_NUMBER: _ClassVar[int]
+    CLASS_Q_HAT_FIELD_NUMBER: _ClassVar[int]
     q_hat: float
     coverage: float
     verified_coverage: float
     calibration_cases: int
     method: str
-    def __init__(self, q_hat: _Optional[float] = ..., coverage: _Optional[float] = ..., verified_coverage: _Optional[float] = ..., calibration_cases: _Optional[int] = ..., method: _Optional[str] = ...) -> None: ...
+    class_q_hat: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, q_hat: _Optional[float] = ..., coverage: _Optional[float] = ..., verified_coverage: _Optional[float] = ..., calibration_cases: _Optional[int] = ..., method: _Optional[str] = ..., class_q_hat: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class GetEncryptionLayoutResponse(_message.Message):
     __slots__ = ("format", "model", "feature_names", "split_features", "thresholds", "weights", "base_value", "shap_offsets", "explained_class", "output_space", "explanation_method", "classes", "calibration", "conformal", "poly_modulus_degrees", "min_scale_bits", "max_scale_bits", "max_ciphertexts", "max_ciphertext_bytes")

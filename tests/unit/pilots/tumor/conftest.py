@@ -13,7 +13,10 @@ from clinpred.pilots.tumor.classifier import TumorClassifier
 from clinpred.pilots.tumor.data import TumorDataset, load_wdbc
 from tests.conftest import MODELS
 
-REFERENCE = MODELS / "tumor" / "wdbc-xgboost" / "1.1.0"
+# Served: the trained package plus class-conditional conformal thresholds (build_mondrian_package).
+REFERENCE = MODELS / "tumor" / "wdbc-xgboost" / "1.2.0"
+# What `train_tumor` writes for the reference: same booster and calibration, marginal conformal sets.
+TRAINED = MODELS / "tumor" / "wdbc-xgboost" / "1.1.0"
 # The first package (single, non-nested 10-fold CV): it stays loadable and selectable.
 PREVIOUS = MODELS / "tumor" / "wdbc-xgboost" / "1.0.0"
 # Tiny boosters keep training tests fast; the reference package is tested as committed.
@@ -23,6 +26,11 @@ TINY = {"n_estimators": 20}
 @pytest.fixture(scope="session")
 def reference_package() -> ModelPackage:
     return ModelPackage.open(REFERENCE)
+
+
+@pytest.fixture(scope="session")
+def trained_package() -> ModelPackage:
+    return ModelPackage.open(TRAINED)
 
 
 @pytest.fixture(scope="session")

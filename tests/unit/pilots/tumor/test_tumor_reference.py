@@ -1,4 +1,4 @@
-"""The committed reference package models/tumor/wdbc-xgboost/1.1.0, loaded and used as the service will."""
+"""The committed reference package models/tumor/wdbc-xgboost/1.2.0, loaded and used as the service will."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from tests.unit.pilots.tumor.conftest import PREVIOUS, REFERENCE
 
 def test_the_reference_is_the_latest_wdbc_xgboost_package(reference_package: ModelPackage) -> None:
     assert latest_package(MODELS, "tumor", "wdbc-xgboost").path == reference_package.path
-    assert reference_package.identity.version == "1.1.0"
+    assert reference_package.identity.version == "1.2.0"
     assert set(reference_package.manifest["files"]) == {
         "model.onnx",
         "booster.json",
@@ -55,7 +55,7 @@ def test_reference_metrics_meet_the_thresholds(reference: TumorClassifier) -> No
 
 
 def test_a_tampered_package_never_loads(tmp_path: Path) -> None:
-    copy = tmp_path / "1.1.0"
+    copy = tmp_path / "1.2.0"
     shutil.copytree(REFERENCE, copy)
     ModelPackage.open(copy)
     calibration = copy / "calibration.json"
@@ -175,7 +175,7 @@ def test_model_card_documents_the_model(reference_package: ModelPackage) -> None
     ):
         assert section in card
     assert "![SHAP summary](shap_summary.png)" in card
-    assert "| 1.1.0 | 2026-12-03 |" in card and "| 1.0.0 | 2026-11-22 |" in card
+    assert "| 1.2.0 | 2026-12-03 |" in card and "| 1.1.0 | 2026-12-03 |" in card and "| 1.0.0 | 2026-11-22 |" in card
     assert "![Calibration plot](calibration_plot.png)" in card
     assert reference_package.file("calibration_plot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert reference_package.file("shap_summary.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -184,8 +184,9 @@ def test_model_card_documents_the_model(reference_package: ModelPackage) -> None
 
 
 def test_retraining_reproduces_the_committed_reference(
-    reference_package: ModelPackage, wdbc: TumorDataset, tmp_path: Path
+    trained_package: ModelPackage, wdbc: TumorDataset, tmp_path: Path
 ) -> None:
+    reference_package = trained_package  # training writes 1.1.0; 1.2.0 adds thresholds to it (test_tumor_mondrian.py)
     # The nested comparison's seed 0 is rebuilt in its own test below; here everything else.
     report = train_tumor(wdbc, models_root=tmp_path, progress=False, nested_seeds=0)
     committed = {k: v for k, v in reference_package.read_json("metrics.json").items() if k != "nested_cv"}

@@ -279,6 +279,7 @@ def test_model_info_names_the_model_its_schema_and_limits(codec: TumorCodec, sch
         metrics={"auroc": 0.995, "accuracy": 0.975, "details": {"n": 10}, "note": "text", "flag": True},
         conformal_coverage=0.95,
         verified_coverage=VERIFIED,
+        class_coverage={"benign": 0.989, "malignant": 0.958},
     )
     response = codec.encode_model_info(info)
     assert (response.model.name, response.model.sha256) == (IDENTITY.name, IDENTITY.sha256)
@@ -294,6 +295,7 @@ def test_model_info_names_the_model_its_schema_and_limits(codec: TumorCodec, sch
     # Numbers only, nested sections flattened; text and booleans are not metrics.
     assert dict(response.metrics) == {"auroc": 0.995, "accuracy": 0.975, "details.n": 10.0}
     assert response.conformal_coverage == 0.95
+    assert dict(response.conformal_class_coverage) == {"benign": 0.989, "malignant": 0.958}
     assert response.max_batch_size == MAX_BATCH
     assert codec.decode_model_info(tumor_pb2.GetModelInfoRequest()) is None
 
