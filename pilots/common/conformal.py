@@ -75,9 +75,13 @@ class SplitConformal:
         return np.asarray(inside)
 
     def sets(self, probabilities: np.ndarray) -> list[ConformalSet]:
+        return self.sets_from_mask(self.mask(probabilities))
+
+    def sets_from_mask(self, mask: np.ndarray) -> list[ConformalSet]:
+        """The sets of a boolean `[n, k]` mask (e.g. `mask(p)` with classes a caller must include)."""
         cache = self._cache
         result = []
-        for row in self.mask(probabilities):
+        for row in mask:
             key = tuple(bool(v) for v in row)
             found = cache.get(key)
             if found is None:

@@ -9,6 +9,7 @@ in `load`, so a single case costs little more than the two model calls.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +32,7 @@ from clinpred.pilots.tumor.package_format import (
     PILOT,
     VERIFIED_COVERAGE_METRIC,
 )
+from clinpred.pilots.tumor.prevalence import PriorShift, training_prevalence
 
 
 @dataclass(frozen=True)
@@ -85,19 +87,32 @@ class TumorModelInfo:
     verified_coverage: float  # measured on held-out folds at training (0.0 if the package states none)
     # Per class, measured on held-out folds (empty if the package states none).
     class_coverage: dict[str, float] = field(default_factory=dict)
+    # The positive class's prevalence answers are recalibrated for, and the training data's (binary models).
+    prior_shift: PriorShift | None = None
 
 
 def predictions_from_probabilities(
-    p: np.ndarray, classes: tuple[str, ...], conformal: SplitConformal, flags: Sequence[tuple[RangeFlag, ...]]
+    p: np.ndarray,
+    classes: tuple[str, ...],
+    conformal: SplitConformal,
+    flags: Sequence[tuple[RangeFlag, ...]],
+    prior_shift: PriorShift | None = None,
 ) -> list[TumorPrediction]:
     """Label, probabilities and conformal set per row of calibrated `p[n, k]`: the served answer's
-    and the one a client finishes from a decrypted margin."""
-    labels = p.argmax(axis=1)
-    sets = conformal.sets(p)
+    and the one a client finishes from a decrypted margin.
+
+    With a prior shift, probabilities and label are at the clinical prevalence; the set is the one
+    fitted on the training prevalence's probabilities (its per-class coverage does not depend on the
+    prevalence), plus the shifted label, so the label is always in its set."""
+    shown = prior_shift.apply(p) if prior_shift is not None else p
+    labels = shown.argmax(axis=1)
+    mask = conformal.mask(p)
+    mask[np.arange(p.shape[0]), labels] = True
+    sets = conformal.sets_from_mask(mask)
     return [
         TumorPrediction(
             label=classes[labels[i]],
-            probabilities=dict(zip(classes, p[i].tolist(), strict=True)),
+            probabilities=dict(zip(classes, shown[i].tolist(), strict=True)),
             confidence=sets[i],
             out_of_range=flags[i],
         )
@@ -188,6 +203,26 @@ class TumorClassifier:
         self._binary = len(schema.classes) == 2
         if self._binary and schema.classes[1] != schema.positive_class:
             raise ModelPackageError("binary model packages must list the positive class second")
+        self.prior_shift: PriorShift | None = None
+        if self._binary and "class_counts" in metrics.get("details", {}):
+            trained = training_prevalence(metrics, schema.positive_class)
+            self.prior_shift = PriorShift(trained, trained)
+
+    def at_prevalence(self, clinical_prevalence: float | None) -> TumorClassifier:
+        """This model answering for a clinic with this positive-class prevalence (None: the training data's).
+
+        Shares the loaded sessions. A multi-class model, or one whose package records no class counts,
+        refuses a stated prevalence (ModelPackageError, at service start)."""
+        if clinical_prevalence is None:
+            return self
+        if self.prior_shift is None:
+            raise ModelPackageError(
+                f"model {self.identity.name} {self.identity.version}: a clinical prevalence needs a binary model "
+                "whose package records its class counts"
+            )
+        shifted = copy.copy(self)
+        shifted.prior_shift = PriorShift(self.prior_shift.training_prevalence, clinical_prevalence)
+        return shifted
 
     @classmethod
     def load(cls, package: ModelPackage) -> TumorClassifier:
@@ -220,6 +255,7 @@ class TumorClassifier:
             class_coverage={
                 str(c): float(v) for c, v in self.metrics.get(CLASS_COVERAGE_METRIC, {}).items()
             },
+            prior_shift=self.prior_shift,
         )
 
     def _rows(self, x: np.ndarray) -> np.ndarray:
@@ -266,7 +302,7 @@ class TumorClassifier:
         return self._explainer.fast
 
     def _answers(self, p: np.ndarray, flags: Sequence[tuple[RangeFlag, ...]]) -> list[TumorPrediction]:
-        return predictions_from_probabilities(p, self._classes, self.conformal, flags)
+        return predictions_from_probabilities(p, self._classes, self.conformal, flags, self.prior_shift)
 
     def explain(self, x: np.ndarray, predictions: Sequence[TumorPrediction]) -> list[Explanation]:
         """TreeSHAP in log-odds: binary models explain the positive class, multi-class the predicted class."""

@@ -60,6 +60,7 @@ from clinpred.pilots.tumor.classifier import (
     predictions_from_probabilities,
 )
 from clinpred.pilots.tumor.package_format import VERIFIED_COVERAGE_METRIC
+from clinpred.pilots.tumor.prevalence import PriorShift
 
 # 4096 holds one case (360 splits) in 2048 slots with 109 bits of modulus; 8192 batches 11 cases.
 SUPPORTED_POLY_MODULUS_DEGREES = (4096, 8192)
@@ -181,6 +182,7 @@ class EncryptedTumorModel:
     conformal: SplitConformal
     verified_coverage: float
     explanation_method: str
+    prior_shift: PriorShift | None = None
 
     def __post_init__(self) -> None:
         if self.layout.feature_names != self.schema.feature_names:
@@ -211,6 +213,7 @@ def encrypted_tumor_model(classifier: TumorClassifier) -> EncryptedTumorModel:
             conformal=classifier.conformal,
             verified_coverage=float(classifier.metrics.get(VERIFIED_COVERAGE_METRIC, 0.0)),
             explanation_method=classifier.explanation_method,
+            prior_shift=classifier.prior_shift,
         )
     except InvalidInput as error:  # the served package's fault, not the caller's
         raise FailedPrecondition(f"model {classifier.identity.name}: {error.message}") from None
@@ -330,7 +333,9 @@ def classifications_from_decrypted(
     margins = np.array([c.margin for c in cases], dtype=np.float64)
     probabilities = binary_probabilities_from_margins(margins, model.calibrator)
     flags = FeatureBounds(model.schema).flags(x)
-    predictions = predictions_from_probabilities(probabilities, model.schema.classes, model.conformal, flags)
+    predictions = predictions_from_probabilities(
+        probabilities, model.schema.classes, model.conformal, flags, model.prior_shift
+    )
     shap = TreeShap(
         values=np.stack([c.shap_values for c in cases])[:, None, :],
         base_values=np.array([[c.base_value] for c in cases], dtype=np.float64),

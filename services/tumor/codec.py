@@ -26,6 +26,7 @@ from clinpred.pilots.tumor.encrypted import (
     EncryptedTumorModel,
     EncryptedTumorRequest,
 )
+from clinpred.pilots.tumor.prevalence import PriorShift
 from clinpred.services.api.tumor.v1 import tumor_pb2
 from clinpred.services.common import codec as common
 
@@ -135,6 +136,8 @@ class TumorCodec:
             conformal_coverage=info.conformal_coverage,
             max_batch_size=self.max_batch_size,
             conformal_class_coverage=info.class_coverage,
+            training_prevalence=info.prior_shift.training_prevalence if info.prior_shift else 0.0,
+            clinical_prevalence=info.prior_shift.clinical_prevalence if info.prior_shift else 0.0,
         )
 
     # Encrypted classification
@@ -173,6 +176,8 @@ class TumorCodec:
             max_scale_bits=MAX_SCALE_BITS,
             max_ciphertexts=self.max_encrypted_ciphertexts,
             max_ciphertext_bytes=MAX_CIPHERTEXT_BYTES,
+            training_prevalence=model.prior_shift.training_prevalence if model.prior_shift else 0.0,
+            clinical_prevalence=model.prior_shift.clinical_prevalence if model.prior_shift else 0.0,
         )
 
     def decode_classify_encrypted(self, request: tumor_pb2.ClassifyEncryptedRequest) -> EncryptedTumorRequest:
@@ -253,6 +258,16 @@ def decode_encrypted_model(
             ),
             verified_coverage=conformal.verified_coverage,
             explanation_method=layout.explanation_method,
+            prior_shift=_decode_prior_shift(layout.training_prevalence, layout.clinical_prevalence),
         )
     except InvalidInput as error:
         raise FailedPrecondition(f"the service's encryption layout is unusable: {error.message}") from None
+
+
+def _decode_prior_shift(training: float, clinical: float) -> PriorShift | None:
+    if training == 0.0 and clinical == 0.0:
+        return None
+    try:
+        return PriorShift(training, clinical)
+    except ValueError as error:
+        raise InvalidInput(str(error)) from None  # turned into FailedPrecondition with the layout's other faults

@@ -22,15 +22,21 @@ SERVICE = PILOT
 class TumorHandler:
     def __init__(self, settings: TumorSettings) -> None:
         self.runtime: ModelRuntime[TumorClassifier] = ModelRuntime(SERVICE, settings, TumorClassifier)
+        self.clinical_prevalence = settings.clinical_prevalence
         self._encrypted: EncryptedTumorModel | None = None
+        self._loaded: tuple[TumorClassifier, TumorClassifier] | None = None  # (as loaded, at the clinic's prevalence)
 
     def load(self) -> TumorClassifier:
-        return self.runtime.load()
+        self.runtime.load()
+        return self.classifier
 
     @property
     def classifier(self) -> TumorClassifier:
-        """The loaded classifier; ModelUnavailable before `load`."""
-        return self.runtime.predictor
+        """The loaded classifier at this deployment's prevalence; ModelUnavailable before `load`."""
+        loaded = self.runtime.predictor
+        if self._loaded is None or self._loaded[0] is not loaded:
+            self._loaded = (loaded, loaded.at_prevalence(self.clinical_prevalence))
+        return self._loaded[1]
 
     def classify(self, cases: TumorCases, call: Call) -> list[ClassifiedCase]:
         classifier = self.classifier

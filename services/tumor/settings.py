@@ -17,3 +17,11 @@ class TumorSettings(ServiceSettings):
         description="Most ciphertexts one ClassifyEncrypted takes (a ciphertext holds 5 cases at CKKS degree 4096, "
         "11 at 8192); clients split larger batches into several calls.",
     )
+    clinical_prevalence: float | None = Field(
+        default=None,
+        gt=0.0,
+        lt=1.0,
+        description="Share of malignant tumours among the cases this deployment sees (0 < p < 1); answers are "
+        "recalibrated for it by shifting the log-odds by logit(p) - logit(training share). Unset: the training "
+        "data's share (37% for wdbc).",
+    )

@@ -133,3 +133,5 @@ async def test_model_info_describes_the_serving_model(tumor_stub: Stub, tumor_pa
     assert info.metrics["auroc"] >= 0.99 and info.metrics["accuracy"] >= 0.97
     assert info.conformal_coverage == pytest.approx(0.95)
     assert info.max_batch_size > 0
+    # No prevalence set for this deployment: answers are at the training data's 212 of 569 malignant.
+    assert info.training_prevalence == info.clinical_prevalence == pytest.approx(212 / 569)

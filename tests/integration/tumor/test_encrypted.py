@@ -20,8 +20,10 @@ from clinpred.pilots.tumor.encrypted import (
     public_context_bytes,
 )
 from clinpred.services.api.tumor.v1 import tumor_pb2, tumor_pb2_grpc
+from clinpred.services.common.serving import start_inprocess_server
 from clinpred.services.tumor.client import TumorClient
 from clinpred.services.tumor.codec import decode_encrypted_model
+from clinpred.services.tumor.service import tumor_mount
 from clinpred.services.tumor.settings import TumorSettings
 from tests.support import field_violations
 
@@ -206,3 +208,28 @@ async def test_unsupported_parameters_are_refused_naming_field_and_reason(tumor_
     # And the service still answers.
     answer = await tumor_stub.ClassifyEncrypted(request(public))
     assert len(answer.products) == 1
+
+
+async def test_a_stated_clinical_prevalence_is_published_and_applied_by_the_encrypted_client(
+    tumor_target: str, wdbc_cases: Cases
+) -> None:
+    settings = TumorSettings(max_batch_size=64, clinical_prevalence=0.05)
+    server, port = await start_inprocess_server(tumor_mount(settings))
+    try:
+        target = f"127.0.0.1:{port}"
+        async with grpc.aio.insecure_channel(target) as channel:
+            stub = tumor_pb2_grpc.TumorClassificationServiceStub(channel)
+            info = await stub.GetModelInfo(tumor_pb2.GetModelInfoRequest())
+            layout = await stub.GetEncryptionLayout(tumor_pb2.GetEncryptionLayoutRequest())
+        assert info.clinical_prevalence == layout.clinical_prevalence == 0.05
+        assert info.training_prevalence == layout.training_prevalence == pytest.approx(212 / 569)
+        cases = [(f"wdbc-{i}", features) for i, (features, _) in enumerate(wdbc_cases[:40])]
+        plain, encrypted = await _both(target, cases)
+        for mine, theirs in zip(encrypted, plain, strict=True):
+            assert_same_answer(mine, theirs)
+        unshifted, _ = await _both(tumor_target, cases[:10])
+        # Fewer malignant tumours in this clinic: every probability of malignancy is lower than at 37%.
+        for shifted, original in zip(plain, unshifted, strict=True):
+            assert shifted.positive_probability < original.positive_probability or original.positive_probability > 1 - 1e-9
+    finally:
+        await server.stop(grace=None)

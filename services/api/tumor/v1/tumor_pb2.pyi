@@ -83,7 +83,7 @@ class GetModelInfoRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GetModelInfoResponse(_message.Message):
-    __slots__ = ("model", "features", "classes", "positive_class", "metrics", "conformal_coverage", "max_batch_size", "conformal_class_coverage")
+    __slots__ = ("model", "features", "classes", "positive_class", "metrics", "conformal_coverage", "max_batch_size", "conformal_class_coverage", "training_prevalence", "clinical_prevalence")
     class MetricsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -106,6 +106,8 @@ class GetModelInfoResponse(_message.Message):
     CONFORMAL_COVERAGE_FIELD_NUMBER: _ClassVar[int]
     MAX_BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
     CONFORMAL_CLASS_COVERAGE_FIELD_NUMBER: _ClassVar[int]
+    TRAINING_PREVALENCE_FIELD_NUMBER: _ClassVar[int]
+    CLINICAL_PREVALENCE_FIELD_NUMBER: _ClassVar[int]
     model: _prediction_pb2.ModelIdentity
     features: _containers.RepeatedCompositeFieldContainer[_prediction_pb2.FeatureSpec]
     classes: _containers.RepeatedScalarFieldContainer[str]
@@ -114,7 +116,9 @@ class GetModelInfoResponse(_message.Message):
     conformal_coverage: float
     max_batch_size: int
     conformal_class_coverage: _containers.ScalarMap[str, float]
-    def __init__(self, model: _Optional[_Union[_prediction_pb2.ModelIdentity, _Mapping]] = ..., features: _Optional[_Iterable[_Union[_prediction_pb2.FeatureSpec, _Mapping]]] = ..., classes: _Optional[_Iterable[str]] = ..., positive_class: _Optional[str] = ..., metrics: _Optional[_Mapping[str, float]] = ..., conformal_coverage: _Optional[float] = ..., max_batch_size: _Optional[int] = ..., conformal_class_coverage: _Optional[_Mapping[str, float]] = ...) -> None: ...
+    training_prevalence: float
+    clinical_prevalence: float
+    def __init__(self, model: _Optional[_Union[_prediction_pb2.ModelIdentity, _Mapping]] = ..., features: _Optional[_Iterable[_Union[_prediction_pb2.FeatureSpec, _Mapping]]] = ..., classes: _Optional[_Iterable[str]] = ..., positive_class: _Optional[str] = ..., metrics: _Optional[_Mapping[str, float]] = ..., conformal_coverage: _Optional[float] = ..., max_batch_size: _Optional[int] = ..., conformal_class_coverage: _Optional[_Mapping[str, float]] = ..., training_prevalence: _Optional[float] = ..., clinical_prevalence: _Optional[float] = ...) -> None: ...
 
 class GetEncryptionLayoutRequest(_message.Message):
     __slots__ = ()
@@ -145,7 +149,7 @@ class ConformalThreshold(_message.Message):
     def __init__(self, q_hat: _Optional[float] = ..., coverage: _Optional[float] = ..., verified_coverage: _Optional[float] = ..., calibration_cases: _Optional[int] = ..., method: _Optional[str] = ..., class_q_hat: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class GetEncryptionLayoutResponse(_message.Message):
-    __slots__ = ("format", "model", "feature_names", "split_features", "thresholds", "weights", "base_value", "shap_offsets", "explained_class", "output_space", "explanation_method", "classes", "calibration", "conformal", "poly_modulus_degrees", "min_scale_bits", "max_scale_bits", "max_ciphertexts", "max_ciphertext_bytes")
+    __slots__ = ("format", "model", "feature_names", "split_features", "thresholds", "weights", "base_value", "shap_offsets", "explained_class", "output_space", "explanation_method", "classes", "calibration", "conformal", "poly_modulus_degrees", "min_scale_bits", "max_scale_bits", "max_ciphertexts", "max_ciphertext_bytes", "training_prevalence", "clinical_prevalence")
     FORMAT_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     FEATURE_NAMES_FIELD_NUMBER: _ClassVar[int]
@@ -165,6 +169,8 @@ class GetEncryptionLayoutResponse(_message.Message):
     MAX_SCALE_BITS_FIELD_NUMBER: _ClassVar[int]
     MAX_CIPHERTEXTS_FIELD_NUMBER: _ClassVar[int]
     MAX_CIPHERTEXT_BYTES_FIELD_NUMBER: _ClassVar[int]
+    TRAINING_PREVALENCE_FIELD_NUMBER: _ClassVar[int]
+    CLINICAL_PREVALENCE_FIELD_NUMBER: _ClassVar[int]
     format: str
     model: _prediction_pb2.ModelIdentity
     feature_names: _containers.RepeatedScalarFieldContainer[str]
@@ -184,7 +190,9 @@ class GetEncryptionLayoutResponse(_message.Message):
     max_scale_bits: int
     max_ciphertexts: int
     max_ciphertext_bytes: int
-    def __init__(self, format: _Optional[str] = ..., model: _Optional[_Union[_prediction_pb2.ModelIdentity, _Mapping]] = ..., feature_names: _Optional[_Iterable[str]] = ..., split_features: _Optional[_Iterable[int]] = ..., thresholds: _Optional[_Iterable[float]] = ..., weights: _Optional[_Iterable[float]] = ..., base_value: _Optional[float] = ..., shap_offsets: _Optional[_Iterable[float]] = ..., explained_class: _Optional[str] = ..., output_space: _Optional[str] = ..., explanation_method: _Optional[str] = ..., classes: _Optional[_Iterable[str]] = ..., calibration: _Optional[_Union[PlattCalibration, _Mapping]] = ..., conformal: _Optional[_Union[ConformalThreshold, _Mapping]] = ..., poly_modulus_degrees: _Optional[_Iterable[int]] = ..., min_scale_bits: _Optional[int] = ..., max_scale_bits: _Optional[int] = ..., max_ciphertexts: _Optional[int] = ..., max_ciphertext_bytes: _Optional[int] = ...) -> None: ...
+    training_prevalence: float
+    clinical_prevalence: float
+    def __init__(self, format: _Optional[str] = ..., model: _Optional[_Union[_prediction_pb2.ModelIdentity, _Mapping]] = ..., feature_names: _Optional[_Iterable[str]] = ..., split_features: _Optional[_Iterable[int]] = ..., thresholds: _Optional[_Iterable[float]] = ..., weights: _Optional[_Iterable[float]] = ..., base_value: _Optional[float] = ..., shap_offsets: _Optional[_Iterable[float]] = ..., explained_class: _Optional[str] = ..., output_space: _Optional[str] = ..., explanation_method: _Optional[str] = ..., classes: _Optional[_Iterable[str]] = ..., calibration: _Optional[_Union[PlattCalibration, _Mapping]] = ..., conformal: _Optional[_Union[ConformalThreshold, _Mapping]] = ..., poly_modulus_degrees: _Optional[_Iterable[int]] = ..., min_scale_bits: _Optional[int] = ..., max_scale_bits: _Optional[int] = ..., max_ciphertexts: _Optional[int] = ..., max_ciphertext_bytes: _Optional[int] = ..., training_prevalence: _Optional[float] = ..., clinical_prevalence: _Optional[float] = ...) -> None: ...
 
 class ClassifyEncryptedRequest(_message.Message):
     __slots__ = ("public_context", "ciphertexts")
