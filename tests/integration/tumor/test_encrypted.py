@@ -229,7 +229,7 @@ async def test_a_stated_clinical_prevalence_is_published_and_applied_by_the_encr
             assert_same_answer(mine, theirs)
         unshifted, _ = await _both(tumor_target, cases[:10])
         # Fewer malignant tumours in this clinic: every probability of malignancy is lower than at 37%.
-        for shifted, original in zip(plain, unshifted, strict=True):
+        for shifted, original in zip(plain[:10], unshifted, strict=True):
             assert shifted.positive_probability < original.positive_probability or original.positive_probability > 1 - 1e-9
     finally:
         await server.stop(grace=None)
