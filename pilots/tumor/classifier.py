@@ -30,6 +30,7 @@ from clinpred.pilots.tumor.package_format import (
     ONNX_INPUT,
     ONNX_PROBABILITIES,
     PILOT,
+    TRANSPARENCY,
     VERIFIED_COVERAGE_METRIC,
 )
 from clinpred.pilots.tumor.prevalence import PriorShift, training_prevalence
@@ -89,6 +90,8 @@ class TumorModelInfo:
     class_coverage: dict[str, float] = field(default_factory=dict)
     # The positive class's prevalence answers are recalibrated for, and the training data's (binary models).
     prior_shift: PriorShift | None = None
+    # ONC HTI-1 source attributes (transparency.json of the package); "" for packages without them.
+    transparency_json: str = ""
 
 
 def predictions_from_probabilities(
@@ -204,6 +207,8 @@ class TumorClassifier:
         if self._binary and schema.classes[1] != schema.positive_class:
             raise ModelPackageError("binary model packages must list the positive class second")
         self.prior_shift: PriorShift | None = None
+        files = package.manifest["files"]
+        self.transparency_json = package.file(TRANSPARENCY).read_text() if TRANSPARENCY in files else ""
         if self._binary and "class_counts" in metrics.get("details", {}):
             trained = training_prevalence(metrics, schema.positive_class)
             self.prior_shift = PriorShift(trained, trained)
@@ -256,6 +261,7 @@ class TumorClassifier:
                 str(c): float(v) for c, v in self.metrics.get(CLASS_COVERAGE_METRIC, {}).items()
             },
             prior_shift=self.prior_shift,
+            transparency_json=self.transparency_json,
         )
 
     def _rows(self, x: np.ndarray) -> np.ndarray:

@@ -19,3 +19,5 @@ CLASS_COVERAGE_METRIC = "conformal_class_coverage_heldout"
 # (conformal.json `class_q_hat`, Mondrian sets). Packages without the key are format 1 and keep marginal sets.
 PACKAGE_FORMAT_KEY = "tumor_package_format"
 PACKAGE_FORMAT = 2
+# ONC HTI-1 source attributes (pilots/tumor/transparency.py), in packages from 1.2.0.
+TRANSPARENCY = "transparency.json"

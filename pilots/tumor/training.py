@@ -52,6 +52,7 @@ from clinpred.pilots.tumor.package_format import (
     PILOT,
     VERIFIED_COVERAGE_METRIC,
 )
+from clinpred.pilots.tumor.transparency import transparency_document
 
 Algorithm = Literal["xgboost", "lightgbm"]
 ALGORITHMS: tuple[str, ...] = ("xgboost", "lightgbm")
@@ -431,7 +432,8 @@ REFERENCE_CHANGE_LOG = {
     "1.2.0": (
         "2026-12-03",
         "same booster and calibration; answers carry class-conditional (Mondrian) conformal sets, one threshold "
-        "per class, so the malignant miss rate is bounded at the stated level.",
+        "per class, so the malignant miss rate is bounded at the stated level; ONC HTI-1 source attributes in "
+        "transparency.json (also in GetModelInfo).",
     ),
 }
 OWNER = "clinpred tumour classification maintainers (models/tumor)"
@@ -686,6 +688,8 @@ def build_mondrian_package(
                 writer.write_bytes(file, source.file(file).read_bytes())
         writer.write_json("conformal.json", conformal.to_json())
         writer.write_json("metrics.json", metrics)
+        date = REFERENCE_CHANGE_LOG[version][0] if version in REFERENCE_CHANGE_LOG else "undated"
+        writer.write_json("transparency.json", transparency_document(metrics, name, version, date))
         writer.write_text(
             "MODEL_CARD.md",
             model_card(name, version, training["algorithm"], dataset, metrics, stored_calibrator, conformal),

@@ -138,6 +138,7 @@ class TumorCodec:
             conformal_class_coverage=info.class_coverage,
             training_prevalence=info.prior_shift.training_prevalence if info.prior_shift else 0.0,
             clinical_prevalence=info.prior_shift.clinical_prevalence if info.prior_shift else 0.0,
+            transparency_json=info.transparency_json,
         )
 
     # Encrypted classification

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import grpc
@@ -135,3 +136,7 @@ async def test_model_info_describes_the_serving_model(tumor_stub: Stub, tumor_pa
     assert info.max_batch_size > 0
     # No prevalence set for this deployment: answers are at the training data's 212 of 569 malignant.
     assert info.training_prevalence == info.clinical_prevalence == pytest.approx(212 / 569)
+    transparency = json.loads(info.transparency_json)
+    assert transparency["model"]["version"] == tumor_package.identity.version
+    assert transparency["attributes"]["intended_decision_making_role"].startswith("informs")
+    assert transparency == tumor_package.read_json("transparency.json")

@@ -83,7 +83,7 @@ class GetModelInfoRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GetModelInfoResponse(_message.Message):
-    __slots__ = ("model", "features", "classes", "positive_class", "metrics", "conformal_coverage", "max_batch_size", "conformal_class_coverage", "training_prevalence", "clinical_prevalence")
+    __slots__ = ("model", "features", "classes", "positive_class", "metrics", "conformal_coverage", "max_batch_size", "conformal_class_coverage", "training_prevalence", "clinical_prevalence", "transparency_json")
     class MetricsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -108,6 +108,7 @@ class GetModelInfoResponse(_message.Message):
     CONFORMAL_CLASS_COVERAGE_FIELD_NUMBER: _ClassVar[int]
     TRAINING_PREVALENCE_FIELD_NUMBER: _ClassVar[int]
     CLINICAL_PREVALENCE_FIELD_NUMBER: _ClassVar[int]
+    TRANSPARENCY_JSON_FIELD_NUMBER: _ClassVar[int]
     model: _prediction_pb2.ModelIdentity
     features: _containers.RepeatedCompositeFieldContainer[_prediction_pb2.FeatureSpec]
     classes: _containers.RepeatedScalarFieldContainer[str]
@@ -118,7 +119,8 @@ class GetModelInfoResponse(_message.Message):
     conformal_class_coverage: _containers.ScalarMap[str, float]
     training_prevalence: float
     clinical_prevalence: float
-    def __init__(self, model: _Optional[_Union[_prediction_pb2.ModelIdentity, _Mapping]] = ..., features: _Optional[_Iterable[_Union[_prediction_pb2.FeatureSpec, _Mapping]]] = ..., classes: _Optional[_Iterable[str]] = ..., positive_class: _Optional[str] = ..., metrics: _Optional[_Mapping[str, float]] = ..., conformal_coverage: _Optional[float] = ..., max_batch_size: _Optional[int] = ..., conformal_class_coverage: _Optional[_Mapping[str, float]] = ..., training_prevalence: _Optional[float] = ..., clinical_prevalence: _Optional[float] = ...) -> None: ...
+    transparency_json: str
+    def __init__(self, model: _Optional[_Union[_prediction_pb2.ModelIdentity, _Mapping]] = ..., features: _Optional[_Iterable[_Union[_prediction_pb2.FeatureSpec, _Mapping]]] = ..., classes: _Optional[_Iterable[str]] = ..., positive_class: _Optional[str] = ..., metrics: _Optional[_Mapping[str, float]] = ..., conformal_coverage: _Optional[float] = ..., max_batch_size: _Optional[int] = ..., conformal_class_coverage: _Optional[_Mapping[str, float]] = ..., training_prevalence: _Optional[float] = ..., clinical_prevalence: _Optional[float] = ..., transparency_json: _Optional[str] = ...) -> None: ...
 
 class GetEncryptionLayoutRequest(_message.Message):
     __slots__ = ()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -13,6 +14,7 @@ from clinpred.pilots.tumor.classifier import TumorClassifier
 from clinpred.pilots.tumor.data import TumorDataset
 from clinpred.pilots.tumor.package_format import PACKAGE_FORMAT, PACKAGE_FORMAT_KEY
 from clinpred.pilots.tumor.training import build_mondrian_package
+from tests.conftest import MODELS
 from tests.support import assert_figures_close
 from tests.unit.pilots.tumor.conftest import PREVIOUS, TRAINED
 
@@ -32,7 +34,7 @@ def test_the_served_package_is_built_reproducibly_from_the_trained_one(
     for name in ("booster.json", "model.onnx", "calibration.json", "schema.json", "shap_summary.png"):
         assert built.file(name).read_bytes() == (TRAINED / name).read_bytes()
     # Same tolerance as the retraining test: float sums in calibration fitting differ by machine at ~1e-8.
-    for name in ("conformal.json", "metrics.json"):
+    for name in ("conformal.json", "metrics.json", "transparency.json"):
         assert_figures_close(built.read_json(name), reference_package.read_json(name), rel=1e-6, path=name)
 
 
@@ -71,3 +73,21 @@ def test_packages_without_class_thresholds_keep_marginal_sets(wdbc: TumorDataset
         classifier = TumorClassifier.load(ModelPackage.open(path))
         assert classifier.conformal.class_q_hat is None and classifier.info.class_coverage == {}
         assert all(len(a.confidence.labels) == 1 for a in classifier.predict(wdbc.x))
+
+
+def test_the_hti1_source_attributes_are_in_the_package_and_state_its_figures(reference: TumorClassifier) -> None:
+    document = json.loads(reference.info.transparency_json)
+    assert document["format"] == "clinpred-hti1-source-attributes/1"
+    assert document["model"] == {"name": "wdbc-xgboost", "version": "1.2.0"}
+    attributes = document["attributes"]
+    # The same attribute names as the deterioration model's document: one schema for every service.
+    deterioration = ModelPackage.open(MODELS / "deterioration" / "home-deterioration" / "1.1.0")
+    assert set(attributes) == set(json.loads(deterioration.file("transparency.json").read_text())["attributes"])
+    validity = attributes["validity_same_source"]
+    m = reference.metrics
+    assert validity["auroc_10_fold"] == m["auroc"] and validity["log_loss_10_fold"] == m["log_loss"]
+    assert validity["conformal_coverage_heldout_per_class"] == m["conformal_class_coverage_heldout"]
+    assert validity["nested_cv"] == m["nested_cv"]["models"]["boosted_stumps"]["metrics"]
+    # A package file: covered by the manifest's hashes, so tampering stops the package from loading.
+    assert "transparency.json" in reference.package.manifest["files"]
+    assert TumorClassifier.load(ModelPackage.open(TRAINED)).info.transparency_json == ""

@@ -36,6 +36,7 @@ def test_the_reference_is_the_latest_wdbc_xgboost_package(reference_package: Mod
         "shap_summary.png",
         "decision_curve.png",
         "calibration_plot.png",
+        "transparency.json",
     }
     # Small enough to live in git.
     assert sum(p.stat().st_size for p in REFERENCE.iterdir()) < 2_000_000

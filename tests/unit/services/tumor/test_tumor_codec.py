@@ -280,6 +280,7 @@ def test_model_info_names_the_model_its_schema_and_limits(codec: TumorCodec, sch
         conformal_coverage=0.95,
         verified_coverage=VERIFIED,
         class_coverage={"benign": 0.989, "malignant": 0.958},
+        transparency_json='{"format": "clinpred-hti1-source-attributes/1"}',
     )
     response = codec.encode_model_info(info)
     assert (response.model.name, response.model.sha256) == (IDENTITY.name, IDENTITY.sha256)
@@ -296,6 +297,9 @@ def test_model_info_names_the_model_its_schema_and_limits(codec: TumorCodec, sch
     assert dict(response.metrics) == {"auroc": 0.995, "accuracy": 0.975, "details.n": 10.0}
     assert response.conformal_coverage == 0.95
     assert dict(response.conformal_class_coverage) == {"benign": 0.989, "malignant": 0.958}
+    assert response.transparency_json == info.transparency_json
+    # No prior shift stated (a multi-class model, or a test's bare info): both prevalences 0.
+    assert response.training_prevalence == response.clinical_prevalence == 0.0
     assert response.max_batch_size == MAX_BATCH
     assert codec.decode_model_info(tumor_pb2.GetModelInfoRequest()) is None
 
