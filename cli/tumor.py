@@ -348,6 +348,14 @@ def info(
     typer.echo(f"model: {answer.model.name} {answer.model.version} sha256 {answer.model.sha256}")
     typer.echo(f"classes: {', '.join(answer.classes)} (positive: {answer.positive_class})")
     typer.echo(f"conformal coverage {answer.conformal_coverage:.0%}; at most {answer.max_batch_size} cases per batch")
+    if answer.conformal_class_coverage:
+        measured = ", ".join(f"{c} {v:.1%}" for c, v in sorted(answer.conformal_class_coverage.items()))
+        typer.echo(f"conformal coverage per class on held-out folds: {measured}")
+    if answer.training_prevalence:
+        typer.echo(
+            f"{answer.positive_class} share: {answer.clinical_prevalence:.1%} in this deployment's answers "
+            f"({answer.training_prevalence:.1%} in the training data)"
+        )
     print_metrics(answer.metrics)
     typer.echo(f"features ({len(answer.features)}), with their training range:")
     width = max((len(f.name) for f in answer.features), default=0)

@@ -112,6 +112,10 @@ async def test_info_reads_as_text_and_parses_as_json(tumor_target: str, tumor_pa
     identity = tumor_package.identity
     assert readable.stdout.splitlines()[0] == f"model: {identity.name} {identity.version} sha256 {identity.sha256}"
     assert "features (30)" in readable.stdout and "mean_radius" in readable.stdout
+    coverage = tumor_package.read_json("metrics.json")["conformal_class_coverage_heldout"]
+    measured = f"benign {coverage['benign']:.1%}, malignant {coverage['malignant']:.1%}"
+    assert f"per class on held-out folds: {measured}" in readable.stdout
+    assert "malignant share: 37.3% in this deployment's answers (37.3% in the training data)" in readable.stdout
 
 
 async def test_a_batch_the_server_rejects_names_rows_of_the_csv(tumor_target: str, tmp_path: Path) -> None:
