@@ -268,12 +268,15 @@ def train_tumor(
     n_splits: int = N_SPLITS,
     coverage: float = COVERAGE,
     nested_seeds: int = NESTED_SEEDS,
+    class_conditional: bool = True,
 ) -> TrainingReport:
     """Cross-validate, calibrate, fit conformal sets, train on all data and write a model package.
 
     `params` override the algorithm's default hyperparameters (tests use tiny
     models). Binary XGBoost models also get `nested_seeds` split seeds of nested
     cross-validation against a penalised logistic regression (0: none).
+    `class_conditional`: Mondrian conformal sets, one threshold per class (False: one marginal threshold,
+    as packages before format 2).
     Raises OnnxParityError, writing nothing, if the ONNX export disagrees with
     the native model by more than 1e-5.
     """
@@ -317,6 +320,8 @@ def train_tumor(
         },
     )
     metrics = _metrics(dataset, y, oof_raw, oof_cal, folds, calibrator, conformal, heldout, parity, additivity)
+    if class_conditional:
+        conformal = _class_conditional(metrics, calibrator.apply(oof_raw), oof_raw, y, folds, dataset.classes, coverage)
     metrics["explanation_method"] = explainer.method
     if nested_seeds > 0 and n_classes == 2 and algorithm == "xgboost":
         # Imported here: the nested evaluation builds its boosters with this module's make_estimator.
@@ -339,6 +344,10 @@ def train_tumor(
         writer.write_json("conformal.json", conformal.to_json())
         writer.write_json("schema.json", schema.to_json())
         writer.write_json("metrics.json", metrics)
+        if dataset.name == "wdbc":
+            # The attributes describe the WDBC population and intended use; a user's own data has its own.
+            date = REFERENCE_CHANGE_LOG[version][0] if version in REFERENCE_CHANGE_LOG else "undated"
+            writer.write_json("transparency.json", transparency_document(metrics, name, version, date))
         _shap_summary_png(shap.values, x32, schema, writer.path("shap_summary.png"), seed)
         if "nested_cv" in metrics:
             _decision_curve_png(metrics["nested_cv"], writer.path("decision_curve.png"))
@@ -357,6 +366,7 @@ def train_tumor(
                 "seed": seed,
                 "libraries": _library_versions(),
                 "python": platform.python_version(),
+                **({PACKAGE_FORMAT_KEY: PACKAGE_FORMAT} if class_conditional else {}),
             }
         )
     except BaseException:
@@ -622,6 +632,39 @@ def _mondrian_section(metrics: Mapping[str, Any], conformal: SplitConformal) -> 
     ]
 
 
+def _class_conditional(
+    metrics: dict[str, Any],
+    calibrated: np.ndarray,
+    oof_raw: np.ndarray,
+    y: np.ndarray,
+    folds: np.ndarray,
+    classes: tuple[str, ...],
+    coverage: float,
+) -> SplitConformal:
+    """Mondrian sets fitted on the calibrated out-of-fold probabilities, their held-out check written into
+    `metrics` (the marginal sets' figures kept beside them with a `_marginal` suffix)."""
+    conformal = fit_mondrian_conformal(calibrated, y, classes, coverage)
+    heldout = cross_conformal_coverage(oof_raw, y, folds, classes, coverage, recalibrate=True, mondrian=True)
+    for key in ("conformal_mean_set_size_heldout", "conformal_singleton_rate_heldout", VERIFIED_COVERAGE_METRIC):
+        metrics[f"{key}_marginal"] = metrics[key]
+    metrics[VERIFIED_COVERAGE_METRIC] = heldout.coverage
+    metrics["conformal_mean_set_size_heldout"] = heldout.mean_set_size
+    metrics["conformal_singleton_rate_heldout"] = heldout.singleton_rate
+    metrics["conformal_class_conditional"] = 1.0
+    for c, q in zip(conformal.classes, conformal.class_q_hat or (), strict=True):
+        metrics[f"conformal_q_hat_{c}"] = q
+    for c, v in heldout.per_class.items():
+        metrics[f"conformal_coverage_heldout_{c}"] = v
+    metrics[CLASS_COVERAGE_METRIC] = heldout.per_class
+    metrics["details"] = {
+        **metrics["details"],
+        "conformal_heldout": (
+            "per fold: calibration and per-class q_hat refitted on the other folds, coverage measured on this fold"
+        ),
+    }
+    return conformal
+
+
 def build_mondrian_package(
     dataset: TumorDataset,
     *,
@@ -659,27 +702,8 @@ def build_mondrian_package(
             f"{name} {source_version}: its out-of-fold calibration does not reproduce here "
             f"(slope, intercept, q_hat {recomputed.tolist()} vs {stored.tolist()})"
         )
-    conformal = fit_mondrian_conformal(stored_calibrator.apply(oof_raw), y, dataset.classes, stored_conformal.coverage)
-    heldout = cross_conformal_coverage(
-        oof_raw, y, folds, dataset.classes, conformal.coverage, recalibrate=True, mondrian=True
-    )
-    for key in ("conformal_mean_set_size_heldout", "conformal_singleton_rate_heldout", VERIFIED_COVERAGE_METRIC):
-        metrics[f"{key}_marginal"] = metrics[key]
-    metrics[VERIFIED_COVERAGE_METRIC] = heldout.coverage
-    metrics["conformal_mean_set_size_heldout"] = heldout.mean_set_size
-    metrics["conformal_singleton_rate_heldout"] = heldout.singleton_rate
-    metrics["conformal_class_conditional"] = 1.0
-    for c, q in zip(conformal.classes, conformal.class_q_hat or (), strict=True):
-        metrics[f"conformal_q_hat_{c}"] = q
-    for c, v in heldout.per_class.items():
-        metrics[f"conformal_coverage_heldout_{c}"] = v
-    metrics[CLASS_COVERAGE_METRIC] = heldout.per_class
-    metrics["details"] = {
-        **metrics["details"],
-        "conformal_heldout": (
-            "per fold: calibration and per-class q_hat refitted on the other folds, coverage measured on this fold"
-        ),
-    }
+    conformal = _class_conditional(metrics, stored_calibrator.apply(oof_raw), oof_raw, y, folds, dataset.classes,
+                                   stored_conformal.coverage)
 
     writer = ModelPackageWriter(models_root, PILOT, name, version)
     try:

@@ -75,7 +75,8 @@ def test_lightgbm_is_selectable(wdbc: TumorDataset, tmp_path: Path) -> None:
     package = report.package
     assert package.identity.name == "wdbc-lightgbm"
     assert package.metadata["algorithm"] == "lightgbm" and package.metadata["booster"] == "booster.txt"
-    assert set(package.manifest["files"]) == PACKAGE_FILES | {"booster.txt"}
+    # WDBC rows: the WDBC HTI-1 attributes apply.
+    assert set(package.manifest["files"]) == PACKAGE_FILES | {"booster.txt", "transparency.json"}
     assert report.metrics["auroc"] > 0.95
     classifier = TumorClassifier.load(package)
     rows = data.x[:20]
