@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-FORMAT: Final = "clinpred-hti1-source-attributes/1"
+from clinpred.pilots.common.transparency import FORMAT
+
 DEVELOPER: Final = "clinpred project, paediatric oncology telemonitoring pilot"
 CONTACT: Final = "clinpred maintainers (see the repository README)"
 

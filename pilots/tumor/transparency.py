@@ -1,7 +1,7 @@
 """The ONC HTI-1 source attributes of the tumour model, machine-readable.
 
 The same nine groups of 45 CFR 170.315(b)(11)(iv)(A) as the deterioration model's document
-(pilots/deterioration/transparency.py, same format name), answered for the WDBC classifier with figures
+(pilots/deterioration/transparency.py, format in pilots/common/transparency.py), answered for WDBC with figures
 from the package's own metrics.json. It is a file of the package (`transparency.json`), so the package's
 SHA-256 covers it, and GetModelInfo returns it as JSON.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from clinpred.pilots.deterioration.transparency import FORMAT
+from clinpred.pilots.common.transparency import FORMAT
 
 DEVELOPER = "clinpred project, tumour classification pilot"
 CONTACT = "clinpred tumour classification maintainers (models/tumor; see the repository README)"
