@@ -56,12 +56,15 @@ CsvOption = Annotated[
 class Algorithm(StrEnum):
     xgboost = "xgboost"
     lightgbm = "lightgbm"
+    logistic = "logistic"
 
 
 def train(
     data: Annotated[Path | None, typer.Option(help="Your own CSV of tumour features (default: WDBC from scikit-learn).")] = None,
     label_column: Annotated[str, typer.Option(help="Label column of --data.")] = "diagnosis",
-    algorithm: Annotated[Algorithm, typer.Option(help="Gradient-boosting library.")] = Algorithm.xgboost,
+    algorithm: Annotated[
+        Algorithm, typer.Option(help="Gradient-boosting library, or logistic: standardised L2 logistic regression.")
+    ] = Algorithm.xgboost,
     name: Annotated[str | None, typer.Option(help="Model name (default: <data>-<algorithm>).")] = None,
     version: Annotated[
         str | None, typer.Option("--package-version", help="Version of the new package (default: the next minor).")

@@ -2,7 +2,7 @@
 
 `predict`: ONNX Runtime probabilities -> calibration -> label -> conformal set
 -> flags for values outside the training range. `explain`: exact TreeSHAP on
-the native booster. Everything that does not depend on the case (sessions,
+the native booster (exact linear SHAP for the logistic regression). Everything that does not depend on the case (sessions,
 arrays of ranges, the explained output per class, spec lookups) is built once
 in `load`, so a single case costs little more than the two model calls.
 """
@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,6 +25,7 @@ from clinpred.pilots.common.explanation import Explanation, StumpShap, TreeShap,
 from clinpred.pilots.common.model_package import ModelIdentity, ModelPackage
 from clinpred.pilots.common.onnx import onnx_session
 from clinpred.pilots.common.schema import FeatureBounds, FeatureSpec, ModelSchema, RangeFlag
+from clinpred.pilots.tumor.linear import LinearShapExplainer, LinearTumorModel
 from clinpred.pilots.tumor.package_format import (
     BOOSTER_FILES,
     CLASS_COVERAGE_METRIC,
@@ -159,6 +161,14 @@ def _load_booster(algorithm: str, path: str) -> Any:
 
         # Threads are set per call (the explainer passes num_threads=1); a model file's own params win here.
         return lgb.Booster(model_file=path)
+    if algorithm == "logistic":
+        import json
+
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as exc:
+            raise ModelPackageError(f"linear model file {path} is unreadable: {exc}") from exc
+        return LinearTumorModel.from_json(data)
     raise ModelPackageError(f"unknown algorithm {algorithm!r} in model package")
 
 
@@ -199,7 +209,11 @@ class TumorClassifier:
         self.conformal = conformal
         self._session = session
         self._booster = booster
-        self._explainer = TreeShapExplainer(booster, probe=probe_rows(schema))
+        self._explainer: TreeShapExplainer | LinearShapExplainer = (
+            LinearShapExplainer(booster)
+            if isinstance(booster, LinearTumorModel)
+            else TreeShapExplainer(booster, probe=probe_rows(schema))
+        )
         self._bounds = FeatureBounds(schema)
         self._classes = schema.classes
         self._specs = {f.name: f for f in schema.features}
@@ -301,6 +315,11 @@ class TumorClassifier:
     @property
     def explanation_method(self) -> str:
         return self._explainer.method
+
+    @property
+    def linear_model(self) -> LinearTumorModel | None:
+        """The standardised logistic regression, when the package is one."""
+        return self._explainer.model if isinstance(self._explainer, LinearShapExplainer) else None
 
     @property
     def stump_shap(self) -> StumpShap | None:

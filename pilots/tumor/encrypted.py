@@ -59,6 +59,7 @@ from clinpred.pilots.tumor.classifier import (
     explanations_from_shap,
     predictions_from_probabilities,
 )
+from clinpred.pilots.tumor.linear import LinearTumorModel
 from clinpred.pilots.tumor.package_format import VERIFIED_COVERAGE_METRIC
 from clinpred.pilots.tumor.prevalence import PriorShift
 
@@ -71,13 +72,19 @@ DEFAULT_POLY_MODULUS_DEGREE = 4096
 DEFAULT_COEFF_MOD_BIT_SIZES = (38, 33, 38)
 DEFAULT_SCALE_BITS = 33
 LAYOUT_FORMAT = "clinpred-encrypted-stumps/1"
+# The linear form: the client encrypts its standardised features z = (x - mean) / scale, one slot per
+# feature, and the server multiplies them by the regression's weights; shap_f = w_f * z_f + offset_f.
+LINEAR_LAYOUT_FORMAT = "clinpred-encrypted-linear/1"
+LAYOUT_FORMATS = (LAYOUT_FORMAT, LINEAR_LAYOUT_FORMAT)
 
 
 @dataclass(frozen=True)
 class EncryptedTumorLayout:
-    """What the server publishes: the split points clients encode, and what turns the sums into answers.
+    """What the server publishes: the slots clients encode, and what turns the sums into answers.
 
-    Split j tests `x[split_features[j]] < thresholds[j]` in float32, as XGBoost does.
+    Stump form: slot j is the indicator `x[split_features[j]] < thresholds[j]` in float32, as XGBoost
+    tests it. Linear form (`feature_means` given, no thresholds): slot f is the standardised feature
+    `(x_f - feature_means[f]) / feature_scales[f]`.
     """
 
     model: str  # name@version of the package the layout comes from
@@ -89,16 +96,26 @@ class EncryptedTumorLayout:
     shap_offsets: tuple[float, ...]  # per feature: -sum over its trees of w * E[x < t]
     explained_class: str
     output_space: str = LOG_ODDS
+    feature_means: tuple[float, ...] = ()  # linear form only
+    feature_scales: tuple[float, ...] = ()  # linear form only
 
     def __len__(self) -> int:
-        return len(self.thresholds)
+        return len(self.weights)
+
+    @property
+    def linear(self) -> bool:
+        return bool(self.feature_means)
+
+    @property
+    def format(self) -> str:
+        return LINEAR_LAYOUT_FORMAT if self.linear else LAYOUT_FORMAT
 
     def cases_per_ciphertext(self, poly_modulus_degree: int) -> int:
         return (poly_modulus_degree // 2) // len(self)
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "format": LAYOUT_FORMAT,
+            "format": self.format,
             "model": self.model,
             "feature_names": list(self.feature_names),
             "split_features": list(self.split_features),
@@ -108,12 +125,14 @@ class EncryptedTumorLayout:
             "shap_offsets": list(self.shap_offsets),
             "explained_class": self.explained_class,
             "output_space": self.output_space,
+            **({"feature_means": list(self.feature_means), "feature_scales": list(self.feature_scales)} if self.linear else {}),
         }
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> EncryptedTumorLayout:
-        if obj.get("format") != LAYOUT_FORMAT:
-            raise InvalidInput(f"encrypted tumour layout format {obj.get('format')!r} is not {LAYOUT_FORMAT}")
+        if obj.get("format") not in LAYOUT_FORMATS:
+            raise InvalidInput(f"encrypted tumour layout format {obj.get('format')!r} is not one of {', '.join(LAYOUT_FORMATS)}")
+        linear = obj["format"] == LINEAR_LAYOUT_FORMAT
         return cls(
             model=str(obj["model"]),
             feature_names=tuple(str(n) for n in obj["feature_names"]),
@@ -124,12 +143,25 @@ class EncryptedTumorLayout:
             shap_offsets=tuple(float(o) for o in obj["shap_offsets"]),
             explained_class=str(obj["explained_class"]),
             output_space=str(obj.get("output_space", LOG_ODDS)),
+            feature_means=tuple(float(m) for m in obj["feature_means"]) if linear else (),
+            feature_scales=tuple(float(v) for v in obj["feature_scales"]) if linear else (),
         ).checked()
 
     def checked(self) -> EncryptedTumorLayout:
         """This layout, once its parts are seen to line up (InvalidInput otherwise)."""
         d = len(self.feature_names)
-        lengths = {len(self.split_features), len(self.thresholds), len(self.weights)}
+        if self.linear or self.feature_scales:
+            if (
+                self.thresholds
+                or self.split_features != tuple(range(d))
+                or len(self.feature_means) != d
+                or len(self.feature_scales) != d
+                or len(self.weights) != d
+            ):
+                raise InvalidInput("encrypted tumour layout: the linear form needs one mean, scale and weight per feature")
+            if not all(np.isfinite((*self.feature_means, *self.feature_scales))) or min(self.feature_scales) <= 0:
+                raise InvalidInput("encrypted tumour layout: feature means and scales must be finite, scales positive")
+        lengths = {len(self.split_features), len(self.weights)} | (set() if self.linear else {len(self.thresholds)})
         if len(lengths) != 1 or not len(self) or len(self.shap_offsets) != d or any(not 0 <= f < d for f in self.split_features):
             raise InvalidInput("encrypted tumour layout: split points, weights and offsets do not line up")
         values = (*self.thresholds, *self.weights, *self.shap_offsets, self.base_value)
@@ -138,12 +170,35 @@ class EncryptedTumorLayout:
         return self
 
 
+def _linear_layout(classifier: TumorClassifier, linear: LinearTumorModel) -> EncryptedTumorLayout:
+    if linear.coef.shape[0] != 1:
+        raise FailedPrecondition(f"model {classifier.identity.name}: encrypted classification needs a binary model")
+    weights = linear.coef[0]
+    return EncryptedTumorLayout(
+        model=f"{classifier.identity.name}@{classifier.identity.version}",
+        feature_names=classifier.schema.feature_names,
+        split_features=tuple(range(weights.size)),
+        thresholds=(),
+        weights=tuple(weights.tolist()),
+        # The explainer's base (margin at the training mean); offsets centre each feature's term on it.
+        base_value=float(linear.intercept[0] + weights @ linear.z_mean),
+        shap_offsets=tuple((-weights * linear.z_mean).tolist()),
+        explained_class=classifier.schema.positive_class,
+        feature_means=tuple(linear.mean.tolist()),
+        feature_scales=tuple(linear.scale.tolist()),
+    )
+
+
 def tumor_layout(classifier: TumorClassifier) -> EncryptedTumorLayout:
-    """The layout of a loaded binary stump model (the explainer's verified step-function form)."""
+    """The layout of a loaded binary model: its standardised linear form for the logistic regression,
+    else the explainer's verified step-function form of boosted stumps."""
+    if classifier.linear_model is not None:
+        return _linear_layout(classifier, classifier.linear_model)
     stumps = classifier.stump_shap
     if stumps is None or stumps.base.size != 1:
         raise FailedPrecondition(
-            f"model {classifier.identity.name}: encrypted classification needs a binary ensemble of depth-1 trees"
+            f"model {classifier.identity.name}: encrypted classification needs a binary ensemble of depth-1 trees "
+            "or a binary logistic regression"
         )
     thresholds, deltas = stumps.thresholds[0], stumps.deltas[0]  # [d, m], padded with +inf / 0
     split_features: list[int] = []
@@ -272,7 +327,8 @@ def public_context_bytes(context: ts.Context) -> bytes:
 
 
 def encode_cases(layout: EncryptedTumorLayout, rows: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    """Indicators `[n, splits]` of rows `[n, d]` (schema feature order): 1.0 where `x < threshold` in float32."""
+    """Slots `[n, len(layout)]` of rows `[n, d]` (schema feature order): stump form, 1.0 where `x < threshold`
+    in float32; linear form, the standardised features."""
     x = np.asarray(rows, dtype=np.float64)
     if x.ndim == 1:
         x = x[None, :]
@@ -280,23 +336,25 @@ def encode_cases(layout: EncryptedTumorLayout, rows: npt.NDArray[np.float64]) ->
         raise InvalidInput(f"expected {len(layout.feature_names)} features per case in the layout's order")
     if not np.isfinite(x).all():
         raise InvalidInput("encrypted classification needs every feature as a finite number")
+    if layout.linear:
+        return (x - np.asarray(layout.feature_means)) / np.asarray(layout.feature_scales)
     x32 = x.astype(np.float32)
     thresholds = np.asarray(layout.thresholds, dtype=np.float32)
     return (x32[:, list(layout.split_features)] < thresholds[None, :]).astype(np.float64)
 
 
 def encode_case(layout: EncryptedTumorLayout, features: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    """One case's indicator vector (length `len(layout)`)."""
+    """One case's encoding (length `len(layout)`)."""
     return encode_cases(layout, features)[0]
 
 
 def encrypt_cases(context: ts.Context, layout: EncryptedTumorLayout, encodings: npt.NDArray[np.float64]) -> EncryptedTumorCases:
     """Encodings `[n, splits]` packed into as few ciphertexts as the slots allow."""
     if encodings.ndim != 2 or encodings.shape[1] != len(layout):
-        raise InvalidInput(f"expected encodings of {len(layout)} split indicators per case")
+        raise InvalidInput(f"expected encodings of {len(layout)} slots per case")
     per = layout.cases_per_ciphertext(poly_modulus_degree(context))
     if per < 1:
-        raise InvalidInput(f"{len(layout)} split indicators do not fit one ciphertext; use a larger degree")
+        raise InvalidInput(f"{len(layout)} slots per case do not fit one ciphertext; use a larger degree")
     blobs, counts = [], []
     for start in range(0, encodings.shape[0], per):
         block = encodings[start : start + per]

@@ -10,7 +10,7 @@ PILOT = "tumor"
 # The ONNX graph's input (float32 `[n, d]`, schema feature order) and its probability output.
 ONNX_INPUT = "features"
 ONNX_PROBABILITIES = "probabilities"
-BOOSTER_FILES = {"xgboost": "booster.json", "lightgbm": "booster.txt"}
+BOOSTER_FILES = {"xgboost": "booster.json", "lightgbm": "booster.txt", "logistic": "linear.json"}
 # The metric in metrics.json that states the conformal sets' coverage measured on held-out folds.
 VERIFIED_COVERAGE_METRIC = "conformal_coverage_heldout"
 # The entry of metrics.json mapping each class to the coverage measured on its held-out cases.

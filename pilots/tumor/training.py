@@ -42,6 +42,7 @@ from clinpred.pilots.common.model_package import ModelPackage, ModelPackageWrite
 from clinpred.pilots.common.onnx import max_parity_error, onnx_session
 from clinpred.pilots.common.schema import ModelSchema
 from clinpred.pilots.tumor.data import TumorDataset
+from clinpred.pilots.tumor.linear import LinearShapExplainer, LinearTumorModel
 from clinpred.pilots.tumor.package_format import (
     BOOSTER_FILES,
     CLASS_COVERAGE_METRIC,
@@ -54,8 +55,8 @@ from clinpred.pilots.tumor.package_format import (
 )
 from clinpred.pilots.tumor.transparency import transparency_document
 
-Algorithm = Literal["xgboost", "lightgbm"]
-ALGORITHMS: tuple[str, ...] = ("xgboost", "lightgbm")
+Algorithm = Literal["xgboost", "lightgbm", "logistic"]
+ALGORITHMS: tuple[str, ...] = ("xgboost", "lightgbm", "logistic")
 N_SPLITS = 10
 # Split seeds of the nested comparison with a logistic regression (binary XGBoost models).
 NESTED_SEEDS = 5
@@ -92,6 +93,16 @@ DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
         "colsample_bytree": 0.3,
         "reg_lambda": 1.0,
     },
+    # Standardised features, L2 penalty, C chosen by inner 5-fold CV on log loss (the nested
+    # evaluation's winner on log loss against the boosted stumps).
+    "logistic": {
+        "Cs": [float(c) for c in np.logspace(-3, 3, 13)],
+        "cv": 5,
+        "scoring": "neg_log_loss",
+        "l1_ratios": [0.0],
+        "use_legacy_attributes": False,
+        "max_iter": 10000,
+    },
 }
 
 
@@ -125,6 +136,12 @@ def make_estimator(algorithm: str, params: Mapping[str, Any], seed: int, n_class
             verbose=-1,
             **params,
         )
+    if algorithm == "logistic":
+        from sklearn.linear_model import LogisticRegressionCV
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        return make_pipeline(StandardScaler(), LogisticRegressionCV(n_jobs=1, **params))
     raise InvalidInput(f"algorithm must be one of {', '.join(ALGORITHMS)}")
 
 
@@ -172,6 +189,21 @@ def cross_validate(
 
 
 def to_onnx(model: Any, algorithm: str, n_features: int) -> bytes:
+    if algorithm == "logistic":
+        from skl2onnx import convert_sklearn
+        from skl2onnx.common.data_types import FloatTensorType as SklFloat
+        from skl2onnx.common.data_types import Int64TensorType
+
+        n_classes = len(model[-1].classes_)
+        sk_model = convert_sklearn(
+            model,
+            initial_types=[(ONNX_INPUT, SklFloat([None, n_features]))],
+            final_types=[("label", Int64TensorType([None])), (ONNX_PROBABILITIES, SklFloat([None, n_classes]))],
+            options={id(model[-1]): {"zipmap": False}},
+            target_opset=15,
+        )
+        sk_model.graph.name = f"{PILOT}_{algorithm}"
+        return bytes(sk_model.SerializeToString())
     from onnxmltools import convert_lightgbm, convert_xgboost
     from onnxmltools.convert.common.data_types import FloatTensorType
 
@@ -195,6 +227,9 @@ def check_onnx_parity(
 
 
 def _save_booster(model: Any, algorithm: str, path: Path) -> None:
+    if isinstance(model, LinearTumorModel):
+        path.write_text(json.dumps(model.to_json(), indent=2))
+        return
     if algorithm == "xgboost":
         model.get_booster().save_model(str(path))
     else:
@@ -237,7 +272,7 @@ def _shap_summary_png(values: np.ndarray, x: np.ndarray, schema: ModelSchema, pa
 def _library_versions() -> dict[str, str]:
     from importlib.metadata import version
 
-    names = ["xgboost", "lightgbm", "onnxmltools", "onnxruntime", "onnx", "scikit-learn", "shap", "numpy"]
+    names = ["xgboost", "lightgbm", "onnxmltools", "skl2onnx", "onnxruntime", "onnx", "scikit-learn", "shap", "numpy"]
     return {name: version(name if name != "xgboost" else "xgboost-cpu") for name in names}
 
 
@@ -296,6 +331,13 @@ def train_tumor(
     )
     oof_cal = cross_fitted_calibration(oof_raw, y, folds)
     calibrator = fit_calibrator(oof_raw, y)
+    declined_calibration_log_loss: float | None = None
+    if algorithm == "logistic" and log_loss(oof_cal, y) >= log_loss(oof_raw, y):
+        # A logistic regression fitted on log loss is often calibrated already: keep the map only if
+        # it improves held-out log loss.
+        declined_calibration_log_loss = log_loss(oof_cal, y)
+        calibrator = Calibrator(method="identity", n_classes=n_classes, n_fitted=int(y.size))
+        oof_cal = calibrator.apply(oof_raw)
     conformal = fit_conformal(calibrator.apply(oof_raw), y, dataset.classes, coverage)
     heldout = cross_conformal_coverage(oof_raw, y, folds, dataset.classes, coverage, recalibrate=True)
 
@@ -305,9 +347,20 @@ def train_tumor(
     parity = check_onnx_parity(onnx_bytes, native_p, x32)
 
     # The explainer the classifier will use, checked on every training row.
-    explainer = TreeShapExplainer(model, probe=x32)
-    shap = explainer(x32)
-    additivity = float(np.max(np.abs(shap.margins - raw_margin(model, x32))))
+    explainer: TreeShapExplainer | LinearShapExplainer
+    chosen_c: float | None = None
+    if algorithm == "logistic":
+        linear = LinearTumorModel.from_pipeline(model, x32)
+        explainer = LinearShapExplainer(linear)
+        shap = explainer(x32)
+        reference_margin = np.asarray(model.decision_function(x32), dtype=np.float64).reshape(x32.shape[0], -1)
+        additivity = float(np.max(np.abs(shap.margins - reference_margin)))
+        chosen_c = float(np.ravel(model[-1].C_)[0])
+        model = linear
+    else:
+        explainer = TreeShapExplainer(model, probe=x32)
+        shap = explainer(x32)
+        additivity = float(np.max(np.abs(shap.margins - raw_margin(model, x32))))
 
     schema = ModelSchema(
         features=dataset.features,
@@ -323,6 +376,10 @@ def train_tumor(
     if class_conditional:
         conformal = _class_conditional(metrics, calibrator.apply(oof_raw), oof_raw, y, folds, dataset.classes, coverage)
     metrics["explanation_method"] = explainer.method
+    if chosen_c is not None:
+        metrics["logistic_c"] = chosen_c
+    if declined_calibration_log_loss is not None:
+        metrics["log_loss_platt_declined"] = declined_calibration_log_loss
     if nested_seeds > 0 and n_classes == 2 and algorithm == "xgboost":
         # Imported here: the nested evaluation builds its boosters with this module's make_estimator.
         from clinpred.pilots.tumor.nested_evaluation import nested_comparison
@@ -346,7 +403,8 @@ def train_tumor(
         writer.write_json("metrics.json", metrics)
         if dataset.name == "wdbc":
             # The attributes describe the WDBC population and intended use; a user's own data has its own.
-            date = REFERENCE_CHANGE_LOG[version][0] if version in REFERENCE_CHANGE_LOG else "undated"
+            log = REFERENCE_CHANGE_LOGS.get(name, {})
+            date = log[version][0] if version in log else "undated"
             writer.write_json("transparency.json", transparency_document(metrics, name, version, date))
         _shap_summary_png(shap.values, x32, schema, writer.path("shap_summary.png"), seed)
         if "nested_cv" in metrics:
@@ -432,7 +490,7 @@ def _metrics(
 
 
 # The reference model's history, for its card (the card must not depend on the clock).
-REFERENCE_CHANGE_LOG = {
+REFERENCE_CHANGE_LOG: dict[str, tuple[str, str]] = {
     "1.0.0": ("2026-11-22", "1,500 boosted stumps; single 10-fold CV; marginal split-conformal sets at 95%."),
     "1.1.0": (
         "2026-12-03",
@@ -446,6 +504,15 @@ REFERENCE_CHANGE_LOG = {
         "transparency.json (also in GetModelInfo).",
     ),
 }
+REFERENCE_CHANGE_LOG_LOGISTIC: dict[str, tuple[str, str]] = {
+    "1.0.0": (
+        "2026-12-03",
+        "standardised L2 logistic regression, the nested evaluation's winner on log loss; exact linear SHAP; "
+        "class-conditional (Mondrian) conformal sets; calibration declined where it did not lower held-out log loss.",
+    ),
+}
+# Release dates and changes of the reference packages, by package name.
+REFERENCE_CHANGE_LOGS = {"wdbc-xgboost": REFERENCE_CHANGE_LOG, "wdbc-logistic": REFERENCE_CHANGE_LOG_LOGISTIC}
 OWNER = "clinpred tumour classification maintainers (models/tumor)"
 OPERATING_POINT_KEYS = ("sensitivity", "specificity", "ppv", "referred_share")
 _NESTED_LABELS = {"boosted_stumps": "boosted stumps (XGBoost, depth 1)", "logistic_regression": "penalised logistic regression"}
@@ -771,12 +838,24 @@ def model_card(
             "properties, computed by the original study's image-analysis software. Sizes are in image pixels, "
             "not millimetres.",
         ]
+    model_lines = (
+        [
+            "- Logistic regression (scikit-learn) on standardised features with an L2 penalty; C chosen by inner "
+            f"5-fold CV on log loss among 13 values from 1e-3 to 1e3 (chosen: C = {metrics.get('logistic_c', 0.0):.4g}).",
+            "- Served as ONNX (`model.onnx`, skl2onnx, ONNX Runtime); scaler mean and scale, weights and the training "
+            "mean of the standardised features are kept in `linear.json` for exact linear SHAP.",
+        ]
+        if algorithm == "logistic"
+        else [
+            f"- {algorithm} gradient boosting, hyperparameters `{hyper}`, seed {metrics['training']['seed']}, one thread.",
+            "- Served as ONNX (`model.onnx`, ONNX Runtime); the native booster is kept for exact TreeSHAP.",
+        ]
+    )
     lines += [
         "",
         "## Model",
         "",
-        f"- {algorithm} gradient boosting, hyperparameters `{hyper}`, seed {metrics['training']['seed']}, one thread.",
-        "- Served as ONNX (`model.onnx`, ONNX Runtime); the native booster is kept for exact TreeSHAP.",
+        *model_lines,
         f"- ONNX vs native probabilities on the training data: max |difference| = "
         f"{metrics['onnx_native_max_abs_diff']:.2g} (export refused above {PARITY_TOLERANCE:g}).",
     ]
@@ -806,7 +885,13 @@ def model_card(
         *_nested_section(metrics),
         "## Calibration",
         "",
-        f"{calibration}, fitted by maximum likelihood on the {calibrator.n_fitted} out-of-fold predictions.",
+        (
+            "None (identity): Platt scaling fitted on the other folds gave held-out log loss "
+            f"{metrics['log_loss_platt_declined']:.4f}, against {metrics['log_loss_uncalibrated']:.4f} without it, "
+            "so the regression's own probabilities are served."
+            if "log_loss_platt_declined" in metrics
+            else f"{calibration}, fitted by maximum likelihood on the {calibrator.n_fitted} out-of-fold predictions."
+        ),
         (
             "Monotone, so it keeps the ranking of cases (AUROC), but its intercept moves the 0.5 decision "
             "threshold, so it can change a borderline case's label."
@@ -883,9 +968,10 @@ def model_card(
         "",
         f"- Owner: {OWNER}.",
     ]
-    if is_wdbc and name == "wdbc-xgboost" and version in REFERENCE_CHANGE_LOG:
-        lines += [f"- Released: {REFERENCE_CHANGE_LOG[version][0]}.", "", "| version | date | change |", "|---|---|---|"]
-        lines += [f"| {v} | {d} | {c} |" for v, (d, c) in REFERENCE_CHANGE_LOG.items() if v <= version]
+    change_log = REFERENCE_CHANGE_LOGS.get(name, {}) if is_wdbc else {}
+    if version in change_log:
+        lines += [f"- Released: {change_log[version][0]}.", "", "| version | date | change |", "|---|---|---|"]
+        lines += [f"| {v} | {d} | {c} |" for v, (d, c) in change_log.items() if v <= version]
     else:
         lines += ["- Trained with `clinpred train tumor`; its date is the package's registration in the model store."]
     lines += [

@@ -19,7 +19,7 @@ from clinpred.pilots.common.model_package import ModelIdentity
 from clinpred.pilots.common.schema import ModelSchema
 from clinpred.pilots.tumor.classifier import ClassifiedCase, TumorCases, TumorClassification, TumorModelInfo
 from clinpred.pilots.tumor.encrypted import (
-    LAYOUT_FORMAT,
+    LAYOUT_FORMATS,
     SUPPORTED_POLY_MODULUS_DEGREES,
     EncryptedTumorAnswer,
     EncryptedTumorLayout,
@@ -151,7 +151,7 @@ class TumorCodec:
     def encode_encryption_layout(self, model: EncryptedTumorModel) -> tumor_pb2.GetEncryptionLayoutResponse:
         layout, conformal = model.layout, model.conformal
         return tumor_pb2.GetEncryptionLayoutResponse(
-            format=LAYOUT_FORMAT,
+            format=layout.format,
             model=common.encode_identity(model.identity),
             feature_names=list(layout.feature_names),
             split_features=list(layout.split_features),
@@ -161,6 +161,8 @@ class TumorCodec:
             shap_offsets=list(layout.shap_offsets),
             explained_class=layout.explained_class,
             output_space=layout.output_space,
+            feature_means=list(layout.feature_means),
+            feature_scales=list(layout.feature_scales),
             explanation_method=model.explanation_method,
             classes=list(model.schema.classes),
             calibration=tumor_pb2.PlattCalibration(slope=model.calibrator.slope, intercept=model.calibrator.intercept),
@@ -222,8 +224,10 @@ def decode_encrypted_model(
 
     FailedPrecondition when the two describe different models (the service changed model between them).
     """
-    if layout.format != LAYOUT_FORMAT:
-        raise FailedPrecondition(f"the service publishes encrypted layout {layout.format!r}; this client reads {LAYOUT_FORMAT}")
+    if layout.format not in LAYOUT_FORMATS:
+        raise FailedPrecondition(
+            f"the service publishes encrypted layout {layout.format!r}; this client reads {', '.join(LAYOUT_FORMATS)}"
+        )
     if layout.model != info.model:
         raise FailedPrecondition("GetEncryptionLayout and GetModelInfo name different models; the service reloaded, retry")
     identity = ModelIdentity(layout.model.name, layout.model.version, layout.model.sha256)
@@ -245,6 +249,8 @@ def decode_encrypted_model(
                 shap_offsets=tuple(layout.shap_offsets),
                 explained_class=layout.explained_class,
                 output_space=layout.output_space,
+                feature_means=tuple(layout.feature_means),
+                feature_scales=tuple(layout.feature_scales),
             ).checked(),
             identity=identity,
             schema=schema,

@@ -151,7 +151,7 @@ class ConformalThreshold(_message.Message):
     def __init__(self, q_hat: _Optional[float] = ..., coverage: _Optional[float] = ..., verified_coverage: _Optional[float] = ..., calibration_cases: _Optional[int] = ..., method: _Optional[str] = ..., class_q_hat: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class GetEncryptionLayoutResponse(_message.Message):
-    __slots__ = ("format", "model", "feature_names", "split_features", "thresholds", "weights", "base_value", "shap_offsets", "explained_class", "output_space", "explanation_method", "classes", "calibration", "conformal", "poly_modulus_degrees", "min_scale_bits", "max_scale_bits", "max_ciphertexts", "max_ciphertext_bytes", "training_prevalence", "clinical_prevalence")
+    __slots__ = ("format", "model", "feature_names", "split_features", "thresholds", "weights", "base_value", "shap_offsets", "explained_class", "output_space", "explanation_method", "classes", "calibration", "conformal", "poly_modulus_degrees", "min_scale_bits", "max_scale_bits", "max_ciphertexts", "max_ciphertext_bytes", "training_prevalence", "clinical_prevalence", "feature_means", "feature_scales")
     FORMAT_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     FEATURE_NAMES_FIELD_NUMBER: _ClassVar[int]
@@ -173,6 +173,8 @@ class GetEncryptionLayoutResponse(_message.Message):
     MAX_CIPHERTEXT_BYTES_FIELD_NUMBER: _ClassVar[int]
     TRAINING_PREVALENCE_FIELD_NUMBER: _ClassVar[int]
     CLINICAL_PREVALENCE_FIELD_NUMBER: _ClassVar[int]
+    FEATURE_MEANS_FIELD_NUMBER: _ClassVar[int]
+    FEATURE_SCALES_FIELD_NUMBER: _ClassVar[int]
     format: str
     model: _prediction_pb2.ModelIdentity
     feature_names: _containers.RepeatedScalarFieldContainer[str]
@@ -194,7 +196,9 @@ class GetEncryptionLayoutResponse(_message.Message):
     max_ciphertext_bytes: int
     training_prevalence: float
     clinical_prevalence: float
-    def __init__(self, format: _Optional[str] = ..., model: _Optional[_Union[_prediction_pb2.ModelIdentity, _Mapping]] = ..., feature_names: _Optional[_Iterable[str]] = ..., split_features: _Optional[_Iterable[int]] = ..., thresholds: _Optional[_Iterable[float]] = ..., weights: _Optional[_Iterable[float]] = ..., base_value: _Optional[float] = ..., shap_offsets: _Optional[_Iterable[float]] = ..., explained_class: _Optional[str] = ..., output_space: _Optional[str] = ..., explanation_method: _Optional[str] = ..., classes: _Optional[_Iterable[str]] = ..., calibration: _Optional[_Union[PlattCalibration, _Mapping]] = ..., conformal: _Optional[_Union[ConformalThreshold, _Mapping]] = ..., poly_modulus_degrees: _Optional[_Iterable[int]] = ..., min_scale_bits: _Optional[int] = ..., max_scale_bits: _Optional[int] = ..., max_ciphertexts: _Optional[int] = ..., max_ciphertext_bytes: _Optional[int] = ..., training_prevalence: _Optional[float] = ..., clinical_prevalence: _Optional[float] = ...) -> None: ...
+    feature_means: _containers.RepeatedScalarFieldContainer[float]
+    feature_scales: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, format: _Optional[str] = ..., model: _Optional[_Union[_prediction_pb2.ModelIdentity, _Mapping]] = ..., feature_names: _Optional[_Iterable[str]] = ..., split_features: _Optional[_Iterable[int]] = ..., thresholds: _Optional[_Iterable[float]] = ..., weights: _Optional[_Iterable[float]] = ..., base_value: _Optional[float] = ..., shap_offsets: _Optional[_Iterable[float]] = ..., explained_class: _Optional[str] = ..., output_space: _Optional[str] = ..., explanation_method: _Optional[str] = ..., classes: _Optional[_Iterable[str]] = ..., calibration: _Optional[_Union[PlattCalibration, _Mapping]] = ..., conformal: _Optional[_Union[ConformalThreshold, _Mapping]] = ..., poly_modulus_degrees: _Optional[_Iterable[int]] = ..., min_scale_bits: _Optional[int] = ..., max_scale_bits: _Optional[int] = ..., max_ciphertexts: _Optional[int] = ..., max_ciphertext_bytes: _Optional[int] = ..., training_prevalence: _Optional[float] = ..., clinical_prevalence: _Optional[float] = ..., feature_means: _Optional[_Iterable[float]] = ..., feature_scales: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class ClassifyEncryptedRequest(_message.Message):
     __slots__ = ("public_context", "ciphertexts")
