@@ -4,6 +4,7 @@ and unsupported parameters refused with the field and the reason."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
 import grpc
 import numpy as np
@@ -11,6 +12,7 @@ import pytest
 import tenseal as ts
 
 from clinpred.pilots.common.errors import InvalidInput
+from clinpred.pilots.common.model_package import latest_package
 from clinpred.pilots.tumor.encrypted import (
     create_client_context,
     decrypt_cases,
@@ -20,11 +22,13 @@ from clinpred.pilots.tumor.encrypted import (
     public_context_bytes,
 )
 from clinpred.services.api.tumor.v1 import tumor_pb2, tumor_pb2_grpc
+from clinpred.services.common.model_store import register_package
 from clinpred.services.common.serving import start_inprocess_server
 from clinpred.services.tumor.client import TumorClient
 from clinpred.services.tumor.codec import decode_encrypted_model
 from clinpred.services.tumor.service import tumor_mount
 from clinpred.services.tumor.settings import TumorSettings
+from tests.conftest import MODELS
 from tests.support import field_violations
 
 Stub = tumor_pb2_grpc.TumorClassificationServiceStub
@@ -233,3 +237,27 @@ async def test_a_stated_clinical_prevalence_is_published_and_applied_by_the_encr
             assert shifted.positive_probability < original.positive_probability or original.positive_probability > 1 - 1e-9
     finally:
         await server.stop(grace=None)
+
+
+@pytest.fixture(scope="module")
+async def logistic_target() -> AsyncIterator[str]:
+    """The logistic regression package served, for its linear encrypted form."""
+    register_package(latest_package(MODELS, "tumor", "wdbc-logistic"))
+    server, port = await start_inprocess_server(tumor_mount(TumorSettings(model_name="wdbc-logistic", max_batch_size=64)))
+    yield f"127.0.0.1:{port}"
+    await server.stop(grace=None)
+
+
+async def test_the_logistic_models_linear_form_decrypts_to_the_plain_answers_for_all_wdbc_cases(
+    logistic_target: str, wdbc_cases: Cases
+) -> None:
+    async with grpc.aio.insecure_channel(logistic_target) as channel:
+        layout = await Stub(channel).GetEncryptionLayout(tumor_pb2.GetEncryptionLayoutRequest())
+    assert layout.format == "clinpred-encrypted-linear/1" and layout.model.name == "wdbc-logistic"
+    assert len(layout.thresholds) == 0 and len(layout.weights) == len(layout.feature_means) == len(layout.feature_scales) == 30
+    cases = [(f"wdbc-{i}", features) for i, (features, _) in enumerate(wdbc_cases)]
+    plain, encrypted = await _both(logistic_target, cases)
+    assert len(encrypted) == len(plain) == 569
+    for mine, theirs in zip(encrypted, plain, strict=True):
+        assert_same_answer(mine, theirs)
+        assert mine.explanation.method.startswith("Linear SHAP")
