@@ -287,6 +287,11 @@ class TumorClassifier:
 
     def probabilities(self, x: np.ndarray) -> np.ndarray:
         """Calibrated probabilities `[n, k]` in schema class order (no validation; `x` already checked)."""
+        linear = self.linear_model
+        if linear is not None:
+            # In float64 from the published coefficients: the margin its SHAP values sum to, whatever the
+            # batch (model.onnx agrees to 1e-5, checked at training, for runtimes that serve ONNX).
+            return self.calibrator.apply(linear.probabilities(x))
         x32 = np.ascontiguousarray(x, dtype=np.float32)
         raw = self._session.run([ONNX_PROBABILITIES], {ONNX_INPUT: x32})[0]
         return self.calibrator.apply(np.asarray(raw, dtype=np.float64))

@@ -75,8 +75,21 @@ class LinearTumorModel:
         return (np.asarray(x, dtype=np.float64) - self.mean) / self.scale
 
     def margin(self, x: np.ndarray) -> np.ndarray:
-        """Raw output `[n, k]` (the positive class's log-odds for binary)."""
-        return self.standardise(x) @ self.coef.T + self.intercept
+        """Raw output `[n, k]` (the positive class's log-odds for binary).
+
+        Summed row by row, not by a matrix product, so a case's margin does not depend on the batch it
+        came in (BLAS kernels change rounding with the batch size)."""
+        z = self.standardise(x)
+        return np.stack([(z * w).sum(axis=1) for w in self.coef], axis=1) + self.intercept
+
+    def probabilities(self, x: np.ndarray) -> np.ndarray:
+        """Uncalibrated probabilities `[n, k']` in class order (k' = 2 for binary), in float64."""
+        margin = self.margin(x)
+        if margin.shape[1] == 1:
+            positive = 1.0 / (1.0 + np.exp(-margin[:, 0]))
+            return np.column_stack([1.0 - positive, positive])
+        shifted = np.exp(margin - margin.max(axis=1, keepdims=True))
+        return np.asarray(shifted / shifted.sum(axis=1, keepdims=True))
 
 
 class LinearShapExplainer:

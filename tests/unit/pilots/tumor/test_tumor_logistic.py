@@ -11,6 +11,7 @@ import pytest
 
 from clinpred.pilots.common.errors import InvalidInput
 from clinpred.pilots.common.model_package import ModelPackage
+from clinpred.pilots.common.onnx import onnx_session
 from clinpred.pilots.tumor.classifier import TumorClassifier
 from clinpred.pilots.tumor.data import TumorDataset
 from clinpred.pilots.tumor.encrypted import (
@@ -26,6 +27,7 @@ from clinpred.pilots.tumor.encrypted import (
     score_encrypted_case,
     tumor_layout,
 )
+from clinpred.pilots.tumor.package_format import ONNX_INPUT, ONNX_PROBABILITIES
 from clinpred.pilots.tumor.training import train_tumor
 from tests.conftest import MODELS
 
@@ -49,8 +51,12 @@ def test_shap_values_are_weight_times_centred_standardised_feature(logistic: Tum
     for i in (0, 100, 568):
         shap = {c.feature: c.shap_value for c in answers[i].explanation.contributions}
         np.testing.assert_allclose([shap[n] for n in names], expected[i], atol=1e-6)
-    # Base plus contributions is the margin ONNX Runtime turns into the probability (float32 graph).
+    # The served float64 probabilities are the ONNX graph's (float32) to its export tolerance.
     p = np.array([a.probabilities["malignant"] for a in answers])
+    session = onnx_session(LOGISTIC / "model.onnx")
+    onnx_p = session.run([ONNX_PROBABILITIES], {ONNX_INPUT: wdbc.x.astype(np.float32)})[0][:, 1]
+    np.testing.assert_allclose(p, onnx_p, atol=1e-5)
+    # Base plus contributions is the margin the probability comes from.
     margins = np.array([a.explanation.margin for a in answers])
     # Away from 0 and 1, where a float32 probability still pins its logit to 1e-3.
     inside = (p > 1e-3) & (p < 1 - 1e-3)
