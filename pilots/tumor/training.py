@@ -934,7 +934,7 @@ def model_card(
         "## Explanations",
         "",
         f"{metrics['explanation_method']}, in log-odds (softmax logit for multi-class); base value plus "
-        f"contributions equals the booster's margin (max error on training data "
+        f"contributions equals the {'regression' if algorithm == 'logistic' else 'booster'}'s margin (max error on training data "
         f"{metrics['shap_additivity_max_abs_error']:.1g}).",
         "",
         "![SHAP summary](shap_summary.png)",
