@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.stats import timed_ms
 from clinpred.pilots.genomics.encrypted import (
     EncryptedScore,
     EncryptedScoreLayout,
@@ -41,16 +42,6 @@ def _layout_file() -> Path:
     """The layout of the highest version of the reference model package."""
     versions = [p for p in MODEL.iterdir() if (p / "score_layout.json").is_file()]
     return max(versions, key=lambda p: tuple(int(part) for part in p.name.split("."))) / "score_layout.json"
-
-
-def _timed(call: Callable[[], object], calls: int) -> list[float]:
-    call()  # warm-up
-    samples = []
-    for _ in range(calls):
-        start = time.perf_counter()
-        call()
-        samples.append((time.perf_counter() - start) * 1e3)
-    return samples
 
 
 def _row(name: str, samples: list[float], up: int, down: int) -> str:
@@ -96,7 +87,7 @@ def main() -> None:
         def call(name: str = name, score: Callable[[], EncryptedScore] = score) -> None:
             answers[name] = score()
 
-        samples = _timed(call, calls)
+        samples = timed_ms(call, calls)
         print(_row(name, samples, sent, _down(answers[name])))
     print(f"\nonce per client and replica: RegisterEvaluationKeys, {len(public):,} bytes up,"
           f" {register_ms:.0f} ms to load and check")

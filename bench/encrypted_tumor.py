@@ -22,7 +22,7 @@ import asyncio
 import statistics
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import tenseal as ts
 
+from bench.stats import timed_ms
 from clinpred.pilots.common.model_package import ModelPackage
 from clinpred.pilots.tumor.classifier import TumorClassifier
 from clinpred.pilots.tumor.data import load_wdbc
@@ -55,16 +56,6 @@ SETTINGS = [
 ]
 
 
-def _timed(call: Callable[[], object], calls: int) -> list[float]:
-    call()  # warm-up
-    samples = []
-    for _ in range(calls):
-        start = time.perf_counter()
-        call()
-        samples.append((time.perf_counter() - start) * 1e3)
-    return samples
-
-
 def _row(name: str, samples: list[float], up: int, down: int) -> str:
     p95 = sorted(samples)[int(0.95 * (len(samples) - 1))]
     return f"| {name} | {statistics.median(samples):.2f} | {p95:.2f} | {up:,} | {down:,} | {up + down:,} |"
@@ -82,7 +73,7 @@ def _galois_variant(layout: EncryptedTumorLayout, row: np.ndarray, calls: int) -
         server = ts.context_from(public)
         answer[:] = [bytes(ts.ckks_vector_from(server, blob).dot(weights).serialize())]
 
-    samples = _timed(call, calls)
+    samples = timed_ms(call, calls)
     return _row("8192, Galois keys, server sums the margin (no SHAP)", samples, len(public) + len(blob), len(answer[0]))
 
 
@@ -103,7 +94,7 @@ def pilot_rows(layout: EncryptedTumorLayout, calls: int) -> list[str]:
         ) -> None:
             answer[:] = score_encrypted_case(public, ciphertexts, layout)
 
-        samples = _timed(call, calls)
+        samples = timed_ms(call, calls)
         up = len(public) + sum(map(len, encrypted.ciphertexts))
         lines.append(_row(name, samples, up, sum(map(len, answer))))
     lines.append(_galois_variant(layout, row, max(10, calls // 10)))

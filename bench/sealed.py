@@ -15,14 +15,13 @@ from __future__ import annotations
 import argparse
 import statistics
 import tempfile
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 from google.protobuf import any_pb2
 from google.rpc import status_pb2
 
+from bench.stats import timed_ms
 from clinpred.pilots.common.model_package import ModelPackage
 from clinpred.pilots.tumor.classifier import ClassifiedCase, TumorClassifier
 from clinpred.pilots.tumor.data import load_wdbc
@@ -33,16 +32,6 @@ from clinpred.services.tumor.codec import TumorCodec
 
 REFERENCE = Path(__file__).resolve().parent.parent / "models" / "tumor" / "wdbc-xgboost" / "1.0.0"
 METHOD = "/clinpred.tumor.v1.TumorClassificationService/Classify"
-
-
-def _timed(call: Callable[[], object], calls: int) -> list[float]:
-    call()  # warm-up
-    samples = []
-    for _ in range(calls):
-        start = time.perf_counter()
-        call()
-        samples.append((time.perf_counter() - start) * 1e3)
-    return samples
 
 
 def _row(name: str, samples: list[float]) -> str:
@@ -94,10 +83,10 @@ def main() -> None:
         any_answer.Pack(response)
         return opened.response_sealer.seal(status_pb2.Status(code=0, details=[any_answer]).SerializeToString())
 
-    client_seal = _timed(sealed_request, args.calls)
-    server_opening = _timed(server_open, args.calls)
-    server_sealing = _timed(server_seal, args.calls)
-    client_open = _timed(lambda: open_response(opener, answer), args.calls)  # type: ignore[arg-type]
+    client_seal = timed_ms(sealed_request, args.calls)
+    server_opening = timed_ms(server_open, args.calls)
+    server_sealing = timed_ms(server_seal, args.calls)
+    client_open = timed_ms(lambda: open_response(opener, answer), args.calls)  # type: ignore[arg-type]
 
     plain_up = len(request_bytes)
     plain_down = len(response_bytes)

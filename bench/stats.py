@@ -6,7 +6,8 @@ use the same one); no servers, no clocks.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -128,3 +129,14 @@ def spread(values: Sequence[float]) -> tuple[float, float, float]:
         nan = float("nan")
         return nan, nan, nan
     return float(np.median(finite)), float(min(finite)), float(max(finite))
+
+
+def timed_ms(call: Callable[[], object], calls: int) -> list[float]:
+    """Milliseconds of each of `calls` runs of `call`, after one untimed warm-up run."""
+    call()
+    samples = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        call()
+        samples.append((time.perf_counter() - start) * 1e3)
+    return samples

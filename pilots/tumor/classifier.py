@@ -354,14 +354,21 @@ class TumorClassifier:
         self, predictions: Sequence[TumorPrediction], explanations: Sequence[Explanation]
     ) -> list[TumorClassification]:
         """Answers from predictions and their explanations (for callers that time the two apart)."""
-        return [
-            TumorClassification(
-                label=p.label,
-                probabilities=p.probabilities,
-                confidence=p.confidence,
-                explanation=e,
-                out_of_range=p.out_of_range,
-                model=self.identity,
-            )
-            for p, e in zip(predictions, explanations, strict=True)
-        ]
+        return classifications(predictions, explanations, self.identity)
+
+
+def classifications(
+    predictions: Sequence[TumorPrediction], explanations: Sequence[Explanation], model: ModelIdentity
+) -> list[TumorClassification]:
+    """The answers of `model` from its predictions and their explanations, case by case."""
+    return [
+        TumorClassification(
+            label=p.label,
+            probabilities=p.probabilities,
+            confidence=p.confidence,
+            explanation=e,
+            out_of_range=p.out_of_range,
+            model=model,
+        )
+        for p, e in zip(predictions, explanations, strict=True)
+    ]

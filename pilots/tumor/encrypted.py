@@ -56,6 +56,7 @@ from clinpred.pilots.common.schema import FeatureBounds, ModelSchema
 from clinpred.pilots.tumor.classifier import (
     TumorClassification,
     TumorClassifier,
+    classifications,
     explanations_from_shap,
     predictions_from_probabilities,
 )
@@ -400,17 +401,7 @@ def classifications_from_decrypted(
         output_space=model.layout.output_space,
     )
     explanations = explanations_from_shap(shap, x, predictions, model.schema, model.explanation_method)
-    return [
-        TumorClassification(
-            label=p.label,
-            probabilities=p.probabilities,
-            confidence=p.confidence,
-            explanation=e,
-            out_of_range=p.out_of_range,
-            model=model.identity,
-        )
-        for p, e in zip(predictions, explanations, strict=True)
-    ]
+    return classifications(predictions, explanations, model.identity)
 
 
 # --- server side -----------------------------------------------------------------------------------
