@@ -90,6 +90,11 @@ def current_call() -> Call:
         raise RuntimeError("no call: the access interceptor sets one before every RPC") from None
 
 
+DEADLINE_SLACK_SECONDS = 0.25
+"""How close to its deadline a cancelled call counts as having run out of time, not as cancelled:
+more than a request's transit time on a loaded node, far less than any deadline a caller sets."""
+
+
 def deadline_of(context: grpc.aio.ServicerContext) -> float | None:
     """The call's deadline on time.monotonic()'s clock, read at its start (None: the caller set none)."""
     remaining = context.time_remaining()
@@ -109,7 +114,11 @@ def call_outcome(
     context no longer reports the time left, as on a loaded machine once the call has ended."""
     code = context.code()
     remaining = context.time_remaining()
-    if (remaining is not None and remaining <= 0) or (deadline is not None and time.monotonic() >= deadline):
+    # A client whose deadline passes cancels the call, and that cancel can arrive a little before the
+    # server's own copy of the deadline (which started when the headers arrived) runs out.
+    if (remaining is not None and remaining <= DEADLINE_SLACK_SECONDS) or (
+        deadline is not None and time.monotonic() >= deadline - DEADLINE_SLACK_SECONDS
+    ):
         return grpc.StatusCode.DEADLINE_EXCEEDED.name
     if abandoned or isinstance(error, (asyncio.CancelledError, GeneratorExit)):
         return grpc.StatusCode.CANCELLED.name
