@@ -255,6 +255,18 @@ def run_development(snippet: Snippet, work: Workspace) -> None:
     assert "CLINPRED_FUZZ_EXAMPLES=10000" in done.stdout and "tests/fuzz" in done.stdout
 
 
+def run_benchmark(snippet: Snippet, work: Workspace) -> None:
+    # `make bench` is the documented ten-minute run (the lead's machine, once per release); the suite checks
+    # what the targets run and tests/unit/bench checks the report, with a quick run of one part.
+    done = subprocess.run(["make", "-n", "bench", "bench-quick"], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert ".venv/bin/python -m bench.suite \n" in done.stdout and "-m bench.suite --quick" in done.stdout
+    chosen = subprocess.run(
+        ["make", "-n", "bench", "BENCH_ARGS=--only tumor,deterioration"], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
+    assert "bench.suite --only tumor,deterioration" in chosen.stdout
+
+
 # A rule: (a line that only its block has, how to run that block).
 RULES: list[tuple[str, Callable[[Snippet, Workspace], None]]] = [
     ("make run     #", run_quick_start),
@@ -272,6 +284,7 @@ RULES: list[tuple[str, Callable[[Snippet, Workspace], None]]] = [
     ("client.score_encrypted(", run_encrypted_python),
     ("clinpred models list", run_models),
     ("make lint", run_development),
+    ("make bench-quick", run_benchmark),
     ("[[grants]]", run_policy_example),
     ("clinpred call tumor classify --example --sealed", run_sealed),
 ]
