@@ -503,15 +503,23 @@ def render(results: dict[str, Any], analysed: list[ScenarioResult]) -> str:
         "- Client: one Python process, grpc.aio, loopback only; one connection per client and side; request messages built "
         "before timing; each call's latency covers serialization, the round trip and parsing the answer, on both sides."
     )
-    add(
-        f"- Plan: {plan['single_calls']} sequential calls, {plan['concurrent_calls']} calls shared by "
-        f"{', '.join(str(c) for c in plan['concurrency'])} concurrent clients, "
-        f"{plan['batch_calls']} batch calls of {plan['batch_size']}, "
-        f"{plan['stream_messages']} stream messages, per side and round."
-    )
+    add(f"- Plan: {plan_line(plan)}, per side and round.")
     add("- Raw samples: `results.json` here; `python -m bench.report results.json` rebuilds this page from it.")
     add("")
     return "\n".join(lines)
+
+
+def plan_line(plan: dict[str, Any]) -> str:
+    if "concurrency" in plan:
+        concurrent = (
+            f"{plan['concurrent_calls']} calls shared by {', '.join(str(c) for c in plan['concurrency'])} concurrent clients"
+        )
+    else:  # results.json of runs before the concurrency levels
+        concurrent = f"{plan['concurrent_clients']} clients × {plan['concurrent_calls_per_client']} calls"
+    return (
+        f"{plan['single_calls']} sequential calls, {concurrent}, {plan['batch_calls']} batch calls of "
+        f"{plan['batch_size']}, {plan['stream_messages']} stream messages"
+    )
 
 
 def write(results: dict[str, Any], folder: Path) -> Path:

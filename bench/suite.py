@@ -152,24 +152,31 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     results: dict[str, Any] = {"kind": "clinpred-bench-suite/1"}
     seconds: dict[str, float] = {}
+    failed: dict[str, str] = {}
     for part in args.only:
         t0 = time.monotonic()
         print(f"== {part}", flush=True)
-        if part == "tumor":
-            results["tumor"] = tumor_part(args)
-        elif part == "deterioration":
-            results["deterioration"] = deterioration_part(args)
-        elif part == "genomics":
-            results["genomics"] = genomics_part(args)
-        else:
-            results["encrypted"] = encrypted_part(args, folder)
+        try:
+            if part == "tumor":
+                results["tumor"] = tumor_part(args)
+            elif part == "deterioration":
+                results["deterioration"] = deterioration_part(args)
+            elif part == "genomics":
+                results["genomics"] = genomics_part(args)
+            else:
+                results["encrypted"] = encrypted_part(args, folder)
+        except Exception as error:  # one part failing must not lose the others' results
+            failed[part] = f"{type(error).__name__}: {error}"[-2000:]
+            print(f"{part} failed: {failed[part]}", file=sys.stderr, flush=True)
         seconds[part] = round(time.monotonic() - t0, 1)
+    if failed:
+        results["failed"] = failed
     results["meta"] = meta(args, now, load_before) | {"seconds": seconds, "total_seconds": round(time.monotonic() - started, 1)}
     (folder / "results.json").write_text(json.dumps(results, separators=(",", ":")) + "\n")
     path = suite_report.write(results, folder)
     print(suite_report.summary_table(results))
     print(f"report: {path}")
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -296,6 +296,8 @@ def genomics_targets(results: dict[str, Any]) -> list[Target]:
         small_mib = max(m["peak_rss_mib"] for m in small["ours"])
         large_mib = max(m["peak_rss_mib"] for m in large["ours"])
         growth = stats.ratio(large_mib, small_mib)
+        added = large["samples"] - small["samples"]
+        plink_growth = max(m["peak_rss_mib"] for m in large["plink2"]) - max(m["peak_rss_mib"] for m in small["plink2"])
         out.append(
             Target(
                 "genomics",
@@ -305,8 +307,10 @@ def genomics_targets(results: dict[str, Any]) -> list[Target]:
                 FLAT_MEMORY_FACTOR,
                 False,
                 f"{_x(growth)} ({large_mib:.0f} vs {small_mib:.0f} MiB; plink2 "
-                f"{max(m['peak_rss_mib'] for m in large['plink2']):.0f} MiB)",
-                "peak resident set grows with the samples held at once",
+                f"{max(m['peak_rss_mib'] for m in large['plink2']):.0f} vs "
+                f"{max(m['peak_rss_mib'] for m in small['plink2']):.0f} MiB)",
+                f"ours' peak grows by {1024 * (large_mib - small_mib) / added:.1f} KiB per added sample "
+                f"({large_mib - small_mib:.0f} MiB for {added:,} more), plink2's by {1024 * plink_growth / added:.1f} KiB",
             )
         )
     return out
@@ -472,7 +476,7 @@ def plot_parts(results: dict[str, Any], path: Path) -> bool:
             ax.set_yscale("log")
             ax.set_ylabel(label)
             ax.set_xlabel("samples × score variants")
-            ax.legend(fontsize=8)
+            ax.legend(fontsize=8, loc="upper left")
             ax.set_title("Genomics batch scoring", fontsize=10)
     else:
         axes[1].set_visible(False)
@@ -552,6 +556,7 @@ def render(results: dict[str, Any], plots: Sequence[str]) -> str:
         + ", ".join(f"{k} {v:.0f}" for k, v in meta.get("seconds", {}).items())
         + f"; {meta.get('total_seconds', NAN):.0f} s in all.",
         "",
+        *[f"**The {part} part failed:** `{why}`\n" for part, why in results.get("failed", {}).items()],
         "## Targets",
         "",
         "| target | measured | 95% interval | verdict | what bounds it (measured) |",

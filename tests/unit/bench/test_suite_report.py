@@ -126,9 +126,10 @@ def test_a_verdict_says_when_the_interval_spans_the_target() -> None:
 
 
 def test_the_run_report_holds_every_part_and_its_plots(tmp_path: Path) -> None:
-    results = _suite_results()
+    results = _suite_results() | {"failed": {"encrypted": "RuntimeError: bench.sealed failed"}}
     path = suite_report.write(results, tmp_path)
     text = path.read_text()
+    assert "**The encrypted part failed:** `RuntimeError: bench.sealed failed`" in text
     for heading in (
         "## Targets",
         "## Every ratio of the run",
