@@ -547,7 +547,7 @@ def main(argv: list[str] | None = None) -> int:
         from bench import suite_report
 
         if args.readme is not None:
-            suite_report.update_readme(args.readme, results)
+            suite_report.update_readme(args.readme, results, args.results.parent)
             print(f"{args.readme}: benchmark table of {results['meta']['started_utc']}")
             return 0
         print(suite_report.write(results, args.results.parent))

@@ -615,11 +615,13 @@ def write(results: dict[str, Any], folder: Path) -> Path:
     return path
 
 
-def update_readme(readme: Path, results: dict[str, Any]) -> None:
+def update_readme(readme: Path, results: dict[str, Any], report_folder: Path | None = None) -> None:
     """Replace what stands between the README's bench-table markers with this run's table."""
     text = readme.read_text()
     begin, end = text.find(README_BEGIN), text.find(README_END)
     if begin < 0 or end < begin:
         raise ValueError(f"{readme} has no {README_BEGIN} ... {README_END} block")
     table = summary_table(results)
+    if report_folder is not None and report_folder.resolve().is_relative_to(readme.resolve().parent):
+        table += f"\nThe whole report: `{report_folder.resolve().relative_to(readme.resolve().parent) / 'report.md'}`.\n"
     readme.write_text(text[: begin + len(README_BEGIN)] + "\n" + table + text[end:])

@@ -165,6 +165,7 @@ def test_the_readme_table_is_replaced_between_its_markers_only(tmp_path: Path) -
     assert text.startswith("# Title\n\nbefore\n<!-- bench-table -->\n") and text.endswith("<!-- /bench-table -->\nafter\n")
     assert "old table" not in text and suite_report.summary_table(results) in text
     assert "| target | measured | 95% interval | verdict |" in text and "**missed**" in text
+    assert "The whole report: `report.md`." in text  # the run's folder, relative to the README
     readme.write_text("no markers\n")
     with pytest.raises(ValueError, match="bench-table"):
         suite_report.update_readme(readme, results)
