@@ -252,6 +252,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     ours_target, peer_target = f"{LOOPBACK}:{ours_port}", f"{LOOPBACK}:{peer_grpc}"
 
     load_before = psutil.getloadavg()
+    revision = git_revision()
     print(f"starting servers (logs in {logs}) ...", flush=True)
     with ours_server, peer_server:
         ours_server.wait_until(lambda: ours.is_serving(ours_server), args.startup_timeout, "'clinpred is serving'")
@@ -265,7 +266,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {
         "meta": {
             "started_utc": now.isoformat(timespec="seconds"),
-            "git": git_revision(),
+            "git": revision,
             "machine": {
                 "cpus": os.cpu_count(),
                 "cpu_model": cpu_model(),

@@ -126,10 +126,10 @@ def encrypted_part(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     return out
 
 
-def meta(args: argparse.Namespace, now: dt.datetime, load_before: tuple[float, float, float]) -> dict[str, Any]:
+def meta(args: argparse.Namespace, now: dt.datetime, load_before: tuple[float, float, float], git: str) -> dict[str, Any]:
     return {
         "started_utc": now.isoformat(timespec="seconds"),
-        "git": run.git_revision(),
+        "git": git,
         "quick": bool(args.quick),
         "parts": list(args.only),
         "machine": {
@@ -149,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     folder = run.out_dir(args, now)
     folder.mkdir(parents=True, exist_ok=True)
     load_before = psutil.getloadavg()
+    git = run.git_revision()  # the code that runs, before anyone can commit during the run
     started = time.monotonic()
     results: dict[str, Any] = {"kind": "clinpred-bench-suite/1"}
     seconds: dict[str, float] = {}
@@ -171,7 +172,10 @@ def main(argv: list[str] | None = None) -> int:
         seconds[part] = round(time.monotonic() - t0, 1)
     if failed:
         results["failed"] = failed
-    results["meta"] = meta(args, now, load_before) | {"seconds": seconds, "total_seconds": round(time.monotonic() - started, 1)}
+    results["meta"] = meta(args, now, load_before, git) | {
+        "seconds": seconds,
+        "total_seconds": round(time.monotonic() - started, 1),
+    }
     (folder / "results.json").write_text(json.dumps(results, separators=(",", ":")) + "\n")
     path = suite_report.write(results, folder)
     print(suite_report.summary_table(results))
