@@ -135,7 +135,13 @@ def test_report_from_synthetic_results(tmp_path: Path) -> None:
     results = synthetic_tumor_results(plan)
     analysed = report.analyse(results)
     assert [sr.key for sr in analysed] == [
-        "single", "concurrent-4", "concurrent-16", "concurrent-64", "prediction-only-16", "batch", "stream"
+        "single",
+        "concurrent-4",
+        "concurrent-16",
+        "concurrent-64",
+        "prediction-only-16",
+        "batch",
+        "stream",
     ]
     for sr in analysed:
         assert sr.ratios[50] == pytest.approx(sr.ours.p50 / sr.peer.p50)
