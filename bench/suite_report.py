@@ -579,6 +579,12 @@ def render(results: dict[str, Any], plots: Sequence[str]) -> str:
     ]
     lines += [f"| {' | '.join(row)} |" for row in ratio_rows(results)]
     lines.append("")
+    if results.get("tumor") and not results["tumor"].get("prediction_only_offered", True):
+        lines += [
+            "Prediction only: not measured, this tumour server's `ClassifyRequest` has no detail level to ask for "
+            "an answer without explanation.",
+            "",
+        ]
     lines += [f"![{name}]({name})" for name in plots]
     lines.append("")
     lines += _load_generator_section(results)

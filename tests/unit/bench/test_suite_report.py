@@ -130,6 +130,9 @@ def test_the_run_report_holds_every_part_and_its_plots(tmp_path: Path) -> None:
     path = suite_report.write(results, tmp_path)
     text = path.read_text()
     assert "**The encrypted part failed:** `RuntimeError: bench.sealed failed`" in text
+    assert "Prediction only: not measured" not in text  # the synthetic server offers it
+    results["tumor"]["prediction_only_offered"] = False
+    assert "Prediction only: not measured" in suite_report.render(results, [])
     for heading in (
         "## Targets",
         "## Every ratio of the run",
