@@ -26,6 +26,7 @@ from clinpred.cli.options import (
     client_tls,
     default_target,
     print_json,
+    print_json_list,
     print_message,
     print_metrics,
     print_training_result,
@@ -175,7 +176,7 @@ def score(
     else:
         scores = score_cohort_pgen(str(pgen), scoring, build=build_name, min_overlap=min_overlap, top=top)
     if as_json:
-        print_json({"scores": [_sample_score_json(r) for r in scores.sample_scores()]})
+        print_json_list("scores", (_sample_score_json(r) for r in scores.sample_scores()))
         return
     _print_table(scores)
 

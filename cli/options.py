@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import math
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
@@ -129,6 +129,19 @@ def print_message(message: Message, *, one_line: bool = False) -> None:
 
 def print_json(value: Any) -> None:
     typer.echo(json.dumps(value, indent=2))
+
+
+def print_json_list(key: str, items: Iterable[Any]) -> None:
+    """`print_json({key: list(items)})`, the same text, written one item at a time: a cohort's answers are
+    never held as one string."""
+    out = sys.stdout
+    out.write(f"{{\n  {json.dumps(key)}: [")
+    separator = "\n"
+    for item in items:
+        out.write(separator + "    " + json.dumps(item, indent=2).replace("\n", "\n    "))
+        separator = ",\n"
+    out.write("\n  ]\n}\n" if separator != "\n" else "]\n}\n")
+    out.flush()
 
 
 def read_text(source: Path, option: str) -> str:

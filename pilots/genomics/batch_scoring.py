@@ -19,7 +19,7 @@ imputation (`scoring.impute_missing`) and order of additions (`scoring.add_weigh
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,11 +50,12 @@ from clinpred.pilots.genomics.scoring_file import ScoringFile
 from clinpred.pilots.genomics.text_stream import InputOrigin, TextSource
 from clinpred.pilots.genomics.vcf import DEFAULT_MAX_BYTES, Dosages, DosageSource, GenotypeHeader, Record, VcfSite
 
-# Matched variants imputed and added together (8 MiB of float64 dosages): few numpy calls per variant.
-SCORE_BLOCK_CELLS = 1 << 20
-# Matched variants gathered before their top contributions are merged into each sample's best: the merge
-# sorts (top + block) values per sample, so blocks keep its cost per variant low, and the cells bound memory.
-TOP_BLOCK_CELLS = 1 << 22
+# Matched variants imputed and added together (2 MiB of float64 dosages): few numpy calls per variant.
+SCORE_BLOCK_CELLS = 1 << 18
+# Contributions gathered before they are merged into each sample's best: the merge sorts (top + gathered)
+# values per sample, so gathering keeps its cost per variant low; the cap bounds the merge's temporaries
+# (about 40 bytes a value: 20 MiB).
+TOP_BLOCK_CELLS = 1 << 19
 
 
 @dataclass(frozen=True, eq=False)
@@ -78,31 +79,34 @@ class CohortScores:
     variants_imputed: npt.NDArray[np.int64]
     top: TopContributions | None
 
-    def sample_scores(self) -> list[SampleScore]:
-        """As `scoring.sample_scores(..., top=N)` gives them: contributions are the top ones (none without `top`)."""
+    def sample_scores(self) -> Iterator[SampleScore]:
+        """As `scoring.sample_scores(..., top=N)` gives them, one at a time: contributions are the top ones
+        (none without `top`)."""
         score = self.scoring_file
-        results: list[SampleScore] = []
+        described: dict[int, tuple[str, str, float]] = {}
         for column, sample in enumerate(self.samples):
             contributions: tuple[VariantContribution, ...] = ()
             if self.top is not None:
-                contributions = tuple(
-                    _contribution(score, int(index), float(dosage), bool(imputed))
-                    for index, dosage, imputed in zip(self.top.score_index[:, column], self.top.dosage[:, column],
-                                                      self.top.imputed[:, column], strict=True)
-                )
-            results.append(SampleScore(
+                rows = zip(self.top.score_index[:, column].tolist(), self.top.dosage[:, column].tolist(),
+                           self.top.imputed[:, column].tolist(), strict=True)
+                contributions = tuple(_contribution(score, described, index, dosage, imputed)
+                                      for index, dosage, imputed in rows)
+            yield SampleScore(
                 sample=sample, pgs_id=score.pgs_id, score_sum=float(self.score_sums[column]),
                 variants_total=self.overlap.total, variants_matched=self.overlap.matched,
                 variants_missing=int(self.variants_missing[column]), variants_imputed=int(self.variants_imputed[column]),
                 overlap=self.overlap, contributions=contributions,
-            ))
-        return results
+            )
 
 
-def _contribution(score: ScoringFile, index: int, dosage: float, imputed: bool) -> VariantContribution:
-    weight = float(score.effect_weight[index])
-    return VariantContribution(score.variant(index).variant_id, str(score.effect_allele[index]), weight, dosage, imputed,
-                               float(np.float64(weight) * np.float64(dosage)))
+def _contribution(
+    score: ScoringFile, described: dict[int, tuple[str, str, float]], index: int, dosage: float, imputed: bool
+) -> VariantContribution:
+    if index not in described:
+        described[index] = (score.variant(index).variant_id, str(score.effect_allele[index]),
+                            float(score.effect_weight[index]))
+    variant_id, allele, weight = described[index]
+    return VariantContribution(variant_id, allele, weight, dosage, imputed, float(np.float64(weight) * np.float64(dosage)))
 
 
 class _CohortSums:
@@ -186,7 +190,7 @@ def _score_stream(
     origin = InputOrigin(header.name, rules.field)
     check_builds(score, header.name, header.build, header.build_evidence, origin)
     by_position, reasons = score_positions(score)
-    file_frequency = np.array([score.allele_frequency[i] for i in range(len(score))], dtype=np.float64)
+    file_frequency = np.asarray(score.allele_frequency, dtype=np.float64)
     weights = np.asarray(score.effect_weight, dtype=np.float64)
     n_samples = len(header.samples)
     totals = _CohortSums(n_samples, rules.top)
@@ -305,7 +309,7 @@ def score_cohort_vcf(
 
     def records() -> VcfRecords:
         return VcfRecords(vcf, declared_build=build, sites=score_sites(candidates), dosage=dosage, max_bytes=max_bytes,
-                          field=field)
+                          field=field, compact=False)
 
     stream = records()
     try:

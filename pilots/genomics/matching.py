@@ -202,9 +202,7 @@ def score_positions(scoring_file: ScoringFile) -> tuple[dict[tuple[str, int], li
     """The score's variants by (chrom, pos), in scoring-file order; and the unplaced ones ("no_position")."""
     by_position: dict[tuple[str, int], list[int]] = defaultdict(list)
     reasons: dict[int, str] = {}
-    for index in range(len(scoring_file)):
-        chrom = scoring_file.chrom[index]
-        pos = int(scoring_file.pos[index])
+    for index, (chrom, pos) in enumerate(zip(scoring_file.chrom.tolist(), scoring_file.pos.tolist(), strict=True)):
         if chrom is None or pos < 0:
             reasons[index] = "no_position"
         else:

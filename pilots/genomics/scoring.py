@@ -269,7 +269,8 @@ def scoring_candidates(
 
 def score_sites(candidates: list[ScoringFile]) -> set[tuple[str, int]]:
     """(chrom, pos) of every placed variant of the candidate scoring files: the only sites kept."""
-    return {(c, int(p)) for score in candidates for c, p in zip(score.chrom, score.pos, strict=True) if c is not None}
+    return {(c, p) for score in candidates for c, p in zip(score.chrom.tolist(), score.pos.tolist(), strict=True)
+            if c is not None}
 
 
 def _score_genotypes(

@@ -171,7 +171,8 @@ class VcfRecords:
     """A VCF read as a stream: `header` (read on first use), then its kept records in file order.
 
     The arguments are those of `read_vcf`. Memory stays that of a block of lines (`_CallBlock`),
-    whatever the number of records: batch scoring adds each record up and lets it go.
+    whatever the number of records: batch scoring adds each record up and lets it go. `compact=False`
+    gives hard calls as float64 rather than float16, for records that are used at once and dropped.
     """
 
     def __init__(
@@ -187,7 +188,9 @@ class VcfRecords:
         build_field: str | None = None,
         max_line_bytes: int = MAX_VCF_LINE_BYTES,
         deadline: Deadline | None = None,
+        compact: bool = True,
     ) -> None:
+        self.compact = compact
         self.label = source_name(source, name)
         self.origin = InputOrigin(self.label, field)
         self.witness = BuildWitness(declared_build, "VCF", self.origin, InputOrigin(self.label, build_field or field))
@@ -239,7 +242,7 @@ class VcfRecords:
         label, origin = self.label, self.origin
         n_samples = len(self.header.samples)
         lengths = self.witness.lengths
-        block = _CallBlock()
+        block = _CallBlock(self.compact)
 
         def exact(raw: bytes, number: int, n_samples: int) -> Record | None:
             return _parse_record(decode_line(raw, origin, number), number, n_samples, origin, self.witness,
@@ -298,9 +301,14 @@ class _Deferred:
 
 
 class _CallBlock:
-    """Deferred sites waiting to be decoded as one (sites, samples, 4) byte array."""
+    """Deferred sites waiting to be decoded as one (sites, samples, 4) byte array.
 
-    def __init__(self) -> None:
+    `compact`: the calls come out float16 (a quarter of the memory, for genotypes that are kept),
+    else float64 (for records added up at once: no conversion later).
+    """
+
+    def __init__(self, compact: bool = True) -> None:
+        self.table = _CALL_COUNT if compact else _CALL_COUNT_64
         self.entries: list[tuple[_Deferred, bytes]] = []
         self.cell_bytes = 0
 
@@ -317,7 +325,7 @@ class _CallBlock:
             return
         n_samples = (len(entries[0][0].cells) + 1) // 4
         cells = np.frombuffer(b"\t".join(d.cells for d, _ in entries) + b"\t", dtype="<u4")
-        values, valid = _three_byte_calls(cells.reshape(len(entries), n_samples))
+        values, valid = _three_byte_calls(cells.reshape(len(entries), n_samples), self.table)
         row_valid: npt.NDArray[np.bool_] = np.all(valid, axis=1)
         for row, (deferred, raw) in enumerate(entries):
             if row_valid[row]:
@@ -328,7 +336,7 @@ class _CallBlock:
                     yield record
 
 
-def _three_byte_calls(cells: npt.NDArray[np.uint32]) -> tuple[npt.NDArray[np.float16], npt.NDArray[np.bool_]]:
+def _three_byte_calls(cells: npt.NDArray[np.uint32], table: Dosages) -> tuple[Dosages, npt.NDArray[np.bool_]]:
     """ALT counts of biallelic "a/b" calls, each cell with its tab as one little-endian 32-bit word; and validity.
 
     One table look-up per cell, indexed by the two allele bytes: 0/1/2 copies, NaN when either
@@ -336,7 +344,7 @@ def _three_byte_calls(cells: npt.NDArray[np.uint32]) -> tuple[npt.NDArray[np.flo
     else, which makes the call invalid; the separator and tab bytes are checked with one mask.
     """
     alleles = (cells & 0xFF) | ((cells >> 8) & 0xFF00)
-    values = _CALL_COUNT[alleles]
+    values = table[alleles]
     framing = cells & 0xFF00FF00
     valid = ((framing == _SLASH_FRAME) | (framing == _PIPE_FRAME)) & ~(values >= _NOT_AN_ALLELE)
     return values, valid
@@ -355,6 +363,7 @@ def _call_counts() -> npt.NDArray[np.float16]:
 
 _NOT_AN_ALLELE = 100.0
 _CALL_COUNT = _call_counts()
+_CALL_COUNT_64 = _CALL_COUNT.astype(np.float64)
 _SLASH_FRAME = (_TAB << 24) | (_SLASH << 8)
 _PIPE_FRAME = (_TAB << 24) | (_PIPE << 8)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from clinpred.pilots.genomics.vcf import vcf_lines
 from tests.unit.pilots.genomics.conftest import SimulateGenotypes
 
 
-def _answers(scores: list[SampleScore]) -> list[tuple[object, ...]]:
+def _answers(scores: Iterable[SampleScore]) -> list[tuple[object, ...]]:
     return [(s.sample, s.score_sum, s.variants_matched, s.variants_missing, s.variants_imputed, s.contributions,
              s.overlap) for s in scores]
 
@@ -63,6 +64,6 @@ def test_an_unsorted_vcf_gets_the_answers_of_the_whole_file(
         return read_whole(*args)
 
     monkeypatch.setattr(batch_scoring, "_score_whole", counted)
-    streamed = score_cohort_vcf(vcf, pgs000004_path, top=5).sample_scores()
+    streamed = list(score_cohort_vcf(vcf, pgs000004_path, top=5).sample_scores())
     assert _answers(streamed) == _answers(score_vcf(vcf, pgs000004_path, top=5))
     assert whole_reads == [1] and streamed[0].overlap.unmatched["duplicate_match"] == 1
