@@ -204,7 +204,7 @@ def _package_scoring_file(model: str, build: str | None) -> ScoringFile:
     """The model package's score layout as a scoring file; it exists in the package's build only."""
     from clinpred.cli.settings import CliSettings
     from clinpred.pilots.common.model_package import latest_package
-    from clinpred.pilots.genomics.encrypted import EncryptedScoreLayout, layout_scoring_file
+    from clinpred.pilots.genomics.score_layout import EncryptedScoreLayout, layout_scoring_file
 
     package = latest_package(CliSettings().models_root, "genomics", model)
     package_build = str(package.metadata.get("genome_build") or "GRCh37")
@@ -254,9 +254,9 @@ def example_vcf(
     """
     from clinpred.cli.settings import CliSettings
     from clinpred.pilots.common.model_package import latest_package
-    from clinpred.pilots.genomics.encrypted import EncryptedScoreLayout
     from clinpred.pilots.genomics.example_vcf import simulated_vcf
     from clinpred.pilots.genomics.package_format import ScoreDistribution
+    from clinpred.pilots.genomics.score_layout import EncryptedScoreLayout
 
     package = latest_package(CliSettings().models_root, "genomics", model)
     layout = EncryptedScoreLayout.from_json(package.read_json("score_layout.json"))

@@ -1,10 +1,11 @@
-"""Batch scoring of a whole cohort's VCF or plink2 fileset, in memory flat in the number of variants.
+"""Batch scoring of a whole cohort's VCF or plink2 fileset as it streams by: memory O(samples), not O(samples x variants).
 
 `scoring.score_vcf` holds every matched variant of every sample (and every contribution) at once:
 right for a handful of samples, not for a biobank cohort. Here the genotypes stream by
 (`vcf.VcfRecords`, `pgen.PgenRecords`) and are added up as they come: per-sample sums, missing and
 imputed counts, and, when asked, each sample's `top` largest contributions. Peak memory is that of
-those per-sample arrays plus a block of records, whatever the number of variants.
+those per-sample arrays plus a block of records, whatever the number of variants; the genotypes of
+a cohort are never held.
 
 Matching needs every genotype site at a score position before it can decide (several records may
 share a position: multiallelic splits, duplicates), so the records are taken in groups of one
