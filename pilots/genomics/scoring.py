@@ -110,15 +110,18 @@ def impute_missing(
     n, n_samples = dosages.shape
     missing = np.isnan(dosages)
     observed = np.full(n, np.nan)
-    block_rows = max(1, FREQUENCY_BLOCK_CELLS // max(n_samples, 1))
-    for start in range(0, n, block_rows):
-        block = slice(start, start + block_rows)
-        called = n_samples - np.count_nonzero(missing[block], axis=1)
-        sums = np.sum(np.where(missing[block], 0.0, dosages[block]), axis=1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            observed[block] = np.where(called > 0, sums / called / 2.0, np.nan)
+    # Observed frequencies are used only where the file gives none (or "cohort" says so): only those rows
+    # are summed, a pass and a temporary fewer over a cohort whose scoring file has its frequencies.
+    wanted = np.flatnonzero(np.full(n, frequency == "cohort") | ~np.isfinite(file_frequency))
     if n_samples < MIN_SAMPLES_FOR_COHORT_FREQUENCY:
-        observed = np.full(n, np.nan)
+        wanted = wanted[:0]
+    block_rows = max(1, FREQUENCY_BLOCK_CELLS // max(n_samples, 1))
+    for start in range(0, len(wanted), block_rows):
+        rows = wanted[start:start + block_rows]
+        called = n_samples - np.count_nonzero(missing[rows], axis=1)
+        sums = np.sum(np.where(missing[rows], 0.0, dosages[rows]), axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            observed[rows] = np.where(called > 0, sums / called / 2.0, np.nan)
     frequency_used = observed if frequency == "cohort" else np.where(np.isfinite(file_frequency), file_frequency, observed)
     has_frequency = np.isfinite(frequency_used)
     fill = np.where(has_frequency, 2.0 * frequency_used, 0.0)
