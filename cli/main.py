@@ -42,12 +42,11 @@ from clinpred.cli.services import (
     register_models,
     serve_command,
 )
-from clinpred.cli.settings import CliSettings
 from clinpred.pilots.common.errors import FieldViolation, InvalidInput
-from clinpred.services.common.server_logs import checked_log_level
 
 if TYPE_CHECKING:
     from clinpred.cli.certificates import IssuedCertificate
+    from clinpred.cli.settings import CliSettings
 
 JSON_HELP = (
     "--json prints, for a `call`, the API's response message as proto3 JSON (google.protobuf.json_format."
@@ -239,6 +238,8 @@ def serve(
     Mutual TLS with the certificates of --tls-dir, by default of <state dir>/tls (var/tls), which is made on
     first use: a private CA, a server certificate and a client certificate for trying the examples.
     """
+    from clinpred.cli.settings import CliSettings
+
     settings = CliSettings()
     tls: TlsDir | None = None
     if insecure_development:
@@ -248,6 +249,8 @@ def serve(
     else:
         tls = _serving_tls(settings, tls_dir, host)
     specs = list(SERVICES.values()) if service == "all" else [SERVICES[str(service)]]
+    from clinpred.services.common.server_logs import checked_log_level
+
     server_log_level = checked_log_level(log_level.value)
     processes: list[subprocess.Popen[bytes]] = []
     lines = []
@@ -300,6 +303,7 @@ def models_list(as_json: JsonOption = False) -> None:
 
     --json: {"models_root": PATH, "packages": [{"pilot", "name", "version", "sha256", "path"}]}, oldest version first.
     """
+    from clinpred.cli.settings import CliSettings
     from clinpred.pilots.common.model_package import list_packages
 
     settings = CliSettings()
@@ -331,6 +335,8 @@ def models_register(
 
     --json: {"bentoml_home": PATH, "tags": ["name:version", ...]}.
     """
+    from clinpred.cli.settings import CliSettings
+
     settings = CliSettings()
     os.environ.setdefault("BENTOML_HOME", str(settings.bentoml_home(pilot)))
     from clinpred.services.common.model_store import register_packages
