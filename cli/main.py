@@ -10,6 +10,7 @@
     clinpred tls client|revoke DIR ...        client certificates with an identity, and revoking them
     clinpred audit keygen|verify|export       the audit trail: key, integrity check, FHIR AuditEvents
     clinpred keys init|rotate|list DIR        sealing keys (HPKE) of sealed requests
+    clinpred bento build [SERVICE|all]        Bentos (and their images' Dockerfiles) of the services
 
 Failures map to the exit codes of `clinpred.cli.errors.ExitCode`, listed by `clinpred --help`.
 """
@@ -32,6 +33,7 @@ import typer
 
 import clinpred
 from clinpred.cli import audit, deterioration, genomics, keys, tumor
+from clinpred.cli.bento import bento_app
 from clinpred.cli.errors import DEBUG_ENV, ExitCode, ReportingGroup, exit_codes_help
 from clinpred.cli.options import JsonOption, TlsOption, default_tls_folder, fail, print_json, tls_folder
 from clinpred.cli.services import (
@@ -85,6 +87,7 @@ simulate_app.command("deterioration")(deterioration.simulate)
 call_app.add_typer(deterioration.call_app, name="deterioration")
 app.add_typer(audit.audit_app, name="audit")
 app.add_typer(keys.keys_app, name="keys")
+app.add_typer(bento_app, name="bento")
 
 
 def _print_version(value: bool) -> None:
