@@ -11,7 +11,7 @@ from clinpred.pilots.deterioration.scenarios import SCENARIO_WORDS, SCENARIOS, s
 
 BASELINES = ("pews", "pathway", "logistic")
 # Small enough to run in seconds; the package's study uses 1200 children, 300 trees, 1000 replicates.
-SETTINGS = {"patients": 200, "seed": 3, "num_boost_round": 30, "replicates": 50}
+SETTINGS = {"patients": 150, "seed": 3, "num_boost_round": 20, "replicates": 50}
 
 
 @pytest.fixture(scope="module")
