@@ -73,8 +73,8 @@ def train(
         int,
         typer.Option(
             min=0,
-            help="Split seeds of the nested 10-fold comparison with a logistic regression (binary XGBoost; about 10 s"
-            " each on two cores; 0: none).",
+            help="Split seeds of the nested 10-fold comparison of boosted stumps and a logistic regression (binary"
+            " XGBoost and logistic; about 10 s each on two cores; 0: none).",
         ),
     ] = 5,
     as_json: JsonOption = False,
