@@ -61,7 +61,7 @@ def _observations(rows: Sequence[Sequence[Any]]) -> list[Observation]:
     """Observations from (observation_id, observed_at_us, payload) rows, in their order."""
     # One parse of all payloads as one JSON array: a window holds hundreds.
     values = json.loads("[" + ",".join(r[2] for r in rows) + "]")
-    return [Observation(r[0], from_micros(int(r[1])), **v) for r, v in zip(rows, values, strict=True)]
+    return [Observation.stored(r[0], from_micros(int(r[1])), v) for r, v in zip(rows, values, strict=True)]
 
 
 def _score(row: Sequence[Any]) -> ScoreRecord:
@@ -260,30 +260,46 @@ class SqlRiskStore:
     def _scoring_window(
         self, cursor: Cursor, tenant: str, patient_id: str, lookback: timedelta, span: timedelta, signals: Sequence[str]
     ) -> list[Observation]:
-        """What a score at the newest observation reads of the `lookback` before it, in one statement: every
-        observation of the last `span` (the widest window a feature aggregates), and before that only each
-        signal's latest observation in `lookback` (all a latest value and its age need). Oldest first."""
+        """What a score at the newest observation reads of the `lookback` before it: every observation of the
+        last `span` (the widest window a feature aggregates) and, for each of `signals` not measured in it,
+        its latest observation in `lookback` (all that a latest value and its age need). Oldest first."""
         if span >= lookback:
             return self._window(cursor, tenant, patient_id, lookback)
-        back_us, span_us = int(lookback.total_seconds() * 1_000_000), int(span.total_seconds() * 1_000_000)
-        newest = "(SELECT MAX(observed_at_us) FROM observations WHERE tenant = ? AND patient_id = ?)"
-        recent = (
-            "SELECT observation_id, observed_at_us, payload FROM observations"
-            f" WHERE tenant = ? AND patient_id = ? AND observed_at_us >= {newest} - ?"
+        cursor.execute(
+            self._sql("SELECT MAX(observed_at_us) FROM observations WHERE tenant = ? AND patient_id = ?"),
+            (tenant, patient_id),
         )
-        # The payload is JSON with sorted keys and a measured signal's key only: `"name":` finds it.
-        latest_of_signal = (
-            "SELECT * FROM (SELECT observation_id, observed_at_us, payload FROM observations"
-            f" WHERE tenant = ? AND patient_id = ? AND observed_at_us >= {newest} - ? AND observed_at_us < {newest} - ?"
-            " AND payload LIKE ? ORDER BY observed_at_us DESC, observation_id DESC LIMIT 1) AS latest"
+        newest = cursor.fetchone()[0]
+        if newest is None:
+            return []
+        since = int(newest) - int(span.total_seconds() * 1_000_000)
+        cursor.execute(
+            self._sql(
+                "SELECT observation_id, observed_at_us, payload FROM observations"
+                " WHERE tenant = ? AND patient_id = ? AND observed_at_us >= ?"
+            ),
+            (tenant, patient_id, since),
         )
-        parameters: list[Any] = [tenant, patient_id, tenant, patient_id, span_us]
-        for signal in signals:
-            parameters += [tenant, patient_id, tenant, patient_id, back_us, tenant, patient_id, span_us, f'%"{signal}":%']
-        latest = [latest_of_signal.replace("AS latest", f"AS latest_{k}") for k in range(len(signals))]
-        statement = " UNION ".join([recent, *latest])
-        cursor.execute(self._sql(statement), parameters)
-        return _observations(sorted(cursor.fetchall(), key=lambda r: (int(r[1]), r[0])))
+        rows = cursor.fetchall()
+        recent = _observations(rows)
+        unmeasured = [name for name in signals if all(getattr(o, name) is None for o in recent)]
+        if unmeasured:
+            # The payload is JSON with sorted keys and a measured signal's key only: `"name":` finds it.
+            latest_of_signal = (
+                "SELECT * FROM (SELECT observation_id, observed_at_us, payload FROM observations"
+                " WHERE tenant = ? AND patient_id = ? AND observed_at_us >= ? AND observed_at_us < ?"
+                " AND payload LIKE ? ORDER BY observed_at_us DESC, observation_id DESC LIMIT 1) AS latest_{}"
+            )
+            earliest = int(newest) - int(lookback.total_seconds() * 1_000_000)
+            cursor.execute(
+                self._sql(" UNION ALL ".join(latest_of_signal.format(k) for k in range(len(unmeasured)))),
+                [value for name in unmeasured for value in (tenant, patient_id, earliest, since, f'%"{name}":%')],
+            )
+            # One observation may be the latest of several signals.
+            earlier = list({r[0]: r for r in cursor.fetchall()}.values())
+            rows, recent = [*earlier, *rows], [*_observations(earlier), *recent]
+        order = sorted(range(len(rows)), key=lambda k: (int(rows[k][1]), rows[k][0]))
+        return [recent[k] for k in order]
 
     def observations(self, tenant: str, patient_id: str, lookback: timedelta) -> list[Observation]:
         """A patient's observations from `lookback` before the newest one, oldest first."""
