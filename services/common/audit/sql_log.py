@@ -220,6 +220,11 @@ class AuditSqlLog:
         return text.replace("?", self._database.placeholder)
 
     def append(self, entry: AuditEntry) -> AuditRecord:
+        if self._pid != os.getpid():
+            # A forked child: the parent's queued entries, locks and connection are not this process's.
+            self._lock, self._queue_lock, self._queue = threading.Lock(), threading.Lock(), []
+            self._database.forget()
+            self._pid = os.getpid()
         pending = _Pending(entry)
         with self._queue_lock:
             self._queue.append(pending)
@@ -245,9 +250,6 @@ class AuditSqlLog:
 
     def _commit(self, group: list[_Pending]) -> None:
         """Seals the group's entries in order after the head and stores them in one transaction."""
-        if self._pid != os.getpid():
-            self._database.forget()
-            self._pid = os.getpid()
         current = self._chain.current()
         head = current or self._chain.start()
         records = []
