@@ -272,15 +272,18 @@ class AuditSqlLog:
                     )
                     if cursor.rowcount != 1:
                         raise _HeadMoved
-                cursor.executemany(
-                    self._sql(
-                        "INSERT INTO audit_records (writer_id, sequence, recorded_at_us, tenant, record) VALUES (?, ?, ?, ?, ?)"
-                    ),
-                    [
-                        (r.writer_id, r.sequence, _micros(r.recorded_at), p.entry.tenant, r.to_json().decode("ascii"))
-                        for r, p in zip(records, group, strict=True)
-                    ],
+                insert = self._sql(
+                    "INSERT INTO audit_records (writer_id, sequence, recorded_at_us, tenant, record) VALUES (?, ?, ?, ?, ?)"
                 )
+                rows = [
+                    (r.writer_id, r.sequence, _micros(r.recorded_at), p.entry.tenant, r.to_json().decode("ascii"))
+                    for r, p in zip(records, group, strict=True)
+                ]
+                # A group of one (an idle server) skips the batch protocol psycopg's executemany sets up.
+                if len(rows) == 1:
+                    cursor.execute(insert, rows[0])
+                else:
+                    cursor.executemany(insert, rows)
         except self._failures as error:
             self._chain.failed()
             self._database.reset()
