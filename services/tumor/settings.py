@@ -10,6 +10,7 @@ class TumorSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="CLINPRED_TUMOR_", extra="ignore", protected_namespaces=())
 
     model_name: str = "wdbc-xgboost"
+    model_version: str = "1.2.0"
     max_encrypted_ciphertexts: int = Field(
         default=16,
         ge=1,

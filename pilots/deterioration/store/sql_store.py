@@ -24,11 +24,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from clinpred.pilots.common.errors import NotFound, ViolationCollector
+from clinpred.pilots.common.sql_schema import Schema
 from clinpred.pilots.deterioration.observations import SIGNAL_NAMES, Observation
 from clinpred.pilots.deterioration.store.records import PatientRecord, ScoreRecord, from_micros, to_micros
 from clinpred.pilots.deterioration.stored_score import StoredScore
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+STORE_SCHEMA = Schema("risk store", MIGRATIONS)
 _SCORE_COLUMNS = "patient_id, version, seq, scored_at_us, probability, band, ward, team, payload"
 _PATIENT_COLUMNS = "patient_id, birth_date, sex, ward, team, attributes"
 _NO_PATIENT = "patient_id: no such patient; register the patient first"
@@ -118,15 +120,7 @@ class SqlRiskStore:
         raise NotImplementedError
 
     def migrate(self) -> None:
-        from yoyo import get_backend, read_migrations
-
-        backend = get_backend(self._yoyo_url())
-        migrations = read_migrations(str(MIGRATIONS))
-        with backend.lock():
-            backend.apply_migrations(backend.to_apply(migrations))
-
-    def _yoyo_url(self) -> str:
-        raise NotImplementedError
+        STORE_SCHEMA.migrate(self.url)
 
     def close(self) -> None:
         pass
@@ -435,9 +429,6 @@ class SqliteRiskStore(SqlRiskStore):
         self.url = f"sqlite:///{self.path}"
         self._local = threading.local()
 
-    def _yoyo_url(self) -> str:
-        return self.url
-
     def _connection(self) -> sqlite3.Connection:
         connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
         if connection is None:
@@ -497,10 +488,6 @@ class PostgresRiskStore(SqlRiskStore):
         self.url = url
         self.pool = ConnectionPool(url, min_size=1, max_size=max_connections, open=True, kwargs={"autocommit": False})
 
-    def _yoyo_url(self) -> str:
-        scheme, rest = self.url.split("://", 1)
-        return f"postgresql+psycopg://{rest}" if scheme in ("postgresql", "postgres") else self.url
-
     @contextmanager
     def _read(self) -> Iterator[Cursor]:
         with self.pool.connection() as connection, connection.cursor() as cursor:
@@ -523,8 +510,9 @@ class PostgresRiskStore(SqlRiskStore):
         self.pool.close()
 
 
-def open_store(url: str) -> SqlRiskStore:
-    """`sqlite:///path/to/file.db` or `postgresql://user@host:port/db`; migrates to the newest schema."""
+def open_store(url: str, *, migrate: bool = True) -> SqlRiskStore:
+    """`sqlite:///path/to/file.db` or `postgresql://user@host:port/db`; migrates to the newest schema unless
+    `migrate` is false (then the caller has checked `STORE_SCHEMA.state(url)`)."""
     store: SqlRiskStore
     if url.startswith("sqlite:///"):
         store = SqliteRiskStore(Path(url.removeprefix("sqlite:///")))
@@ -532,5 +520,6 @@ def open_store(url: str) -> SqlRiskStore:
         store = PostgresRiskStore(url)
     else:
         raise ValueError("database URL must start with sqlite:/// or postgresql://")
-    store.migrate()
+    if migrate:
+        store.migrate()
     return store

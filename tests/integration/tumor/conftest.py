@@ -6,20 +6,20 @@ import grpc
 import pytest
 from sklearn.datasets import load_breast_cancer
 
-from clinpred.pilots.common.model_package import ModelPackage, latest_package
+from clinpred.pilots.common.model_package import ModelPackage
 from clinpred.services.api.tumor.v1 import tumor_pb2_grpc
 from clinpred.services.common.model_store import register_package
 from clinpred.services.common.serving import start_inprocess_server
 from clinpred.services.tumor.service import tumor_mount
 from clinpred.services.tumor.settings import TumorSettings
-from tests.conftest import MODELS
+from tests.conftest import served_package
 
 MAX_BATCH = 64
 
 
 @pytest.fixture(scope="session")
 def tumor_package() -> ModelPackage:
-    return latest_package(MODELS, "tumor", TumorSettings().model_name)
+    return served_package("tumor", TumorSettings().model_name, TumorSettings().model_version)
 
 
 @pytest.fixture(scope="session")

@@ -243,7 +243,8 @@ async def test_a_stated_clinical_prevalence_is_published_and_applied_by_the_encr
 async def logistic_target() -> AsyncIterator[str]:
     """The logistic regression package served, for its linear encrypted form."""
     register_package(latest_package(MODELS, "tumor", "wdbc-logistic"))
-    server, port = await start_inprocess_server(tumor_mount(TumorSettings(model_name="wdbc-logistic", max_batch_size=64)))
+    settings = TumorSettings(model_name="wdbc-logistic", model_version="1.0.0", max_batch_size=64)
+    server, port = await start_inprocess_server(tumor_mount(settings))
     yield f"127.0.0.1:{port}"
     await server.stop(grace=None)
 
