@@ -16,6 +16,7 @@ from clinpred.services.api.tumor.v1 import tumor_pb2
 
 READY_LINE = "clinpred is serving"
 MODEL_NAME = "wdbc-xgboost"
+MODEL_VERSION = "1.0.0"  # the booster.json the peer serves
 _STAGE_LINE = re.compile(r"^clinpred_stage_duration_seconds_(sum|count)\{(?P<labels>[^}]*)\} (?P<value>\S+)$")
 
 
@@ -39,6 +40,7 @@ def clinpred_server(port: int, metrics_port: int, api_workers: int, state_dir: P
     env["CLINPRED_STATE_DIR"] = str(state_dir)
     # The booster the peer serves, whatever the default tumour package is.
     env["CLINPRED_TUMOR_MODEL_NAME"] = MODEL_NAME
+    env["CLINPRED_TUMOR_MODEL_VERSION"] = MODEL_VERSION
     return ManagedServer("clinpred tumor", argv, log_path, env=env)
 
 

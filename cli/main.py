@@ -11,6 +11,7 @@
     clinpred audit keygen|verify|export       the audit trail: key, integrity check, FHIR AuditEvents
     clinpred keys init|rotate|list DIR        sealing keys (HPKE) of sealed requests
     clinpred bento build [SERVICE|all]        Bentos (and their images' Dockerfiles) of the services
+    clinpred db migrate|status|backup|restore the deterioration database: schema and backups
 
 Failures map to the exit codes of `clinpred.cli.errors.ExitCode`, listed by `clinpred --help`.
 """
@@ -34,6 +35,7 @@ import typer
 import clinpred
 from clinpred.cli import audit, deterioration, genomics, keys, tumor
 from clinpred.cli.bento import bento_app
+from clinpred.cli import audit, db, deterioration, genomics, keys, tumor
 from clinpred.cli.errors import DEBUG_ENV, ExitCode, ReportingGroup, exit_codes_help
 from clinpred.cli.options import JsonOption, TlsOption, default_tls_folder, fail, print_json, tls_folder
 from clinpred.cli.services import (
@@ -88,6 +90,7 @@ call_app.add_typer(deterioration.call_app, name="deterioration")
 app.add_typer(audit.audit_app, name="audit")
 app.add_typer(keys.keys_app, name="keys")
 app.add_typer(bento_app, name="bento")
+app.add_typer(db.db_app, name="db")
 
 
 def _print_version(value: bool) -> None:
@@ -300,23 +303,46 @@ def serve(
         _stop(processes)
 
 
+def _served_versions() -> dict[tuple[str, str, str], str]:
+    """(pilot, name, version) of each package the services' settings in this environment pin, with the variable."""
+    from clinpred.services.deterioration.settings import DeteriorationSettings
+    from clinpred.services.genomics.settings import GenomicsSettings
+    from clinpred.services.tumor.settings import TumorSettings
+
+    served = {
+        ("tumor", TumorSettings().model_name, TumorSettings().model_version): "CLINPRED_TUMOR_MODEL_VERSION",
+        ("deterioration", DeteriorationSettings().model_name, DeteriorationSettings().model_version):
+            "CLINPRED_DETERIORATION_MODEL_VERSION",
+    }
+    genomics = GenomicsSettings()
+    for number, (name, version) in enumerate(genomics.pinned_models()):
+        served[("genomics", name, version)] = (
+            "CLINPRED_GENOMICS_MODEL_VERSION" if number == 0 else "CLINPRED_GENOMICS_ADDITIONAL_MODELS"
+        )
+    return served
+
+
 @models_app.command("list")
 def models_list(as_json: JsonOption = False) -> None:
-    """Model packages under models/ (CLINPRED_MODELS_ROOT): pilot, name, version, SHA-256.
+    """Model packages under models/ (CLINPRED_MODELS_ROOT): pilot, name, version, SHA-256, and `served` by the
+    version each service's settings pin here (CLINPRED_<PILOT>_MODEL_NAME and _MODEL_VERSION). A newer package
+    is not served until its version is set there: that change is the promotion.
 
-    --json: {"models_root": PATH, "packages": [{"pilot", "name", "version", "sha256", "path"}]}, oldest version first.
+    --json: {"models_root": PATH, "packages": [{"pilot", "name", "version", "sha256", "path", "served": BOOL}]},
+    oldest version first.
     """
     from clinpred.cli.settings import CliSettings
     from clinpred.pilots.common.model_package import list_packages
 
     settings = CliSettings()
     packages = list_packages(settings.models_root)
+    served = _served_versions()
     if as_json:
         print_json({
             "models_root": str(settings.models_root),
             "packages": [
                 {"pilot": p.pilot, "name": p.identity.name, "version": p.identity.version, "sha256": p.identity.sha256,
-                 "path": str(p.path)}
+                 "path": str(p.path), "served": (p.pilot, p.identity.name, p.identity.version) in served}
                 for p in packages
             ],
         })
@@ -325,7 +351,9 @@ def models_list(as_json: JsonOption = False) -> None:
         typer.echo(f"no model packages under {settings.models_root}; `clinpred train PILOT` makes one", err=True)
     for package in packages:
         identity = package.identity
-        typer.echo(f"{package.pilot:<14} {identity.name:<24} {identity.version:<8} {identity.sha256}")
+        pin = served.get((package.pilot, identity.name, identity.version))
+        mark = f"  served ({pin})" if pin else ""
+        typer.echo(f"{package.pilot:<14} {identity.name:<24} {identity.version:<8} {identity.sha256}{mark}")
 
 
 @models_app.command("register")

@@ -42,6 +42,7 @@ from clinpred.pilots.deterioration.stored_score import StoredScore
 from clinpred.pilots.deterioration.validation import collect_problems_for_patient
 from clinpred.services.common.metrics import stage
 from clinpred.services.common.runtime import ModelRuntime
+from clinpred.services.deterioration.database import require_current_schema
 from clinpred.services.deterioration.settings import DeteriorationSettings
 
 SERVICE = PILOT
@@ -70,8 +71,12 @@ class DeteriorationHandler:
         files = predictor.package.manifest["files"]
         transparency = predictor.package.file("transparency.json").read_text() if "transparency.json" in files else ""
         self._comparison = ModelComparison.of(self._metrics, transparency)
-        # Opening migrates the schema; yoyo's lock keeps replicas starting together from racing.
-        self._store = open_store(self.settings.database_url)
+        if self.settings.migrate_on_start:
+            # Opening migrates the schema; yoyo's lock keeps replicas starting together from racing.
+            self._store = open_store(self.settings.database_url)
+        else:
+            require_current_schema(self.settings)
+            self._store = open_store(self.settings.database_url, migrate=False)
 
     @property
     def store(self) -> DeteriorationRiskStore:

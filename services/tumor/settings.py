@@ -11,6 +11,7 @@ class TumorSettings(ServiceSettings):
 
     # The nested evaluation's winner on log loss; the boosted stumps stay selectable (wdbc-xgboost).
     model_name: str = "wdbc-logistic"
+    model_version: str = "1.1.0"
     max_encrypted_ciphertexts: int = Field(
         default=16,
         ge=1,

@@ -251,13 +251,16 @@ def _call(served: ServedBento, tls_dir: Path, *words: str) -> dict[str, object]:
     return answer
 
 
-def _highest_listed(service: str) -> tuple[str, str]:
-    from clinpred.pilots.common.model_package import version_key
+def _served_listed(service: str) -> tuple[str, str]:
+    """The package the service's settings pin by default, which its Bento must ship."""
+    from clinpred.services.deterioration.settings import DeteriorationSettings
+    from clinpred.services.genomics.settings import GenomicsSettings
+    from clinpred.services.tumor.settings import TumorSettings
 
-    settings = {"tumor": "wdbc-xgboost", "deterioration": "home-deterioration", "genomics": "breast-pgs000004"}[service]
+    settings = {"tumor": TumorSettings, "deterioration": DeteriorationSettings, "genomics": GenomicsSettings}[service]()
     listed = yaml.safe_load((REPO / "bento" / service / "bentofile.yaml").read_text())["models"]
-    versions = [tag.split(":")[1] for tag in listed if tag.split(":")[0] == f"{service}-{settings}"]
-    return settings, max(versions, key=version_key)
+    assert f"{service}-{settings.model_name}:{settings.model_version}" in listed
+    return settings.model_name, settings.model_version
 
 
 def test_each_bento_serves_from_its_own_environment_over_mutual_tls(served: dict[str, ServedBento]) -> None:
@@ -279,7 +282,7 @@ def test_each_bento_serves_from_its_own_environment_over_mutual_tls(served: dict
             (breast,) = _call(server, tls_dir, "info")["models"]
             model = breast["model"]
         assert isinstance(model, dict)
-        name, version = _highest_listed(service)
+        name, version = _served_listed(service)
         package = ModelPackage.open(REPO / "models" / service / name / version)
         assert (model["name"], model["version"], model["sha256"]) == (name, version, package.identity.sha256)
 

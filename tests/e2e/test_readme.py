@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -95,6 +96,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
         PATH=f"{BIN}:{os.environ['PATH']}",
         CLINPRED_MODELS_ROOT=str(models),
         CLINPRED_STATE_DIR=str(folder / "var"),
+        **database,  # `clinpred db` works on the database the served deterioration service uses
     )
     yield Workspace(folder, env, serving)
     stop(serving)
@@ -312,6 +314,18 @@ def run_image_build(snippet: Snippet, work: Workspace) -> None:
     assert "--image-tag" in help_text.stdout and "-t," in help_text.stdout and "--backend" in help_text.stdout
 
 
+def run_db_backup(snippet: Snippet, work: Workspace) -> None:
+    printed = work.bash(snippet.text)
+    assert "risk store: current " in printed and "backed up " in printed and "restored risk-backup.db into " in printed
+    # The restored copy is a database of the current schema, holding what the served one held.
+    status = work.run(["clinpred", "db", "status", "--database", f"sqlite:///{work.folder / 'restored' / 'risk.db'}"])
+    assert status.returncode == 0, status.stderr
+    served = work.env["CLINPRED_DETERIORATION_DATABASE_URL"].removeprefix("sqlite:///")
+    count = "SELECT count(*) FROM risk_scores"
+    with sqlite3.connect(served) as original, sqlite3.connect(work.folder / "restored" / "risk.db") as restored:
+        assert restored.execute(count).fetchone() == original.execute(count).fetchone()
+
+
 # A rule: (a line that only its block has, how to run that block).
 RULES: list[tuple[str, Callable[[Snippet, Workspace], None]]] = [
     ("make run     #", run_quick_start),
@@ -328,6 +342,7 @@ RULES: list[tuple[str, Callable[[Snippet, Workspace], None]]] = [
     ("clinpred genomics score --pgen cohort", run_genomics_pgen),
     ("client.score_encrypted(", run_encrypted_python),
     ("clinpred models list", run_models),
+    ("clinpred db backup --out", run_db_backup),
     ("make lint", run_development),
     ("make bench-quick", run_benchmark),
     ("clinpred bento build all", run_bento_build),

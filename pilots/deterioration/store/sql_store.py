@@ -24,12 +24,14 @@ from pathlib import Path
 from typing import Any, Protocol, cast
 
 from clinpred.pilots.common.errors import NotFound, ViolationCollector
+from clinpred.pilots.common.sql_schema import Schema
 from clinpred.pilots.deterioration.observations import SIGNAL_NAMES, Observation
 from clinpred.pilots.deterioration.predictor import RISK_BANDS, RiskBand
 from clinpred.pilots.deterioration.store.records import PatientRecord, ScoreRecord, from_micros, to_micros
 from clinpred.pilots.deterioration.stored_score import StoredScore, UnreadableStoredScore
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+STORE_SCHEMA = Schema("risk store", MIGRATIONS)
 _SCORE_COLUMNS = "patient_id, version, seq, scored_at_us, probability, band, ward, team, payload"
 _PATIENT_COLUMNS = "patient_id, birth_date, sex, ward, team, attributes"
 _NO_PATIENT = "patient_id: no such patient; register the patient first"
@@ -132,15 +134,7 @@ class SqlRiskStore:
         raise NotImplementedError
 
     def migrate(self) -> None:
-        from yoyo import get_backend, read_migrations
-
-        backend = get_backend(self._yoyo_url())
-        migrations = read_migrations(str(MIGRATIONS))
-        with backend.lock():
-            backend.apply_migrations(backend.to_apply(migrations))
-
-    def _yoyo_url(self) -> str:
-        raise NotImplementedError
+        STORE_SCHEMA.migrate(self.url)
 
     def close(self) -> None:
         pass
@@ -526,9 +520,6 @@ class SqliteRiskStore(SqlRiskStore):
         self.url = f"sqlite:///{self.path}"
         self._local = threading.local()
 
-    def _yoyo_url(self) -> str:
-        return self.url
-
     def _connection(self) -> sqlite3.Connection:
         connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
         if connection is None:
@@ -590,10 +581,6 @@ class PostgresRiskStore(SqlRiskStore):
         # statement of READ COMMITTED sees its own snapshot either way); writes open a transaction.
         self.pool = ConnectionPool(url, min_size=1, max_size=max_connections, open=True, kwargs={"autocommit": True})
 
-    def _yoyo_url(self) -> str:
-        scheme, rest = self.url.split("://", 1)
-        return f"postgresql+psycopg://{rest}" if scheme in ("postgresql", "postgres") else self.url
-
     @contextmanager
     def _read(self) -> Iterator[Cursor]:
         with self.pool.connection() as connection, connection.cursor() as cursor:
@@ -616,8 +603,9 @@ class PostgresRiskStore(SqlRiskStore):
         self.pool.close()
 
 
-def open_store(url: str) -> SqlRiskStore:
-    """`sqlite:///path/to/file.db` or `postgresql://user@host:port/db`; migrates to the newest schema."""
+def open_store(url: str, *, migrate: bool = True) -> SqlRiskStore:
+    """`sqlite:///path/to/file.db` or `postgresql://user@host:port/db`; migrates to the newest schema unless
+    `migrate` is false (then the caller has checked `STORE_SCHEMA.state(url)`)."""
     store: SqlRiskStore
     if url.startswith("sqlite:///"):
         store = SqliteRiskStore(Path(url.removeprefix("sqlite:///")))
@@ -625,5 +613,6 @@ def open_store(url: str) -> SqlRiskStore:
         store = PostgresRiskStore(url)
     else:
         raise ValueError("database URL must start with sqlite:/// or postgresql://")
-    store.migrate()
+    if migrate:
+        store.migrate()
     return store

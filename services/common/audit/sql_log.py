@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from clinpred.pilots.common.sql_schema import Schema
 from clinpred.services.common.audit.chain import ChainHead, ChainWriter, now, seal
 from clinpred.services.common.audit.errors import AuditRecordError, AuditUnavailable
 from clinpred.services.common.audit.keys import AuditKeys
@@ -27,6 +28,7 @@ from clinpred.services.common.audit.records import AuditEntry, AuditRecord
 from clinpred.services.common.audit.verification import StoredChains, UnreadableRecord
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+AUDIT_SCHEMA = Schema("audit trail", MIGRATIONS)
 _EXPORT_BATCH = 1000
 # Connections a forked child inherited: never closed nor collected there, since closing one
 # (libpq's terminate message, SQLite's WAL cleanup) would act on the parent's session.
@@ -46,7 +48,6 @@ class _Database(Protocol):
     placeholder: str
     errors: tuple[type[BaseException], ...]
 
-    def yoyo_url(self) -> str: ...
     def transaction(self) -> AbstractContextManager[Any]: ...
     def reading(self, *, streaming: bool = False) -> AbstractContextManager[Any]: ...
     def reset(self) -> None: ...
@@ -60,9 +61,6 @@ class _Sqlite:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._connection: sqlite3.Connection | None = None
-
-    def yoyo_url(self) -> str:
-        return f"sqlite:///{self.path}"
 
     def _connect(self) -> sqlite3.Connection:
         if self._connection is None:
@@ -118,9 +116,6 @@ class _Postgres:
         self.errors: tuple[type[BaseException], ...] = (psycopg.Error, OSError)
         self._connection: Any = None
 
-    def yoyo_url(self) -> str:
-        return "postgresql+psycopg://" + self.url.split("://", 1)[1]
-
     def _connect(self) -> Any:
         import psycopg
 
@@ -170,17 +165,8 @@ def _database(url: str) -> _Database:
 
 def migrate(url: str) -> None:
     """Creates or updates the audit tables (yoyo, locked so replicas starting together do not race)."""
-    from yoyo import get_backend, read_migrations
-
-    database = _database(url)
-    if isinstance(database, _Sqlite):
-        database.path.parent.mkdir(parents=True, exist_ok=True)
-    backend = get_backend(database.yoyo_url())
-    try:
-        with backend.lock():
-            backend.apply_migrations(backend.to_apply(read_migrations(str(MIGRATIONS))))
-    finally:
-        backend.connection.close()
+    _database(url)  # refuses a URL of another kind of database
+    AUDIT_SCHEMA.migrate(url)
 
 
 class _Pending:

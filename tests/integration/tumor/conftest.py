@@ -6,13 +6,13 @@ import grpc
 import pytest
 from sklearn.datasets import load_breast_cancer
 
-from clinpred.pilots.common.model_package import ModelPackage, latest_package
+from clinpred.pilots.common.model_package import ModelPackage
 from clinpred.services.api.tumor.v1 import tumor_pb2_grpc
 from clinpred.services.common.model_store import register_package
 from clinpred.services.common.serving import start_inprocess_server
 from clinpred.services.tumor.service import tumor_mount
 from clinpred.services.tumor.settings import TumorSettings
-from tests.conftest import MODELS
+from tests.conftest import served_package
 
 MAX_BATCH = 64
 # The boosted-stumps package: no longer the default, still loadable and selectable by name.
@@ -21,7 +21,7 @@ BOOSTER_NAME = "wdbc-xgboost"
 
 @pytest.fixture(scope="session")
 def tumor_package() -> ModelPackage:
-    return latest_package(MODELS, "tumor", TumorSettings().model_name)
+    return served_package("tumor", TumorSettings().model_name, TumorSettings().model_version)
 
 
 @pytest.fixture(scope="session")
@@ -44,6 +44,7 @@ async def booster_target(booster_package: ModelPackage) -> AsyncIterator[str]:
     register_package(booster_package)
     with pytest.MonkeyPatch.context() as env:
         env.setenv("CLINPRED_TUMOR_MODEL_NAME", BOOSTER_NAME)
+        env.setenv("CLINPRED_TUMOR_MODEL_VERSION", booster_package.identity.version)
         settings = TumorSettings(max_batch_size=MAX_BATCH)
     server, port = await start_inprocess_server(tumor_mount(settings))
     yield f"127.0.0.1:{port}"
