@@ -33,9 +33,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 import clinpred
-from clinpred.cli import audit, deterioration, genomics, keys, tumor
-from clinpred.cli.bento import bento_app
 from clinpred.cli import audit, db, deterioration, genomics, keys, tumor
+from clinpred.cli.bento import bento_app
 from clinpred.cli.errors import DEBUG_ENV, ExitCode, ReportingGroup, exit_codes_help
 from clinpred.cli.options import JsonOption, TlsOption, default_tls_folder, fail, print_json, tls_folder
 from clinpred.cli.services import (

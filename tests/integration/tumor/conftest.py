@@ -6,13 +6,13 @@ import grpc
 import pytest
 from sklearn.datasets import load_breast_cancer
 
-from clinpred.pilots.common.model_package import ModelPackage
+from clinpred.pilots.common.model_package import ModelPackage, latest_package
 from clinpred.services.api.tumor.v1 import tumor_pb2_grpc
 from clinpred.services.common.model_store import register_package
 from clinpred.services.common.serving import start_inprocess_server
 from clinpred.services.tumor.service import tumor_mount
 from clinpred.services.tumor.settings import TumorSettings
-from tests.conftest import served_package
+from tests.conftest import MODELS, served_package
 
 MAX_BATCH = 64
 # The boosted-stumps package: no longer the default, still loadable and selectable by name.
