@@ -389,9 +389,9 @@ def test_a_score_read_from_its_payload_encodes_the_same() -> None:
 def test_answers_encode_what_the_handler_decided(codec: DeteriorationCodec) -> None:
     recorded = codec.encode_record(RecordOutcome(2, 1, RECORD))
     assert (recorded.stored, recorded.duplicates, recorded.score.version) == (2, 1, 7)
-    unchanged = codec.encode_latest(LatestRisk(RECORD, unchanged=True))
+    unchanged = codec.encode_latest(LatestRisk(RECORD.version, None))
     assert unchanged.WhichOneof("answer") == "unchanged" and unchanged.unchanged.version == 7
-    changed = codec.encode_latest(LatestRisk(RECORD, unchanged=False))
+    changed = codec.encode_latest(LatestRisk(RECORD.version, RECORD))
     assert changed.WhichOneof("answer") == "score" and changed.score == encode_stored_score("p1", 7, SCORE)
     page = codec.encode_history(HistoryPage((RECORD, RECORD), next_before=6))
     assert len(page.scores) == 2 and page.next_page_token == "6"
