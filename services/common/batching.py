@@ -2,19 +2,17 @@
 
 Adaptive, never a fixed delay on an idle server:
 
-- a call that finds no batch running starts one at once, alone (an idle server answers as fast as
-  without batching, plus one hop to the batch thread);
-- calls arriving while a batch runs wait for it and then go together as the next batch, up to
-  `max_items`: the busier the server, the larger the batches, with no timer involved;
-- `window` adds a bounded wait only under load: when the last batch held several calls and ended
-  less than a window ago, the next one waits at most `window` for companions (gRPC's asyncio server
-  hands over one new call per event-loop turn, so calls of a burst arrive spread over a few hundred
-  microseconds), and starts as soon as it is full.
+- a call that arrives more than a window after the last batch ended finds the server idle and runs
+  at once, alone, exactly as without batching (no timer, no thread hop);
+- a call arriving within a window of the last batch's end is a sign of load: it waits at most
+  `window` for companions (gRPC's asyncio server hands over one new call per event-loop turn, so the
+  calls of a burst arrive spread over a few hundred microseconds), and the batch starts as soon as it
+  holds `max_items`; calls arriving while a batch runs go next.
 
-Batches run one at a time in one thread of their own, so the event loop keeps decoding, encoding
-and answering other calls meanwhile. One call's failure fails only that call: a batch that raises
-is run again item by item. A caller that cancels (or whose deadline passes) only loses its answer;
-the batch it was in finishes for the others.
+Batches run on the event loop, like the single-case path they replace: a thread of their own was
+measured costing more CPU per call (hops, GIL hand-overs) than the batch saved. One call's failure fails
+only that call: a batch that raises is run again item by item. A caller that cancels (or whose deadline
+passes) only loses its answer; the batch it was in finishes for the others.
 """
 
 from __future__ import annotations
@@ -22,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -52,12 +49,10 @@ class CallBatcher(Generic[Item, Outcome]):
         self.run_batch = run_batch
         self.window_seconds = window_seconds
         self.max_items = max_items
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"clinpred-{service}-batch")
         self._waiting: list[_Waiting[Item, Outcome]] = []
         self._running = False
         self._timer: asyncio.TimerHandle | None = None
-        self._last_size = 0
-        self._last_end = 0.0
+        self._last_end = float("-inf")
         # Totals since start (for tests and diagnostics): calls answered, and the batches they went in.
         self.calls_run = 0
         self.batches_run = 0
@@ -78,7 +73,7 @@ class CallBatcher(Generic[Item, Outcome]):
         return await future
 
     def _under_load(self) -> bool:
-        return self.window_seconds > 0 and self._last_size > 1 and time.perf_counter() - self._last_end < self.window_seconds
+        return self.window_seconds > 0 and time.perf_counter() - self._last_end < self.window_seconds
 
     def _start(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._timer is not None:
@@ -90,19 +85,19 @@ class CallBatcher(Generic[Item, Outcome]):
             return
         batch, self._waiting = self._waiting[: self.max_items], self._waiting[self.max_items :]
         self._running = True
-        loop.create_task(self._run(loop, batch))
+        self._run(loop, batch)
 
-    async def _run(self, loop: asyncio.AbstractEventLoop, batch: list[_Waiting[Item, Outcome]]) -> None:
+    def _run(self, loop: asyncio.AbstractEventLoop, batch: list[_Waiting[Item, Outcome]]) -> None:
         started = time.perf_counter()
         for waiting in batch:
             observe_stage(self.service, "queue", started - waiting.since)
         try:
-            outcomes = await loop.run_in_executor(self._executor, self._run_isolated, [w.item for w in batch])
-        except BaseException as error:  # the batch thread itself failed (shutdown): every caller learns it
-            outcomes = [error if isinstance(error, Exception) else RuntimeError("batch interrupted")] * len(batch)
+            outcomes: list[Outcome | Exception] = self._run_isolated([w.item for w in batch])
+        except Exception as error:  # a batch function that broke its own contract: every caller learns it
+            outcomes = [error] * len(batch)
         finally:
             self._running = False
-            self._last_size, self._last_end = len(batch), time.perf_counter()
+            self._last_end = time.perf_counter()
             self.calls_run += len(batch)
             self.batches_run += 1
         for waiting, outcome in zip(batch, outcomes, strict=True):
@@ -113,7 +108,7 @@ class CallBatcher(Generic[Item, Outcome]):
             else:
                 waiting.future.set_result(outcome)
         if self._waiting and self._timer is None:
-            # These waited for the batch that just ended: they go now, together.
+            # More waited than one batch holds: the rest go now, together.
             self._start(loop)
 
     def _run_isolated(self, items: list[Item]) -> list[Outcome | Exception]:
@@ -127,6 +122,3 @@ class CallBatcher(Generic[Item, Outcome]):
         if len(outcomes) != len(items):
             raise RuntimeError(f"a batch of {len(items)} items gave {len(outcomes)} outcomes")
         return outcomes
-
-    def close(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)

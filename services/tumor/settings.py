@@ -29,10 +29,9 @@ class TumorSettings(ServiceSettings):
         default=1.0,
         ge=0.0,
         le=100.0,
-        description="Classify calls arriving together are classified in one vectorised batch. A call that finds the"
-        " server idle goes at once; calls arriving while a batch runs go together next; only under load (the last"
-        " batch held several calls and ended less than this long ago) does a batch wait up to this many milliseconds"
-        " for more. 0: no batching, each call alone.",
+        description="Classify calls arriving together are classified in one vectorised batch. A call arriving more"
+        " than this many milliseconds after the last batch ended finds the server idle and goes at once, alone; one"
+        " arriving sooner (under load) waits at most this long for others. 0: no batching, each call alone.",
     )
     batch_max_cases: int = Field(
         default=64, ge=1, le=1000, description="Most Classify calls one cross-call batch holds."

@@ -41,7 +41,7 @@ def sample(name: str, **labels: str) -> float:
 @pytest.fixture(scope="module")
 async def batched(tumor_package: ModelPackage) -> AsyncIterator[tuple[Stub, TumorServicer]]:
     register_package(tumor_package)
-    mount = tumor_mount(TumorSettings(max_batch_size=MAX_BATCH, batch_window_ms=2.0, **UNLIMITED))
+    mount = tumor_mount(TumorSettings(max_batch_size=MAX_BATCH, batch_window_ms=5.0, **UNLIMITED))
     server, port = await start_inprocess_server(mount)
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
         yield Stub(channel), mount.servicer_factory()
