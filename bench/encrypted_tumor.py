@@ -113,7 +113,7 @@ def tumor_server() -> Iterator[str]:
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
-    settings = TumorSettings(development_plaintext=True)
+    settings = TumorSettings(development_plaintext=True, model_name="wdbc-xgboost", model_version="1.0.0")
     server, port = asyncio.run_coroutine_threadsafe(start_inprocess_server(tumor_mount(settings)), loop).result(120)
     try:
         yield f"127.0.0.1:{port}"

@@ -10,6 +10,8 @@
     clinpred tls client|revoke DIR ...        client certificates with an identity, and revoking them
     clinpred audit keygen|verify|export       the audit trail: key, integrity check, FHIR AuditEvents
     clinpred keys init|rotate|list DIR        sealing keys (HPKE) of sealed requests
+    clinpred bento build [SERVICE|all]        Bentos (and their images' Dockerfiles) of the services
+    clinpred db migrate|status|backup|restore the deterioration database: schema and backups
 
 Failures map to the exit codes of `clinpred.cli.errors.ExitCode`, listed by `clinpred --help`.
 """
@@ -31,7 +33,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 import clinpred
-from clinpred.cli import audit, deterioration, genomics, keys, tumor
+from clinpred.cli import audit, db, deterioration, genomics, keys, tumor
+from clinpred.cli.bento import bento_app
 from clinpred.cli.errors import DEBUG_ENV, ExitCode, ReportingGroup, exit_codes_help
 from clinpred.cli.options import JsonOption, TlsOption, default_tls_folder, fail, print_json, tls_folder
 from clinpred.cli.services import (
@@ -42,12 +45,11 @@ from clinpred.cli.services import (
     register_models,
     serve_command,
 )
-from clinpred.cli.settings import CliSettings
 from clinpred.pilots.common.errors import FieldViolation, InvalidInput
-from clinpred.services.common.server_logs import checked_log_level
 
 if TYPE_CHECKING:
     from clinpred.cli.certificates import IssuedCertificate
+    from clinpred.cli.settings import CliSettings
 
 JSON_HELP = (
     "--json prints, for a `call`, the API's response message as proto3 JSON (google.protobuf.json_format."
@@ -86,6 +88,8 @@ simulate_app.command("deterioration")(deterioration.simulate)
 call_app.add_typer(deterioration.call_app, name="deterioration")
 app.add_typer(audit.audit_app, name="audit")
 app.add_typer(keys.keys_app, name="keys")
+app.add_typer(bento_app, name="bento")
+app.add_typer(db.db_app, name="db")
 
 
 def _print_version(value: bool) -> None:
@@ -239,6 +243,8 @@ def serve(
     Mutual TLS with the certificates of --tls-dir, by default of <state dir>/tls (var/tls), which is made on
     first use: a private CA, a server certificate and a client certificate for trying the examples.
     """
+    from clinpred.cli.settings import CliSettings
+
     settings = CliSettings()
     tls: TlsDir | None = None
     if insecure_development:
@@ -248,6 +254,8 @@ def serve(
     else:
         tls = _serving_tls(settings, tls_dir, host)
     specs = list(SERVICES.values()) if service == "all" else [SERVICES[str(service)]]
+    from clinpred.services.common.server_logs import checked_log_level
+
     server_log_level = checked_log_level(log_level.value)
     processes: list[subprocess.Popen[bytes]] = []
     lines = []
@@ -294,22 +302,46 @@ def serve(
         _stop(processes)
 
 
+def _served_versions() -> dict[tuple[str, str, str], str]:
+    """(pilot, name, version) of each package the services' settings in this environment pin, with the variable."""
+    from clinpred.services.deterioration.settings import DeteriorationSettings
+    from clinpred.services.genomics.settings import GenomicsSettings
+    from clinpred.services.tumor.settings import TumorSettings
+
+    served = {
+        ("tumor", TumorSettings().model_name, TumorSettings().model_version): "CLINPRED_TUMOR_MODEL_VERSION",
+        ("deterioration", DeteriorationSettings().model_name, DeteriorationSettings().model_version):
+            "CLINPRED_DETERIORATION_MODEL_VERSION",
+    }
+    genomics = GenomicsSettings()
+    for number, (name, version) in enumerate(genomics.pinned_models()):
+        served[("genomics", name, version)] = (
+            "CLINPRED_GENOMICS_MODEL_VERSION" if number == 0 else "CLINPRED_GENOMICS_ADDITIONAL_MODELS"
+        )
+    return served
+
+
 @models_app.command("list")
 def models_list(as_json: JsonOption = False) -> None:
-    """Model packages under models/ (CLINPRED_MODELS_ROOT): pilot, name, version, SHA-256.
+    """Model packages under models/ (CLINPRED_MODELS_ROOT): pilot, name, version, SHA-256, and `served` by the
+    version each service's settings pin here (CLINPRED_<PILOT>_MODEL_NAME and _MODEL_VERSION). A newer package
+    is not served until its version is set there: that change is the promotion.
 
-    --json: {"models_root": PATH, "packages": [{"pilot", "name", "version", "sha256", "path"}]}, oldest version first.
+    --json: {"models_root": PATH, "packages": [{"pilot", "name", "version", "sha256", "path", "served": BOOL}]},
+    oldest version first.
     """
+    from clinpred.cli.settings import CliSettings
     from clinpred.pilots.common.model_package import list_packages
 
     settings = CliSettings()
     packages = list_packages(settings.models_root)
+    served = _served_versions()
     if as_json:
         print_json({
             "models_root": str(settings.models_root),
             "packages": [
                 {"pilot": p.pilot, "name": p.identity.name, "version": p.identity.version, "sha256": p.identity.sha256,
-                 "path": str(p.path)}
+                 "path": str(p.path), "served": (p.pilot, p.identity.name, p.identity.version) in served}
                 for p in packages
             ],
         })
@@ -318,7 +350,9 @@ def models_list(as_json: JsonOption = False) -> None:
         typer.echo(f"no model packages under {settings.models_root}; `clinpred train PILOT` makes one", err=True)
     for package in packages:
         identity = package.identity
-        typer.echo(f"{package.pilot:<14} {identity.name:<24} {identity.version:<8} {identity.sha256}")
+        pin = served.get((package.pilot, identity.name, identity.version))
+        mark = f"  served ({pin})" if pin else ""
+        typer.echo(f"{package.pilot:<14} {identity.name:<24} {identity.version:<8} {identity.sha256}{mark}")
 
 
 @models_app.command("register")
@@ -331,6 +365,8 @@ def models_register(
 
     --json: {"bentoml_home": PATH, "tags": ["name:version", ...]}.
     """
+    from clinpred.cli.settings import CliSettings
+
     settings = CliSettings()
     os.environ.setdefault("BENTOML_HOME", str(settings.bentoml_home(pilot)))
     from clinpred.services.common.model_store import register_packages

@@ -31,7 +31,6 @@ from clinpred.cli.options import (
     read_text,
 )
 from clinpred.cli.services import register_models
-from clinpred.cli.settings import CliSettings
 from clinpred.pilots.common.errors import FieldViolation, InvalidInput, ViolationCollector
 
 if TYPE_CHECKING:
@@ -100,8 +99,8 @@ def train(
         int,
         typer.Option(
             min=0,
-            help="Split seeds of the nested 10-fold comparison with a logistic regression (binary XGBoost; about 10 s"
-            " each on two cores; 0: none).",
+            help="Split seeds of the nested 10-fold comparison of boosted stumps and a logistic regression (binary"
+            " XGBoost and logistic; about 10 s each on two cores; 0: none).",
         ),
     ] = 5,
     as_json: JsonOption = False,
@@ -111,6 +110,7 @@ def train(
     Progress goes to standard error. --json: {"package": {"pilot", "name", "version", "sha256", "path"},
     "metrics": {NAME: NUMBER} (the headline figures of metrics.json), "registered": BOOL}.
     """
+    from clinpred.cli.settings import CliSettings
     from clinpred.pilots.tumor.data import load_tumor_csv, load_wdbc
     from clinpred.pilots.tumor.training import train_tumor
 

@@ -5,6 +5,10 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from clinpred.pilots.common.model_package import ModelPackage
 
 # Must happen before anything imports bentoml: it reads BENTOML_HOME once.
 _HOME = tempfile.mkdtemp(prefix="clinpred-bentoml-")
@@ -24,3 +28,10 @@ for _pilot in ("TUMOR", "DETERIORATION", "GENOMICS"):
 REPO = Path(__file__).resolve().parents[1]
 MODELS = REPO / "models"
 SHARED = REPO.parent / "shared"
+
+
+def served_package(pilot: str, name: str, version: str) -> ModelPackage:
+    """The checkout's package a service's settings pin (`model_name`, `model_version`)."""
+    from clinpred.pilots.common.model_package import ModelPackage
+
+    return ModelPackage.open(MODELS / pilot / name / version)

@@ -13,8 +13,8 @@ Everything here is computed on the same test children and scoring times:
   AUROC and AUPRC; per alert band: per-event sensitivity within the horizon,
   PPV, alerts per patient-day and per 100 children per day.
 - Calibration slope and intercept (logistic recalibration, Cox 1958; the
-  intercept with the slope fixed at 1, "calibration-in-the-large"), and a
-  decision curve (net benefit, Vickers & Elkin, Med Decis Making 2006).
+  intercept with the slope fixed at 1, "calibration-in-the-large"), overall and
+  per outcome; PPV per outcome at each band; and a decision curve (net benefit, Vickers & Elkin, Med Decis Making 2006).
 - 95 % confidence intervals by a bootstrap over children (resampling whole
   children, so that a child's correlated scoring times stay together),
   vectorised: a replicate is a vector of how many times each child was drawn,
@@ -50,6 +50,8 @@ EXPECTED_NEUTROPENIA_DAYS: Final = 7.0
 LOGISTIC_INPUTS: Final = ("pews_total", "temperature_c_max_24h", "neutrophils_g_l_last", "fever_readings_24h")
 DECISION_THRESHOLDS: Final = tuple(float(t) for t in np.round(np.arange(0.01, 0.301, 0.01), 2))
 BOOTSTRAP_REPLICATES: Final = 1000
+# Scores that are probabilities (PEWS is a points score and the pathway a yes/no rule): only these calibrate.
+CALIBRATED_SCORES: Final = ("model", "logistic")
 _COLUMN: Final = {name: k for k, name in enumerate(FEATURE_NAMES)}
 
 
@@ -403,6 +405,13 @@ def evaluate_held_out(
                 "auroc": _with_ci(auroc, boot[name]["auroc"]),
                 "auprc": _with_ci(auprc, boot[name]["auprc"]),
             }
+        if 0 < entry["positives"] < entry["rows"]:
+            # The probabilities are of any deterioration: against one outcome, the intercept says by how much
+            # they overstate that outcome's own risk, and the slope whether they spread its risks rightly.
+            entry["calibration"] = {
+                name: dict(zip(("slope", "intercept"), calibration_slope_intercept(y, scores[name]), strict=True))
+                for name in CALIBRATED_SCORES
+            }
         outcomes[outcome] = entry
 
     any_entry = outcomes["any"]
@@ -434,6 +443,11 @@ def evaluate_held_out(
         point["ppv"] = _proportion(tp, float(flagged.sum()))
         point["specificity"] = _proportion(float((~flagged & (data.y == 0)).sum()), float((data.y == 0).sum()))
         point["sensitivity_rows"] = _proportion(tp, float(data.y.sum()))
+        # Share of flagged scoring times followed within the horizon by this outcome.
+        point["ppv_per_outcome"] = {
+            outcome: _proportion(float((flagged & (labels[outcome] == 1)).sum()), float(flagged.sum()))
+            for outcome in OUTCOMES[1:]
+        }
         per_event: dict[str, Any] = {}
         for outcome in OUTCOMES[1:]:
             mask = ev_types == outcome
@@ -443,7 +457,7 @@ def evaluate_held_out(
         operating[name] = point
 
     calibration = {}
-    for name in ("model", "logistic"):
+    for name in CALIBRATED_SCORES:
         slope, intercept = calibration_slope_intercept(data.y, scores[name])
         calibration[name] = {"slope": slope, "intercept": intercept}
 

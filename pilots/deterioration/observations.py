@@ -46,7 +46,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from types import MappingProxyType
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 SignalKind = Literal["vital", "lab", "anthropometric"]
 
@@ -92,6 +92,8 @@ SIGNALS: Final[Mapping[str, SignalSpec]] = MappingProxyType(
     }
 )
 SIGNAL_NAMES: Final = tuple(SIGNALS)
+_SIGNAL_SET: Final = frozenset(SIGNAL_NAMES)
+_NO_VALUES: Final[Mapping[str, None]] = MappingProxyType(dict.fromkeys(SIGNAL_NAMES))
 NUMERIC_SIGNALS: Final = tuple(name for name in SIGNALS if name != "avpu")
 
 AVPU_LEVELS: Final = ("A", "V", "P", "U")
@@ -125,6 +127,20 @@ class Observation:
     crp_mg_l: float | None = None
     haemoglobin_g_l: float | None = None
     platelets_g_l: float | None = None
+
+    @classmethod
+    def stored(cls, observation_id: str, observed_at: datetime, values: Mapping[str, Any]) -> Observation:
+        """An observation as the store rebuilds it from a row, hundreds per score: its fields filled in
+        directly, a few times faster than a frozen dataclass's `__init__` (one `object.__setattr__` each)."""
+        if not _SIGNAL_SET.issuperset(values):
+            raise TypeError("a stored observation names a signal this release does not know")
+        observation = object.__new__(cls)
+        fields = observation.__dict__
+        fields.update(_NO_VALUES)
+        fields.update(values)
+        fields["observation_id"] = observation_id
+        fields["observed_at"] = observed_at
+        return observation
 
 
 @dataclass(frozen=True)

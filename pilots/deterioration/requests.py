@@ -37,9 +37,14 @@ class LatestQuery:
 
 @dataclass(frozen=True)
 class LatestRisk:
-    record: ScoreRecord
-    # The caller already has this version: the score need not travel again.
-    unchanged: bool
+    """The newest version, and its score unless the caller already has it (None: unchanged, nothing travels)."""
+
+    version: int
+    record: ScoreRecord | None
+
+    @property
+    def unchanged(self) -> bool:
+        return self.record is None
 
 
 @dataclass(frozen=True)

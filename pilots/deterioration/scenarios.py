@@ -74,11 +74,18 @@ def evaluate_scenario(
 
 
 def scenario_study(
-    *, n_patients: int = 1200, seed: int = 0, num_boost_round: int = 300, replicates: int = 1000
+    *,
+    n_patients: int = 1200,
+    seed: int = 0,
+    num_boost_round: int = 300,
+    replicates: int = 1000,
+    progress: bool = False,
 ) -> dict[str, Any]:
     """Every scenario's AUROCs and gain over its best baseline, and the share of the reference gain that survives."""
+    from tqdm.auto import tqdm
+
     results: dict[str, Any] = {}
-    for name, options in SCENARIOS.items():
+    for name, options in tqdm(SCENARIOS.items(), desc="simulator scenarios", unit="scenario", disable=not progress):
         config = replace(SimulationConfig(), **options)
         results[name] = evaluate_scenario(
             config, n_patients=n_patients, seed=seed, num_boost_round=num_boost_round, replicates=replicates

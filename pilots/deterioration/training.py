@@ -590,6 +590,39 @@ def _card_operating_points(metrics: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _card_outcome_ppv(metrics: dict[str, Any]) -> str:
+    outcomes = [o for o in metrics["outcomes"] if o != "any"]
+    lines = [
+        "| alert at | " + " | ".join(f"PPV: {OUTCOME_TITLES[o]}" for o in outcomes) + " |",
+        "|---|" + "---|" * len(outcomes),
+    ]
+    names = {"medium_or_higher": "medium band or higher", "high": "high band", "pathway": "febrile-neutropenia pathway"}
+    for key, words in names.items():
+        ppv = metrics["operating_points"][key].get("ppv_per_outcome")
+        if ppv is None:
+            return ""
+        lines.append(f"| {words} | " + " | ".join(_percent_ci(ppv[o]) for o in outcomes) + " |")
+    return "\n".join(lines)
+
+
+def _card_outcome_calibration(metrics: dict[str, Any]) -> str:
+    lines = [
+        "| outcome | events (rows) | model slope | model intercept | logistic slope | logistic intercept |",
+        "|---|---|---|---|---|---|",
+    ]
+    for outcome, entry in metrics["outcomes"].items():
+        calibration = entry.get("calibration")
+        if calibration is None or entry["positives"] < MIN_EVENTS_TO_REPORT:
+            lines.append(f"| {OUTCOME_TITLES[outcome]} | {entry['positives']} | too few events to report (< 10) | | | |")
+            continue
+        model, logistic = calibration["model"], calibration["logistic"]
+        lines.append(
+            f"| {OUTCOME_TITLES[outcome]} | {entry['positives']} | {model['slope']:.2f} | {model['intercept']:+.2f} | "
+            f"{logistic['slope']:.2f} | {logistic['intercept']:+.2f} |"
+        )
+    return "\n".join(lines)
+
+
 def _card_subgroups(metrics: dict[str, Any]) -> str:
     lines = ["| subgroup | children | events (rows) | model AUROC | logistic AUROC | PEWS AUROC | observed | mean predicted |",
              "|---|---|---|---|---|---|---|---|"]
@@ -733,6 +766,11 @@ before them (events with a scoring time in that window). Wilson 95 % CIs (rows t
 
 {_card_operating_points(metrics)}
 
+PPV per outcome: share of flagged scoring times followed within {metrics["horizon_hours"]:g} h by that outcome
+(Wilson 95 % CIs; an admission with sepsis counts for both).
+
+{_card_outcome_ppv(metrics)}
+
 Observed event rate within {metrics["horizon_hours"]:g} h by band (test children, Wilson 95 % CI):
 low {observed["low"]["rate"]:.2%} ({observed["low"]["ci95"][0]:.2%}-{observed["low"]["ci95"][1]:.2%}),
 medium {observed["medium"]["rate"]:.2%} ({observed["medium"]["ci95"][0]:.2%}-{observed["medium"]["ci95"][1]:.2%}),
@@ -743,6 +781,13 @@ Calibration slope {calibration["model"]["slope"]:.2f}, intercept {calibration["m
 (logistic baseline: {calibration["logistic"]["slope"]:.2f}, {calibration["logistic"]["intercept"]:+.2f}; ideal 1 and 0).
 Brier {test["brier"]:.4f}; ECE (positive class, 10 equal-count bins) {test["ece_positive"]:.4f};
 mean predicted {test["mean_predicted"]:.2%} against observed {test["observed_rate"]:.2%}.
+
+Per outcome (logistic recalibration of that outcome's label on the logit of the probability of any
+deterioration; intercept with the slope fixed at 1). The probability is of any deterioration, so against a
+single outcome the intercept is negative by about the log of how much rarer that outcome is; the slope
+says whether the ranking spreads that outcome's risks rightly (ideal 1).
+
+{_card_outcome_calibration(metrics)}
 
 ![Calibration](calibration.png)
 
@@ -799,6 +844,8 @@ the three baselines on local data, and issue a new package version.
 - 1.1.0: baselines (PEWS, febrile-neutropenia pathway, logistic regression) on the same children with
   patient-bootstrap CIs; per-outcome and per-band figures; bands set by alert budget; Venn-Abers
   intervals and band event rates; decision curve; subgroups; simulator scenario study; HTI-1 attributes.
+- 1.2.0: same model, bands and answers; calibration slope and intercept per outcome, and PPV per outcome
+  at each band, in the card and in `GetModelInfo`.
 """
 
 
@@ -997,7 +1044,7 @@ def build_reference_package(
     from clinpred.pilots.deterioration.scenarios import scenario_study
     from clinpred.pilots.deterioration.simulator import simulate_cohort
 
-    scenarios = scenario_study(n_patients=scenario_patients, seed=seed) if scenario_patients > 0 else None
+    scenarios = scenario_study(n_patients=scenario_patients, seed=seed, progress=progress) if scenario_patients > 0 else None
     cohort = simulate_cohort(n_patients, seed=seed, progress=progress)
     return train_deterioration(
         cohort.observations,

@@ -12,6 +12,14 @@ The same inner out-of-fold probabilities also fit class-conditional (Mondrian)
 conformal quantiles, one per class, so that each class's own coverage (the
 malignant miss rate in particular) is bounded at the stated level; their
 coverage and share of two-label sets is measured on the outer folds.
+
+At a clinic whose share of malignant tumours is not the data's 37%, the held-out
+probabilities are shifted to that prevalence (`prevalence.PriorShift`, what
+`CLINPRED_TUMOR_CLINICAL_PREVALENCE` serves) and the biopsy-threshold operating
+point is read off the shifted and the unshifted ones: sensitivity and
+specificity are measured within each class, so they carry over to any
+prevalence, and PPV, the share referred and the net benefit follow from them at
+the clinic's prevalence.
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ from clinpred.pilots.common.calibration import (
     log_loss,
 )
 from clinpred.pilots.common.conformal import conformal_quantile
+from clinpred.pilots.tumor.prevalence import PriorShift
 from clinpred.pilots.tumor.training import make_estimator
 
 BOOSTED_STUMPS = "boosted_stumps"
@@ -46,6 +55,9 @@ BIOPSY_THRESHOLD = 0.02
 DECISION_THRESHOLDS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5)
 CURVE_THRESHOLDS = tuple(round(0.01 * i, 2) for i in range(1, 61))
 ECE_BINS = 10
+# Shares of malignant tumours among the cases a clinic might send (the data's own is 37%); 5% is the README's example.
+CLINICAL_PREVALENCES = (0.05, 0.1, 0.2)
+OPERATING_POINT_KEYS = ("sensitivity", "specificity", "ppv", "referred_share")
 
 def _auroc(y: np.ndarray, p1: np.ndarray) -> float:
     from sklearn.metrics import roc_auc_score
@@ -170,6 +182,52 @@ def reliability_bins(y: np.ndarray, p1: np.ndarray, n_bins: int = ECE_BINS) -> l
     return rows
 
 
+def operating_point_at_prevalence(y: np.ndarray, p1: np.ndarray, threshold: float, prevalence: float) -> dict[str, float]:
+    """Referral at `p1 >= threshold` in a population with this share of positives (same class-conditional scores).
+
+    Sensitivity and specificity are measured within each class of `y`; PPV, the share referred and the net
+    benefit TP/n - FP/n * t/(1-t) are those they imply at `prevalence`.
+    """
+    point = operating_point(y, p1, threshold)
+    tp = point["sensitivity"] * prevalence
+    fp = (1.0 - point["specificity"]) * (1.0 - prevalence)
+    return {
+        "sensitivity": point["sensitivity"],
+        "specificity": point["specificity"],
+        "ppv": tp / (tp + fp) if tp + fp > 0 else 0.0,
+        "referred_share": tp + fp,
+        "net_benefit": tp - fp * threshold / (1.0 - threshold),
+    }
+
+
+def prevalence_recalibration(
+    y: np.ndarray, heldout: np.ndarray, prevalences: Sequence[float], threshold: float
+) -> dict[str, Any]:
+    """Per clinical prevalence: the biopsy-threshold operating point with the served shift and without it.
+
+    `heldout`: one row of held-out P(positive) per split seed, at the data's own prevalence. Mean and SD over
+    the rows (split seeds).
+    """
+    training = float(np.mean(y))
+    out: dict[str, Any] = {}
+    for prevalence in prevalences:
+        shift = PriorShift(training, prevalence)
+        variants = {
+            "recalibrated": [shift.apply(_two_columns(row))[:, 1] for row in heldout],
+            "not_recalibrated": list(heldout),
+        }
+        out[f"{prevalence:g}"] = {
+            name: {
+                key: _summary([operating_point_at_prevalence(y, row, threshold, prevalence)[key] for row in rows])
+                for key in (*OPERATING_POINT_KEYS, "net_benefit")
+            }
+            for name, rows in variants.items()
+        } | {"refer_all_net_benefit": prevalence - (1.0 - prevalence) * threshold / (1.0 - threshold),
+             "log_odds_shift": shift.log_odds}
+    return out
+
+
+
 def _summary(values: Sequence[float]) -> dict[str, float]:
     a = np.asarray(values, dtype=np.float64)
     return {"mean": float(a.mean()), "sd": float(a.std(ddof=1)) if a.size > 1 else 0.0}
@@ -185,6 +243,7 @@ def nested_comparison(
     inner_splits: int = INNER_SPLITS,
     cs: Sequence[float] = LR_CS,
     coverages: Sequence[float] = MONDRIAN_COVERAGES,
+    prevalences: Sequence[float] = CLINICAL_PREVALENCES,
     progress: bool = False,
 ) -> dict[str, Any]:
     """Boosted stumps and penalised logistic regression on the same outer folds, for each split seed.
@@ -269,6 +328,7 @@ def nested_comparison(
                 float(np.mean([net_benefit(y, row, t) for row in heldout[name]])) for t in CURVE_THRESHOLDS
             ],
             "biopsy_threshold_operating_point": {k: _summary([pt[k] for pt in points]) for k in points[0]},
+            "clinical_prevalence": prevalence_recalibration(y, heldout[name], prevalences, BIOPSY_THRESHOLD),
             "chosen": {f"{s:g}": n for s, n in sorted(Counter(settings[name]).items())},
             "calibrated_folds": calibrated[name],
             "mondrian_conformal": mondrian,

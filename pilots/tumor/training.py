@@ -57,8 +57,10 @@ from clinpred.pilots.tumor.transparency import transparency_document
 
 Algorithm = Literal["xgboost", "lightgbm", "logistic"]
 ALGORITHMS: tuple[str, ...] = ("xgboost", "lightgbm", "logistic")
+# The two models the nested comparison pits against each other; a package of either carries it.
+NESTED_ALGORITHMS: tuple[str, ...] = ("xgboost", "logistic")
 N_SPLITS = 10
-# Split seeds of the nested comparison with a logistic regression (binary XGBoost models).
+# Split seeds of the nested comparison of boosted stumps and a logistic regression (binary XGBoost and logistic models).
 NESTED_SEEDS = 5
 COVERAGE = 0.95
 PARITY_TOLERANCE = 1e-5
@@ -308,8 +310,8 @@ def train_tumor(
     """Cross-validate, calibrate, fit conformal sets, train on all data and write a model package.
 
     `params` override the algorithm's default hyperparameters (tests use tiny
-    models). Binary XGBoost models also get `nested_seeds` split seeds of nested
-    cross-validation against a penalised logistic regression (0: none).
+    models). Binary XGBoost and logistic models also get `nested_seeds` split seeds of
+    nested cross-validation of boosted stumps against a penalised logistic regression (0: none).
     `class_conditional`: Mondrian conformal sets, one threshold per class (False: one marginal threshold,
     as packages before format 2).
     Raises OnnxParityError, writing nothing, if the ONNX export disagrees with
@@ -380,12 +382,14 @@ def train_tumor(
         metrics["logistic_c"] = chosen_c
     if declined_calibration_log_loss is not None:
         metrics["log_loss_platt_declined"] = declined_calibration_log_loss
-    if nested_seeds > 0 and n_classes == 2 and algorithm == "xgboost":
+    if nested_seeds > 0 and n_classes == 2 and algorithm in NESTED_ALGORITHMS:
         # Imported here: the nested evaluation builds its boosters with this module's make_estimator.
         from clinpred.pilots.tumor.nested_evaluation import nested_comparison
 
+        # A logistic package is compared with the default boosted stumps, so both cards show the same folds.
+        booster_hyper = hyper if algorithm == "xgboost" else DEFAULT_PARAMS["xgboost"]
         metrics["nested_cv"] = nested_comparison(
-            x32, y, hyper, seeds=tuple(range(seed, seed + nested_seeds)), n_splits=n_splits, progress=progress
+            x32, y, booster_hyper, seeds=tuple(range(seed, seed + nested_seeds)), n_splits=n_splits, progress=progress
         )
     if explainer.fast_path_max_abs_diff is not None:
         metrics["shap_fast_path_max_abs_diff"] = explainer.fast_path_max_abs_diff
@@ -510,6 +514,13 @@ REFERENCE_CHANGE_LOG_LOGISTIC: dict[str, tuple[str, str]] = {
         "standardised L2 logistic regression, the nested evaluation's winner on log loss; exact linear SHAP; "
         "class-conditional (Mondrian) conformal sets; calibration declined where it did not lower held-out log loss.",
     ),
+    "1.1.0": (
+        "2026-12-04",
+        "same regression, calibration and answers; the tumour service's default package. The card adds the nested, "
+        "repeated CV beside the boosted stumps (5 split seeds x 10 folds), Mondrian malignant miss rates at 95% and "
+        "99%, the decision curve at the biopsy threshold, a calibration plot and recalibration for a clinical "
+        "prevalence.",
+    ),
 }
 # Release dates and changes of the reference packages, by package name.
 REFERENCE_CHANGE_LOGS = {"wdbc-xgboost": REFERENCE_CHANGE_LOG, "wdbc-logistic": REFERENCE_CHANGE_LOG_LOGISTIC}
@@ -518,7 +529,66 @@ OPERATING_POINT_KEYS = ("sensitivity", "specificity", "ppv", "referred_share")
 _NESTED_LABELS = {"boosted_stumps": "boosted stumps (XGBoost, depth 1)", "logistic_regression": "penalised logistic regression"}
 
 
-def _nested_section(metrics: Mapping[str, Any]) -> list[str]:
+def _nested_winner_note(winner: str, algorithm: str, diff: Mapping[str, float]) -> list[str]:
+    small = " The difference is small against its spread across folds." if abs(diff["mean"]) < diff["sd"] else ""
+    if winner == "logistic_regression" and algorithm == "logistic":
+        note = (
+            "This package is that logistic regression, the winner on log loss, and the tumour service serves it "
+            "by default (`wdbc-logistic`); the boosted stumps (`wdbc-xgboost`) stay selectable."
+        )
+    elif winner == "logistic_regression":
+        note = (
+            "The logistic regression wins on log loss: `wdbc-logistic` packages it (with its linear form for "
+            "encrypted classification) and is the tumour service's default; this package stays selectable with "
+            "`CLINPRED_TUMOR_MODEL_NAME=wdbc-xgboost`."
+        )
+    else:
+        note = "The boosted stumps win on log loss on these folds."
+    return ["", note + small]
+
+
+def _prevalence_section(nested: Mapping[str, Any], names: list[str]) -> list[str]:
+    t_biopsy = nested["decision_curve"]["biopsy_threshold"]
+    first = nested["models"][names[0]].get("clinical_prevalence")
+    if not first:
+        return []
+    words = {"recalibrated": "shifted to the clinic's prevalence", "not_recalibrated": "as trained (37%)"}
+    lines = [
+        "### Recalibration for a clinical prevalence",
+        "",
+        "A clinic whose cases are malignant in another share sets `CLINPRED_TUMOR_CLINICAL_PREVALENCE`: the "
+        "log-odds of malignancy are shifted by logit(clinic) - logit(training) (Bayes' rule when only the "
+        "prevalence differs). Below, the held-out probabilities of the nested CV are shifted the same way and "
+        f"referral at the {t_biopsy:.0%} biopsy threshold is read off them and off the unshifted ones; "
+        "sensitivity and specificity are measured within each class, and PPV, the share referred and the net "
+        "benefit follow at the clinic's prevalence (mean ± SD over split seeds).",
+        "",
+        "| model | clinic prevalence | probabilities | sensitivity | specificity | PPV | share referred | "
+        "net benefit | refer all |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for n in names:
+        for prevalence, row in nested["models"][n]["clinical_prevalence"].items():
+            for variant in ("recalibrated", "not_recalibrated"):
+                point = row[variant]
+                lines.append(
+                    f"| {_NESTED_LABELS[n]} | {float(prevalence):.0%} | {words[variant]} | "
+                    + " | ".join(
+                        f"{point[k]['mean']:.4f} ± {point[k]['sd']:.4f}" for k in (*OPERATING_POINT_KEYS, "net_benefit")
+                    )
+                    + f" | {row['refer_all_net_benefit']:.4f} |"
+                )
+    lines += [
+        "",
+        "The shift refers fewer cases at a low prevalence: the referral then rests on the clinic's own odds, "
+        "which is what the net benefit at that prevalence rewards; without it, probabilities fitted to 37% "
+        "overstate every case's risk.",
+        "",
+    ]
+    return lines
+
+
+def _nested_section(metrics: Mapping[str, Any], algorithm: str) -> list[str]:
     nested = metrics.get("nested_cv")
     if not nested:
         return []
@@ -552,13 +622,7 @@ def _nested_section(metrics: Mapping[str, Any]) -> list[str]:
         + " and ".join(f"{models[n]['calibrated_folds']}" for n in names)
         + " outer folds respectively (only where it lowered the inner held-out log loss).",
     ]
-    if winner == "logistic_regression":
-        lines += [
-            "",
-            "The logistic regression wins on log loss, but this package still serves the boosted stumps: a "
-            "logistic-regression package (and its linear form for encrypted classification) is not built yet."
-            + (" The difference is small against its spread across folds." if abs(diff["mean"]) < diff["sd"] else ""),
-        ]
+    lines += _nested_winner_note(winner, algorithm, diff)
     lines += [
         "",
         "Class-conditional (Mondrian) conformal sets, quantiles fitted per class on the inner out-of-fold "
@@ -624,6 +688,7 @@ def _nested_section(metrics: Mapping[str, Any]) -> list[str]:
             + " |"
         )
     lines.append("")
+    lines += _prevalence_section(nested, names)
     return lines
 
 
@@ -882,7 +947,7 @@ def model_card(
         f"Lowest single-fold AUROC: {metrics['auroc_fold_min']:.4f}. Calibrated figures use, for each fold, a "
         "calibration map fitted on the other folds only.",
         "",
-        *_nested_section(metrics),
+        *_nested_section(metrics, algorithm),
         "## Calibration",
         "",
         (

@@ -85,7 +85,7 @@ class AccessRules:
 class AccessInterceptor(AsyncServerInterceptor):
     def __init__(self, service: str, settings: ServiceSettings | None = None) -> None:
         self.service = service
-        self.rules = AccessRules(settings or ServiceSettings(model_name="", development_plaintext=True))
+        self.rules = AccessRules(settings or ServiceSettings(model_name="", model_version="", development_plaintext=True))
         if self.rules.settings.development_plaintext:
             logger.warning(
                 "DEVELOPMENT MODE (%s): callers without a certificate or token are accepted as tenant %r%s;"

@@ -88,7 +88,7 @@ class _Digest:
 class AuditInterceptor(AsyncServerInterceptor):
     def __init__(self, service: str, settings: ServiceSettings | None = None) -> None:
         self.service = service
-        self.settings = settings or ServiceSettings(model_name="", development_plaintext=True)
+        self.settings = settings or ServiceSettings(model_name="", model_version="", development_plaintext=True)
         self._opened_trail: tuple[AuditTrail, AuditKeys] | None = None
         # Opened on first use, in the process that serves (each BentoML API worker forks its own writer).
         self._opening = asyncio.Lock()

@@ -45,19 +45,27 @@ def register_packages(models_root: Path, pilot: str) -> list[bentoml.Tag]:
     return [register_package(p) for p in list_packages(models_root, pilot)]
 
 
-def load_package(pilot: str, name: str, version: str | None = None) -> ModelPackage:
-    """The package of `<pilot>-<name>` from the store: `version`, or the highest version."""
+def load_package(pilot: str, name: str, version: str) -> ModelPackage:
+    """The package `<pilot>-<name>:<version>` from the store, exactly that version.
+
+    Never the highest registered: a newly trained package goes live only when a
+    service's settings name its version (promotion is that change, rollback the reverse).
+    """
     try:
-        candidates = bentoml.models.list(store_name(pilot, name))
+        registered = bentoml.models.list(store_name(pilot, name))
     except BentoNotFound:
-        candidates = []
-    if version is not None:
-        candidates = [m for m in candidates if m.tag.version == version]
-    if not candidates:
-        wanted = f"{store_name(pilot, name)}:{version or 'any version'}"
-        raise ModelUnavailable(f"model {wanted} is not in the BentoML model store; run `clinpred models register`")
-    newest = max(candidates, key=lambda m: version_key(str(m.tag.version)))
-    package = ModelPackage.open(newest.path)
-    if package.identity.sha256 != newest.info.labels.get("sha256"):
-        raise ModelPackageError(f"BentoML model {newest.tag} does not match the package it was registered from")
+        registered = []
+    chosen = [m for m in registered if m.tag.version == version]
+    if not chosen:
+        versions = sorted((str(m.tag.version) for m in registered), key=version_key)
+        known = f"registered versions: {', '.join(versions)}" if versions else "no version of it is registered"
+        raise ModelUnavailable(
+            f"model {store_name(pilot, name)}:{version} is not in the BentoML model store ({known}); set"
+            f" CLINPRED_{pilot.upper()}_MODEL_VERSION to one of them, or register the package"
+            f" (`clinpred models register {pilot}`)"
+        )
+    model = chosen[0]
+    package = ModelPackage.open(model.path)
+    if package.identity.sha256 != model.info.labels.get("sha256"):
+        raise ModelPackageError(f"BentoML model {model.tag} does not match the package it was registered from")
     return package

@@ -8,6 +8,8 @@ about CLINPRED_ variables nothing reads.
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import sys
 import warnings
 from collections.abc import Callable
@@ -18,6 +20,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from clinpred.pilots.common.errors import ClinpredError
 from clinpred.services.common.interceptors import server_interceptors
 from clinpred.services.common.metrics_server import serve_metrics_with_clinpred
 from clinpred.services.common.server_logs import LogSettings, configure_server_logs
@@ -127,7 +130,17 @@ def bento_service(mount: ServiceMount) -> Any:
     @svc.on_startup
     def load_model(_context: Any) -> None:
         # Startup hooks run before BentoML marks services SERVING and starts the server.
-        mount.load()
+        try:
+            mount.load()
+        except ClinpredError as error:
+            if role == "api worker":
+                # BentoML's arbiter respawns a failed worker a few times and then keeps running with none,
+                # never serving. A domain error (an unknown model version, a schema behind) fails every
+                # retry alike, so it ends `bentoml serve-grpc` instead and a supervisor shows this line;
+                # other errors (a database not reachable yet) keep BentoML's retries.
+                logger.critical("%s cannot start: %s", mount.name, error)
+                os.kill(os.getppid(), signal.SIGTERM)
+            raise
 
     # BentoML calls the "class" with no arguments; a factory closes over the loaded model.
     _add_bentoml_server_options(mount.connection_options())
@@ -160,7 +173,12 @@ async def start_inprocess_server(
     address = f"{host}:{port}"
     bound = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
     await server.start()
-    mount.load()
+    try:
+        mount.load()
+    except BaseException:
+        # A model or database that refuses to load ends the start, and the server with it.
+        await server.stop(grace=None)
+        raise
     for name in (*mount.service_names, ""):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     return server, bound

@@ -24,8 +24,9 @@ class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", protected_namespaces=())
 
     model_name: str = Field(description="Name of the model package to serve, as registered in the BentoML model store.")
-    model_version: str | None = Field(
-        default=None, description="Version of `model_name` to serve; unset: the highest version in the BentoML model store."
+    model_version: str = Field(
+        description="Version of `model_name` to serve, exactly (each service's default is its released version). A"
+        " newly trained or registered version is served only once this names it: promotion is changing it."
     )
     max_batch_size: int = Field(
         default=1000,

@@ -334,8 +334,8 @@ class DeteriorationCodec:
 
     @staticmethod
     def encode_latest(latest: LatestRisk) -> pb.GetLatestRiskResponse:
-        if latest.unchanged:
-            return pb.GetLatestRiskResponse(unchanged=pb.Unchanged(version=latest.record.version))
+        if latest.record is None:
+            return pb.GetLatestRiskResponse(unchanged=pb.Unchanged(version=latest.version))
         return pb.GetLatestRiskResponse(score=encode_score(latest.record))
 
     # ListRiskHistory

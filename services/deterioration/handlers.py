@@ -13,7 +13,7 @@ from typing import Any
 
 from clinpred.pilots.common.call import Call
 from clinpred.pilots.common.errors import ModelUnavailable, NotFound, ViolationCollector
-from clinpred.pilots.deterioration.features import PEWS_INPUTS, PEWS_MAX_AGE_H
+from clinpred.pilots.deterioration.features import PEWS_INPUTS, PEWS_MAX_AGE_H, SIGNAL_COLUMNS, WIDEST_FEATURE_WINDOW
 from clinpred.pilots.deterioration.observations import SIGNALS, Observation, PatientHistory, latest_measurements
 from clinpred.pilots.deterioration.package_format import PILOT
 from clinpred.pilots.deterioration.predictor import DeteriorationPredictor, RiskBand
@@ -42,6 +42,7 @@ from clinpred.pilots.deterioration.stored_score import StoredScore
 from clinpred.pilots.deterioration.validation import collect_problems_for_patient
 from clinpred.services.common.metrics import stage
 from clinpred.services.common.runtime import ModelRuntime
+from clinpred.services.deterioration.database import require_current_schema
 from clinpred.services.deterioration.settings import DeteriorationSettings
 
 SERVICE = PILOT
@@ -70,8 +71,12 @@ class DeteriorationHandler:
         files = predictor.package.manifest["files"]
         transparency = predictor.package.file("transparency.json").read_text() if "transparency.json" in files else ""
         self._comparison = ModelComparison.of(self._metrics, transparency)
-        # Opening migrates the schema; yoyo's lock keeps replicas starting together from racing.
-        self._store = open_store(self.settings.database_url)
+        if self.settings.migrate_on_start:
+            # Opening migrates the schema; yoyo's lock keeps replicas starting together from racing.
+            self._store = open_store(self.settings.database_url)
+        else:
+            require_current_schema(self.settings)
+            self._store = open_store(self.settings.database_url, migrate=False)
 
     @property
     def store(self) -> DeteriorationRiskStore:
@@ -106,11 +111,11 @@ class DeteriorationHandler:
             violations.raise_if_any()
             stored = visit.add(batch.observations, field=OBSERVATIONS_FIELD)
             duplicates = len(batch.observations) - stored
-            previous = visit.previous_score
-            if stored == 0 and previous is not None:
+            if stored == 0 and (previous := visit.previous_score) is not None:
                 return RecordOutcome(0, duplicates, previous)
-            window = visit.window(self.lookback)
-            score = self._score(visit.patient.history(window), _newest(window), previous.score.band if previous else None)
+            # Only what the features read: the observations of their widest window, and each signal's latest.
+            window = visit.scoring_window(self.lookback, WIDEST_FEATURE_WINDOW, SIGNAL_COLUMNS)
+            score = self._score(visit.patient.history(window), _newest(window), visit.previous_band)
             return RecordOutcome(stored, duplicates, visit.save(score))
 
     def _latest_record(self, patient_id: str, call: Call) -> ScoreRecord:
@@ -121,8 +126,14 @@ class DeteriorationHandler:
         return latest
 
     def latest(self, query: LatestQuery, call: Call) -> LatestRisk:
+        """A poll: when the caller has the newest version, one read of the patient's version answers it."""
+        if query.known_version > 0:
+            call.concerns(query.patient_id)
+            version = self.store.latest_version(call.tenant, query.patient_id)
+            if version == query.known_version:
+                return LatestRisk(version, None)
         latest = self._latest_record(query.patient_id, call)
-        return LatestRisk(latest, unchanged=latest.version == query.known_version)
+        return LatestRisk(latest.version, None if latest.version == query.known_version else latest)
 
     def history(self, query: HistoryQuery, call: Call) -> HistoryPage:
         """A page of scores, newest first, and the version to continue before (None on the last page)."""

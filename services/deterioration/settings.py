@@ -29,9 +29,16 @@ class DeteriorationSettings(ServiceSettings):
     )
 
     model_name: str = "home-deterioration"
+    model_version: str = "1.2.0"
     max_batch_size: int = Field(default=500, ge=1)
     # sqlite:///path/risk.db (embedded) or postgresql://user@host:port/db (shared by replicas).
     database_url: str = Field(default_factory=default_database_url)
+    migrate_on_start: bool = Field(
+        default=True,
+        description="Migrate the database's schema at start (yoyo's lock keeps replicas starting together safe)."
+        " False: only check that the schema is current and refuse to start if not; a release's migration step"
+        " (`clinpred db migrate`, a Kubernetes Job) migrates, once.",
+    )
     # Observations older than this before the newest one are not needed to score.
     lookback_days: float = Field(default=14.0, gt=0)
     # How often a WatchRisk stream looks for scores written by any replica.

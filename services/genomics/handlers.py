@@ -37,14 +37,9 @@ UPLOAD_NAME = "upload"
 class GenomicsHandler:
     def __init__(self, settings: GenomicsSettings) -> None:
         self.settings = settings
-        names = [settings.model_name, *(n for n in settings.additional_models if n != settings.model_name)]
         self.runtimes: list[ModelRuntime[GenomicRiskPredictor]] = [
-            ModelRuntime(
-                SERVICE,
-                settings if number == 0 else settings.model_copy(update={"model_name": name, "model_version": None}),
-                GenomicRiskPredictor,
-            )
-            for number, name in enumerate(names)
+            ModelRuntime(SERVICE, settings.model_copy(update={"model_name": n, "model_version": v}), GenomicRiskPredictor)
+            for n, v in settings.pinned_models()
         ]
         self.scoring_files = ScoringFiles(settings.scoring_dir)
         self.evaluation_keys = EvaluationKeys(

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from clinpred.services.common.settings import ServiceSettings
@@ -11,13 +11,14 @@ from clinpred.services.common.settings import ServiceSettings
 class GenomicsSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="CLINPRED_GENOMICS_", extra="ignore", protected_namespaces=())
 
-    # One model package per cancer: `model_name` (at `model_version`) and the highest version of each of
-    # `additional_models`, e.g. CLINPRED_GENOMICS_ADDITIONAL_MODELS='["prostate-pgs000662"]'.
+    # One model package per cancer: `model_name` at `model_version`, and each of `additional_models` at the
+    # version it names, e.g. CLINPRED_GENOMICS_ADDITIONAL_MODELS='["prostate-pgs000662:1.0.0"]'.
     model_name: str = "breast-pgs000004"
+    model_version: str = "1.2.0"
     additional_models: list[str] = Field(
         default_factory=list,
-        description="Further model packages to serve, one per cancer, each at its highest version, as a JSON list, "
-        'e.g. `["prostate-pgs000662"]`.',
+        description="Further model packages to serve, one per cancer, each as `NAME:VERSION` (pinned like"
+        ' `model_version`), as a JSON list, e.g. `["prostate-pgs000662:1.0.0"]`.',
     )
     # PGS Catalog scoring files (plain or gzipped) that add builds, allele frequencies (imputation) or
     # override a model package's own score layout, matched on their #pgs_id header. None: the packages'
@@ -60,3 +61,20 @@ class GenomicsSettings(ServiceSettings):
     # Uploads of large VCFs and CKKS contexts take minutes; a recycled
     # connection lets them finish before it is cut.
     max_connection_age_grace_seconds: float = Field(default=900.0, ge=0)
+
+    @field_validator("additional_models")
+    @classmethod
+    def _pinned(cls, models: list[str]) -> list[str]:
+        unpinned = [m for m in models if len(m.split(":")) != 2 or not all(m.split(":"))]
+        if unpinned:
+            raise ValueError(f"each additional model is NAME:VERSION (a pinned version), not {', '.join(unpinned)}")
+        return models
+
+    def pinned_models(self) -> list[tuple[str, str]]:
+        """(name, version) of every model package to serve, `model_name`'s first, in configured order."""
+        pinned = [(self.model_name, self.model_version)]
+        for entry in self.additional_models:
+            name, version = entry.split(":")
+            if name != self.model_name:
+                pinned.append((name, version))
+        return pinned

@@ -9,7 +9,9 @@ from clinpred.services.common.settings import ServiceSettings
 class TumorSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="CLINPRED_TUMOR_", extra="ignore", protected_namespaces=())
 
-    model_name: str = "wdbc-xgboost"
+    # The nested evaluation's winner on log loss; the boosted stumps stay selectable (wdbc-xgboost).
+    model_name: str = "wdbc-logistic"
+    model_version: str = "1.1.0"
     max_encrypted_ciphertexts: int = Field(
         default=16,
         ge=1,

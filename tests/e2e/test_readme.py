@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -95,6 +96,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
         PATH=f"{BIN}:{os.environ['PATH']}",
         CLINPRED_MODELS_ROOT=str(models),
         CLINPRED_STATE_DIR=str(folder / "var"),
+        **database,  # `clinpred db` works on the database the served deterioration service uses
     )
     yield Workspace(folder, env, serving)
     stop(serving)
@@ -255,6 +257,75 @@ def run_development(snippet: Snippet, work: Workspace) -> None:
     assert "CLINPRED_FUZZ_EXAMPLES=10000" in done.stdout and "tests/fuzz" in done.stdout
 
 
+def run_benchmark(snippet: Snippet, work: Workspace) -> None:
+    # `make bench` is the documented ten-minute run (the lead's machine, once per release); the suite checks
+    # what the targets run and tests/unit/bench checks the report, with a quick run of one part.
+    done = subprocess.run(["make", "-n", "bench", "bench-quick"], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert ".venv/bin/python -m bench.suite \n" in done.stdout and "-m bench.suite --quick" in done.stdout
+    chosen = subprocess.run(
+        ["make", "-n", "bench", "BENCH_ARGS=--only tumor,deterioration"], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
+    assert "bench.suite --only tumor,deterioration" in chosen.stdout
+
+
+def _bento_env(work: Workspace) -> dict[str, str]:
+    # A BentoML home of the workspace's own (the snippets' default, ~/bentoml, is the user's).
+    return dict(work.env, BENTOML_HOME=str(work.folder / "bentoml-home"))
+
+
+def run_bento_build(snippet: Snippet, work: Workspace) -> None:
+    done = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", snippet.text],
+        cwd=work.folder,
+        env=_bento_env(work),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    from clinpred import __version__
+
+    built = [line.split()[1] for line in done.stdout.splitlines() if line.startswith("built ")]
+    assert built == [f"clinpred-{s}:{__version__}" for s in ("tumor", "deterioration", "genomics")]
+
+
+CONTAINER_TOOLS = ("docker ", "podman ", "buildah ", "bentoml containerize ")
+
+
+def run_image_build(snippet: Snippet, work: Workspace) -> None:
+    # The container runtime's lines cannot run here; every other line runs as written, after the build
+    # block, and the Dockerfile and context the runtime's lines name must then exist.
+    lines = [line for line in snippet.text.strip().splitlines() if not line.startswith("#")]
+    runnable = [line for line in lines if not line.startswith(CONTAINER_TOOLS)]
+    assert len(runnable) == 1 and len(lines) == 5
+    done = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", runnable[0]],
+        cwd=work.folder,
+        env=_bento_env(work),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (work.folder / "context" / "env" / "docker" / "Dockerfile").is_file()
+    assert any((work.folder / "context" / "models").iterdir())
+    help_text = subprocess.run([str(BIN / "bentoml"), "containerize", "--help"], capture_output=True, text=True, timeout=120)
+    assert "--image-tag" in help_text.stdout and "-t," in help_text.stdout and "--backend" in help_text.stdout
+
+
+def run_db_backup(snippet: Snippet, work: Workspace) -> None:
+    printed = work.bash(snippet.text)
+    assert "risk store: current " in printed and "backed up " in printed and "restored risk-backup.db into " in printed
+    # The restored copy is a database of the current schema, holding what the served one held.
+    status = work.run(["clinpred", "db", "status", "--database", f"sqlite:///{work.folder / 'restored' / 'risk.db'}"])
+    assert status.returncode == 0, status.stderr
+    served = work.env["CLINPRED_DETERIORATION_DATABASE_URL"].removeprefix("sqlite:///")
+    count = "SELECT count(*) FROM risk_scores"
+    with sqlite3.connect(served) as original, sqlite3.connect(work.folder / "restored" / "risk.db") as restored:
+        assert restored.execute(count).fetchone() == original.execute(count).fetchone()
+
+
 # A rule: (a line that only its block has, how to run that block).
 RULES: list[tuple[str, Callable[[Snippet, Workspace], None]]] = [
     ("make run     #", run_quick_start),
@@ -271,7 +342,11 @@ RULES: list[tuple[str, Callable[[Snippet, Workspace], None]]] = [
     ("clinpred genomics score --pgen cohort", run_genomics_pgen),
     ("client.score_encrypted(", run_encrypted_python),
     ("clinpred models list", run_models),
+    ("clinpred db backup --out", run_db_backup),
     ("make lint", run_development),
+    ("make bench-quick", run_benchmark),
+    ("clinpred bento build all", run_bento_build),
+    ("bentoml containerize clinpred-tumor", run_image_build),
     ("[[grants]]", run_policy_example),
     ("clinpred call tumor classify --example --sealed", run_sealed),
 ]

@@ -48,6 +48,8 @@ def test_health_and_classification_over_a_real_channel(tumor_serve: RunningServe
         streamed = list(client.classify_stream(cases))
     truth = ["malignant" if t == 0 else "benign" for t in data.target[:20]]
     assert [a.label for a in answers] == truth
+    # `clinpred serve` serves the default package: the logistic regression, explained by linear SHAP.
+    assert {(a.model.name, a.explanation.method.split(" ")[0]) for a in answers} == {("wdbc-logistic", "Linear")}
     assert [a.case_id for a in streamed] == [c for c, _ in cases]
     assert [a.positive_probability for a in streamed] == pytest.approx([a.positive_probability for a in answers])
 

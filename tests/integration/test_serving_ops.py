@@ -12,7 +12,6 @@ import grpc
 import pytest
 from prometheus_client import REGISTRY
 
-from clinpred.pilots.common.model_package import latest_package
 from clinpred.services.api.deterioration.v1 import deterioration_pb2 as pb
 from clinpred.services.api.deterioration.v1 import deterioration_pb2_grpc as pb_grpc
 from clinpred.services.common.model_store import register_package
@@ -21,7 +20,7 @@ from clinpred.services.deterioration.service import deterioration_mount
 from clinpred.services.deterioration.settings import DeteriorationSettings
 from clinpred.services.tumor.service import tumor_mount
 from clinpred.services.tumor.settings import TumorSettings
-from tests.conftest import MODELS
+from tests.conftest import served_package
 
 
 def watch_calls(code: str) -> float:
@@ -32,7 +31,7 @@ def watch_calls(code: str) -> float:
 @pytest.fixture
 async def deterioration_target(tmp_path: Path) -> AsyncIterator[str]:
     settings = DeteriorationSettings(database_url=f"sqlite:///{tmp_path / 'risk.db'}", watch_poll_seconds=0.05)
-    register_package(latest_package(MODELS, "deterioration", settings.model_name))
+    register_package(served_package("deterioration", settings.model_name, settings.model_version))
     server, port = await start_inprocess_server(deterioration_mount(settings))
     yield f"127.0.0.1:{port}"
     await server.stop(grace=None)
@@ -59,7 +58,7 @@ async def test_a_mistyped_variable_is_named_at_start_with_the_closest_name_and_n
 ) -> None:
     monkeypatch.setenv("CLINPRED_TUMOR_MAX_BATCH_SIZ", "s3cr3t-value")
     monkeypatch.setenv("CLINPRED_TEST_ANYTHING", "tests may set their own")
-    register_package(latest_package(MODELS, "tumor", TumorSettings().model_name))
+    register_package(served_package("tumor", TumorSettings().model_name, TumorSettings().model_version))
     with caplog.at_level(logging.WARNING, logger="clinpred.settings"):
         server, _ = await start_inprocess_server(tumor_mount(TumorSettings()))
     await server.stop(grace=None)

@@ -21,14 +21,17 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from clinpred.pilots.common.errors import NotFound, ViolationCollector
+from clinpred.pilots.common.sql_schema import Schema
 from clinpred.pilots.deterioration.observations import SIGNAL_NAMES, Observation
+from clinpred.pilots.deterioration.predictor import RISK_BANDS, RiskBand
 from clinpred.pilots.deterioration.store.records import PatientRecord, ScoreRecord, from_micros, to_micros
-from clinpred.pilots.deterioration.stored_score import StoredScore
+from clinpred.pilots.deterioration.stored_score import StoredScore, UnreadableStoredScore
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+STORE_SCHEMA = Schema("risk store", MIGRATIONS)
 _SCORE_COLUMNS = "patient_id, version, seq, scored_at_us, probability, band, ward, team, payload"
 _PATIENT_COLUMNS = "patient_id, birth_date, sex, ward, team, attributes"
 _NO_PATIENT = "patient_id: no such patient; register the patient first"
@@ -56,6 +59,13 @@ def _content_hash(observation: Observation) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def _observations(rows: Sequence[Sequence[Any]]) -> list[Observation]:
+    """Observations from (observation_id, observed_at_us, payload) rows, in their order."""
+    # One parse of all payloads as one JSON array: a window holds hundreds.
+    values = json.loads("[" + ",".join(r[2] for r in rows) + "]")
+    return [Observation.stored(r[0], from_micros(int(r[1])), v) for r, v in zip(rows, values, strict=True)]
+
+
 def _score(row: Sequence[Any]) -> ScoreRecord:
     # scored_at_us, probability and band (row[3:6]) repeat the payload for SQL; the payload is the score.
     return ScoreRecord(
@@ -66,6 +76,12 @@ def _score(row: Sequence[Any]) -> ScoreRecord:
         team=row[7],
         score=StoredScore.from_payload(json.loads(row[8])),
     )
+
+
+def _band(value: Any) -> RiskBand:
+    if value not in RISK_BANDS:
+        raise UnreadableStoredScore("a stored score's band is not a risk band")
+    return cast(RiskBand, value)
 
 
 def _patient(row: Sequence[Any]) -> PatientRecord:
@@ -118,15 +134,7 @@ class SqlRiskStore:
         raise NotImplementedError
 
     def migrate(self) -> None:
-        from yoyo import get_backend, read_migrations
-
-        backend = get_backend(self._yoyo_url())
-        migrations = read_migrations(str(MIGRATIONS))
-        with backend.lock():
-            backend.apply_migrations(backend.to_apply(migrations))
-
-    def _yoyo_url(self) -> str:
-        raise NotImplementedError
+        STORE_SCHEMA.migrate(self.url)
 
     def close(self) -> None:
         pass
@@ -241,7 +249,51 @@ class SqlRiskStore:
             ),
             (tenant, patient_id, since),
         )
-        return [Observation(r[0], from_micros(int(r[1])), **json.loads(r[2])) for r in cursor.fetchall()]
+        return _observations(cursor.fetchall())
+
+    def _scoring_window(
+        self, cursor: Cursor, tenant: str, patient_id: str, lookback: timedelta, span: timedelta, signals: Sequence[str]
+    ) -> list[Observation]:
+        """What a score at the newest observation reads of the `lookback` before it: every observation of the
+        last `span` (the widest window a feature aggregates) and, for each of `signals` not measured in it,
+        its latest observation in `lookback` (all that a latest value and its age need). Oldest first."""
+        if span >= lookback:
+            return self._window(cursor, tenant, patient_id, lookback)
+        cursor.execute(
+            self._sql("SELECT MAX(observed_at_us) FROM observations WHERE tenant = ? AND patient_id = ?"),
+            (tenant, patient_id),
+        )
+        newest = cursor.fetchone()[0]
+        if newest is None:
+            return []
+        since = int(newest) - int(span.total_seconds() * 1_000_000)
+        cursor.execute(
+            self._sql(
+                "SELECT observation_id, observed_at_us, payload FROM observations"
+                " WHERE tenant = ? AND patient_id = ? AND observed_at_us >= ?"
+            ),
+            (tenant, patient_id, since),
+        )
+        rows = cursor.fetchall()
+        recent = _observations(rows)
+        unmeasured = [name for name in signals if all(getattr(o, name) is None for o in recent)]
+        if unmeasured:
+            # The payload is JSON with sorted keys and a measured signal's key only: `"name":` finds it.
+            latest_of_signal = (
+                "SELECT * FROM (SELECT observation_id, observed_at_us, payload FROM observations"
+                " WHERE tenant = ? AND patient_id = ? AND observed_at_us >= ? AND observed_at_us < ?"
+                " AND payload LIKE ? ORDER BY observed_at_us DESC, observation_id DESC LIMIT 1) AS latest_{}"
+            )
+            earliest = int(newest) - int(lookback.total_seconds() * 1_000_000)
+            cursor.execute(
+                self._sql(" UNION ALL ".join(latest_of_signal.format(k) for k in range(len(unmeasured)))),
+                [value for name in unmeasured for value in (tenant, patient_id, earliest, since, f'%"{name}":%')],
+            )
+            # One observation may be the latest of several signals.
+            earlier = list({r[0]: r for r in cursor.fetchall()}.values())
+            rows, recent = [*earlier, *rows], [*_observations(earlier), *recent]
+        order = sorted(range(len(rows)), key=lambda k: (int(rows[k][1]), rows[k][0]))
+        return [recent[k] for k in order]
 
     def observations(self, tenant: str, patient_id: str, lookback: timedelta) -> list[Observation]:
         """A patient's observations from `lookback` before the newest one, oldest first."""
@@ -257,6 +309,20 @@ class SqlRiskStore:
         )
         row = cursor.fetchone()
         return None if row is None else _score(row)
+
+    def latest_version(self, tenant: str, patient_id: str) -> int:
+        """The version of the patient's newest score (0 before the first); NotFound for an unknown patient.
+
+        One read of the patient's row by its key: the version is numbered there in the transaction
+        that stores the score, so every replica reads the same newest version as the scores table."""
+        with self._read() as cursor:
+            cursor.execute(
+                self._sql("SELECT score_version FROM patients WHERE tenant = ? AND patient_id = ?"), (tenant, patient_id)
+            )
+            row = cursor.fetchone()
+        if row is None:
+            raise NotFound(_NO_PATIENT)
+        return int(row[0])
 
     def latest_score(self, tenant: str, patient_id: str) -> ScoreRecord | None:
         """The patient's newest score, None before the first; NotFound for an unknown patient."""
@@ -284,7 +350,7 @@ class SqlRiskStore:
                 (tenant, patient_id, until - int(span.total_seconds() * 1_000_000), until),
             )
             rows = cursor.fetchall()
-            return latest, [Observation(r[0], from_micros(int(r[1])), **json.loads(r[2])) for r in rows]
+            return latest, _observations(rows)
 
     def score_history(self, tenant: str, patient_id: str, page_size: int, before_version: int | None = None) -> list[ScoreRecord]:
         """Scores newest first, `page_size` at most, with versions below `before_version`."""
@@ -383,6 +449,25 @@ class Recording:
         """The patient's observations from `lookback` before the newest one, oldest first, this batch included."""
         return self._store._window(self.cursor, self._tenant, self.patient.patient_id, lookback)
 
+    def scoring_window(self, lookback: timedelta, span: timedelta, signals: Sequence[str]) -> list[Observation]:
+        """What a score at the newest observation needs of `window(lookback)`, this batch included: all of the
+        last `span`, and before that each of `signals`' latest observation (see `SqlRiskStore._scoring_window`)."""
+        return self._store._scoring_window(self.cursor, self._tenant, self.patient.patient_id, lookback, span, signals)
+
+    @property
+    def previous_band(self) -> RiskBand | None:
+        """The band of the patient's newest score before this batch (None: no score yet), read under the lock."""
+        if self._previous is not None:
+            return self._previous.score.band
+        if self._version == 0:
+            return None
+        cursor = self.cursor
+        cursor.execute(
+            self._store._sql("SELECT band FROM risk_scores WHERE tenant = ? AND patient_id = ? AND version = ?"),
+            (self._tenant, self.patient.patient_id, self._version),
+        )
+        return _band(cursor.fetchone()[0])
+
     @property
     def previous_score(self) -> ScoreRecord | None:
         """The patient's newest score before this batch (None: no score yet), read under the lock."""
@@ -434,9 +519,6 @@ class SqliteRiskStore(SqlRiskStore):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.url = f"sqlite:///{self.path}"
         self._local = threading.local()
-
-    def _yoyo_url(self) -> str:
-        return self.url
 
     def _connection(self) -> sqlite3.Connection:
         connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
@@ -495,11 +577,9 @@ class PostgresRiskStore(SqlRiskStore):
         from psycopg_pool import ConnectionPool
 
         self.url = url
-        self.pool = ConnectionPool(url, min_size=1, max_size=max_connections, open=True, kwargs={"autocommit": False})
-
-    def _yoyo_url(self) -> str:
-        scheme, rest = self.url.split("://", 1)
-        return f"postgresql+psycopg://{rest}" if scheme in ("postgresql", "postgres") else self.url
+        # Autocommit: a read is its statements alone, with no BEGIN and COMMIT around them (each
+        # statement of READ COMMITTED sees its own snapshot either way); writes open a transaction.
+        self.pool = ConnectionPool(url, min_size=1, max_size=max_connections, open=True, kwargs={"autocommit": True})
 
     @contextmanager
     def _read(self) -> Iterator[Cursor]:
@@ -508,8 +588,8 @@ class PostgresRiskStore(SqlRiskStore):
 
     @contextmanager
     def _write(self) -> Iterator[Cursor]:
-        # pool.connection() commits on success and rolls back on an exception.
-        with self.pool.connection() as connection, connection.cursor() as cursor:
+        # transaction() commits on success and rolls back on an exception.
+        with self.pool.connection() as connection, connection.transaction(), connection.cursor() as cursor:
             yield cursor
 
     def _lock_patient(self, cursor: Cursor, tenant: str, patient_id: str) -> Any:
@@ -523,8 +603,9 @@ class PostgresRiskStore(SqlRiskStore):
         self.pool.close()
 
 
-def open_store(url: str) -> SqlRiskStore:
-    """`sqlite:///path/to/file.db` or `postgresql://user@host:port/db`; migrates to the newest schema."""
+def open_store(url: str, *, migrate: bool = True) -> SqlRiskStore:
+    """`sqlite:///path/to/file.db` or `postgresql://user@host:port/db`; migrates to the newest schema unless
+    `migrate` is false (then the caller has checked `STORE_SCHEMA.state(url)`)."""
     store: SqlRiskStore
     if url.startswith("sqlite:///"):
         store = SqliteRiskStore(Path(url.removeprefix("sqlite:///")))
@@ -532,5 +613,6 @@ def open_store(url: str) -> SqlRiskStore:
         store = PostgresRiskStore(url)
     else:
         raise ValueError("database URL must start with sqlite:/// or postgresql://")
-    store.migrate()
+    if migrate:
+        store.migrate()
     return store

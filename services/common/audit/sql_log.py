@@ -1,9 +1,12 @@
 """The audit trail in SQL: SQLite (a file) or PostgreSQL, in the deterioration store's database or its own.
 
-Each append is one transaction: the record and its writer's head, committed before `append`
-returns (SQLite in WAL mode with synchronous=FULL; PostgreSQL commits synchronously by
-default). The head row moves only from the sequence this writer last committed, so a lost
-commit answer or a second process using the same writer can never fork a chain.
+Appends commit in groups: records appended while the previous group commits wait, and the next
+group stores them all, and its writer's head, in one transaction (a commit is one flush of the
+log whether it carries one record or twenty, so concurrent calls do not queue behind one flush
+each). `append` returns only once its record is committed (SQLite in WAL mode with
+synchronous=FULL; PostgreSQL commits synchronously by default). The head row moves only from the
+sequence this writer last committed, so a lost commit answer or a second process using the same
+writer can never fork a chain.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from clinpred.pilots.common.sql_schema import Schema
 from clinpred.services.common.audit.chain import ChainHead, ChainWriter, now, seal
 from clinpred.services.common.audit.errors import AuditRecordError, AuditUnavailable
 from clinpred.services.common.audit.keys import AuditKeys
@@ -24,6 +28,7 @@ from clinpred.services.common.audit.records import AuditEntry, AuditRecord
 from clinpred.services.common.audit.verification import StoredChains, UnreadableRecord
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+AUDIT_SCHEMA = Schema("audit trail", MIGRATIONS)
 _EXPORT_BATCH = 1000
 # Connections a forked child inherited: never closed nor collected there, since closing one
 # (libpq's terminate message, SQLite's WAL cleanup) would act on the parent's session.
@@ -43,7 +48,6 @@ class _Database(Protocol):
     placeholder: str
     errors: tuple[type[BaseException], ...]
 
-    def yoyo_url(self) -> str: ...
     def transaction(self) -> AbstractContextManager[Any]: ...
     def reading(self, *, streaming: bool = False) -> AbstractContextManager[Any]: ...
     def reset(self) -> None: ...
@@ -57,9 +61,6 @@ class _Sqlite:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._connection: sqlite3.Connection | None = None
-
-    def yoyo_url(self) -> str:
-        return f"sqlite:///{self.path}"
 
     def _connect(self) -> sqlite3.Connection:
         if self._connection is None:
@@ -115,9 +116,6 @@ class _Postgres:
         self.errors: tuple[type[BaseException], ...] = (psycopg.Error, OSError)
         self._connection: Any = None
 
-    def yoyo_url(self) -> str:
-        return "postgresql+psycopg://" + self.url.split("://", 1)[1]
-
     def _connect(self) -> Any:
         import psycopg
 
@@ -167,27 +165,32 @@ def _database(url: str) -> _Database:
 
 def migrate(url: str) -> None:
     """Creates or updates the audit tables (yoyo, locked so replicas starting together do not race)."""
-    from yoyo import get_backend, read_migrations
+    _database(url)  # refuses a URL of another kind of database
+    AUDIT_SCHEMA.migrate(url)
 
-    database = _database(url)
-    if isinstance(database, _Sqlite):
-        database.path.parent.mkdir(parents=True, exist_ok=True)
-    backend = get_backend(database.yoyo_url())
-    try:
-        with backend.lock():
-            backend.apply_migrations(backend.to_apply(read_migrations(str(MIGRATIONS))))
-    finally:
-        backend.connection.close()
+
+class _Pending:
+    """An entry waiting for its group's commit, and what the commit gave it."""
+
+    __slots__ = ("entry", "failure", "record")
+
+    def __init__(self, entry: AuditEntry) -> None:
+        self.entry = entry
+        self.record: AuditRecord | None = None
+        self.failure: AuditUnavailable | None = None
 
 
 class AuditSqlLog:
-    """An `AuditTrail` in a database; thread-safe (appends serialise), one writer per process."""
+    """An `AuditTrail` in a database; thread-safe (groups commit one at a time), one writer per process."""
 
     def __init__(self, url: str, keys: AuditKeys) -> None:
         self._database = _database(url)
         self._keys = keys
         self._chain = ChainWriter(keys)
+        # Held by the thread committing a group; `_queue` is guarded by `_queue_lock` alone.
         self._lock = threading.Lock()
+        self._queue_lock = threading.Lock()
+        self._queue: list[_Pending] = []
         self._pid = os.getpid()
         self._failures: tuple[type[BaseException], ...] = (*self._database.errors, _HeadMoved)
         try:
@@ -203,47 +206,81 @@ class AuditSqlLog:
         return text.replace("?", self._database.placeholder)
 
     def append(self, entry: AuditEntry) -> AuditRecord:
+        if self._pid != os.getpid():
+            # A forked child: the parent's queued entries, locks and connection are not this process's.
+            self._lock, self._queue_lock, self._queue = threading.Lock(), threading.Lock(), []
+            self._database.forget()
+            self._pid = os.getpid()
+        pending = _Pending(entry)
+        with self._queue_lock:
+            self._queue.append(pending)
         with self._lock:
-            if self._pid != os.getpid():
-                self._database.forget()
-                self._pid = os.getpid()
-            current = self._chain.current()
-            head = current or self._chain.start()
-            record = seal(self._keys, entry, head, now())
-            try:
-                with self._database.transaction() as cursor:
-                    if current is None:
-                        cursor.execute(
-                            self._sql("INSERT INTO audit_heads (writer_id, sequence, hash) VALUES (?, ?, ?)"),
-                            (record.writer_id, record.sequence, record.hash),
-                        )
-                    else:
-                        cursor.execute(
-                            self._sql("UPDATE audit_heads SET sequence = ?, hash = ? WHERE writer_id = ? AND sequence = ?"),
-                            (record.sequence, record.hash, record.writer_id, head.sequence),
-                        )
-                        if cursor.rowcount != 1:
-                            raise _HeadMoved
+            # A group that committed while this thread waited for the lock may have carried this entry.
+            if pending.record is None and pending.failure is None:
+                with self._queue_lock:
+                    group, self._queue = self._queue, []
+                try:
+                    self._commit(group)
+                except BaseException:
+                    # The others of the group must not wait for a record that will never come.
+                    unwritten = AuditUnavailable("audit record could not be stored")
+                    for other in group:
+                        if other.record is None and other.failure is None:
+                            other.failure = unwritten
+                    raise
+        if pending.failure is not None:
+            raise pending.failure
+        if pending.record is None:
+            raise AuditUnavailable("audit record could not be stored")
+        return pending.record
+
+    def _commit(self, group: list[_Pending]) -> None:
+        """Seals the group's entries in order after the head and stores them in one transaction."""
+        current = self._chain.current()
+        head = current or self._chain.start()
+        records = []
+        for pending in group:
+            record = seal(self._keys, pending.entry, head, now())
+            records.append(record)
+            head = ChainHead(record.writer_id, record.sequence, record.hash)
+        last = records[-1]
+        try:
+            with self._database.transaction() as cursor:
+                if current is None:
                     cursor.execute(
-                        self._sql(
-                            "INSERT INTO audit_records (writer_id, sequence, recorded_at_us, tenant, record)"
-                            " VALUES (?, ?, ?, ?, ?)"
-                        ),
-                        (
-                            record.writer_id,
-                            record.sequence,
-                            _micros(record.recorded_at),
-                            entry.tenant,
-                            record.to_json().decode("ascii"),
-                        ),
+                        self._sql("INSERT INTO audit_heads (writer_id, sequence, hash) VALUES (?, ?, ?)"),
+                        (last.writer_id, last.sequence, last.hash),
                     )
-            except self._failures as error:
-                self._chain.failed()
-                self._database.reset()
-                # The class name only: a database's message may quote the row.
-                raise AuditUnavailable(f"audit record could not be stored in the database: {type(error).__name__}") from None
-            self._chain.advanced(record)
-            return record
+                else:
+                    cursor.execute(
+                        self._sql("UPDATE audit_heads SET sequence = ?, hash = ? WHERE writer_id = ? AND sequence = ?"),
+                        (last.sequence, last.hash, last.writer_id, current.sequence),
+                    )
+                    if cursor.rowcount != 1:
+                        raise _HeadMoved
+                insert = self._sql(
+                    "INSERT INTO audit_records (writer_id, sequence, recorded_at_us, tenant, record) VALUES (?, ?, ?, ?, ?)"
+                )
+                rows = [
+                    (r.writer_id, r.sequence, _micros(r.recorded_at), p.entry.tenant, r.to_json().decode("ascii"))
+                    for r, p in zip(records, group, strict=True)
+                ]
+                # A group of one (an idle server) skips the batch protocol psycopg's executemany sets up.
+                if len(rows) == 1:
+                    cursor.execute(insert, rows[0])
+                else:
+                    cursor.executemany(insert, rows)
+        except self._failures as error:
+            self._chain.failed()
+            self._database.reset()
+            # The class name only: a database's message may quote the row.
+            failure = AuditUnavailable(f"audit record could not be stored in the database: {type(error).__name__}")
+            for pending in group:
+                pending.failure = failure
+            return
+        self._chain.advanced(last)
+        for record, pending in zip(records, group, strict=True):
+            pending.record = record
 
     def close(self) -> None:
         with self._lock:

@@ -107,11 +107,20 @@ class Trail:
 
 @pytest.fixture(params=["files", "sqlite", "postgresql"])
 def trail(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Trail]:
-    if request.param == "files":
+    yield from _trail_of_kind(request.param, request, tmp_path)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def sql_trail(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Trail]:
+    yield from _trail_of_kind(request.param, request, tmp_path)
+
+
+def _trail_of_kind(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Trail]:
+    if kind == "files":
         directory = str(tmp_path / "audit")
         yield Trail("files", directory, lambda keys: AuditFileLog(Path(directory), keys))
         return
-    if request.param == "sqlite":
+    if kind == "sqlite":
         url = f"sqlite:///{tmp_path / 'audit.db'}"
         yield Trail("sqlite", url, lambda keys: AuditSqlLog(url, keys))
         return

@@ -8,11 +8,15 @@ import os
 import subprocess
 import sys
 import threading
+import time
+from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from clinpred.services.common.audit import AuditKeys, AuditRecord, ProblemKind, VerificationReport, verify
+from clinpred.services.common.audit.sql_log import AuditSqlLog
 from tests.conftest import REPO
 from tests.integration.audit.conftest import Trail
 from tests.unit.services.audit.sample_entries import MARKER_PATIENT_ID, sample_entry
@@ -100,6 +104,44 @@ def test_threads_appending_to_one_log_make_one_gapless_chain(trail: Trail, keys:
     assert sorted(r.sequence for r in appended) == list(range(1, 61))
     report = _report(trail, keys)
     assert report.intact and (report.writers, report.records) == (1, 60)
+
+
+def test_appends_waiting_on_a_commit_are_stored_together_in_the_next_transaction(
+    sql_trail: Trail, keys: AuditKeys
+) -> None:
+    trail = sql_trail
+    log = trail.open(keys)
+    assert isinstance(log, AuditSqlLog)
+    first = log.append(sample_entry(keys, request_id="before"))
+    transactions = 0
+    database = log._database
+    real_transaction = database.transaction
+
+    def counted() -> AbstractContextManager[Any]:
+        nonlocal transactions
+        transactions += 1
+        return real_transaction()
+
+    database.transaction = counted  # type: ignore[method-assign]
+    appended: list[AuditRecord] = []
+    # As if a commit were under way: the appends that arrive meanwhile queue for the next one.
+    with log._lock:
+        threads = [
+            threading.Thread(target=lambda n=n: appended.append(log.append(sample_entry(keys, request_id=f"waiting-{n}"))))
+            for n in range(8)
+        ]
+        for thread in threads:
+            thread.start()
+        while len(log._queue) < len(threads):
+            time.sleep(0.001)
+    for thread in threads:
+        thread.join()
+    log.close()
+    assert transactions == 1
+    assert sorted(r.sequence for r in appended) == list(range(2, 10))
+    assert {r.writer_id for r in appended} == {first.writer_id}
+    report = _report(trail, keys)
+    assert report.intact and (report.writers, report.records) == (1, 9)
 
 
 def test_several_logs_appending_at_once_from_threads_each_keep_their_own_chain(trail: Trail, keys: AuditKeys) -> None:

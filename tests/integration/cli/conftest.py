@@ -15,12 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from clinpred.pilots.common.model_package import latest_package
 from clinpred.services.common.model_store import register_package
 from clinpred.services.common.serving import start_inprocess_server
 from clinpred.services.deterioration.service import deterioration_mount
 from clinpred.services.deterioration.settings import DeteriorationSettings
-from tests.conftest import MODELS, REPO
+from tests.conftest import REPO, served_package
 
 # The tumour server, exactly as its own integration tests start it (genomics: in test_genomics_cli.py).
 from tests.integration.tumor.conftest import tumor_package, tumor_target, wdbc_cases  # noqa: F401
@@ -43,7 +42,7 @@ async def run_cli(*args: str, stdin: str | None = None, env: dict[str, str] | No
 @pytest.fixture(scope="session")
 async def deterioration_target(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
     settings = DeteriorationSettings(database_url=f"sqlite:///{Path(tmp_path_factory.mktemp('cli-risk')) / 'risk.db'}")
-    register_package(latest_package(MODELS, "deterioration", settings.model_name))
+    register_package(served_package("deterioration", settings.model_name, settings.model_version))
     server, port = await start_inprocess_server(deterioration_mount(settings))
     yield f"127.0.0.1:{port}"
     await server.stop(grace=None)

@@ -12,6 +12,9 @@ import numpy as np
 import pandas as pd
 
 from clinpred.pilots.common.model_package import ModelPackage, list_packages
+from clinpred.services.deterioration.settings import DeteriorationSettings
+from clinpred.services.genomics.settings import GenomicsSettings
+from clinpred.services.tumor.settings import TumorSettings
 from tests.conftest import REPO
 
 CLINPRED = str(Path(sys.executable).with_name("clinpred"))
@@ -32,6 +35,14 @@ def test_models_list_names_every_committed_package() -> None:
     assert [(p["pilot"], p["name"], p["version"], p["sha256"], p["path"]) for p in listed["packages"]] == [
         (p.pilot, p.identity.name, p.identity.version, p.identity.sha256, str(p.path)) for p in list_packages(REPO / "models")
     ]
+    # The released versions the settings pin are marked, and only those: newer packages wait for promotion.
+    served = {(p["pilot"], p["name"], p["version"]) for p in listed["packages"] if p["served"]}
+    assert served == {
+        (pilot, s.model_name, s.model_version)
+        for pilot, s in (("tumor", TumorSettings()), ("deterioration", DeteriorationSettings()), ("genomics", GenomicsSettings()))
+    }
+    marked = [line.split()[:3] for line in result.stdout.splitlines() if "served (CLINPRED_" in line]
+    assert sorted(tuple(m) for m in marked) == sorted(served)
 
 
 def test_train_tumor_on_a_users_multiclass_csv(tmp_path: Path) -> None:

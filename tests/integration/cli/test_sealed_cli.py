@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from clinpred.pilots.common.model_package import ModelPackage, latest_package
+from clinpred.pilots.common.model_package import ModelPackage
 from clinpred.services.common.model_store import register_package
 from clinpred.services.common.serving import start_inprocess_server
 from clinpred.services.deterioration.service import deterioration_mount
 from clinpred.services.deterioration.settings import DeteriorationSettings
 from clinpred.services.tumor.service import tumor_mount
 from clinpred.services.tumor.settings import TumorSettings
-from tests.conftest import MODELS
+from tests.conftest import served_package
 from tests.integration.cli.conftest import run_cli
 from tests.integration.sealed_support import new_keyring
 
@@ -23,7 +23,7 @@ from tests.integration.sealed_support import new_keyring
 @pytest.fixture(scope="module")
 async def sealed_targets(tumor_package: ModelPackage, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[dict[str, str]]:
     register_package(tumor_package)
-    register_package(latest_package(MODELS, "deterioration", DeteriorationSettings().model_name))
+    register_package(served_package("deterioration", DeteriorationSettings().model_name, DeteriorationSettings().model_version))
     folder = tmp_path_factory.mktemp("sealed-cli")
     tumor_settings = TumorSettings(sealing_keys_dir=new_keyring(folder / "tumor-keys"))
     deterioration_settings = DeteriorationSettings(

@@ -11,11 +11,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from clinpred.pilots.common.model_package import ModelPackage, latest_package
+from clinpred.pilots.common.model_package import ModelPackage
 from clinpred.pilots.deterioration.store import DeteriorationRiskStore, open_store
 from clinpred.services.common.model_store import register_package
 from clinpred.services.deterioration.settings import DeteriorationSettings
-from tests.conftest import MODELS
+from tests.conftest import served_package
 
 # .ci/run points this at the machine's PostgreSQL; tests create and drop their own database in it.
 ADMIN_URL = os.environ.get("CLINPRED_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -61,7 +61,7 @@ def store(store_url: str) -> Iterator[DeteriorationRiskStore]:
 
 @pytest.fixture(scope="module")
 def deterioration_package() -> ModelPackage:
-    package = latest_package(MODELS, "deterioration", DeteriorationSettings().model_name)
+    package = served_package("deterioration", DeteriorationSettings().model_name, DeteriorationSettings().model_version)
     register_package(package)
     return package
 

@@ -16,7 +16,7 @@ import grpc
 import numpy as np
 import pytest
 
-from clinpred.pilots.common.model_package import ModelPackage, latest_package
+from clinpred.pilots.common.model_package import ModelPackage
 from clinpred.pilots.genomics.registry import BREAST
 from clinpred.pilots.genomics.risk import GenomicRiskPredictor
 from clinpred.pilots.genomics.scoring_file import ScoringFile, read_scoring_file
@@ -27,7 +27,7 @@ from clinpred.services.common.model_store import register_package
 from clinpred.services.common.serving import start_inprocess_server
 from clinpred.services.genomics.service import genomics_mount
 from clinpred.services.genomics.settings import GenomicsSettings
-from tests.conftest import MODELS, SHARED
+from tests.conftest import SHARED, served_package
 from tests.unit.pilots.genomics.conftest import bgzip_bytes
 
 Stub = genomics_pb2_grpc.GenomicRiskServiceStub
@@ -57,7 +57,7 @@ def pgs38(pgs_file: Path) -> ScoringFile:
 
 @pytest.fixture(scope="session")
 def breast_package() -> ModelPackage:
-    return latest_package(MODELS, "genomics", GenomicsSettings().model_name)
+    return served_package("genomics", GenomicsSettings().model_name, GenomicsSettings().model_version)
 
 
 @pytest.fixture(scope="session")
@@ -171,7 +171,7 @@ async def dir_served(breast_package: ModelPackage, scoring_dir: Path) -> AsyncIt
 async def two_cancers_served(breast_package: ModelPackage, colorectal_package: ModelPackage) -> AsyncIterator[Served]:
     register_package(breast_package)
     register_package(colorectal_package)
-    settings = GenomicsSettings(additional_models=[colorectal_package.identity.name])
+    settings = GenomicsSettings(additional_models=[f"{colorectal_package.identity.name}:{colorectal_package.identity.version}"])
     server, served = await _serve(settings)
     yield served
     await server.stop(grace=None)

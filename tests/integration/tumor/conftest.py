@@ -12,14 +12,16 @@ from clinpred.services.common.model_store import register_package
 from clinpred.services.common.serving import start_inprocess_server
 from clinpred.services.tumor.service import tumor_mount
 from clinpred.services.tumor.settings import TumorSettings
-from tests.conftest import MODELS
+from tests.conftest import MODELS, served_package
 
 MAX_BATCH = 64
+# The boosted-stumps package: no longer the default, still loadable and selectable by name.
+BOOSTER_NAME = "wdbc-xgboost"
 
 
 @pytest.fixture(scope="session")
 def tumor_package() -> ModelPackage:
-    return latest_package(MODELS, "tumor", TumorSettings().model_name)
+    return served_package("tumor", TumorSettings().model_name, TumorSettings().model_version)
 
 
 @pytest.fixture(scope="session")
@@ -29,6 +31,30 @@ async def tumor_target(tumor_package: ModelPackage) -> AsyncIterator[str]:
     server, port = await start_inprocess_server(tumor_mount(settings))
     yield f"127.0.0.1:{port}"
     await server.stop(grace=None)
+
+
+@pytest.fixture(scope="session")
+def booster_package() -> ModelPackage:
+    return latest_package(MODELS, "tumor", BOOSTER_NAME)
+
+
+@pytest.fixture(scope="session")
+async def booster_target(booster_package: ModelPackage) -> AsyncIterator[str]:
+    """A server on the boosted stumps, chosen as a deployment chooses them: CLINPRED_TUMOR_MODEL_NAME."""
+    register_package(booster_package)
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("CLINPRED_TUMOR_MODEL_NAME", BOOSTER_NAME)
+        env.setenv("CLINPRED_TUMOR_MODEL_VERSION", booster_package.identity.version)
+        settings = TumorSettings(max_batch_size=MAX_BATCH)
+    server, port = await start_inprocess_server(tumor_mount(settings))
+    yield f"127.0.0.1:{port}"
+    await server.stop(grace=None)
+
+
+@pytest.fixture
+async def booster_stub(booster_target: str) -> AsyncIterator[tumor_pb2_grpc.TumorClassificationServiceStub]:
+    async with grpc.aio.insecure_channel(booster_target) as channel:
+        yield tumor_pb2_grpc.TumorClassificationServiceStub(channel)
 
 
 @pytest.fixture

@@ -6,18 +6,18 @@ from pathlib import Path
 
 import grpc
 
-from clinpred.pilots.common.model_package import ModelPackage, latest_package
+from clinpred.pilots.common.model_package import ModelPackage
 from clinpred.services.api.tumor.v1 import tumor_pb2, tumor_pb2_grpc
 from clinpred.services.common.audit import AuditKeys, read_records, verify, write_key_file
 from clinpred.services.common.model_store import register_package
 from clinpred.services.common.serving import start_inprocess_server
 from clinpred.services.tumor.service import tumor_mount
 from clinpred.services.tumor.settings import TumorSettings
-from tests.conftest import MODELS
+from tests.conftest import served_package
 
 
 async def _classify_once(settings: TumorSettings, features: dict[str, float]) -> grpc.aio.AioRpcError | None:
-    register_package(latest_package(MODELS, "tumor", settings.model_name))
+    register_package(served_package("tumor", settings.model_name, settings.model_version))
     server, port = await start_inprocess_server(tumor_mount(settings))
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:

@@ -7,12 +7,14 @@ import math
 
 import grpc
 import numpy as np
+import onnxruntime as ort
 import pytest
 import xgboost
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from clinpred.pilots.common.model_package import ModelPackage
 from clinpred.services.api.tumor.v1 import tumor_pb2, tumor_pb2_grpc
+from clinpred.services.tumor.settings import TumorSettings
 
 Stub = tumor_pb2_grpc.TumorClassificationServiceStub
 
@@ -59,19 +61,60 @@ async def test_a_malignant_case_is_classified_and_explained(
     assert all(r.text and r.feature in features for r in explanation.top_reasons)
 
 
-async def test_explanation_margin_is_the_native_boosters_margin(
+def test_the_default_package_is_the_nested_evaluations_winner_on_log_loss(
+    tumor_package: ModelPackage, booster_package: ModelPackage
+) -> None:
+    # The rule: the reference package is the one with the lower nested-CV log loss.
+    nested = tumor_package.read_json("metrics.json")["nested_cv"]
+    assert nested["winner_log_loss"] == "logistic_regression"
+    assert tumor_package.identity.name == TumorSettings().model_name == "wdbc-logistic"
+    assert tumor_package.metadata["algorithm"] == "logistic"
+    assert booster_package.read_json("metrics.json")["nested_cv"]["winner_log_loss"] == "logistic_regression"
+
+
+async def test_explanation_margin_is_the_regressions_margin(
     tumor_stub: Stub, wdbc_cases: list[tuple[dict[str, float], str]], tumor_package: ModelPackage
 ) -> None:
-    booster_file = next(n for n in tumor_package.manifest["files"] if n.startswith("booster"))
-    booster = xgboost.Booster()
-    booster.load_model(str(tumor_package.file(booster_file)))
+    # Computed here from the published weights and from the ONNX model, not by the service's own code.
+    linear = tumor_package.read_json("linear.json")
     features, _ = wdbc_cases[7]
     names = [f["name"] for f in tumor_package.read_json("schema.json")["features"]]
-    row = np.array([[features[n] for n in names]])
-    margin = float(booster.predict(xgboost.DMatrix(row), output_margin=True)[0])
+    row = np.array([features[n] for n in names])
+    z = (row - np.asarray(linear["mean"])) / np.asarray(linear["scale"])
+    margin = float(z @ np.ravel(linear["coef"]) + float(np.ravel(linear["intercept"])[0]))
+    session = ort.InferenceSession(str(tumor_package.file("model.onnx")), providers=["CPUExecutionProvider"])
+    (probabilities,) = session.run(["probabilities"], {"features": row[None, :].astype(np.float32)})
+    onnx_malignant = float(np.asarray(probabilities)[0, 1])
     answer = (await tumor_stub.Classify(request(features))).classification
     assert answer.explanation.explained_class == "malignant"
+    assert answer.explanation.method.startswith("Linear SHAP")
     assert answer.explanation.margin == pytest.approx(margin, abs=1e-4)
+    # No calibration map (declined at training) and no prevalence set: P(malignant) is the regression's own.
+    assert answer.positive_probability == pytest.approx(1.0 / (1.0 + math.exp(-margin)), abs=1e-5)
+    assert answer.positive_probability == pytest.approx(onnx_malignant, abs=1e-5)
+
+
+async def test_explanation_margin_is_the_native_boosters_margin(
+    booster_stub: Stub, wdbc_cases: list[tuple[dict[str, float], str]], booster_package: ModelPackage
+) -> None:
+    booster_file = next(n for n in booster_package.manifest["files"] if n.startswith("booster"))
+    booster = xgboost.Booster()
+    booster.load_model(str(booster_package.file(booster_file)))
+    features, _ = wdbc_cases[7]
+    names = [f["name"] for f in booster_package.read_json("schema.json")["features"]]
+    row = np.array([[features[n] for n in names]])
+    margin = float(booster.predict(xgboost.DMatrix(row), output_margin=True)[0])
+    answer = (await booster_stub.Classify(request(features))).classification
+    assert answer.explanation.explained_class == "malignant"
+    assert answer.explanation.method.startswith("TreeSHAP")
+    assert answer.explanation.margin == pytest.approx(margin, abs=1e-4)
+
+
+async def test_the_boosted_stumps_stay_selectable_by_name(booster_stub: Stub, booster_package: ModelPackage) -> None:
+    info = await booster_stub.GetModelInfo(tumor_pb2.GetModelInfoRequest())
+    assert (info.model.name, info.model.version) == ("wdbc-xgboost", booster_package.identity.version)
+    assert info.model.sha256 == booster_package.identity.sha256
+    assert info.metrics["auroc"] >= 0.99 and info.metrics["accuracy"] >= 0.97
 
 
 async def test_a_batch_is_answered_in_request_order(

@@ -4,7 +4,6 @@ and unsupported parameters refused with the field and the reason."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import grpc
 import numpy as np
@@ -12,7 +11,6 @@ import pytest
 import tenseal as ts
 
 from clinpred.pilots.common.errors import InvalidInput
-from clinpred.pilots.common.model_package import latest_package
 from clinpred.pilots.tumor.encrypted import (
     create_client_context,
     decrypt_cases,
@@ -22,13 +20,11 @@ from clinpred.pilots.tumor.encrypted import (
     public_context_bytes,
 )
 from clinpred.services.api.tumor.v1 import tumor_pb2, tumor_pb2_grpc
-from clinpred.services.common.model_store import register_package
 from clinpred.services.common.serving import start_inprocess_server
 from clinpred.services.tumor.client import TumorClient
 from clinpred.services.tumor.codec import decode_encrypted_model
 from clinpred.services.tumor.service import tumor_mount
 from clinpred.services.tumor.settings import TumorSettings
-from tests.conftest import MODELS
 from tests.support import field_violations
 
 Stub = tumor_pb2_grpc.TumorClassificationServiceStub
@@ -133,9 +129,14 @@ async def test_the_layout_publishes_what_the_client_finishes_with(tumor_stub: St
     layout = await tumor_stub.GetEncryptionLayout(tumor_pb2.GetEncryptionLayoutRequest())
     info = await tumor_stub.GetModelInfo(tumor_pb2.GetModelInfoRequest())
     assert layout.model == info.model and len(layout.model.sha256) == 64
-    assert len(layout.thresholds) == len(layout.weights) == len(layout.split_features) == 360
+    # The default package is the logistic regression: its linear form, one slot per standardised feature.
+    assert layout.format == "clinpred-encrypted-linear/1"
+    assert len(layout.weights) == len(layout.feature_means) == len(layout.feature_scales) == 30
+    assert list(layout.split_features) == list(range(30)) and len(layout.thresholds) == 0  # slot f: feature f
     assert list(layout.feature_names) == [f.name for f in info.features]
-    assert layout.calibration.slope > 0 and 0 < layout.conformal.q_hat <= 1
+    # Calibration was declined at training: published as the identity map.
+    assert (layout.calibration.slope, layout.calibration.intercept) == (1.0, 0.0)
+    assert 0 < layout.conformal.q_hat <= 1
     assert layout.conformal.coverage == pytest.approx(info.conformal_coverage)
     assert list(layout.poly_modulus_degrees) == [4096, 8192]
     assert layout.max_ciphertexts == TumorSettings().max_encrypted_ciphertexts
@@ -239,25 +240,21 @@ async def test_a_stated_clinical_prevalence_is_published_and_applied_by_the_encr
         await server.stop(grace=None)
 
 
-@pytest.fixture(scope="module")
-async def logistic_target() -> AsyncIterator[str]:
-    """The logistic regression package served, for its linear encrypted form."""
-    register_package(latest_package(MODELS, "tumor", "wdbc-logistic"))
-    server, port = await start_inprocess_server(tumor_mount(TumorSettings(model_name="wdbc-logistic", max_batch_size=64)))
-    yield f"127.0.0.1:{port}"
-    await server.stop(grace=None)
+async def test_the_boosted_stumps_layout_has_one_indicator_per_split_point(booster_stub: Stub) -> None:
+    layout = await booster_stub.GetEncryptionLayout(tumor_pb2.GetEncryptionLayoutRequest())
+    assert layout.format == "clinpred-encrypted-stumps/1" and layout.model.name == "wdbc-xgboost"
+    # 1,500 depth-1 trees over 360 distinct split points.
+    assert len(layout.thresholds) == len(layout.weights) == len(layout.split_features) == 360
+    assert len(layout.feature_means) == len(layout.feature_scales) == 0
+    assert layout.calibration.slope > 0 and (layout.calibration.slope, layout.calibration.intercept) != (1.0, 0.0)
 
 
-async def test_the_logistic_models_linear_form_decrypts_to_the_plain_answers_for_all_wdbc_cases(
-    logistic_target: str, wdbc_cases: Cases
+async def test_the_boosted_stumps_decrypt_to_the_plain_answers_for_all_wdbc_cases(
+    booster_target: str, wdbc_cases: Cases
 ) -> None:
-    async with grpc.aio.insecure_channel(logistic_target) as channel:
-        layout = await Stub(channel).GetEncryptionLayout(tumor_pb2.GetEncryptionLayoutRequest())
-    assert layout.format == "clinpred-encrypted-linear/1" and layout.model.name == "wdbc-logistic"
-    assert len(layout.thresholds) == 0 and len(layout.weights) == len(layout.feature_means) == len(layout.feature_scales) == 30
     cases = [(f"wdbc-{i}", features) for i, (features, _) in enumerate(wdbc_cases)]
-    plain, encrypted = await _both(logistic_target, cases)
+    plain, encrypted = await _both(booster_target, cases)
     assert len(encrypted) == len(plain) == 569
     for mine, theirs in zip(encrypted, plain, strict=True):
         assert_same_answer(mine, theirs)
-        assert mine.explanation.method.startswith("Linear SHAP")
+        assert mine.explanation.method.startswith("TreeSHAP") and mine.model.name == "wdbc-xgboost"

@@ -21,6 +21,7 @@ from clinpred.services.common.settings_reference import (
     unknown_variable_messages,
     warn_about_unknown_variables,
 )
+from clinpred.services.tumor.settings import TumorSettings
 from tests.conftest import REPO
 
 # os.environ["X"], os.environ.get("X"), os.getenv("X"), environ.get("X") with a CLINPRED_ name.
@@ -53,7 +54,9 @@ def test_every_field_of_every_settings_class_is_listed_once_with_type_default_an
     by_name = {v.name: v for v in variables}
     assert by_name["CLINPRED_GENOMICS_MAX_UPLOAD_BYTES"].default == "`536870912` (512 MiB)"
     assert by_name["CLINPRED_GENOMICS_MIN_OVERLAP"].type == "float, ≥ 0, ≤ 1"
-    assert by_name["CLINPRED_TUMOR_MODEL_VERSION"].default == "unset"
+    assert by_name["CLINPRED_TUMOR_POLICY_FILE"].default == "unset"
+    # Serving pins a version: the default is the released one, never "whatever is highest".
+    assert by_name["CLINPRED_TUMOR_MODEL_VERSION"].default == f"`{TumorSettings().model_version}`"
     # A checkout-relative default reads the same on every machine.
     assert by_name["CLINPRED_STATE_DIR"].default == "`<checkout>/var`"
 

@@ -1,4 +1,5 @@
-"""The shipped deterioration packages: 1.1.0 is the one served, its recorded figures are consistent, 1.0.0 still loads."""
+"""The shipped deterioration packages: 1.2.0 is the one served, its recorded figures are consistent, 1.0.0 and
+1.1.0 still load."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from clinpred.pilots.deterioration.scenarios import SCENARIOS
 
 MODELS = Path(__file__).resolve().parents[4] / "models"
 FAMILY = MODELS / "deterioration" / "home-deterioration"
+SERVED = "1.2.0"
 AT = datetime(2025, 6, 1, 12, tzinfo=UTC)
 FEBRILE = PatientHistory(
     PatientInfo("p", date(2020, 1, 1), "aml", "high", True),
@@ -35,7 +37,7 @@ def metrics(package: ModelPackage) -> dict[str, Any]:
 
 
 def test_the_newest_package_is_served_and_the_old_one_stays_loadable(package: ModelPackage) -> None:
-    assert package.identity.version == "1.1.0"
+    assert package.identity.version == SERVED
     new = DeteriorationPredictor.load(package)
     old = DeteriorationPredictor.load(FAMILY / "1.0.0")
     assert old.venn_abers is None and new.venn_abers is not None
@@ -107,7 +109,7 @@ def test_model_info_comparison_of_each_package(package: ModelPackage, metrics: d
     assert new.best_baseline == metrics["headline"]["best_baseline"]
     assert new.auroc_gain_over_best_baseline is not None
     assert new.auroc_gain_over_best_baseline.value == metrics["headline"]["auroc_gain"]["value"]
-    assert json.loads(new.transparency_json)["model"]["version"] == "1.1.0"
+    assert json.loads(new.transparency_json)["model"]["version"] == SERVED
     old = ModelPackage.open(FAMILY / "1.0.0")
     assert "transparency.json" not in old.manifest["files"]
     assert ModelComparison.of(old.read_json("metrics.json"), "") == ModelComparison()
@@ -118,6 +120,7 @@ def test_readme_quotes_the_served_package(metrics: dict[str, Any]) -> None:
     overall = metrics["outcomes"]["any"]
     gain = metrics["headline"]["auroc_gain"]
     high = metrics["operating_points"]["high"]
+    sepsis = metrics["outcomes"]["sepsis"]["calibration"]["model"]
     retained = [r["gain_retained"] for name, r in metrics["scenarios"]["results"].items() if name != "reference"]
     quoted = [
         f"{metrics['data']['patient_days']:,.0f} patient-days",
@@ -125,7 +128,8 @@ def test_readme_quotes_the_served_package(metrics: dict[str, Any]) -> None:
         f"{overall['pews']['auroc']['value']:.3f} for PEWS and {overall['pathway']['auroc']['value']:.3f}",
         f"{gain['value']:.3f} (95% CI {gain['ci95'][0]:.3f} to {gain['ci95'][1]:.3f}",
         f"{high['alerts_per_100_children_per_day']:.1f} alerts per",
-        f"PPV of {high['ppv']['value']:.1%}",
+        f"PPV of {high['ppv']['value']:.1%} ({high['ppv_per_outcome']['sepsis']['value']:.1%} for sepsis)",
+        f"calibration slope is {sepsis['slope']:.2f} and its intercept {sepsis['intercept']:.2f}",
         f"{min(retained) * 100:.0f}-{max(retained) * 100:.0f}% of that gain",
     ]
     flat = " ".join(readme.split())
@@ -136,3 +140,44 @@ def test_readme_quotes_the_served_package(metrics: dict[str, Any]) -> None:
     results = metrics["scenarios"]["results"]
     assert results["reference"]["gain_ci95"][0] > 0
     assert all(r["gain_ci95"][0] <= 0 <= r["gain_ci95"][1] for name, r in results.items() if name != "reference")
+
+
+def test_the_served_package_is_the_previous_model_with_per_outcome_figures(package: ModelPackage) -> None:
+    previous = ModelPackage.open(FAMILY / "1.1.0")
+    # Rebuilt by the same deterministic pipeline: same model, calibration and bands, so the same answers.
+    for name in ("model.onnx", "calibration.json", "venn_abers.json", "risk_bands.json", "schema.json"):
+        assert package.file(name).read_bytes() == previous.file(name).read_bytes(), name
+    new, old = DeteriorationPredictor.load(package), DeteriorationPredictor.load(previous)
+    assert new.predict(FEBRILE, AT).probability == old.predict(FEBRILE, AT).probability
+
+
+def test_calibration_and_ppv_are_recorded_per_outcome(package: ModelPackage, metrics: dict[str, Any]) -> None:
+    from clinpred.services.common.codec import encode_metrics
+
+    card = package.file("MODEL_CARD.md").read_text()
+    flat = encode_metrics(metrics)  # what GetModelInfo returns
+    for outcome, entry in metrics["outcomes"].items():
+        if not 0 < entry["positives"] < entry["rows"]:
+            assert "calibration" not in entry, outcome
+            continue
+        for name in ("model", "logistic"):
+            fit = entry["calibration"][name]
+            assert flat[f"outcomes.{outcome}.calibration.{name}.slope"] == fit["slope"]
+            assert flat[f"outcomes.{outcome}.calibration.{name}.intercept"] == fit["intercept"]
+        if entry["positives"] >= 10:
+            model = entry["calibration"]["model"]
+            assert f"| {entry['positives']} | {model['slope']:.2f} | {model['intercept']:+.2f} |" in card, outcome
+    # Against all outcomes together the recorded overall calibration is the per-outcome one of "any".
+    assert metrics["outcomes"]["any"]["calibration"] == metrics["calibration"]
+    # A probability of any deterioration overstates each single outcome that is rarer: negative intercept.
+    sepsis = metrics["outcomes"]["sepsis"]
+    assert sepsis["positives"] < metrics["outcomes"]["any"]["positives"]
+    assert sepsis["calibration"]["model"]["intercept"] < 0
+    for band in ("medium_or_higher", "high", "pathway"):
+        point = metrics["operating_points"][band]
+        per_outcome = point["ppv_per_outcome"]
+        for outcome, ppv in per_outcome.items():
+            assert ppv["n"] == point["ppv"]["n"]  # the same flagged scoring times
+            assert ppv["value"] <= point["ppv"]["value"] + 1e-12, (band, outcome)  # a part of "any"
+            assert flat[f"operating_points.{band}.ppv_per_outcome.{outcome}.value"] == ppv["value"]
+    assert "PPV: sepsis" in card

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from clinpred.pilots.common.errors import InvalidInput
-from clinpred.pilots.common.model_package import ModelPackage
+from clinpred.pilots.common.model_package import ModelPackage, latest_package
 from clinpred.pilots.common.onnx import onnx_session
 from clinpred.pilots.tumor.classifier import TumorClassifier
 from clinpred.pilots.tumor.data import TumorDataset
@@ -32,6 +33,9 @@ from clinpred.pilots.tumor.training import train_tumor
 from tests.conftest import MODELS
 
 LOGISTIC = MODELS / "tumor" / "wdbc-logistic" / "1.0.0"
+# The served default: the same regression, its card with the nested comparison and prevalence recalibration.
+SERVED = MODELS / "tumor" / "wdbc-logistic" / "1.1.0"
+BOOSTER = MODELS / "tumor" / "wdbc-xgboost" / "1.2.0"
 # CKKS at the default parameters errs by about 1e-4 per slot; answers are compared at the service's 1e-3.
 TOLERANCE = 1e-3
 
@@ -76,7 +80,9 @@ def test_the_package_publishes_held_out_figures_and_its_calibration_choice(logis
 
 
 def test_training_writes_a_loadable_logistic_package(tmp_path: Path, wdbc: TumorDataset) -> None:
-    report = train_tumor(wdbc, algorithm="logistic", models_root=tmp_path, version="1.0.0", progress=False, n_splits=5)
+    report = train_tumor(
+        wdbc, algorithm="logistic", models_root=tmp_path, version="1.0.0", progress=False, n_splits=5, nested_seeds=0
+    )
     assert "linear.json" in report.package.manifest["files"]
     assert report.metrics["shap_additivity_max_abs_error"] < 1e-4
     assert report.metrics["onnx_native_max_abs_diff"] < 1e-5
@@ -123,3 +129,86 @@ def test_the_stump_layout_still_says_its_form(reference: TumorClassifier) -> Non
     layout = tumor_layout(reference)
     assert layout.format == "clinpred-encrypted-stumps/1" and len(layout) == len(layout.thresholds) == 360
 
+
+
+def test_the_served_version_is_the_same_regression_with_a_fuller_card(logistic: TumorClassifier, wdbc: TumorDataset) -> None:
+    served, first = ModelPackage.open(SERVED), ModelPackage.open(LOGISTIC)
+    assert latest_package(MODELS, "tumor", "wdbc-logistic").path == served.path
+    for name in ("model.onnx", "linear.json", "calibration.json", "conformal.json", "schema.json"):
+        assert served.file(name).read_bytes() == first.file(name).read_bytes(), name
+    new = TumorClassifier.load(served)
+    assert [a.probabilities for a in new.classify(wdbc.x)] == [a.probabilities for a in logistic.classify(wdbc.x)]
+    # The first version stays loadable and keeps its identity.
+    assert logistic.identity.version == "1.0.0" and new.identity.version == "1.1.0"
+
+
+def test_the_served_card_shows_the_nested_comparison_beside_the_boosters() -> None:
+    served = ModelPackage.open(SERVED)
+    nested = served.read_json("metrics.json")["nested_cv"]
+    card = served.file("MODEL_CARD.md").read_text()
+    assert len(nested["seeds"]) >= 5 and nested["n_splits"] == 10
+    assert nested["winner_log_loss"] == "logistic_regression"
+    # The same folds and settings as the booster package's comparison: the per-fold figures agree.
+    booster = ModelPackage.open(BOOSTER).read_json("metrics.json")["nested_cv"]
+    for model in ("boosted_stumps", "logistic_regression"):
+        for key, values in booster["models"][model]["per_fold"].items():
+            np.testing.assert_allclose(nested["models"][model]["per_fold"][key], values, rtol=0, atol=1e-9)
+        figures = nested["models"][model]
+        for key in ("log_loss", "auroc", "accuracy", "brier", "ece"):
+            m = figures["metrics"][key]
+            assert f"{m['mean']:.4f} ± {m['sd']:.4f}" in card, (model, key)
+        for target in ("0.95", "0.99"):
+            row = figures["mondrian_conformal"][target]
+            assert f"{row['malignant_miss_rate']:.4f} | {row['two_label_share']:.1%} |" in card, (model, target)
+        assert f"{figures['net_benefit']['0.02']:.4f}" in card
+    assert "This package is that logistic regression" in card
+    for section in ("### Decision curve: referral for biopsy", "### Recalibration for a clinical prevalence",
+                    "### Calibration on held-out cases"):
+        assert section in card
+    for image in ("decision_curve.png", "calibration_plot.png", "shap_summary.png"):
+        assert served.file(image).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_served_card_recalibrates_for_a_clinical_prevalence() -> None:
+    nested = ModelPackage.open(SERVED).read_json("metrics.json")["nested_cv"]
+    threshold = nested["decision_curve"]["biopsy_threshold"]
+    for model in ("boosted_stumps", "logistic_regression"):
+        rows = nested["models"][model]["clinical_prevalence"]
+        assert rows
+        for prevalence, row in rows.items():
+            pi = float(prevalence)
+            assert pi < 212 / 569
+            shifted, unshifted = row["recalibrated"], row["not_recalibrated"]
+            # A lower prevalence lowers every probability: never more referrals, never a higher sensitivity.
+            assert shifted["referred_share"]["mean"] <= unshifted["referred_share"]["mean"]
+            assert shifted["sensitivity"]["mean"] <= unshifted["sensitivity"]["mean"]
+            for point in (shifted, unshifted):
+                sens, spec = point["sensitivity"]["mean"], point["specificity"]["mean"]
+                # Linear in sensitivity and specificity, so the means over seeds obey the same identities.
+                assert point["referred_share"]["mean"] == pytest.approx(sens * pi + (1 - spec) * (1 - pi))
+                assert point["net_benefit"]["mean"] == pytest.approx(
+                    sens * pi - (1 - spec) * (1 - pi) * threshold / (1 - threshold)
+                )
+            assert row["log_odds_shift"] == pytest.approx(np.log(pi / (1 - pi)) - np.log(212 / 357))
+
+
+def test_readme_quotes_the_served_package() -> None:
+    readme = " ".join((MODELS.parent / "README.md").read_text().split())
+    nested = ModelPackage.open(SERVED).read_json("metrics.json")["nested_cv"]
+    lr, stumps = nested["models"]["logistic_regression"], nested["models"]["boosted_stumps"]
+
+    def summary(model: dict[str, Any], key: str) -> str:
+        return f"{model['metrics'][key]['mean']:.4f} ± {model['metrics'][key]['sd']:.4f}"
+
+    at_5 = lr["clinical_prevalence"]["0.05"]
+    shifted, unshifted = at_5["recalibrated"], at_5["not_recalibrated"]
+    quoted = [
+        f"log loss {summary(lr, 'log_loss')} against {summary(stumps, 'log_loss')}",
+        "`wdbc-logistic` 1.1.0 is served by default",
+        f"refers {shifted['referred_share']['mean']:.0%} of cases instead of {unshifted['referred_share']['mean']:.0%}",
+        f"sensitivity {shifted['sensitivity']['mean']:.3f} instead of {unshifted['sensitivity']['mean']:.3f}",
+        f"PPV {shifted['ppv']['mean']:.0%} instead of {unshifted['ppv']['mean']:.0%}",
+        f"({shifted['net_benefit']['mean']:.4f} against {unshifted['net_benefit']['mean']:.4f})",
+    ]
+    for text in quoted:
+        assert text in readme, text

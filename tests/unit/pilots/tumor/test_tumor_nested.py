@@ -7,12 +7,14 @@ import pytest
 
 from clinpred.pilots.tumor.data import TumorDataset
 from clinpred.pilots.tumor.nested_evaluation import (
+    CLINICAL_PREVALENCES,
     METRICS,
     mondrian_mask,
     mondrian_quantiles,
     nested_comparison,
     net_benefit,
     operating_point,
+    operating_point_at_prevalence,
 )
 
 
@@ -72,6 +74,12 @@ def test_nested_comparison_on_wdbc_uses_the_same_folds_for_both_models(wdbc: Tum
     difference = np.subtract(stumps["per_fold"]["log_loss"], lr["per_fold"]["log_loss"])
     assert result["log_loss_difference_stumps_minus_lr"]["mean"] == pytest.approx(difference.mean())
     for model in (stumps, lr):
+        prevalence = model["clinical_prevalence"]
+        assert list(prevalence) == [f"{p:g}" for p in CLINICAL_PREVALENCES]
+        for p, row in prevalence.items():
+            training = float(np.mean(wdbc.y))
+            assert row["log_odds_shift"] == pytest.approx(np.log(float(p) / (1 - float(p))) - np.log(training / (1 - training)))
+            assert row["recalibrated"]["referred_share"]["mean"] <= row["not_recalibrated"]["referred_share"]["mean"]
         row = model["mondrian_conformal"]["0.99"]
         assert row["malignant_miss_rate"] == pytest.approx(1 - row["coverage_malignant"])
         # 2 x 212 malignant held-out cases at a 99% target: a miss rate above 3% would be far outside it.
@@ -89,3 +97,17 @@ def test_net_benefit_and_operating_point_count_referrals() -> None:
     )
     # Referring everyone: prevalence - (1 - prevalence) * odds.
     assert net_benefit(y, np.ones(10), 0.1) == pytest.approx(0.3 - 0.7 / 9)
+
+
+def test_at_the_datas_own_prevalence_the_operating_point_is_the_empirical_one() -> None:
+    rng = np.random.default_rng(3)
+    p, y = _scores(rng, 2000)
+    empirical = operating_point(y, p[:, 1], 0.2)
+    at_own = operating_point_at_prevalence(y, p[:, 1], 0.2, float(np.mean(y)))
+    for key in ("sensitivity", "specificity", "ppv", "referred_share"):
+        assert at_own[key] == pytest.approx(empirical[key], abs=1e-12), key
+    assert at_own["net_benefit"] == pytest.approx(net_benefit(y, p[:, 1], 0.2), abs=1e-12)
+    # A rarer positive class: same sensitivity and specificity, lower PPV.
+    rare = operating_point_at_prevalence(y, p[:, 1], 0.2, float(np.mean(y)) / 4)
+    assert (rare["sensitivity"], rare["specificity"]) == (at_own["sensitivity"], at_own["specificity"])
+    assert rare["ppv"] < at_own["ppv"]
