@@ -52,6 +52,32 @@ CsvOption = Annotated[
 ]
 
 
+class Detail(StrEnum):
+    full = "full"
+    top_reasons = "top-reasons"
+    none = "none"
+
+
+DetailOption = Annotated[
+    Detail,
+    typer.Option(
+        "--detail",
+        help="How much explanation each answer carries: full (every feature's SHAP value and the top reasons),"
+        " top-reasons (base value, margin and top reasons), none (no explanation; the service computes none).",
+    ),
+]
+
+
+def _detail(detail: Detail) -> tumor_pb2.ExplanationDetail:
+    from clinpred.services.api.tumor.v1 import tumor_pb2
+
+    return {
+        Detail.full: tumor_pb2.EXPLANATION_DETAIL_FULL,
+        Detail.top_reasons: tumor_pb2.EXPLANATION_DETAIL_TOP_REASONS,
+        Detail.none: tumor_pb2.EXPLANATION_DETAIL_NONE,
+    }[detail]
+
+
 class Algorithm(StrEnum):
     xgboost = "xgboost"
     lightgbm = "lightgbm"
@@ -157,6 +183,7 @@ def classify(
             "which is decrypted and finished here from the layout it publishes. Same output as without."
         ),
     ] = False,
+    detail: DetailOption = Detail.full,
     target: TargetOption = DEFAULT_TARGET,
     timeout: TimeoutOption = DEFAULT_TIMEOUT,
     as_json: JsonOption = False,
@@ -169,11 +196,16 @@ def classify(
 
     if example == (features is not None):
         raise typer.BadParameter("give either --features FILE.json or --example", param_hint="--features")
+    if encrypted and detail is not Detail.full:
+        raise typer.BadParameter("an encrypted answer is finished here, always in full", param_hint="--detail")
     values = _features_from_json(features) if features is not None else None
     with _client(target, timeout, tls_dir, insecure_development, sealed) as client:
         if values is None:
             values = _wdbc_example([f.name for f in client.model_info().features])
-        answer = client.classify_encrypted(values, case_id=case_id) if encrypted else client.classify(values, case_id=case_id)
+        if encrypted:
+            answer = client.classify_encrypted(values, case_id=case_id)
+        else:
+            answer = client.classify(values, case_id=case_id, detail=_detail(detail))
     if as_json:
         print_message(tumor_pb2.ClassifyResponse(classification=answer))
         return
@@ -272,6 +304,7 @@ TABLE_HEADER = "case_id\tlabel\tp_positive\tprediction_set"
 @call_app.command("batch")
 def batch(
     cases_csv: CsvOption,
+    detail: DetailOption = Detail.full,
     target: TargetOption = DEFAULT_TARGET,
     timeout: TimeoutOption = DEFAULT_TIMEOUT,
     as_json: JsonOption = False,
@@ -291,7 +324,7 @@ def batch(
     cases = read_cases_csv(cases_csv)
     with _client(target, timeout, tls_dir, insecure_development, sealed) as client:
         try:
-            answers = client.classify_batch((c.case_id, c.features) for c in cases)
+            answers = client.classify_batch(((c.case_id, c.features) for c in cases), detail=_detail(detail))
         except grpc.RpcError as error:
             error.add_note("cases[i] is data row i+1 of the CSV: file line i+2")
             raise
@@ -311,6 +344,7 @@ def _print_table(answers: Iterable[tumor_pb2.Classification]) -> None:
 @call_app.command("stream")
 def stream(
     cases_csv: CsvOption,
+    detail: DetailOption = Detail.full,
     target: TargetOption = DEFAULT_TARGET,
     as_json: JsonOption = False,
     tls_dir: TlsOption = None,
@@ -325,7 +359,7 @@ def stream(
 
     cases = read_cases_csv(cases_csv)
     with _client(target, DEFAULT_TIMEOUT, tls_dir, insecure_development, sealed) as client:
-        answers = client.classify_stream((c.case_id, c.features) for c in cases)
+        answers = client.classify_stream(((c.case_id, c.features) for c in cases), detail=_detail(detail))
         if as_json:
             for answer in answers:
                 print_message(tumor_pb2.ClassifyStreamResponse(classification=answer), one_line=True)

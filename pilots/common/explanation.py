@@ -11,8 +11,9 @@ Pilot-agnostic: any pilot with an XGBoost or LightGBM booster and a
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any, Literal
 
 import numpy as np
@@ -44,11 +45,21 @@ class Reason:
     text: str
 
 
+class ExplanationDetail(StrEnum):
+    """How much of an explanation a caller asked for: the less, the less is computed and sent."""
+
+    FULL = "full"  # every feature's SHAP value, and the top reasons
+    TOP_REASONS = "top_reasons"  # base value, margin and top reasons; no per-feature values
+    NONE = "none"  # no explanation, no SHAP values computed
+
+
 @dataclass(frozen=True)
 class Explanation:
     """Why one case got its answer.
 
     `margin` = `base_value` + sum of `contributions[*].shap_value`, in `output_space`.
+    `contributions` are in feature order; `shap_values` and `feature_values` are their SHAP and input
+    values again, packed (all three are empty at detail TOP_REASONS).
     """
 
     explained_class: str
@@ -58,6 +69,8 @@ class Explanation:
     contributions: tuple[Contribution, ...]
     top_reasons: tuple[Reason, ...]
     method: str
+    shap_values: tuple[float, ...] = ()
+    feature_values: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -235,7 +248,82 @@ def build_explanation(
         contributions=contributions,
         top_reasons=top_reasons(candidates, specs_by_name, explained_class, k),
         method=method,
+        shap_values=tuple(values.tolist()),
+        feature_values=tuple(x_row.tolist()),
     )
+
+
+def explanations_of_batch(
+    shap: TreeShap,
+    outputs: Sequence[int],
+    rows: np.ndarray,
+    feature_names: tuple[str, ...],
+    specs_by_name: Mapping[str, FeatureSpec],
+    explained_classes: Sequence[str],
+    details: Sequence[ExplanationDetail],
+    k: int = 3,
+    method: str = TREESHAP_METHOD,
+) -> list[Explanation | None]:
+    """Every row's `Explanation` of its output (`outputs[i]`, 0 for binary models) at its detail, in one pass.
+
+    The same explanations as `build_explanation` row by row: margins and the ranking of reasons
+    (largest magnitude first, ties by feature name, zeros never) are computed for the whole batch at
+    once; only the reasons' words are built case by case. Detail NONE gives None.
+    """
+    n, d = rows.shape
+    if len(feature_names) != d or shap.values.shape[0] != n or shap.values.shape[-1] != d:
+        raise ValueError("feature names, values and contributions must line up")
+    picked = np.arange(n)
+    out = np.asarray(outputs, dtype=np.intp)
+    values = shap.values[picked, out]  # [n, d]
+    bases = shap.base_values[picked, out]
+    margins = bases + values.sum(axis=-1)
+    magnitude = np.abs(values)
+    # Rank by (-|shap|, feature name): lexsort's last key is the primary one.
+    name_rank = np.empty(d, dtype=np.intp)
+    name_rank[np.argsort(np.array(feature_names, dtype=object), kind="stable")] = np.arange(d)
+    order = np.lexsort((np.broadcast_to(name_rank, (n, d)), -magnitude), axis=-1)[:, :k]
+    chosen = np.take_along_axis(values, order, axis=-1)
+    chosen_x = np.take_along_axis(rows, order, axis=-1)
+    explanations: list[Explanation | None] = []
+    value_lists, row_lists = values.tolist(), rows.tolist()
+    for i, detail in enumerate(details):
+        if detail is ExplanationDetail.NONE:
+            explanations.append(None)
+            continue
+        explained = explained_classes[i]
+        reasons = []
+        for j, shap_value, x_value in zip(order[i].tolist(), chosen[i].tolist(), chosen_x[i].tolist(), strict=True):
+            if shap_value == 0.0:
+                break  # ranked by magnitude: the rest are zeros too
+            feature = feature_names[j]
+            spec = specs_by_name.get(feature)
+            direction: Literal["raises", "lowers"] = "raises" if shap_value > 0 else "lowers"
+            reasons.append(
+                Reason(
+                    feature=feature,
+                    value=x_value,
+                    unit=spec.unit if spec is not None else "",
+                    direction=direction,
+                    shap_value=shap_value,
+                    text=reason_text(feature, x_value, spec, direction, explained),
+                )
+            )
+        full = detail is ExplanationDetail.FULL
+        explanations.append(
+            Explanation(
+                explained_class=explained,
+                output_space=shap.output_space,
+                base_value=float(bases[i]),
+                margin=float(margins[i]),
+                contributions=tuple(map(Contribution, feature_names, row_lists[i], value_lists[i])) if full else (),
+                top_reasons=tuple(reasons),
+                method=method,
+                shap_values=tuple(value_lists[i]) if full else (),
+                feature_values=tuple(row_lists[i]) if full else (),
+            )
+        )
+    return explanations
 
 
 class StumpShap:
@@ -254,6 +342,16 @@ class StumpShap:
         self.deltas = deltas  # [k, d, m]: left leaf - right leaf, 0 in padding
         self.offsets = offsets  # [k, d]: sum over the feature's stumps of (right leaf - E[f])
         self.base = base  # [k]
+        # One lookup table per feature and output: with its thresholds sorted, a value at or above
+        # exactly c of them goes left in the stumps c.. (value < threshold), so its SHAP value is the
+        # offset plus the suffix sum of those stumps' deltas: table[k, d, c].
+        order = np.argsort(thresholds, axis=-1, kind="stable")  # the +inf padding stays last
+        self._sorted_thresholds = np.take_along_axis(thresholds, order, axis=-1)
+        suffix = np.cumsum(np.take_along_axis(deltas, order, axis=-1)[..., ::-1], axis=-1)[..., ::-1]
+        tail = np.zeros((*offsets.shape, 1))
+        self._tables = (offsets[..., None] + np.concatenate([suffix, tail], axis=-1)).ravel()
+        k, d, m = thresholds.shape
+        self._table_starts = (np.arange(k * d) * (m + 1)).reshape(k, d)
 
     @classmethod
     def from_booster(cls, booster: Any) -> StumpShap | None:
@@ -305,9 +403,10 @@ class StumpShap:
         # Blocks bound the [rows, outputs, features, stumps] comparison tensor for large batches.
         for start in range(0, x32.shape[0], 256):
             block = x32[start : start + 256]
-            # XGBoost sends `value < threshold` to the left child, comparing in float32.
-            goes_left = block[:, None, :, None] < self.thresholds[None]
-            values[start : start + 256] = self.offsets[None] + np.einsum("nkdm,kdm->nkd", goes_left, self.deltas)
+            # XGBoost sends `value < threshold` to the left child, comparing in float32: a finite value
+            # is at or above the thresholds of the stumps that send it right.
+            passed = np.count_nonzero(block[:, None, :, None] >= self._sorted_thresholds[None], axis=-1)
+            values[start : start + 256] = self._tables[self._table_starts[None] + passed]
         k = self.base.size
         base = np.broadcast_to(self.base, (x32.shape[0], k))
         return TreeShap(values=values, base_values=base, output_space=LOG_ODDS if k == 1 else SOFTMAX_LOGIT)

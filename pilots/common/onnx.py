@@ -19,12 +19,13 @@ class OnnxParityError(ModelPackageError):
     """The ONNX export does not reproduce the native model; it must never be served."""
 
 
-def onnx_session(model: bytes | str | Path) -> Any:
-    """A single-threaded ONNX Runtime session: one case must not fan out over cores."""
+def onnx_session(model: bytes | str | Path, threads: int = 1) -> Any:
+    """An ONNX Runtime session with `threads` intra-op threads (default one: a case or a small batch must
+    not fan out over cores that other calls, and on a 2-core machine the other API worker, are using)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
+    options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     # The converters declare a label shape that ONNX Runtime warns about on every batch.
     options.log_severity_level = 3

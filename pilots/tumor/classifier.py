@@ -21,7 +21,14 @@ import numpy.typing as npt
 from clinpred.pilots.common.calibration import Calibrator, binary_probabilities_from_margins
 from clinpred.pilots.common.conformal import ConformalSet, SplitConformal
 from clinpred.pilots.common.errors import ModelPackageError
-from clinpred.pilots.common.explanation import Explanation, StumpShap, TreeShap, TreeShapExplainer, build_explanation
+from clinpred.pilots.common.explanation import (
+    Explanation,
+    ExplanationDetail,
+    StumpShap,
+    TreeShap,
+    TreeShapExplainer,
+    explanations_of_batch,
+)
 from clinpred.pilots.common.model_package import ModelIdentity, ModelPackage
 from clinpred.pilots.common.onnx import onnx_session
 from clinpred.pilots.common.schema import FeatureBounds, FeatureSpec, ModelSchema, RangeFlag
@@ -40,10 +47,12 @@ from clinpred.pilots.tumor.prevalence import PriorShift, training_prevalence
 
 @dataclass(frozen=True)
 class TumorCases:
-    """Cases to classify: `rows[i]` holds case `case_ids[i]`'s features, float64 in schema feature order."""
+    """Cases to classify: `rows[i]` holds case `case_ids[i]`'s features, float64 in schema feature order,
+    and `detail` says how much explanation their answers carry."""
 
     case_ids: tuple[str, ...]
     rows: npt.NDArray[np.float64]
+    detail: ExplanationDetail = ExplanationDetail.FULL
 
     def __post_init__(self) -> None:
         if self.rows.ndim != 2 or self.rows.shape[0] != len(self.case_ids):
@@ -66,7 +75,7 @@ class TumorClassification:
     label: str
     probabilities: dict[str, float]
     confidence: ConformalSet
-    explanation: Explanation
+    explanation: Explanation | None  # None when the caller asked for none
     out_of_range: tuple[RangeFlag, ...]
     model: ModelIdentity
 
@@ -132,20 +141,21 @@ def explanations_from_shap(
     schema: ModelSchema,
     method: str,
     specs_by_name: Mapping[str, FeatureSpec] | None = None,
-) -> list[Explanation]:
-    """Explanations of `predictions` from their TreeSHAP values: binary models explain the positive
-    class, multi-class the predicted class. The client that decrypts SHAP values builds them here too."""
+    details: Sequence[ExplanationDetail] | None = None,
+) -> list[Explanation | None]:
+    """Explanations of `predictions` from their TreeSHAP values, at each row's detail (default: full):
+    binary models explain the positive class, multi-class the predicted class. The client that decrypts
+    SHAP values builds them here too."""
     specs = specs_by_name if specs_by_name is not None else {f.name: f for f in schema.features}
-    names, classes = schema.feature_names, schema.classes
-    binary = len(classes) == 2
-    explanations = []
-    for i, prediction in enumerate(predictions):
-        if binary:
-            output, explained = 0, schema.positive_class
-        else:
-            output, explained = classes.index(prediction.label), prediction.label
-        explanations.append(build_explanation(shap, i, output, rows[i], names, specs, explained, method=method))
-    return explanations
+    classes = schema.classes
+    if len(classes) == 2:
+        outputs = [0] * len(predictions)
+        explained = [schema.positive_class] * len(predictions)
+    else:
+        outputs = [classes.index(p.label) for p in predictions]
+        explained = [p.label for p in predictions]
+    levels = details if details is not None else [ExplanationDetail.FULL] * len(predictions)
+    return explanations_of_batch(shap, outputs, rows, schema.feature_names, specs, explained, levels, method=method)
 
 
 def _load_booster(algorithm: str, path: str) -> Any:
@@ -244,7 +254,7 @@ class TumorClassifier:
         return shifted
 
     @classmethod
-    def load(cls, package: ModelPackage) -> TumorClassifier:
+    def load(cls, package: ModelPackage, onnx_threads: int = 1) -> TumorClassifier:
         if package.pilot != PILOT:
             raise ModelPackageError(f"model package {package.identity.name} is for pilot {package.pilot}, not {PILOT}")
         metadata = package.metadata
@@ -255,7 +265,7 @@ class TumorClassifier:
         conformal = SplitConformal.from_json(package.read_json("conformal.json"))
         if conformal.classes != schema.classes or calibrator.n_classes != len(schema.classes):
             raise ModelPackageError(f"model package {package.path}: calibration/conformal classes disagree with schema")
-        session = onnx_session(package.file("model.onnx"))
+        session = onnx_session(package.file("model.onnx"), threads=onnx_threads)
         input_names = [i.name for i in session.get_inputs()]
         output_names = [o.name for o in session.get_outputs()]
         if input_names != [ONNX_INPUT] or ONNX_PROBABILITIES not in output_names:
@@ -334,31 +344,41 @@ class TumorClassifier:
     def _answers(self, p: np.ndarray, flags: Sequence[tuple[RangeFlag, ...]]) -> list[TumorPrediction]:
         return predictions_from_probabilities(p, self._classes, self.conformal, flags, self.prior_shift)
 
-    def explain(self, x: np.ndarray, predictions: Sequence[TumorPrediction]) -> list[Explanation]:
-        """TreeSHAP in log-odds: binary models explain the positive class, multi-class the predicted class."""
-        return self._explain(self._rows(x), predictions)
+    def explain(
+        self, x: np.ndarray, predictions: Sequence[TumorPrediction], details: Sequence[ExplanationDetail] | None = None
+    ) -> list[Explanation | None]:
+        """TreeSHAP in log-odds: binary models explain the positive class, multi-class the predicted class.
 
-    def _explain(self, rows: np.ndarray, predictions: Sequence[TumorPrediction]) -> list[Explanation]:
-        if len(predictions) != rows.shape[0]:
-            raise ValueError("one prediction per row is needed")
+        `details[i]` is row i's detail (default: full); rows at NONE get None, and a batch of only those
+        computes no SHAP values."""
+        return self._explain(self._rows(x), predictions, details)
+
+    def _explain(
+        self, rows: np.ndarray, predictions: Sequence[TumorPrediction], details: Sequence[ExplanationDetail] | None = None
+    ) -> list[Explanation | None]:
+        if len(predictions) != rows.shape[0] or (details is not None and len(details) != rows.shape[0]):
+            raise ValueError("one prediction (and detail) per row is needed")
         if rows.shape[0] == 0:
             return []
-        return explanations_from_shap(self._explainer(rows), rows, predictions, self.schema, self._explainer.method, self._specs)
+        if details is not None and all(d is ExplanationDetail.NONE for d in details):
+            return [None] * rows.shape[0]
+        shap = self._explainer(rows)
+        return explanations_from_shap(shap, rows, predictions, self.schema, self._explainer.method, self._specs, details)
 
-    def classify(self, x: np.ndarray) -> list[TumorClassification]:
+    def classify(self, x: np.ndarray, detail: ExplanationDetail = ExplanationDetail.FULL) -> list[TumorClassification]:
         rows = self._rows(x)
         predictions = self._predict(rows)
-        return self.combine(predictions, self._explain(rows, predictions))
+        return self.combine(predictions, self._explain(rows, predictions, [detail] * rows.shape[0]))
 
     def combine(
-        self, predictions: Sequence[TumorPrediction], explanations: Sequence[Explanation]
+        self, predictions: Sequence[TumorPrediction], explanations: Sequence[Explanation | None]
     ) -> list[TumorClassification]:
         """Answers from predictions and their explanations (for callers that time the two apart)."""
         return classifications(predictions, explanations, self.identity)
 
 
 def classifications(
-    predictions: Sequence[TumorPrediction], explanations: Sequence[Explanation], model: ModelIdentity
+    predictions: Sequence[TumorPrediction], explanations: Sequence[Explanation | None], model: ModelIdentity
 ) -> list[TumorClassification]:
     """The answers of `model` from its predictions and their explanations, case by case."""
     return [

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Final
 
+import numpy as np
 from google.protobuf import unknown_fields
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -113,14 +114,63 @@ def encode_identity(identity: ModelIdentity) -> common_pb2.ModelIdentity:
     return common_pb2.ModelIdentity(name=identity.name, version=identity.version, sha256=identity.sha256)
 
 
-def encode_explanation(explanation: Explanation) -> common_pb2.Explanation:
-    return common_pb2.Explanation(
+def _varint(number: int) -> bytes:
+    out = bytearray()
+    while True:
+        low, number = number & 0x7F, number >> 7
+        out.append(low | (0x80 if number else 0))
+        if not number:
+            return bytes(out)
+
+
+class ContributionsEncoder:
+    """`Explanation.contributions` of one feature list written straight to protobuf wire format.
+
+    Thirty `FeatureContribution` messages built field by field cost about 50 us per answer; here the
+    bytes of every contribution (tag, length, feature name) are fixed once per model, and an answer
+    only writes its 2 x 30 doubles into a copy and is parsed in C. The fixed part is protobuf's own
+    serialisation of each name; the doubles (fields 2 and 3, fixed 64-bit, little-endian) are its last
+    18 bytes, written even when 0.0, which parsers read as the default.
+    """
+
+    def __init__(self, feature_names: Sequence[str]) -> None:
+        pieces, value_at, shap_at, offset = [], [], [], 0
+        tag = _varint(common_pb2.Explanation.CONTRIBUTIONS_FIELD_NUMBER << 3 | 2)
+        for name in feature_names:
+            inner = common_pb2.FeatureContribution(feature=name, value=1.0, shap_value=1.0).SerializeToString()
+            head = tag + _varint(len(inner))
+            start = offset + len(head) + len(inner) - 18
+            value_at.append(start + 1)  # after the tag byte of field 2
+            shap_at.append(start + 10)  # after the tag byte of field 3
+            pieces.append(head + inner)
+            offset += len(head) + len(inner)
+        self.size = len(feature_names)
+        self._template = np.frombuffer(b"".join(pieces), dtype=np.uint8)
+        eight = np.arange(8)
+        self._value_bytes = (np.asarray(value_at)[:, None] + eight).ravel()
+        self._shap_bytes = (np.asarray(shap_at)[:, None] + eight).ravel()
+
+    def encode(self, values: Sequence[float], shap_values: Sequence[float]) -> bytes:
+        """The serialised `contributions` of an Explanation, in feature order."""
+        buffer = self._template.copy()
+        buffer[self._value_bytes] = np.asarray(values, dtype="<f8").view(np.uint8)
+        buffer[self._shap_bytes] = np.asarray(shap_values, dtype="<f8").view(np.uint8)
+        return buffer.tobytes()
+
+
+def encode_explanation(explanation: Explanation, contributions: ContributionsEncoder | None = None) -> common_pb2.Explanation:
+    """The proto of `explanation`; with `contributions` (an encoder of its features, in order) without per-field work."""
+    fast = contributions is not None and len(explanation.feature_values) == contributions.size
+    message = common_pb2.Explanation(
         explained_class=explanation.explained_class,
         output_space=explanation.output_space,
         base_value=explanation.base_value,
         margin=explanation.margin,
         method=explanation.method,
-        contributions=[
+        shap_values=explanation.shap_values,
+        contributions=()
+        if fast
+        else [
             common_pb2.FeatureContribution(feature=c.feature, value=c.value, shap_value=c.shap_value)
             for c in explanation.contributions
         ],
@@ -136,6 +186,10 @@ def encode_explanation(explanation: Explanation) -> common_pb2.Explanation:
             for r in explanation.top_reasons
         ],
     )
+    if fast:
+        assert contributions is not None
+        message.MergeFromString(contributions.encode(explanation.feature_values, explanation.shap_values))
+    return message
 
 
 def encode_conformal_set(confidence: ConformalSet, verified_coverage: float) -> common_pb2.Confidence:

@@ -37,7 +37,8 @@ def _metrics() -> dict[str, Any]:
         ),
         "stage": Histogram(
             "clinpred_stage_duration_seconds",
-            "Time spent per processing stage: decode, predict, explain, encode",
+            "Time spent per processing stage (decode, queue, predict, explain, encode), once per call: a call"
+            " classified in a batch with others records the batch's predict and explain times",
             ["service", "stage"],
             buckets=LATENCY_BUCKETS,
         ),
@@ -58,3 +59,10 @@ def stage(service: str, name: str) -> Iterator[None]:
         yield
     finally:
         _metrics()["stage"].labels(service, name).observe(time.perf_counter() - start)
+
+
+def observe_stage(service: str, name: str, seconds: float, calls: int = 1) -> None:
+    """Records a stage that took `seconds` for each of `calls` calls (a batch's stage is each of its calls')."""
+    histogram = _metrics()["stage"].labels(service, name)
+    for _ in range(calls):
+        histogram.observe(seconds)

@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import TypeVar
 
 from clinpred.pilots.common.call import Call
+from clinpred.services.common.batching import CallBatcher
 from clinpred.services.common.calls import current_call
 from clinpred.services.common.metrics import stage
 
@@ -66,6 +67,20 @@ class Rpc:
         """One request, one response."""
         decoded = self._decode(decode, request)
         result = await self._handle(handle, decoded, blocking)
+        return self._encode(encode, result)
+
+    async def unary_batched(
+        self,
+        request: Request,
+        decode: Callable[[Request], Decoded],
+        batcher: CallBatcher[tuple[Decoded, Call], Result],
+        encode: Callable[[Result], Response],
+    ) -> Response:
+        """One request, one response, handled in a batch with concurrent calls' (`services.common.batching`).
+
+        Decoding and encoding stay per call, so one call's bad input fails it alone before any batch."""
+        decoded = self._decode(decode, request)
+        result = await batcher.submit((decoded, current_call()))
         return self._encode(encode, result)
 
     async def each(

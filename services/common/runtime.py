@@ -7,6 +7,7 @@ in-process server's), before health reports SERVING.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Generic, Protocol, TypeVar
 
 from clinpred.pilots.common.errors import ModelUnavailable
@@ -28,15 +29,23 @@ P = TypeVar("P")
 class ModelRuntime(Generic[P]):
     """Holds one pilot's predictor, loaded from the BentoML model store."""
 
-    def __init__(self, pilot: str, settings: ServiceSettings, predictor_type: type[P]) -> None:
+    def __init__(
+        self,
+        pilot: str,
+        settings: ServiceSettings,
+        predictor_type: type[P],
+        load: Callable[[ModelPackage], P] | None = None,
+    ) -> None:
+        """`load` builds the predictor from its package (default: `predictor_type.load`)."""
         self.pilot = pilot
         self.settings = settings
         self.predictor_type = predictor_type
+        self._load = load
         self._predictor: P | None = None
 
     def load(self) -> P:
         package = model_store.load_package(self.pilot, self.settings.model_name, self.settings.model_version)
-        predictor: P = self.predictor_type.load(package)  # type: ignore[attr-defined]
+        predictor: P = self._load(package) if self._load else self.predictor_type.load(package)  # type: ignore[attr-defined]
         self._predictor = predictor
         identity = package.identity
         logger.info("%s model %s %s loaded (sha256 %s)", self.pilot, identity.name, identity.version, identity.sha256)

@@ -27,6 +27,9 @@ if TYPE_CHECKING:
     from clinpred.services.tumor.codec import TumorCodec
 
 
+FULL = tumor_pb2.EXPLANATION_DETAIL_FULL
+
+
 @dataclass(frozen=True)
 class EncryptionSession:
     """What one client keeps between encrypted calls: the published model, its private CKKS context
@@ -67,21 +70,32 @@ class TumorClient:
     def __exit__(self, *_: object) -> None:
         self.channel.close()
 
-    def classify(self, features: Mapping[str, float], case_id: str = "") -> tumor_pb2.Classification:
-        request = tumor_pb2.ClassifyRequest(tumor_case=tumor_pb2.TumorCase(case_id=case_id, features=features))
+    def classify(
+        self, features: Mapping[str, float], case_id: str = "", detail: tumor_pb2.ExplanationDetail = FULL
+    ) -> tumor_pb2.Classification:
+        """`detail`: how much explanation the answer carries (`tumor_pb2.EXPLANATION_DETAIL_*`; full by default)."""
+        request = tumor_pb2.ClassifyRequest(tumor_case=tumor_pb2.TumorCase(case_id=case_id, features=features), detail=detail)
         return self.stub.Classify(request, timeout=self.timeout).classification
 
-    def classify_batch(self, cases: Iterable[tuple[str, Mapping[str, float]]]) -> list[tumor_pb2.Classification]:
-        request = tumor_pb2.ClassifyBatchRequest(cases=[tumor_pb2.TumorCase(case_id=case_id, features=f) for case_id, f in cases])
+    def classify_batch(
+        self, cases: Iterable[tuple[str, Mapping[str, float]]], detail: tumor_pb2.ExplanationDetail = FULL
+    ) -> list[tumor_pb2.Classification]:
+        request = tumor_pb2.ClassifyBatchRequest(
+            cases=[tumor_pb2.TumorCase(case_id=case_id, features=f) for case_id, f in cases], detail=detail
+        )
         return list(self.stub.ClassifyBatch(request, timeout=self.timeout).classifications)
 
     def classify_stream(
-        self, cases: Iterable[tuple[str, Mapping[str, float]]], timeout: float | None = None
+        self,
+        cases: Iterable[tuple[str, Mapping[str, float]]],
+        timeout: float | None = None,
+        detail: tumor_pb2.ExplanationDetail = FULL,
     ) -> Iterator[tumor_pb2.Classification]:
         """Answers in order as they arrive. `timeout` bounds the whole stream (default: none, as a stream
         lasts as long as its input; the per-call timeout would cut a long stream off)."""
         requests = (
-            tumor_pb2.ClassifyStreamRequest(tumor_case=tumor_pb2.TumorCase(case_id=case_id, features=f)) for case_id, f in cases
+            tumor_pb2.ClassifyStreamRequest(tumor_case=tumor_pb2.TumorCase(case_id=case_id, features=f), detail=detail)
+            for case_id, f in cases
         )
         for response in self.stub.ClassifyStream(requests, timeout=timeout):
             yield response.classification

@@ -15,6 +15,7 @@ from clinpred.pilots.common.calibration import Calibrator
 from clinpred.pilots.common.ckks import MAX_SCALE_BITS, MIN_SCALE_BITS
 from clinpred.pilots.common.conformal import SplitConformal
 from clinpred.pilots.common.errors import FailedPrecondition, InvalidInput, ViolationCollector
+from clinpred.pilots.common.explanation import ExplanationDetail
 from clinpred.pilots.common.model_package import ModelIdentity
 from clinpred.pilots.common.schema import ModelSchema
 from clinpred.pilots.tumor.classifier import ClassifiedCase, TumorCases, TumorClassification, TumorModelInfo
@@ -37,6 +38,23 @@ MAX_CASE_ID_LENGTH = 128
 MAX_PUBLIC_CONTEXT_BYTES = 256 * 1024
 # A fresh vector at degree 8192 with the largest modulus 128-bit security allows is about 0.5 MB.
 MAX_CIPHERTEXT_BYTES = 1024 * 1024
+# Not set means full: an explained answer is the default.
+EXPLANATION_DETAILS: dict[int, ExplanationDetail] = {
+    tumor_pb2.EXPLANATION_DETAIL_UNSPECIFIED: ExplanationDetail.FULL,
+    tumor_pb2.EXPLANATION_DETAIL_FULL: ExplanationDetail.FULL,
+    tumor_pb2.EXPLANATION_DETAIL_TOP_REASONS: ExplanationDetail.TOP_REASONS,
+    tumor_pb2.EXPLANATION_DETAIL_NONE: ExplanationDetail.NONE,
+}
+_DETAIL_NAMES = ", ".join(tumor_pb2.ExplanationDetail.Name(v) for v in EXPLANATION_DETAILS if v)
+
+
+def _decode_detail(value: int, path: str, violations: ViolationCollector) -> ExplanationDetail:
+    detail = EXPLANATION_DETAILS.get(value)
+    if detail is None:
+        # An open proto3 enum keeps numbers this version does not know; the value itself is not echoed.
+        violations.add(path, f"is not a known explanation detail; one of {_DETAIL_NAMES}, or unset for full")
+        return ExplanationDetail.FULL
+    return detail
 
 
 class TumorCodec:
@@ -47,6 +65,7 @@ class TumorCodec:
         self.max_batch_size = max_batch_size
         self.verified_coverage = verified_coverage
         self.max_encrypted_ciphertexts = max_encrypted_ciphertexts
+        self.contributions = common.ContributionsEncoder(schema.feature_names)
 
     @classmethod
     def for_model(cls, info: TumorModelInfo, max_batch_size: int, max_encrypted_ciphertexts: int) -> TumorCodec:
@@ -55,7 +74,11 @@ class TumorCodec:
     # Requests -> TumorCases
 
     def _decode_cases(
-        self, cases: Sequence[tumor_pb2.TumorCase], paths: Sequence[str], violations: ViolationCollector
+        self,
+        cases: Sequence[tumor_pb2.TumorCase],
+        paths: Sequence[str],
+        violations: ViolationCollector,
+        detail: ExplanationDetail = ExplanationDetail.FULL,
     ) -> TumorCases:
         specs = self.schema.features
         rows = []
@@ -64,7 +87,7 @@ class TumorCodec:
             rows.append(common.check_feature_map(case.features, specs, path, violations))
         violations.raise_if_any()
         matrix = np.asarray(rows, dtype=np.float64).reshape(len(rows), len(specs))
-        return TumorCases(tuple(c.case_id for c in cases), matrix)
+        return TumorCases(tuple(c.case_id for c in cases), matrix, detail)
 
     def decode_cases(self, cases: Sequence[tumor_pb2.TumorCase], paths: Sequence[str]) -> TumorCases:
         """Cases checked as Classify checks them (a client that encrypts them checks them first, the same way)."""
@@ -74,10 +97,11 @@ class TumorCodec:
         violations = ViolationCollector()
         common.check_unknown_fields(request, path, violations)
         case_path = f"{path}.tumor_case" if path else "tumor_case"
+        detail = _decode_detail(request.detail, f"{path}.detail" if path else "detail", violations)
         if not request.HasField("tumor_case"):
             violations.add(case_path, "is required")
             violations.raise_if_any()
-        return self._decode_cases([request.tumor_case], [case_path], violations)
+        return self._decode_cases([request.tumor_case], [case_path], violations, detail)
 
     def decode_classify(self, request: tumor_pb2.ClassifyRequest) -> TumorCases:
         return self._decode_one(request, "")
@@ -88,8 +112,9 @@ class TumorCodec:
         # A batch over the limit is refused before its cases are read.
         violations.raise_if_any()
         common.check_unknown_fields(request, "", violations)
+        detail = _decode_detail(request.detail, "detail", violations)
         paths = [f"cases[{i}]" for i in range(len(request.cases))]
-        return self._decode_cases(list(request.cases), paths, violations)
+        return self._decode_cases(list(request.cases), paths, violations, detail)
 
     def decode_stream_item(self, request: tumor_pb2.ClassifyStreamRequest, index: int) -> TumorCases:
         return self._decode_one(request, f"stream[{index}]")
@@ -104,7 +129,9 @@ class TumorCodec:
             probabilities=common.encode_probabilities(result.probabilities),
             positive_probability=result.probabilities[self.schema.positive_class],
             confidence=common.encode_conformal_set(result.confidence, self.verified_coverage),
-            explanation=common.encode_explanation(result.explanation),
+            explanation=(
+                common.encode_explanation(result.explanation, self.contributions) if result.explanation is not None else None
+            ),
             out_of_range=common.encode_range_flags(result.out_of_range),
             model=common.encode_identity(result.model),
         )

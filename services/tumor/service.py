@@ -24,7 +24,12 @@ def tumor_mount(settings: TumorSettings) -> ServiceMount:
         stream_alternatives={"ClassifyStream": "ClassifyBatch"},
     )
     servicer = TumorServicer(
-        TumorHandler(settings), settings.max_batch_size, settings.max_encrypted_ciphertexts, sealed_calls=sealed_calls
+        TumorHandler(settings),
+        settings.max_batch_size,
+        settings.max_encrypted_ciphertexts,
+        sealed_calls=sealed_calls,
+        batch_window_ms=settings.batch_window_ms,
+        batch_max_cases=settings.batch_max_cases,
     )
     return ServiceMount(
         name=SERVICE,

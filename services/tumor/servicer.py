@@ -6,8 +6,11 @@ from collections.abc import AsyncIterator
 
 import grpc
 
+from clinpred.pilots.common.call import Call
 from clinpred.pilots.common.errors import ModelUnavailable
+from clinpred.pilots.tumor.classifier import ClassifiedCase, TumorCases
 from clinpred.services.api.tumor.v1 import tumor_pb2, tumor_pb2_grpc
+from clinpred.services.common.batching import CallBatcher
 from clinpred.services.common.rpc import Rpc
 from clinpred.services.common.sealed_rpc import SealedCalls, SealedMethods
 from clinpred.services.tumor.codec import TumorCodec
@@ -20,7 +23,14 @@ OFF_LOOP_CASES = 16
 
 class TumorServicer(SealedMethods, tumor_pb2_grpc.TumorClassificationServiceServicer):
     def __init__(
-        self, handler: TumorHandler, max_batch_size: int, max_encrypted_ciphertexts: int, *, sealed_calls: SealedCalls
+        self,
+        handler: TumorHandler,
+        max_batch_size: int,
+        max_encrypted_ciphertexts: int,
+        *,
+        sealed_calls: SealedCalls,
+        batch_window_ms: float = 0.0,
+        batch_max_cases: int = 64,
     ) -> None:
         self.sealed_calls = sealed_calls
         self.handler = handler
@@ -28,6 +38,12 @@ class TumorServicer(SealedMethods, tumor_pb2_grpc.TumorClassificationServiceServ
         self.max_encrypted_ciphertexts = max_encrypted_ciphertexts
         self.rpc = Rpc(SERVICE)
         self._codec: TumorCodec | None = None
+        # Classify and stream messages (one case each) of concurrent calls are classified together.
+        self.batcher: CallBatcher[tuple[TumorCases, Call], list[ClassifiedCase]] | None = (
+            CallBatcher(SERVICE, handler.classify_together, window_seconds=batch_window_ms / 1000, max_items=batch_max_cases)
+            if batch_window_ms > 0
+            else None
+        )
 
     def load(self) -> None:
         """Loads the model, then the codec for its schema (once per load, not per request)."""
@@ -42,6 +58,8 @@ class TumorServicer(SealedMethods, tumor_pb2_grpc.TumorClassificationServiceServ
 
     async def Classify(self, request: tumor_pb2.ClassifyRequest, context: grpc.aio.ServicerContext) -> tumor_pb2.ClassifyResponse:
         codec = self.codec
+        if self.batcher is not None:
+            return await self.rpc.unary_batched(request, codec.decode_classify, self.batcher, codec.encode_classify)
         return await self.rpc.unary(request, codec.decode_classify, self.handler.classify, codec.encode_classify, blocking=False)
 
     async def ClassifyBatch(

@@ -27,3 +27,22 @@ class TumorSettings(ServiceSettings):
         "recalibrated for it by shifting the log-odds by logit(p) - logit(training share). Unset: the training "
         "data's share (37% for wdbc).",
     )
+    batch_window_ms: float = Field(
+        default=1.0,
+        ge=0.0,
+        le=100.0,
+        description="Classify calls arriving together are classified in one vectorised batch. A call arriving more"
+        " than this many milliseconds after the last batch ended finds the server idle and goes at once, alone; one"
+        " arriving sooner (under load) waits at most this long for others. 0: no batching, each call alone.",
+    )
+    batch_max_cases: int = Field(
+        default=64, ge=1, le=1000, description="Most Classify calls one cross-call batch holds."
+    )
+    onnx_threads: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="ONNX Runtime intra-op threads per API worker. 1 suits a 2-core machine: a case, or a batch"
+        " of a hundred, is predicted faster than threads start, and the other core serves gRPC (or a second API"
+        " worker: `clinpred serve --api-workers 2` on a machine of its own, 1 when all three services share it).",
+    )

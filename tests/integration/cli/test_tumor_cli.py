@@ -156,6 +156,8 @@ async def test_an_encrypted_example_prints_the_plain_answer(tumor_target: str) -
         message.ClearField("positive_probability")
         message.ClearField("probabilities")
         message.explanation.ClearField("margin")
+        assert len(message.explanation.shap_values) == len(message.explanation.contributions)
+        message.explanation.ClearField("shap_values")
         for contribution in message.explanation.contributions:
             contribution.ClearField("shap_value")
         for reason in message.explanation.top_reasons:
@@ -166,3 +168,27 @@ async def test_an_encrypted_example_prints_the_plain_answer(tumor_target: str) -
     assert plain_text.returncode == encrypted_text.returncode == 0, encrypted_text.stderr
     assert plain_text.stdout.startswith("case example-1: malignant (P(malignant) = ")
     assert _numbers_rounded(encrypted_text.stdout) == _numbers_rounded(plain_text.stdout)
+
+
+async def test_detail_chooses_how_much_explanation_the_answer_carries(
+    tumor_target: str, tmp_path: Path, wdbc_cases: Cases
+) -> None:
+    common = ("call", "tumor", "classify", "--example", "--json", "--target", tumor_target, "--insecure-development")
+    answers = {}
+    for detail in ("full", "top-reasons", "none"):
+        done = await run_cli(*common, "--detail", detail)
+        assert done.returncode == 0, done.stderr
+        answers[detail] = json_format.Parse(done.stdout, tumor_pb2.ClassifyResponse()).classification
+    assert len(answers["full"].explanation.shap_values) == len(answers["full"].explanation.contributions) > 0
+    assert answers["top-reasons"].explanation.top_reasons and not answers["top-reasons"].explanation.contributions
+    assert not answers["none"].HasField("explanation")
+    assert answers["none"].label == answers["full"].label
+    ids = write_csv(tmp_path / "cases.csv", wdbc_cases)
+    batch = await run_cli("call", "tumor", "batch", "--csv", str(tmp_path / "cases.csv"), "--detail", "none", "--json",
+                          "--target", tumor_target, "--insecure-development")
+    assert batch.returncode == 0, batch.stderr
+    answered = json_format.Parse(batch.stdout, tumor_pb2.ClassifyBatchResponse()).classifications
+    assert [a.case_id for a in answered] == ids and not any(a.HasField("explanation") for a in answered)
+    refused = await run_cli(*common, "--detail", "everything")
+    assert refused.returncode != 0 and "--detail" in refused.stderr
+

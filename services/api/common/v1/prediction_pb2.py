@@ -24,17 +24,17 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#clinpred/common/v1/prediction.proto\x12\x12\x63linpred.common.v1\">\n\rModelIdentity\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x0e\n\x06sha256\x18\x03 \x01(\t\"I\n\x13\x46\x65\x61tureContribution\x12\x0f\n\x07\x66\x65\x61ture\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01\x12\x12\n\nshap_value\x18\x03 \x01(\x01\"\x8a\x01\n\x06Reason\x12\x0f\n\x07\x66\x65\x61ture\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01\x12\x0c\n\x04unit\x18\x03 \x01(\t\x12\x30\n\tdirection\x18\x04 \x01(\x0e\x32\x1d.clinpred.common.v1.Direction\x12\x12\n\nshap_value\x18\x05 \x01(\x01\x12\x0c\n\x04text\x18\x06 \x01(\t\"\xe1\x01\n\x0b\x45xplanation\x12\x17\n\x0f\x65xplained_class\x18\x01 \x01(\t\x12\x14\n\x0coutput_space\x18\x02 \x01(\t\x12\x12\n\nbase_value\x18\x03 \x01(\x01\x12\x0e\n\x06margin\x18\x04 \x01(\x01\x12>\n\rcontributions\x18\x05 \x03(\x0b\x32\'.clinpred.common.v1.FeatureContribution\x12/\n\x0btop_reasons\x18\x06 \x03(\x0b\x32\x1a.clinpred.common.v1.Reason\x12\x0e\n\x06method\x18\x07 \x01(\t\"\xb0\x01\n\nConfidence\x12\x16\n\x0eprediction_set\x18\x01 \x03(\t\x12\x10\n\x08\x63overage\x18\x02 \x01(\x01\x12\x0e\n\x06method\x18\x03 \x01(\t\x12\x11\n\tstatement\x18\x04 \x01(\t\x12\x12\n\x05lower\x18\x05 \x01(\x01H\x00\x88\x01\x01\x12\x12\n\x05upper\x18\x06 \x01(\x01H\x01\x88\x01\x01\x12\x19\n\x11verified_coverage\x18\x07 \x01(\x01\x42\x08\n\x06_lowerB\x08\n\x06_upper\"W\n\tRangeFlag\x12\x0f\n\x07\x66\x65\x61ture\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01\x12\x14\n\x0ctraining_min\x18\x03 \x01(\x01\x12\x14\n\x0ctraining_max\x18\x04 \x01(\x01\"\xe8\x01\n\x0b\x46\x65\x61tureSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04unit\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x16\n\tvalid_min\x18\x04 \x01(\x01H\x00\x88\x01\x01\x12\x16\n\tvalid_max\x18\x05 \x01(\x01H\x01\x88\x01\x01\x12\x14\n\x0ctraining_min\x18\x06 \x01(\x01\x12\x14\n\x0ctraining_max\x18\x07 \x01(\x01\x12\x1c\n\x0ftraining_median\x18\x08 \x01(\x01H\x02\x88\x01\x01\x42\x0c\n\n_valid_minB\x0c\n\n_valid_maxB\x12\n\x10_training_median\";\n\x10\x43lassProbability\x12\x12\n\nclass_name\x18\x01 \x01(\t\x12\x13\n\x0bprobability\x18\x02 \x01(\x01*R\n\tDirection\x12\x19\n\x15\x44IRECTION_UNSPECIFIED\x10\x00\x12\x14\n\x10\x44IRECTION_RAISES\x10\x01\x12\x14\n\x10\x44IRECTION_LOWERS\x10\x02*\x8c\x03\n\x0b\x45rrorReason\x12\x1c\n\x18\x45RROR_REASON_UNSPECIFIED\x10\x00\x12\x1e\n\x1a\x45RROR_REASON_INVALID_INPUT\x10\x01\x12\x1a\n\x16\x45RROR_REASON_NOT_FOUND\x10\x02\x12$\n ERROR_REASON_FAILED_PRECONDITION\x10\x03\x12\"\n\x1e\x45RROR_REASON_MODEL_UNAVAILABLE\x10\x04\x12#\n\x1f\x45RROR_REASON_RESOURCE_EXHAUSTED\x10\x05\x12\x19\n\x15\x45RROR_REASON_INTERNAL\x10\x06\x12 \n\x1c\x45RROR_REASON_UNAUTHENTICATED\x10\x07\x12\"\n\x1e\x45RROR_REASON_PERMISSION_DENIED\x10\x08\x12\"\n\x1e\x45RROR_REASON_DEADLINE_EXCEEDED\x10\t\x12/\n+ERROR_REASON_EVALUATION_KEYS_NOT_REGISTERED\x10\nb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#clinpred/common/v1/prediction.proto\x12\x12\x63linpred.common.v1\">\n\rModelIdentity\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x0e\n\x06sha256\x18\x03 \x01(\t\"I\n\x13\x46\x65\x61tureContribution\x12\x0f\n\x07\x66\x65\x61ture\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01\x12\x12\n\nshap_value\x18\x03 \x01(\x01\"\x8a\x01\n\x06Reason\x12\x0f\n\x07\x66\x65\x61ture\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01\x12\x0c\n\x04unit\x18\x03 \x01(\t\x12\x30\n\tdirection\x18\x04 \x01(\x0e\x32\x1d.clinpred.common.v1.Direction\x12\x12\n\nshap_value\x18\x05 \x01(\x01\x12\x0c\n\x04text\x18\x06 \x01(\t\"\xf6\x01\n\x0b\x45xplanation\x12\x17\n\x0f\x65xplained_class\x18\x01 \x01(\t\x12\x14\n\x0coutput_space\x18\x02 \x01(\t\x12\x12\n\nbase_value\x18\x03 \x01(\x01\x12\x0e\n\x06margin\x18\x04 \x01(\x01\x12>\n\rcontributions\x18\x05 \x03(\x0b\x32\'.clinpred.common.v1.FeatureContribution\x12/\n\x0btop_reasons\x18\x06 \x03(\x0b\x32\x1a.clinpred.common.v1.Reason\x12\x0e\n\x06method\x18\x07 \x01(\t\x12\x13\n\x0bshap_values\x18\x08 \x03(\x01\"\xb0\x01\n\nConfidence\x12\x16\n\x0eprediction_set\x18\x01 \x03(\t\x12\x10\n\x08\x63overage\x18\x02 \x01(\x01\x12\x0e\n\x06method\x18\x03 \x01(\t\x12\x11\n\tstatement\x18\x04 \x01(\t\x12\x12\n\x05lower\x18\x05 \x01(\x01H\x00\x88\x01\x01\x12\x12\n\x05upper\x18\x06 \x01(\x01H\x01\x88\x01\x01\x12\x19\n\x11verified_coverage\x18\x07 \x01(\x01\x42\x08\n\x06_lowerB\x08\n\x06_upper\"W\n\tRangeFlag\x12\x0f\n\x07\x66\x65\x61ture\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01\x12\x14\n\x0ctraining_min\x18\x03 \x01(\x01\x12\x14\n\x0ctraining_max\x18\x04 \x01(\x01\"\xe8\x01\n\x0b\x46\x65\x61tureSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04unit\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x16\n\tvalid_min\x18\x04 \x01(\x01H\x00\x88\x01\x01\x12\x16\n\tvalid_max\x18\x05 \x01(\x01H\x01\x88\x01\x01\x12\x14\n\x0ctraining_min\x18\x06 \x01(\x01\x12\x14\n\x0ctraining_max\x18\x07 \x01(\x01\x12\x1c\n\x0ftraining_median\x18\x08 \x01(\x01H\x02\x88\x01\x01\x42\x0c\n\n_valid_minB\x0c\n\n_valid_maxB\x12\n\x10_training_median\";\n\x10\x43lassProbability\x12\x12\n\nclass_name\x18\x01 \x01(\t\x12\x13\n\x0bprobability\x18\x02 \x01(\x01*R\n\tDirection\x12\x19\n\x15\x44IRECTION_UNSPECIFIED\x10\x00\x12\x14\n\x10\x44IRECTION_RAISES\x10\x01\x12\x14\n\x10\x44IRECTION_LOWERS\x10\x02*\x8c\x03\n\x0b\x45rrorReason\x12\x1c\n\x18\x45RROR_REASON_UNSPECIFIED\x10\x00\x12\x1e\n\x1a\x45RROR_REASON_INVALID_INPUT\x10\x01\x12\x1a\n\x16\x45RROR_REASON_NOT_FOUND\x10\x02\x12$\n ERROR_REASON_FAILED_PRECONDITION\x10\x03\x12\"\n\x1e\x45RROR_REASON_MODEL_UNAVAILABLE\x10\x04\x12#\n\x1f\x45RROR_REASON_RESOURCE_EXHAUSTED\x10\x05\x12\x19\n\x15\x45RROR_REASON_INTERNAL\x10\x06\x12 \n\x1c\x45RROR_REASON_UNAUTHENTICATED\x10\x07\x12\"\n\x1e\x45RROR_REASON_PERMISSION_DENIED\x10\x08\x12\"\n\x1e\x45RROR_REASON_DEADLINE_EXCEEDED\x10\t\x12/\n+ERROR_REASON_EVALUATION_KEYS_NOT_REGISTERED\x10\nb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'clinpred.common.v1.prediction_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_DIRECTION']._serialized_start=1131
-  _globals['_DIRECTION']._serialized_end=1213
-  _globals['_ERRORREASON']._serialized_start=1216
-  _globals['_ERRORREASON']._serialized_end=1612
+  _globals['_DIRECTION']._serialized_start=1152
+  _globals['_DIRECTION']._serialized_end=1234
+  _globals['_ERRORREASON']._serialized_start=1237
+  _globals['_ERRORREASON']._serialized_end=1633
   _globals['_MODELIDENTITY']._serialized_start=59
   _globals['_MODELIDENTITY']._serialized_end=121
   _globals['_FEATURECONTRIBUTION']._serialized_start=123
@@ -42,13 +42,13 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REASON']._serialized_start=199
   _globals['_REASON']._serialized_end=337
   _globals['_EXPLANATION']._serialized_start=340
-  _globals['_EXPLANATION']._serialized_end=565
-  _globals['_CONFIDENCE']._serialized_start=568
-  _globals['_CONFIDENCE']._serialized_end=744
-  _globals['_RANGEFLAG']._serialized_start=746
-  _globals['_RANGEFLAG']._serialized_end=833
-  _globals['_FEATURESPEC']._serialized_start=836
-  _globals['_FEATURESPEC']._serialized_end=1068
-  _globals['_CLASSPROBABILITY']._serialized_start=1070
-  _globals['_CLASSPROBABILITY']._serialized_end=1129
+  _globals['_EXPLANATION']._serialized_end=586
+  _globals['_CONFIDENCE']._serialized_start=589
+  _globals['_CONFIDENCE']._serialized_end=765
+  _globals['_RANGEFLAG']._serialized_start=767
+  _globals['_RANGEFLAG']._serialized_end=854
+  _globals['_FEATURESPEC']._serialized_start=857
+  _globals['_FEATURESPEC']._serialized_end=1089
+  _globals['_CLASSPROBABILITY']._serialized_start=1091
+  _globals['_CLASSPROBABILITY']._serialized_end=1150
 # @@protoc_insertion_point(module_scope)

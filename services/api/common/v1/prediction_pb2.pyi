@@ -77,7 +77,7 @@ class Reason(_message.Message):
     def __init__(self, feature: _Optional[str] = ..., value: _Optional[float] = ..., unit: _Optional[str] = ..., direction: _Optional[_Union[Direction, str]] = ..., shap_value: _Optional[float] = ..., text: _Optional[str] = ...) -> None: ...
 
 class Explanation(_message.Message):
-    __slots__ = ("explained_class", "output_space", "base_value", "margin", "contributions", "top_reasons", "method")
+    __slots__ = ("explained_class", "output_space", "base_value", "margin", "contributions", "top_reasons", "method", "shap_values")
     EXPLAINED_CLASS_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_SPACE_FIELD_NUMBER: _ClassVar[int]
     BASE_VALUE_FIELD_NUMBER: _ClassVar[int]
@@ -85,6 +85,7 @@ class Explanation(_message.Message):
     CONTRIBUTIONS_FIELD_NUMBER: _ClassVar[int]
     TOP_REASONS_FIELD_NUMBER: _ClassVar[int]
     METHOD_FIELD_NUMBER: _ClassVar[int]
+    SHAP_VALUES_FIELD_NUMBER: _ClassVar[int]
     explained_class: str
     output_space: str
     base_value: float
@@ -92,7 +93,8 @@ class Explanation(_message.Message):
     contributions: _containers.RepeatedCompositeFieldContainer[FeatureContribution]
     top_reasons: _containers.RepeatedCompositeFieldContainer[Reason]
     method: str
-    def __init__(self, explained_class: _Optional[str] = ..., output_space: _Optional[str] = ..., base_value: _Optional[float] = ..., margin: _Optional[float] = ..., contributions: _Optional[_Iterable[_Union[FeatureContribution, _Mapping]]] = ..., top_reasons: _Optional[_Iterable[_Union[Reason, _Mapping]]] = ..., method: _Optional[str] = ...) -> None: ...
+    shap_values: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, explained_class: _Optional[str] = ..., output_space: _Optional[str] = ..., base_value: _Optional[float] = ..., margin: _Optional[float] = ..., contributions: _Optional[_Iterable[_Union[FeatureContribution, _Mapping]]] = ..., top_reasons: _Optional[_Iterable[_Union[Reason, _Mapping]]] = ..., method: _Optional[str] = ..., shap_values: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class Confidence(_message.Message):
     __slots__ = ("prediction_set", "coverage", "method", "statement", "lower", "upper", "verified_coverage")

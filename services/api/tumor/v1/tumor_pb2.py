@@ -26,7 +26,7 @@ from clinpred.services.api.common.v1 import prediction_pb2 as clinpred_dot_commo
 from clinpred.services.api.common.v1 import sealed_pb2 as clinpred_dot_common_dot_v1_dot_sealed__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x63linpred/tumor/v1/tumor.proto\x12\x11\x63linpred.tumor.v1\x1a#clinpred/common/v1/prediction.proto\x1a\x1f\x63linpred/common/v1/sealed.proto\"\x8b\x01\n\tTumorCase\x12\x0f\n\x07\x63\x61se_id\x18\x01 \x01(\t\x12<\n\x08\x66\x65\x61tures\x18\x02 \x03(\x0b\x32*.clinpred.tumor.v1.TumorCase.FeaturesEntry\x1a/\n\rFeaturesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\xdc\x02\n\x0e\x43lassification\x12\x0f\n\x07\x63\x61se_id\x18\x01 \x01(\t\x12\r\n\x05label\x18\x02 \x01(\t\x12;\n\rprobabilities\x18\x03 \x03(\x0b\x32$.clinpred.common.v1.ClassProbability\x12\x1c\n\x14positive_probability\x18\x04 \x01(\x01\x12\x32\n\nconfidence\x18\x05 \x01(\x0b\x32\x1e.clinpred.common.v1.Confidence\x12\x34\n\x0b\x65xplanation\x18\x06 \x01(\x0b\x32\x1f.clinpred.common.v1.Explanation\x12\x33\n\x0cout_of_range\x18\x07 \x03(\x0b\x32\x1d.clinpred.common.v1.RangeFlag\x12\x30\n\x05model\x18\x08 \x01(\x0b\x32!.clinpred.common.v1.ModelIdentity\"C\n\x0f\x43lassifyRequest\x12\x30\n\ntumor_case\x18\x01 \x01(\x0b\x32\x1c.clinpred.tumor.v1.TumorCase\"M\n\x10\x43lassifyResponse\x12\x39\n\x0e\x63lassification\x18\x01 \x01(\x0b\x32!.clinpred.tumor.v1.Classification\"C\n\x14\x43lassifyBatchRequest\x12+\n\x05\x63\x61ses\x18\x01 \x03(\x0b\x32\x1c.clinpred.tumor.v1.TumorCase\"S\n\x15\x43lassifyBatchResponse\x12:\n\x0f\x63lassifications\x18\x01 \x03(\x0b\x32!.clinpred.tumor.v1.Classification\"I\n\x15\x43lassifyStreamRequest\x12\x30\n\ntumor_case\x18\x01 \x01(\x0b\x32\x1c.clinpred.tumor.v1.TumorCase\"S\n\x16\x43lassifyStreamResponse\x12\x39\n\x0e\x63lassification\x18\x01 \x01(\x0b\x32!.clinpred.tumor.v1.Classification\"\x15\n\x13GetModelInfoRequest\"\xca\x04\n\x14GetModelInfoResponse\x12\x30\n\x05model\x18\x01 \x01(\x0b\x32!.clinpred.common.v1.ModelIdentity\x12\x31\n\x08\x66\x65\x61tures\x18\x02 \x03(\x0b\x32\x1f.clinpred.common.v1.FeatureSpec\x12\x0f\n\x07\x63lasses\x18\x03 \x03(\t\x12\x16\n\x0epositive_class\x18\x04 \x01(\t\x12\x45\n\x07metrics\x18\x05 \x03(\x0b\x32\x34.clinpred.tumor.v1.GetModelInfoResponse.MetricsEntry\x12\x1a\n\x12\x63onformal_coverage\x18\x06 \x01(\x01\x12\x16\n\x0emax_batch_size\x18\x07 \x01(\r\x12\x65\n\x18\x63onformal_class_coverage\x18\x08 \x03(\x0b\x32\x43.clinpred.tumor.v1.GetModelInfoResponse.ConformalClassCoverageEntry\x12\x1b\n\x13training_prevalence\x18\t \x01(\x01\x12\x1b\n\x13\x63linical_prevalence\x18\n \x01(\x01\x12\x19\n\x11transparency_json\x18\x0b \x01(\t\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x1a=\n\x1b\x43onformalClassCoverageEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\x1c\n\x1aGetEncryptionLayoutRequest\"4\n\x10PlattCalibration\x12\r\n\x05slope\x18\x01 \x01(\x01\x12\x11\n\tintercept\x18\x02 \x01(\x01\"\x90\x01\n\x12\x43onformalThreshold\x12\r\n\x05q_hat\x18\x01 \x01(\x01\x12\x10\n\x08\x63overage\x18\x02 \x01(\x01\x12\x19\n\x11verified_coverage\x18\x03 \x01(\x01\x12\x19\n\x11\x63\x61libration_cases\x18\x04 \x01(\r\x12\x0e\n\x06method\x18\x05 \x01(\t\x12\x13\n\x0b\x63lass_q_hat\x18\x06 \x03(\x01\"\x9b\x05\n\x1bGetEncryptionLayoutResponse\x12\x0e\n\x06\x66ormat\x18\x01 \x01(\t\x12\x30\n\x05model\x18\x02 \x01(\x0b\x32!.clinpred.common.v1.ModelIdentity\x12\x15\n\rfeature_names\x18\x03 \x03(\t\x12\x16\n\x0esplit_features\x18\x04 \x03(\r\x12\x12\n\nthresholds\x18\x05 \x03(\x02\x12\x0f\n\x07weights\x18\x06 \x03(\x01\x12\x12\n\nbase_value\x18\x07 \x01(\x01\x12\x14\n\x0cshap_offsets\x18\x08 \x03(\x01\x12\x17\n\x0f\x65xplained_class\x18\t \x01(\t\x12\x14\n\x0coutput_space\x18\n \x01(\t\x12\x1a\n\x12\x65xplanation_method\x18\x0b \x01(\t\x12\x0f\n\x07\x63lasses\x18\x0c \x03(\t\x12\x38\n\x0b\x63\x61libration\x18\r \x01(\x0b\x32#.clinpred.tumor.v1.PlattCalibration\x12\x38\n\tconformal\x18\x0e \x01(\x0b\x32%.clinpred.tumor.v1.ConformalThreshold\x12\x1c\n\x14poly_modulus_degrees\x18\x0f \x03(\r\x12\x16\n\x0emin_scale_bits\x18\x10 \x01(\r\x12\x16\n\x0emax_scale_bits\x18\x11 \x01(\r\x12\x17\n\x0fmax_ciphertexts\x18\x12 \x01(\r\x12\x1c\n\x14max_ciphertext_bytes\x18\x13 \x01(\x04\x12\x1b\n\x13training_prevalence\x18\x14 \x01(\x01\x12\x1b\n\x13\x63linical_prevalence\x18\x15 \x01(\x01\x12\x15\n\rfeature_means\x18\x16 \x03(\x01\x12\x16\n\x0e\x66\x65\x61ture_scales\x18\x17 \x03(\x01\"G\n\x18\x43lassifyEncryptedRequest\x12\x16\n\x0epublic_context\x18\x01 \x01(\x0c\x12\x13\n\x0b\x63iphertexts\x18\x02 \x03(\x0c\"_\n\x19\x43lassifyEncryptedResponse\x12\x10\n\x08products\x18\x01 \x03(\x0c\x12\x30\n\x05model\x18\x02 \x01(\x0b\x32!.clinpred.common.v1.ModelIdentity\"!\n\rSealedRequest\x12\x10\n\x08\x65nvelope\x18\x01 \x01(\x0c\"\"\n\x0eSealedResponse\x12\x10\n\x08\x65nvelope\x18\x01 \x01(\x0c\"\x1d\n\x1bGetKeyConfigurationsRequest\"j\n\x1cGetKeyConfigurationsResponse\x12\x32\n\x04keys\x18\x01 \x03(\x0b\x32$.clinpred.common.v1.KeyConfiguration\x12\x16\n\x0e\x63urrent_key_id\x18\x02 \x01(\t2\xcf\x06\n\x1aTumorClassificationService\x12S\n\x08\x43lassify\x12\".clinpred.tumor.v1.ClassifyRequest\x1a#.clinpred.tumor.v1.ClassifyResponse\x12\x62\n\rClassifyBatch\x12\'.clinpred.tumor.v1.ClassifyBatchRequest\x1a(.clinpred.tumor.v1.ClassifyBatchResponse\x12i\n\x0e\x43lassifyStream\x12(.clinpred.tumor.v1.ClassifyStreamRequest\x1a).clinpred.tumor.v1.ClassifyStreamResponse(\x01\x30\x01\x12_\n\x0cGetModelInfo\x12&.clinpred.tumor.v1.GetModelInfoRequest\x1a\'.clinpred.tumor.v1.GetModelInfoResponse\x12t\n\x13GetEncryptionLayout\x12-.clinpred.tumor.v1.GetEncryptionLayoutRequest\x1a..clinpred.tumor.v1.GetEncryptionLayoutResponse\x12n\n\x11\x43lassifyEncrypted\x12+.clinpred.tumor.v1.ClassifyEncryptedRequest\x1a,.clinpred.tumor.v1.ClassifyEncryptedResponse\x12M\n\x06Sealed\x12 .clinpred.tumor.v1.SealedRequest\x1a!.clinpred.tumor.v1.SealedResponse\x12w\n\x14GetKeyConfigurations\x12..clinpred.tumor.v1.GetKeyConfigurationsRequest\x1a/.clinpred.tumor.v1.GetKeyConfigurationsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x63linpred/tumor/v1/tumor.proto\x12\x11\x63linpred.tumor.v1\x1a#clinpred/common/v1/prediction.proto\x1a\x1f\x63linpred/common/v1/sealed.proto\"\x8b\x01\n\tTumorCase\x12\x0f\n\x07\x63\x61se_id\x18\x01 \x01(\t\x12<\n\x08\x66\x65\x61tures\x18\x02 \x03(\x0b\x32*.clinpred.tumor.v1.TumorCase.FeaturesEntry\x1a/\n\rFeaturesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\xdc\x02\n\x0e\x43lassification\x12\x0f\n\x07\x63\x61se_id\x18\x01 \x01(\t\x12\r\n\x05label\x18\x02 \x01(\t\x12;\n\rprobabilities\x18\x03 \x03(\x0b\x32$.clinpred.common.v1.ClassProbability\x12\x1c\n\x14positive_probability\x18\x04 \x01(\x01\x12\x32\n\nconfidence\x18\x05 \x01(\x0b\x32\x1e.clinpred.common.v1.Confidence\x12\x34\n\x0b\x65xplanation\x18\x06 \x01(\x0b\x32\x1f.clinpred.common.v1.Explanation\x12\x33\n\x0cout_of_range\x18\x07 \x03(\x0b\x32\x1d.clinpred.common.v1.RangeFlag\x12\x30\n\x05model\x18\x08 \x01(\x0b\x32!.clinpred.common.v1.ModelIdentity\"y\n\x0f\x43lassifyRequest\x12\x30\n\ntumor_case\x18\x01 \x01(\x0b\x32\x1c.clinpred.tumor.v1.TumorCase\x12\x34\n\x06\x64\x65tail\x18\x02 \x01(\x0e\x32$.clinpred.tumor.v1.ExplanationDetail\"M\n\x10\x43lassifyResponse\x12\x39\n\x0e\x63lassification\x18\x01 \x01(\x0b\x32!.clinpred.tumor.v1.Classification\"y\n\x14\x43lassifyBatchRequest\x12+\n\x05\x63\x61ses\x18\x01 \x03(\x0b\x32\x1c.clinpred.tumor.v1.TumorCase\x12\x34\n\x06\x64\x65tail\x18\x02 \x01(\x0e\x32$.clinpred.tumor.v1.ExplanationDetail\"S\n\x15\x43lassifyBatchResponse\x12:\n\x0f\x63lassifications\x18\x01 \x03(\x0b\x32!.clinpred.tumor.v1.Classification\"\x7f\n\x15\x43lassifyStreamRequest\x12\x30\n\ntumor_case\x18\x01 \x01(\x0b\x32\x1c.clinpred.tumor.v1.TumorCase\x12\x34\n\x06\x64\x65tail\x18\x02 \x01(\x0e\x32$.clinpred.tumor.v1.ExplanationDetail\"S\n\x16\x43lassifyStreamResponse\x12\x39\n\x0e\x63lassification\x18\x01 \x01(\x0b\x32!.clinpred.tumor.v1.Classification\"\x15\n\x13GetModelInfoRequest\"\xca\x04\n\x14GetModelInfoResponse\x12\x30\n\x05model\x18\x01 \x01(\x0b\x32!.clinpred.common.v1.ModelIdentity\x12\x31\n\x08\x66\x65\x61tures\x18\x02 \x03(\x0b\x32\x1f.clinpred.common.v1.FeatureSpec\x12\x0f\n\x07\x63lasses\x18\x03 \x03(\t\x12\x16\n\x0epositive_class\x18\x04 \x01(\t\x12\x45\n\x07metrics\x18\x05 \x03(\x0b\x32\x34.clinpred.tumor.v1.GetModelInfoResponse.MetricsEntry\x12\x1a\n\x12\x63onformal_coverage\x18\x06 \x01(\x01\x12\x16\n\x0emax_batch_size\x18\x07 \x01(\r\x12\x65\n\x18\x63onformal_class_coverage\x18\x08 \x03(\x0b\x32\x43.clinpred.tumor.v1.GetModelInfoResponse.ConformalClassCoverageEntry\x12\x1b\n\x13training_prevalence\x18\t \x01(\x01\x12\x1b\n\x13\x63linical_prevalence\x18\n \x01(\x01\x12\x19\n\x11transparency_json\x18\x0b \x01(\t\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x1a=\n\x1b\x43onformalClassCoverageEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\x1c\n\x1aGetEncryptionLayoutRequest\"4\n\x10PlattCalibration\x12\r\n\x05slope\x18\x01 \x01(\x01\x12\x11\n\tintercept\x18\x02 \x01(\x01\"\x90\x01\n\x12\x43onformalThreshold\x12\r\n\x05q_hat\x18\x01 \x01(\x01\x12\x10\n\x08\x63overage\x18\x02 \x01(\x01\x12\x19\n\x11verified_coverage\x18\x03 \x01(\x01\x12\x19\n\x11\x63\x61libration_cases\x18\x04 \x01(\r\x12\x0e\n\x06method\x18\x05 \x01(\t\x12\x13\n\x0b\x63lass_q_hat\x18\x06 \x03(\x01\"\x9b\x05\n\x1bGetEncryptionLayoutResponse\x12\x0e\n\x06\x66ormat\x18\x01 \x01(\t\x12\x30\n\x05model\x18\x02 \x01(\x0b\x32!.clinpred.common.v1.ModelIdentity\x12\x15\n\rfeature_names\x18\x03 \x03(\t\x12\x16\n\x0esplit_features\x18\x04 \x03(\r\x12\x12\n\nthresholds\x18\x05 \x03(\x02\x12\x0f\n\x07weights\x18\x06 \x03(\x01\x12\x12\n\nbase_value\x18\x07 \x01(\x01\x12\x14\n\x0cshap_offsets\x18\x08 \x03(\x01\x12\x17\n\x0f\x65xplained_class\x18\t \x01(\t\x12\x14\n\x0coutput_space\x18\n \x01(\t\x12\x1a\n\x12\x65xplanation_method\x18\x0b \x01(\t\x12\x0f\n\x07\x63lasses\x18\x0c \x03(\t\x12\x38\n\x0b\x63\x61libration\x18\r \x01(\x0b\x32#.clinpred.tumor.v1.PlattCalibration\x12\x38\n\tconformal\x18\x0e \x01(\x0b\x32%.clinpred.tumor.v1.ConformalThreshold\x12\x1c\n\x14poly_modulus_degrees\x18\x0f \x03(\r\x12\x16\n\x0emin_scale_bits\x18\x10 \x01(\r\x12\x16\n\x0emax_scale_bits\x18\x11 \x01(\r\x12\x17\n\x0fmax_ciphertexts\x18\x12 \x01(\r\x12\x1c\n\x14max_ciphertext_bytes\x18\x13 \x01(\x04\x12\x1b\n\x13training_prevalence\x18\x14 \x01(\x01\x12\x1b\n\x13\x63linical_prevalence\x18\x15 \x01(\x01\x12\x15\n\rfeature_means\x18\x16 \x03(\x01\x12\x16\n\x0e\x66\x65\x61ture_scales\x18\x17 \x03(\x01\"G\n\x18\x43lassifyEncryptedRequest\x12\x16\n\x0epublic_context\x18\x01 \x01(\x0c\x12\x13\n\x0b\x63iphertexts\x18\x02 \x03(\x0c\"_\n\x19\x43lassifyEncryptedResponse\x12\x10\n\x08products\x18\x01 \x03(\x0c\x12\x30\n\x05model\x18\x02 \x01(\x0b\x32!.clinpred.common.v1.ModelIdentity\"!\n\rSealedRequest\x12\x10\n\x08\x65nvelope\x18\x01 \x01(\x0c\"\"\n\x0eSealedResponse\x12\x10\n\x08\x65nvelope\x18\x01 \x01(\x0c\"\x1d\n\x1bGetKeyConfigurationsRequest\"j\n\x1cGetKeyConfigurationsResponse\x12\x32\n\x04keys\x18\x01 \x03(\x0b\x32$.clinpred.common.v1.KeyConfiguration\x12\x16\n\x0e\x63urrent_key_id\x18\x02 \x01(\t*\x95\x01\n\x11\x45xplanationDetail\x12\"\n\x1e\x45XPLANATION_DETAIL_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x45XPLANATION_DETAIL_FULL\x10\x01\x12\"\n\x1e\x45XPLANATION_DETAIL_TOP_REASONS\x10\x02\x12\x1b\n\x17\x45XPLANATION_DETAIL_NONE\x10\x03\x32\xcf\x06\n\x1aTumorClassificationService\x12S\n\x08\x43lassify\x12\".clinpred.tumor.v1.ClassifyRequest\x1a#.clinpred.tumor.v1.ClassifyResponse\x12\x62\n\rClassifyBatch\x12\'.clinpred.tumor.v1.ClassifyBatchRequest\x1a(.clinpred.tumor.v1.ClassifyBatchResponse\x12i\n\x0e\x43lassifyStream\x12(.clinpred.tumor.v1.ClassifyStreamRequest\x1a).clinpred.tumor.v1.ClassifyStreamResponse(\x01\x30\x01\x12_\n\x0cGetModelInfo\x12&.clinpred.tumor.v1.GetModelInfoRequest\x1a\'.clinpred.tumor.v1.GetModelInfoResponse\x12t\n\x13GetEncryptionLayout\x12-.clinpred.tumor.v1.GetEncryptionLayoutRequest\x1a..clinpred.tumor.v1.GetEncryptionLayoutResponse\x12n\n\x11\x43lassifyEncrypted\x12+.clinpred.tumor.v1.ClassifyEncryptedRequest\x1a,.clinpred.tumor.v1.ClassifyEncryptedResponse\x12M\n\x06Sealed\x12 .clinpred.tumor.v1.SealedRequest\x1a!.clinpred.tumor.v1.SealedResponse\x12w\n\x14GetKeyConfigurations\x12..clinpred.tumor.v1.GetKeyConfigurationsRequest\x1a/.clinpred.tumor.v1.GetKeyConfigurationsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,6 +39,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETMODELINFORESPONSE_METRICSENTRY']._serialized_options = b'8\001'
   _globals['_GETMODELINFORESPONSE_CONFORMALCLASSCOVERAGEENTRY']._loaded_options = None
   _globals['_GETMODELINFORESPONSE_CONFORMALCLASSCOVERAGEENTRY']._serialized_options = b'8\001'
+  _globals['_EXPLANATIONDETAIL']._serialized_start=3133
+  _globals['_EXPLANATIONDETAIL']._serialized_end=3282
   _globals['_TUMORCASE']._serialized_start=123
   _globals['_TUMORCASE']._serialized_end=262
   _globals['_TUMORCASE_FEATURESENTRY']._serialized_start=215
@@ -46,45 +48,45 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CLASSIFICATION']._serialized_start=265
   _globals['_CLASSIFICATION']._serialized_end=613
   _globals['_CLASSIFYREQUEST']._serialized_start=615
-  _globals['_CLASSIFYREQUEST']._serialized_end=682
-  _globals['_CLASSIFYRESPONSE']._serialized_start=684
-  _globals['_CLASSIFYRESPONSE']._serialized_end=761
-  _globals['_CLASSIFYBATCHREQUEST']._serialized_start=763
-  _globals['_CLASSIFYBATCHREQUEST']._serialized_end=830
-  _globals['_CLASSIFYBATCHRESPONSE']._serialized_start=832
-  _globals['_CLASSIFYBATCHRESPONSE']._serialized_end=915
-  _globals['_CLASSIFYSTREAMREQUEST']._serialized_start=917
-  _globals['_CLASSIFYSTREAMREQUEST']._serialized_end=990
-  _globals['_CLASSIFYSTREAMRESPONSE']._serialized_start=992
-  _globals['_CLASSIFYSTREAMRESPONSE']._serialized_end=1075
-  _globals['_GETMODELINFOREQUEST']._serialized_start=1077
-  _globals['_GETMODELINFOREQUEST']._serialized_end=1098
-  _globals['_GETMODELINFORESPONSE']._serialized_start=1101
-  _globals['_GETMODELINFORESPONSE']._serialized_end=1687
-  _globals['_GETMODELINFORESPONSE_METRICSENTRY']._serialized_start=1578
-  _globals['_GETMODELINFORESPONSE_METRICSENTRY']._serialized_end=1624
-  _globals['_GETMODELINFORESPONSE_CONFORMALCLASSCOVERAGEENTRY']._serialized_start=1626
-  _globals['_GETMODELINFORESPONSE_CONFORMALCLASSCOVERAGEENTRY']._serialized_end=1687
-  _globals['_GETENCRYPTIONLAYOUTREQUEST']._serialized_start=1689
-  _globals['_GETENCRYPTIONLAYOUTREQUEST']._serialized_end=1717
-  _globals['_PLATTCALIBRATION']._serialized_start=1719
-  _globals['_PLATTCALIBRATION']._serialized_end=1771
-  _globals['_CONFORMALTHRESHOLD']._serialized_start=1774
-  _globals['_CONFORMALTHRESHOLD']._serialized_end=1918
-  _globals['_GETENCRYPTIONLAYOUTRESPONSE']._serialized_start=1921
-  _globals['_GETENCRYPTIONLAYOUTRESPONSE']._serialized_end=2588
-  _globals['_CLASSIFYENCRYPTEDREQUEST']._serialized_start=2590
-  _globals['_CLASSIFYENCRYPTEDREQUEST']._serialized_end=2661
-  _globals['_CLASSIFYENCRYPTEDRESPONSE']._serialized_start=2663
-  _globals['_CLASSIFYENCRYPTEDRESPONSE']._serialized_end=2758
-  _globals['_SEALEDREQUEST']._serialized_start=2760
-  _globals['_SEALEDREQUEST']._serialized_end=2793
-  _globals['_SEALEDRESPONSE']._serialized_start=2795
-  _globals['_SEALEDRESPONSE']._serialized_end=2829
-  _globals['_GETKEYCONFIGURATIONSREQUEST']._serialized_start=2831
-  _globals['_GETKEYCONFIGURATIONSREQUEST']._serialized_end=2860
-  _globals['_GETKEYCONFIGURATIONSRESPONSE']._serialized_start=2862
-  _globals['_GETKEYCONFIGURATIONSRESPONSE']._serialized_end=2968
-  _globals['_TUMORCLASSIFICATIONSERVICE']._serialized_start=2971
-  _globals['_TUMORCLASSIFICATIONSERVICE']._serialized_end=3818
+  _globals['_CLASSIFYREQUEST']._serialized_end=736
+  _globals['_CLASSIFYRESPONSE']._serialized_start=738
+  _globals['_CLASSIFYRESPONSE']._serialized_end=815
+  _globals['_CLASSIFYBATCHREQUEST']._serialized_start=817
+  _globals['_CLASSIFYBATCHREQUEST']._serialized_end=938
+  _globals['_CLASSIFYBATCHRESPONSE']._serialized_start=940
+  _globals['_CLASSIFYBATCHRESPONSE']._serialized_end=1023
+  _globals['_CLASSIFYSTREAMREQUEST']._serialized_start=1025
+  _globals['_CLASSIFYSTREAMREQUEST']._serialized_end=1152
+  _globals['_CLASSIFYSTREAMRESPONSE']._serialized_start=1154
+  _globals['_CLASSIFYSTREAMRESPONSE']._serialized_end=1237
+  _globals['_GETMODELINFOREQUEST']._serialized_start=1239
+  _globals['_GETMODELINFOREQUEST']._serialized_end=1260
+  _globals['_GETMODELINFORESPONSE']._serialized_start=1263
+  _globals['_GETMODELINFORESPONSE']._serialized_end=1849
+  _globals['_GETMODELINFORESPONSE_METRICSENTRY']._serialized_start=1740
+  _globals['_GETMODELINFORESPONSE_METRICSENTRY']._serialized_end=1786
+  _globals['_GETMODELINFORESPONSE_CONFORMALCLASSCOVERAGEENTRY']._serialized_start=1788
+  _globals['_GETMODELINFORESPONSE_CONFORMALCLASSCOVERAGEENTRY']._serialized_end=1849
+  _globals['_GETENCRYPTIONLAYOUTREQUEST']._serialized_start=1851
+  _globals['_GETENCRYPTIONLAYOUTREQUEST']._serialized_end=1879
+  _globals['_PLATTCALIBRATION']._serialized_start=1881
+  _globals['_PLATTCALIBRATION']._serialized_end=1933
+  _globals['_CONFORMALTHRESHOLD']._serialized_start=1936
+  _globals['_CONFORMALTHRESHOLD']._serialized_end=2080
+  _globals['_GETENCRYPTIONLAYOUTRESPONSE']._serialized_start=2083
+  _globals['_GETENCRYPTIONLAYOUTRESPONSE']._serialized_end=2750
+  _globals['_CLASSIFYENCRYPTEDREQUEST']._serialized_start=2752
+  _globals['_CLASSIFYENCRYPTEDREQUEST']._serialized_end=2823
+  _globals['_CLASSIFYENCRYPTEDRESPONSE']._serialized_start=2825
+  _globals['_CLASSIFYENCRYPTEDRESPONSE']._serialized_end=2920
+  _globals['_SEALEDREQUEST']._serialized_start=2922
+  _globals['_SEALEDREQUEST']._serialized_end=2955
+  _globals['_SEALEDRESPONSE']._serialized_start=2957
+  _globals['_SEALEDRESPONSE']._serialized_end=2991
+  _globals['_GETKEYCONFIGURATIONSREQUEST']._serialized_start=2993
+  _globals['_GETKEYCONFIGURATIONSREQUEST']._serialized_end=3022
+  _globals['_GETKEYCONFIGURATIONSRESPONSE']._serialized_start=3024
+  _globals['_GETKEYCONFIGURATIONSRESPONSE']._serialized_end=3130
+  _globals['_TUMORCLASSIFICATIONSERVICE']._serialized_start=3285
+  _globals['_TUMORCLASSIFICATIONSERVICE']._serialized_end=4132
 # @@protoc_insertion_point(module_scope)

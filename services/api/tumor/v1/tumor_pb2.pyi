@@ -1,11 +1,23 @@
 from clinpred.services.api.common.v1 import prediction_pb2 as _prediction_pb2
 from clinpred.services.api.common.v1 import sealed_pb2 as _sealed_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from typing import ClassVar as _ClassVar, Iterable as _Iterable, Mapping as _Mapping, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class ExplanationDetail(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    EXPLANATION_DETAIL_UNSPECIFIED: _ClassVar[ExplanationDetail]
+    EXPLANATION_DETAIL_FULL: _ClassVar[ExplanationDetail]
+    EXPLANATION_DETAIL_TOP_REASONS: _ClassVar[ExplanationDetail]
+    EXPLANATION_DETAIL_NONE: _ClassVar[ExplanationDetail]
+EXPLANATION_DETAIL_UNSPECIFIED: ExplanationDetail
+EXPLANATION_DETAIL_FULL: ExplanationDetail
+EXPLANATION_DETAIL_TOP_REASONS: ExplanationDetail
+EXPLANATION_DETAIL_NONE: ExplanationDetail
 
 class TumorCase(_message.Message):
     __slots__ = ("case_id", "features")
@@ -43,10 +55,12 @@ class Classification(_message.Message):
     def __init__(self, case_id: _Optional[str] = ..., label: _Optional[str] = ..., probabilities: _Optional[_Iterable[_Union[_prediction_pb2.ClassProbability, _Mapping]]] = ..., positive_probability: _Optional[float] = ..., confidence: _Optional[_Union[_prediction_pb2.Confidence, _Mapping]] = ..., explanation: _Optional[_Union[_prediction_pb2.Explanation, _Mapping]] = ..., out_of_range: _Optional[_Iterable[_Union[_prediction_pb2.RangeFlag, _Mapping]]] = ..., model: _Optional[_Union[_prediction_pb2.ModelIdentity, _Mapping]] = ...) -> None: ...
 
 class ClassifyRequest(_message.Message):
-    __slots__ = ("tumor_case",)
+    __slots__ = ("tumor_case", "detail")
     TUMOR_CASE_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
     tumor_case: TumorCase
-    def __init__(self, tumor_case: _Optional[_Union[TumorCase, _Mapping]] = ...) -> None: ...
+    detail: ExplanationDetail
+    def __init__(self, tumor_case: _Optional[_Union[TumorCase, _Mapping]] = ..., detail: _Optional[_Union[ExplanationDetail, str]] = ...) -> None: ...
 
 class ClassifyResponse(_message.Message):
     __slots__ = ("classification",)
@@ -55,10 +69,12 @@ class ClassifyResponse(_message.Message):
     def __init__(self, classification: _Optional[_Union[Classification, _Mapping]] = ...) -> None: ...
 
 class ClassifyBatchRequest(_message.Message):
-    __slots__ = ("cases",)
+    __slots__ = ("cases", "detail")
     CASES_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
     cases: _containers.RepeatedCompositeFieldContainer[TumorCase]
-    def __init__(self, cases: _Optional[_Iterable[_Union[TumorCase, _Mapping]]] = ...) -> None: ...
+    detail: ExplanationDetail
+    def __init__(self, cases: _Optional[_Iterable[_Union[TumorCase, _Mapping]]] = ..., detail: _Optional[_Union[ExplanationDetail, str]] = ...) -> None: ...
 
 class ClassifyBatchResponse(_message.Message):
     __slots__ = ("classifications",)
@@ -67,10 +83,12 @@ class ClassifyBatchResponse(_message.Message):
     def __init__(self, classifications: _Optional[_Iterable[_Union[Classification, _Mapping]]] = ...) -> None: ...
 
 class ClassifyStreamRequest(_message.Message):
-    __slots__ = ("tumor_case",)
+    __slots__ = ("tumor_case", "detail")
     TUMOR_CASE_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
     tumor_case: TumorCase
-    def __init__(self, tumor_case: _Optional[_Union[TumorCase, _Mapping]] = ...) -> None: ...
+    detail: ExplanationDetail
+    def __init__(self, tumor_case: _Optional[_Union[TumorCase, _Mapping]] = ..., detail: _Optional[_Union[ExplanationDetail, str]] = ...) -> None: ...
 
 class ClassifyStreamResponse(_message.Message):
     __slots__ = ("classification",)
