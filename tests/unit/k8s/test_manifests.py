@@ -57,11 +57,15 @@ MANIFEST_CONSTANTS = {
 }
 SPECS: dict[str, ServiceSpec] = {**MANIFEST_CONSTANTS, **SERVICES}
 OVERLAYS = sorted(p.parent.name for p in (K8S / "overlays").glob("*/kustomization.yaml"))
-TARGETS = [f"base/{s}" for s in SERVICE_BASES] + [f"overlays/{o}" for o in OVERLAYS]
+SERVICE_TARGETS = [f"base/{s}" for s in SERVICE_BASES] + [f"overlays/{o}" for o in OVERLAYS]
+# Deterioration's schema migration Job, applied on its own before each overlay (k8s/migrations).
+MIGRATION_TARGETS = [f"overlays/{o}/migrate" for o in OVERLAYS if (K8S / "overlays" / o / "migrate").is_dir()]
+TARGETS = SERVICE_TARGETS + MIGRATION_TARGETS
 # Overlays that serve mutual TLS (exec probes); the others serve plaintext (native gRPC probes).
 MTLS_OVERLAYS = {"prod"}
-# Oldest Kubernetes we support, and the newest schemas kubernetes-validate bundles.
-K8S_VERSIONS = ("1.29.0", "1.37.0")
+# Oldest Kubernetes we support (preStop `sleep` is on by default from 1.30), and the newest schemas
+# kubernetes-validate bundles.
+K8S_VERSIONS = ("1.30.0", "1.37.0")
 MIN_KUSTOMIZE = (5, 0)
 TLS_DIR = "/etc/clinpred/tls"
 
@@ -137,6 +141,14 @@ def objects(rendered: dict[str, Any], target: str, kind: str) -> list[dict[str, 
     return [d for d in rendered[target][1] if d["kind"] == kind]
 
 
+WORKLOAD_KINDS = ("Deployment", "StatefulSet", "Job")
+
+
+def workloads(rendered: dict[str, Any], target: str) -> list[dict[str, Any]]:
+    """Every object of `target` that runs pods (a pod template at spec.template)."""
+    return [d for kind in WORKLOAD_KINDS for d in objects(rendered, target, kind)]
+
+
 def one(rendered: dict[str, Any], target: str, kind: str, name: str) -> dict[str, Any]:
     found = [d for d in objects(rendered, target, kind) if d["metadata"]["name"] == name]
     assert len(found) == 1, f"k8s/{target}: expected one {kind}/{name}, found {len(found)}"
@@ -193,15 +205,32 @@ def test_cli_table_agrees_with_the_manifest_constants() -> None:
     assert len(ports) == len(set(ports)), ports
 
 
+# What an overlay holds besides the services' own objects: dev brings its PostgreSQL.
+OVERLAY_EXTRAS = {"dev": {"Service": ["postgres"], "NetworkPolicy": ["postgres"], "StatefulSet": ["postgres"]}}
+
+
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_every_overlay_deploys_every_service(rendered: dict[str, Any], overlay: str) -> None:
     target = f"overlays/{overlay}"
-    for kind in ("Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy"):
+    # Each service: its stable Deployment and its canary; the headless Service of both tracks, and
+    # one Service per track for the gateway's weighted routes.
+    per_service = {
+        "Deployment": ("", "-canary"),
+        "Service": ("", "-canary", "-stable"),
+        "HorizontalPodAutoscaler": ("",),
+        "PodDisruptionBudget": ("",),
+        "NetworkPolicy": ("",),
+        "StatefulSet": (),
+    }
+    for kind, suffixes in per_service.items():
         names = sorted(d["metadata"]["name"] for d in objects(rendered, target, kind))
-        assert names == SERVICE_BASES, f"{target}: {kind} {names}, expected one per service {SERVICE_BASES}"
+        expected = sorted(
+            [s + suffix for s in SERVICE_BASES for suffix in suffixes] + OVERLAY_EXTRAS.get(overlay, {}).get(kind, [])
+        )
+        assert names == expected, f"{target}: {kind} {names}, expected {expected}"
 
 
-@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("target", SERVICE_TARGETS)
 def test_renders_every_kind(rendered: dict[str, Any], target: str) -> None:
     kinds = {d["kind"] for d in rendered[target][1]}
     expected = {"Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy"}
@@ -238,7 +267,11 @@ def test_schemas_offline(rendered: dict[str, Any]) -> None:
     assert not report["errors"], "schema validation failed:\n" + "\n".join(report["errors"])
     assert len(report["checked"]) == len(items)
     custom = {(kind, how) for _, kind, _, how in report["checked"] if not how.startswith("kubernetes")}
-    assert custom == {("ServiceMonitor", "servicemonitor-monitoring.coreos.com-v1.json")}
+    assert custom == {
+        ("ServiceMonitor", "servicemonitor-monitoring.coreos.com-v1.json"),
+        ("Gateway", "gateway.networking.k8s.io_gateways.yaml"),
+        ("TLSRoute", "gateway.networking.k8s.io_tlsroutes.yaml"),
+    }
 
 
 def test_crd_schema_catches_mistakes() -> None:
@@ -268,6 +301,41 @@ def test_crd_schema_catches_mistakes() -> None:
     assert "'keysecret'" in errors and "'key' is a required property" in errors
 
 
+def test_gateway_api_crd_schemas_catch_mistakes() -> None:
+    """The upstream Gateway API CRDs, made strict: an unknown field, a wrong type, a bad enum value."""
+    venv = tools_venv()
+    route = {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "TLSRoute",
+        "metadata": {"name": "x"},
+        "spec": {
+            "parentRefs": [{"name": "clinpred"}],
+            "hostnames": ["x.example.org"],
+            "rules": [{"backendRefs": [{"name": "x", "port": 50051, "wieght": 1}, {"name": "y", "port": "grpc"}]}],
+        },
+    }
+    gateway = {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "Gateway",
+        "metadata": {"name": "x"},
+        "spec": {
+            "gatewayClassName": "c",
+            "listeners": [{"name": "l", "port": 443, "protocol": "TLS", "tls": {"mode": "Passthru"}}],
+        },
+    }
+    answer = subprocess.run(
+        [str(venv / "bin" / "python"), str(HERE / "validate_schemas.py"), K8S_VERSIONS[0]],
+        input=json.dumps([{"source": "test", "object": route}, {"source": "test", "object": gateway}]),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    errors = json.loads(answer.stdout)["errors"]
+    assert any("'wieght'" in e for e in errors), errors
+    assert any("'grpc' is not of type 'integer'" in e for e in errors), errors
+    assert any("'Passthru' is not one of" in e for e in errors), errors
+
+
 def load_waivers() -> list[dict[str, Any]]:
     waivers = yaml.safe_load(WAIVERS.read_text())["waivers"] or []
     for waiver in waivers:
@@ -279,8 +347,9 @@ def load_waivers() -> list[dict[str, Any]]:
 
 def test_policy_scanner(rendered: dict[str, Any], tmp_path: Path) -> None:
     venv = tools_venv()
-    for overlay in OVERLAYS:
-        (tmp_path / f"{overlay}.yaml").write_text(rendered[f"overlays/{overlay}"][0])
+    for target in TARGETS:
+        if target.startswith("overlays/"):
+            (tmp_path / f"{target.replace('/', '-')}.yaml").write_text(rendered[target][0])
     env = dict(os.environ, LOG_LEVEL="ERROR", BC_SKIP_MAPPING="TRUE", CHECKOV_RUN_SCA_PACKAGE_SCAN_V2="false")
     answer = subprocess.run(
         [
@@ -498,6 +567,7 @@ EGRESS_BEYOND_DNS: dict[str, list[tuple[dict[str, Any], list[tuple[str, int]]]]]
         ({"namespaceSelector": {"matchLabels": DATABASE_LABEL}, "podSelector": {"matchLabels": DATABASE_LABEL}}, [("TCP", 5432)])
     ],
 }
+GATEWAY_NAMESPACE_LABEL = {"clinpred.io/gateway": "true"}
 DNS_PEER = {
     "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
     "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
@@ -512,13 +582,15 @@ def test_network_policy(rendered: dict[str, Any], target: str, service: str) -> 
     assert (grpc_port, metrics_port) == (SPECS[service].port, SPECS[service].metrics_port)
     assert policy["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": service}
     assert sorted(policy["policyTypes"]) == ["Egress", "Ingress"]
-    by_port = {}
+    by_port: dict[int, list[dict[str, str]]] = {}
     for rule in policy["ingress"]:
         assert [p["port"] for p in rule["ports"]] in ([grpc_port], [metrics_port]), rule
         assert all(set(peer) == {"namespaceSelector"} for peer in rule["from"]), "ingress only from namespaces"
         by_port[rule["ports"][0]["port"]] = [peer["namespaceSelector"]["matchLabels"] for peer in rule["from"]]
+    # The gateway's data plane (components/gateway) reaches the gRPC port too, where there is a Gateway.
+    gateway = [GATEWAY_NAMESPACE_LABEL] if objects(rendered, target, "Gateway") else []
     assert by_port == {
-        grpc_port: [{f"clinpred.io/{service}-client": "true"}],
+        grpc_port: [{f"clinpred.io/{service}-client": "true"}, *gateway],
         metrics_port: [{"kubernetes.io/metadata.name": "monitoring"}],
     }
     # Egress: DNS to kube-dns, plus exactly what the service calls (nothing for tumor and genomics).
@@ -574,6 +646,352 @@ def test_dev(rendered: dict[str, Any], service: str) -> None:
     secrets = [v["secret"]["secretName"] for v in deployment["spec"]["template"]["spec"]["volumes"] if "secret" in v]
     expected = [*DATABASE_SECRETS.get(service, []), f"{service}-audit-key", f"{service}-sealing-keys"]
     assert sorted(secrets) == sorted(expected), secrets
+
+
+# --- release, model versions, canary, drain --------------------------------------------------
+
+RELEASE_COMPONENT = K8S / "components" / "release" / "kustomization.yaml"
+
+
+def project_version() -> str:
+    import tomllib
+
+    return str(tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"])
+
+
+def test_release_tag_is_set_once_and_is_the_project_version() -> None:
+    """The images are the Bentos' (clinpred-<pilot>, versioned as the project): one `images:` list
+    sets the tag for every base and the migration Job; no other kustomization sets a release tag."""
+    images = yaml.safe_load(RELEASE_COMPONENT.read_text())["images"]
+    assert {i["name"]: i["newTag"] for i in images} == {f"clinpred-{s}": project_version() for s in SERVICE_BASES}
+    others = [p for p in K8S.rglob("kustomization.yaml") if p != RELEASE_COMPONENT]
+    for path in others:
+        for image in yaml.safe_load(path.read_text()).get("images", []):
+            assert image.get("newTag") == "dev", (
+                f"{path.relative_to(REPO)} sets {image}: the release tag lives in {RELEASE_COMPONENT.name}"
+            )
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_images_are_the_bentos(rendered: dict[str, Any], target: str) -> None:
+    tag = "dev" if target.startswith("overlays/dev") else project_version()
+    for workload in workloads(rendered, target):
+        pod = workload["spec"]["template"]["spec"]
+        for container in pod["containers"] + pod.get("initContainers", []):
+            if container["image"].startswith("postgres:"):
+                assert target == "overlays/dev", "only the dev overlay brings its PostgreSQL"
+                continue
+            pilot = workload["metadata"]["labels"]["app.kubernetes.io/name"].removesuffix("-migrate")
+            assert container["image"] == f"clinpred-{pilot}:{tag}", (workload["metadata"]["name"], container["name"])
+
+
+def model_pin(service: str, container: dict[str, Any]) -> tuple[str, str]:
+    env = env_of(container)
+    prefix = f"CLINPRED_{service.upper()}_"
+    assert env.get(f"{prefix}MODEL_NAME") and env.get(f"{prefix}MODEL_VERSION"), "the model served must be pinned"
+    return env[f"{prefix}MODEL_NAME"], env[f"{prefix}MODEL_VERSION"]
+
+
+@pytest.mark.parametrize(("target", "service"), list(service_targets()))
+def test_every_deployment_pins_its_model_and_labels_its_pods_with_it(rendered: dict[str, Any], target: str, service: str) -> None:
+    """A newly registered version goes live only when a manifest names it: every Deployment (stable and
+    canary) sets the model name and version in its own env, the pods carry the version as a label (which
+    the ServiceMonitor copies onto every series), and the package is one the image holds (models/)."""
+    for name in (service, f"{service}-canary"):
+        deployment = one(rendered, target, "Deployment", name)
+        container = server(deployment)
+        model, version = model_pin(service, container)
+        assert deployment["spec"]["template"]["metadata"]["labels"]["clinpred.io/model-version"] == version, name
+        package = REPO / "models" / SPECS[service].pilot / model / version
+        assert (package / "package.json").is_file(), f"{name}: no model package {package.relative_to(REPO)}"
+        # The env is the one place: the settings ConfigMap (shared by both tracks) names no model.
+        settings = one_settings(rendered, target, service)
+        assert not {k for k in settings if k.endswith(("_MODEL_NAME", "_MODEL_VERSION"))}, settings
+    monitor = one(rendered, target, "ServiceMonitor", service)["spec"]
+    assert {"clinpred.io/model-version", "clinpred.io/track"} <= set(monitor["podTargetLabels"])
+
+
+def one_settings(rendered: dict[str, Any], target: str, service: str) -> dict[str, str]:
+    found = [d for d in objects(rendered, target, "ConfigMap") if d["metadata"]["name"].startswith(f"{service}-settings")]
+    assert len(found) == 1, found
+    return dict(found[0]["data"])
+
+
+def without_track(deployment: dict[str, Any], service: str) -> dict[str, Any]:
+    """The Deployment with what may differ between the tracks taken out: name, track, replicas, version."""
+    copy = json.loads(json.dumps(deployment))
+    copy["metadata"]["name"] = "-"
+    copy["spec"].pop("replicas")
+    for labels in (
+        copy["metadata"]["labels"],
+        copy["spec"]["selector"]["matchLabels"],
+        copy["spec"]["template"]["metadata"]["labels"],
+    ):
+        labels.pop("clinpred.io/track")
+    for spread in copy["spec"]["template"]["spec"]["topologySpreadConstraints"]:
+        spread["labelSelector"]["matchLabels"].pop("clinpred.io/track")
+    copy["spec"]["template"]["metadata"]["labels"].pop("clinpred.io/model-version")
+    for variable in server(copy)["env"]:
+        if variable["name"] == f"CLINPRED_{service.upper()}_MODEL_VERSION":
+            variable["value"] = "-"
+    return dict(copy)
+
+
+@pytest.mark.parametrize(("target", "service"), list(service_targets()))
+def test_canary_is_the_stable_deployment_at_its_own_model_version(rendered: dict[str, Any], target: str, service: str) -> None:
+    stable = one(rendered, target, "Deployment", service)
+    canary = one(rendered, target, "Deployment", f"{service}-canary")
+    assert stable["spec"]["selector"]["matchLabels"]["clinpred.io/track"] == "stable"
+    assert canary["spec"]["selector"]["matchLabels"]["clinpred.io/track"] == "canary"
+    # Idle until a canary starts; then only its version (and its replica count) differ.
+    assert canary["spec"]["replicas"] == 0
+    assert without_track(canary, service) == without_track(stable, service)
+    # The headless Service (in-cluster clients) has both tracks; the gateway's per-track Services one each.
+    pod_labels = {track: d["spec"]["template"]["metadata"]["labels"] for track, d in (("stable", stable), ("canary", canary))}
+    headless = one(rendered, target, "Service", service)["spec"]["selector"]
+    assert all(headless.items() <= labels.items() for labels in pod_labels.values())
+    for track, labels in pod_labels.items():
+        selector = one(rendered, target, "Service", f"{service}-{track}")["spec"]["selector"]
+        assert selector.items() <= labels.items()
+        other = pod_labels["canary" if track == "stable" else "stable"]
+        assert not selector.items() <= other.items(), f"{service}-{track} also selects the other track"
+    # The HPA and the PodDisruptionBudget: the stable Deployment, and every pod of the service.
+    assert one(rendered, target, "HorizontalPodAutoscaler", service)["spec"]["scaleTargetRef"]["name"] == service
+    pdb = one(rendered, target, "PodDisruptionBudget", service)["spec"]["selector"]["matchLabels"]
+    assert all(pdb.items() <= labels.items() for labels in pod_labels.values())
+
+
+# Services whose streams never end by themselves: they are cut at SIGTERM anyway and resume (WatchRisk with
+# its resume_token, k8s/README.md), so their drain waits for the calls that end, with the default grace.
+ENDLESS_STREAMS = {"deterioration"}
+# From the preStop's end to SIGKILL: BentoML's stop and the audit trail's last fsync.
+STOP_SECONDS = 15
+
+
+@pytest.mark.parametrize(("target", "service"), list(service_targets()))
+def test_graceful_drain_agrees_with_the_servers_connection_age(rendered: dict[str, Any], target: str, service: str) -> None:
+    """BentoML stops at SIGTERM without a grace period, so the pod drains before it: once it is terminating
+    it leaves the Service's DNS, and the preStop sleep keeps it serving until every connection has reached
+    its maximum age (the server sends GOAWAY: clients re-resolve and go elsewhere) and its calls their grace."""
+    from clinpred.services.common.settings import ServiceSettings
+
+    fields = ServiceSettings.model_fields
+    for name in (service, f"{service}-canary"):
+        deployment = one(rendered, target, "Deployment", name)
+        container = server(deployment)
+        settings = settings_of(rendered, target, container)
+        prefix = f"CLINPRED_{service.upper()}_"
+
+        def setting(field: str, settings: dict[str, str] = settings, prefix: str = prefix) -> float:
+            return float(settings.get(prefix + field.upper(), fields[field].default))
+
+        age = setting("max_connection_age_seconds")
+        grace = (
+            float(fields["max_connection_age_grace_seconds"].default)
+            if service in ENDLESS_STREAMS
+            else setting("max_connection_age_grace_seconds")
+        )
+        sleep = container["lifecycle"]["preStop"]["sleep"]["seconds"]
+        assert sleep == age + grace, (name, sleep, age, grace)
+        assert deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == sleep + STOP_SECONDS, name
+
+
+# --- deterioration's schema migrations -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("target", MIGRATION_TARGETS)
+def test_migration_job_runs_once_per_release_against_the_pods_database(rendered: dict[str, Any], target: str) -> None:
+    overlay = target.removesuffix("/migrate")
+    (job,) = objects(rendered, target, "Job")
+    assert job["metadata"]["name"] == "deterioration-migrate"
+    namespace = objects(rendered, overlay, "Namespace")[0]["metadata"]["name"]
+    assert {d["metadata"]["namespace"] for d in rendered[target][1]} == {namespace}
+    spec = job["spec"]
+    pod = spec["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["command"] + container["args"] == ["clinpred", "db", "migrate"]
+    assert pod["restartPolicy"] == "Never" and 0 <= spec["backoffLimit"] <= 3
+    # A stuck migration fails the Job (and with it `kubectl wait`, so the rollout is not applied).
+    assert 0 < spec["activeDeadlineSeconds"] <= 3600
+    deployment = one(rendered, overlay, "Deployment", "deterioration")
+    assert container["image"] == server(deployment)["image"], "the Job migrates to the release the pods run"
+    # The same database as the pods: the same Secret, read as the same file.
+    volume, _, folder = database_secret_file(overlay, rendered)
+    job_volumes = {v["name"]: v for v in pod["volumes"]}
+    (job_mount,) = [m for m in container["volumeMounts"] if "secret" in job_volumes[m["name"]]]
+    assert job_volumes[job_mount["name"]]["secret"] == volume["secret"]
+    assert job_mount["mountPath"] == folder == env_of(container)[SECRETS_DIR_ENV] and job_mount.get("readOnly") is True
+    # And the same way there: its NetworkPolicy's egress is the pods'.
+    policy = one(rendered, target, "NetworkPolicy", "deterioration-migrate")["spec"]
+    assert policy["podSelector"]["matchLabels"].items() <= spec["template"]["metadata"]["labels"].items()
+    assert policy["ingress"] == [] and sorted(policy["policyTypes"]) == ["Egress", "Ingress"]
+    assert policy["egress"] == one(rendered, overlay, "NetworkPolicy", "deterioration")["spec"]["egress"]
+    # The pods do not migrate: they check that the schema is current and refuse to serve otherwise.
+    settings = settings_of(rendered, overlay, server(deployment))
+    assert settings["CLINPRED_DETERIORATION_MIGRATE_ON_START"] == "false"
+    # The Job's pods are no Service's endpoints.
+    for service in objects(rendered, overlay, "Service"):
+        assert not service["spec"]["selector"].items() <= spec["template"]["metadata"]["labels"].items()
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_every_pod_runs_restricted(rendered: dict[str, Any], target: str) -> None:
+    """Every workload (the services' Deployments, the migration Job, dev's PostgreSQL): restricted Pod
+    Security, no API token, a read-only root, resources set."""
+    for workload in workloads(rendered, target):
+        name = workload["metadata"]["name"]
+        pod = workload["spec"]["template"]["spec"]
+        assert pod["automountServiceAccountToken"] is False, name
+        assert one(rendered, target, "ServiceAccount", pod["serviceAccountName"])["automountServiceAccountToken"] is False
+        assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] >= 10000, name
+        for container in pod["containers"] + pod.get("initContainers", []):
+            context = container["securityContext"]
+            assert context["readOnlyRootFilesystem"] is True and context["allowPrivilegeEscalation"] is False, name
+            assert context["capabilities"]["drop"] == ["ALL"] and context["seccompProfile"]["type"] == "RuntimeDefault", name
+            assert {"cpu", "memory"} <= container["resources"]["limits"].keys(), name
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_every_setting_in_the_manifests_is_a_setting(rendered: dict[str, Any], target: str) -> None:
+    """Every CLINPRED_ variable a container gets (env and settings ConfigMaps) is one some service reads:
+    a misspelt or removed setting would otherwise be ignored (the server only warns)."""
+    from clinpred.services.common.settings_reference import unknown_variables
+
+    for workload in workloads(rendered, target):
+        pod = workload["spec"]["template"]["spec"]
+        for container in pod["containers"] + pod.get("initContainers", []):
+            unknown = unknown_variables(settings_of(rendered, target, container))
+            assert not unknown, f"{workload['metadata']['name']}/{container['name']}: not settings (closest known): {unknown}"
+
+
+# --- dev's own PostgreSQL --------------------------------------------------------------------------
+
+
+def selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    """A Kubernetes label selector (matchLabels, matchExpressions with In) matched against labels."""
+    if not selector.get("matchLabels", {}).items() <= labels.items():
+        return False
+    for expression in selector.get("matchExpressions", []):
+        assert expression["operator"] == "In", expression
+        if labels.get(expression["key"]) not in expression["values"]:
+            return False
+    return True
+
+
+def test_dev_brings_its_own_postgresql(rendered: dict[str, Any]) -> None:
+    import base64
+    from urllib.parse import urlsplit
+
+    target = "overlays/dev"
+    (statefulset,) = objects(rendered, target, "StatefulSet")
+    pod = statefulset["spec"]["template"]
+    (container,) = pod["spec"]["containers"]
+    (claim,) = statefulset["spec"]["volumeClaimTemplates"]
+    data_mount = next(m for m in container["volumeMounts"] if m["name"] == claim["metadata"]["name"])
+    assert Path(env_of(container)["PGDATA"]).is_relative_to(data_mount["mountPath"]), "the data must be on the claim"
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"] and statefulset["spec"]["replicas"] == 1
+    # One generated Secret: PostgreSQL's password file and deterioration's URL, which must agree.
+    secret = one(rendered, target, "Secret", "deterioration-database")
+    data = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
+    url = urlsplit(data["url"])
+    assert url.password == data["password"] and url.username == env_of(container)["POSTGRES_USER"]
+    assert url.path.lstrip("/") == env_of(container)["POSTGRES_DB"]
+    password_file = env_of(container)["POSTGRES_PASSWORD_FILE"]
+    mount = mount_holding(container, password_file)
+    source = pod_volume(statefulset, mount["name"])["secret"]
+    assert source["secretName"] == "deterioration-database"
+    assert source["items"] == [{"key": "password", "path": str(Path(password_file).relative_to(mount["mountPath"]))}]
+    # The URL's host is the PostgreSQL Service, which selects these pods.
+    service = one(rendered, target, "Service", url.hostname or "")
+    assert service["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
+    assert url.port == service["spec"]["ports"][0]["port"] == container_port(container, "postgres")
+    # Deterioration's egress (and its migration Job's) reaches these pods in this namespace, and their
+    # NetworkPolicy admits exactly those two.
+    namespace_labels = objects(rendered, target, "Namespace")[0]["metadata"]["labels"]
+    deterioration = one(rendered, target, "Deployment", "deterioration")
+    job = objects(rendered, "overlays/dev/migrate", "Job")[0]
+    postgres_policy = one(rendered, target, "NetworkPolicy", "postgres")["spec"]
+    assert selects(postgres_policy["podSelector"], pod["metadata"]["labels"])
+    assert postgres_policy["egress"] == []
+    (rule,) = postgres_policy["ingress"]
+    assert [p["port"] for p in rule["ports"]] == [url.port]
+    for client, policy in (
+        (deterioration, one(rendered, target, "NetworkPolicy", "deterioration")),
+        (job, one(rendered, "overlays/dev/migrate", "NetworkPolicy", "deterioration-migrate")),
+    ):
+        client_labels = client["spec"]["template"]["metadata"]["labels"]
+        assert any(selects(peer["podSelector"], client_labels) for peer in rule["from"]), client["metadata"]["name"]
+        peers = [
+            peer
+            for egress in policy["spec"]["egress"]
+            for peer in egress["to"]
+            if any(p["port"] == url.port for p in egress["ports"])
+        ]
+        assert any(
+            selects(peer["podSelector"], pod["metadata"]["labels"]) and selects(peer["namespaceSelector"], namespace_labels)
+            for peer in peers
+        ), client["metadata"]["name"]
+    # Prod keeps its external database: no PostgreSQL, no Secret in the manifests.
+    assert not objects(rendered, "overlays/prod", "StatefulSet") and not objects(rendered, "overlays/prod", "Secret")
+
+
+# --- the way in: Gateway, TLS passthrough ----------------------------------------------------------
+
+
+def test_gateway_passes_mutual_tls_through_to_each_service_by_weight(rendered: dict[str, Any]) -> None:
+    """The server authenticates callers by their own client certificate only (services/common/identity.py:
+    no forwarded identity), so the gateway must not terminate TLS: TLS listeners in Passthrough mode and
+    TLSRoutes by SNI name, never an HTTPRoute or GRPCRoute (which need TLS terminated at the gateway)."""
+    target = "overlays/prod"
+    (gateway,) = objects(rendered, target, "Gateway")
+    listeners = {listener["name"]: listener for listener in gateway["spec"]["listeners"]}
+    assert set(listeners) == set(SERVICE_BASES)
+    assert not objects(rendered, target, "GRPCRoute") and not objects(rendered, target, "HTTPRoute")
+    for service in SERVICE_BASES:
+        listener = listeners[service]
+        assert (listener["protocol"], listener["tls"]["mode"]) == ("TLS", "Passthrough"), listener
+        route = one(rendered, target, "TLSRoute", service)["spec"]
+        assert route["parentRefs"] == [{"name": gateway["metadata"]["name"], "sectionName": service}]
+        assert route["hostnames"] == [listener["hostname"]]
+        (rule,) = route["rules"]
+        backends = {ref["name"]: ref for ref in rule["backendRefs"]}
+        assert set(backends) == {f"{service}-stable", f"{service}-canary"}
+        assert sum(ref["weight"] for ref in backends.values()) > 0
+        assert backends[f"{service}-stable"]["weight"] > 0 and backends[f"{service}-canary"]["weight"] == 0, "no canary running"
+        for track in ("stable", "canary"):
+            backend = one(rendered, target, "Service", f"{service}-{track}")
+            (port,) = backend["spec"]["ports"]
+            assert backends[f"{service}-{track}"]["port"] == port["port"] == SPECS[service].port
+            pods = one(rendered, target, "Deployment", service if track == "stable" else f"{service}-canary")
+            assert backend["spec"]["selector"].items() <= pods["spec"]["template"]["metadata"]["labels"].items()
+    # The plaintext overlay has no way in from outside.
+    assert not objects(rendered, "overlays/dev", "Gateway") and not objects(rendered, "overlays/dev", "TLSRoute")
+
+
+# --- scaling on gRPC load --------------------------------------------------------------------------
+
+ADAPTER_RULES = K8S / "prometheus-adapter" / "rules.yaml"
+
+
+@pytest.mark.parametrize("service", SERVICE_BASES)
+def test_prod_hpa_follows_grpc_load_with_cpu_as_fallback(rendered: dict[str, Any], service: str) -> None:
+    """The custom metric the HPA asks for is the one the Prometheus adapter rule serves, computed from a
+    metric the services really export (clinpred.services.common.metrics), per pod."""
+    from clinpred.services.common.metrics import _metrics
+
+    metrics = one(rendered, "overlays/prod", "HorizontalPodAutoscaler", service)["spec"]["metrics"]
+    assert [m["resource"]["name"] for m in metrics if m["type"] == "Resource"] == ["cpu"]
+    (pods,) = [m["pods"] for m in metrics if m["type"] == "Pods"]
+    rules = {r["name"]["as"]: r for r in yaml.safe_load(ADAPTER_RULES.read_text())["rules"]["custom"]}
+    rule = rules[pods["metric"]["name"]]
+    exported = _metrics()["requests"]._name + "_total"  # a prometheus_client Counter's series
+    assert rule["seriesQuery"].startswith(exported + "{") and re.fullmatch(rule["name"]["matches"], exported)
+    assert rule["resources"]["overrides"]["pod"] == {"resource": "pod"}
+    assert "rate(" in rule["metricsQuery"] and pods["target"]["type"] == "AverageValue"
+    # Dev scales on CPU alone (no adapter assumed there).
+    assert [m["type"] for m in one(rendered, "overlays/dev", "HorizontalPodAutoscaler", service)["spec"]["metrics"]] == [
+        "Resource"
+    ]
 
 
 # --- access policy, audit key, audit trail, development mode ----------------------------------
@@ -841,7 +1259,7 @@ def quantity_bytes(quantity: str) -> int:
 
 @pytest.mark.parametrize("target", TARGETS)
 def test_images_are_tagged(rendered: dict[str, Any], target: str) -> None:
-    for deployment in objects(rendered, target, "Deployment"):
+    for deployment in workloads(rendered, target):
         pod = deployment["spec"]["template"]["spec"]
         for container in pod["containers"] + pod.get("initContainers", []):
             image = container["image"]
@@ -1042,6 +1460,17 @@ class PodRun:
             )
         env["CLINPRED_MODELS_ROOT"] = str(REPO / "models")
         return {**{k: v for k, v in os.environ.items() if not k.startswith(("BENTOML_", "CLINPRED_"))}, **env}
+
+    def run_migration_job(self, job: dict[str, Any]) -> None:
+        """The migration Job's container, as a release runs it before the pods roll: its argv and env,
+        with its volumes where this pod's are (a test checks that it mounts the pods' database Secret
+        where they do)."""
+        (container,) = job["spec"]["template"]["spec"]["containers"]
+        env = {k: self.in_pod(v) for k, v in env_of(container).items()}
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith(("BENTOML_", "CLINPRED_"))}, **env}
+        argv = [str(self.bin_dir / container["command"][0]), *container["args"]]
+        answer = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120, check=False)
+        assert answer.returncode == 0, answer.stdout + answer.stderr
 
     def register_models(self) -> None:
         argv = [str(self.bin_dir / self.init["command"][0]), *self.init["args"]]
@@ -1252,6 +1681,9 @@ def test_prod_pod_command_serves_mutual_tls_and_passes_its_probes(rendered: dict
             return answer
 
     started_at = datetime.now(UTC) - timedelta(seconds=5)
+    if service in DATABASE_SECRETS:
+        # The release's order: the migration Job first (the pods only check the schema).
+        pod.run_migration_job(objects(rendered, "overlays/prod/migrate", "Job")[0])
     pod.register_models()
     with pod.serving() as process:
         pod.wait_until(process, lambda: "" if (answer := run_probe("startupProbe")).returncode == 0 else answer.stderr)
