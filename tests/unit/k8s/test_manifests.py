@@ -761,6 +761,77 @@ def test_canary_is_the_stable_deployment_at_its_own_model_version(rendered: dict
     assert all(pdb.items() <= labels.items() for labels in pod_labels.values())
 
 
+README = K8S / "README.md"
+# `kubectl -n clinpred patch <kind> <name> [--type=json] -p '<patch>'`, as k8s/README.md writes them.
+KUBECTL_PATCH = re.compile(
+    r"^kubectl -n clinpred patch (deployment|tlsroute) (\S+)(?: --type=(json))? -p '([^']+)'$", re.MULTILINE
+)
+
+
+def readme_canary_patches() -> list[tuple[str, str, str, str]]:
+    """(kind, name, patch type, patch) of every patch command in k8s/README.md's canary section, in order."""
+    text = README.read_text()
+    section = text[text.index("## Canary: two versions side by side") : text.index("## Graceful drain")]
+    return [
+        (kind, name, kind_of_patch or "strategic", patch) for kind, name, kind_of_patch, patch in KUBECTL_PATCH.findall(section)
+    ]
+
+
+def kubectl_patch_local(obj: dict[str, Any], patch_type: str, patch: str, tmp_path: Path) -> dict[str, Any]:
+    """What `kubectl patch` does to `obj` on a cluster, done offline (`--local`)."""
+    source = tmp_path / f"{obj['kind']}-{obj['metadata']['name']}.json"
+    source.write_text(json.dumps(obj))
+    answer = subprocess.run(
+        [kubectl(), "patch", "--local", "-f", str(source), f"--type={patch_type}", "-p", patch, "-o", "json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert answer.returncode == 0, answer.stderr
+    patched: dict[str, Any] = json.loads(answer.stdout)
+    return patched
+
+
+def weights(route: dict[str, Any]) -> dict[str, int]:
+    return {ref["name"]: ref["weight"] for rule in route["spec"]["rules"] for ref in rule["backendRefs"]}
+
+
+def test_readme_canary_steps_do_what_they_say(rendered: dict[str, Any], tmp_path: Path) -> None:
+    """k8s/README.md's canary commands, applied as kubectl applies them to the rendered prod objects: start
+    (canary at the new version, label and env together, nothing else changed; 10 % of the gateway's
+    connections), promote (the stable Deployment at that version), back to 100/0."""
+    target = "overlays/prod"
+    steps = readme_canary_patches()
+    assert [(kind, name) for kind, name, _, _ in steps] == [
+        ("deployment", "tumor-canary"),
+        ("tlsroute", "tumor"),
+        ("deployment", "tumor"),
+        ("tlsroute", "tumor"),
+    ], steps
+    stable, canary = one(rendered, target, "Deployment", "tumor"), one(rendered, target, "Deployment", "tumor-canary")
+    route = one(rendered, target, "TLSRoute", "tumor")
+    started = kubectl_patch_local(canary, steps[0][2], steps[0][3], tmp_path)
+    _, version = model_pin("tumor", server(started))
+    assert version != model_pin("tumor", server(stable))[1], "the canary must try another version"
+    assert started["spec"]["template"]["metadata"]["labels"]["clinpred.io/model-version"] == version
+    assert without_track(started, "tumor") == without_track(canary, "tumor"), "only the version may change"
+    split = kubectl_patch_local(route, steps[1][2], steps[1][3], tmp_path)
+    assert weights(split) == {"tumor-stable": 90, "tumor-canary": 10}
+    promoted = kubectl_patch_local(stable, steps[2][2], steps[2][3], tmp_path)
+    assert model_pin("tumor", server(promoted))[1] == version
+    assert promoted["spec"]["template"]["metadata"]["labels"]["clinpred.io/model-version"] == version
+    assert without_track(promoted, "tumor") == without_track(stable, "tumor")
+    assert (
+        weights(kubectl_patch_local(split, steps[3][2], steps[3][3], tmp_path))
+        == weights(route)
+        == {
+            "tumor-stable": 100,
+            "tumor-canary": 0,
+        }
+    )
+
+
 # Services whose streams never end by themselves: they are cut at SIGTERM anyway and resume (WatchRisk with
 # its resume_token, k8s/README.md), so their drain waits for the calls that end, with the default grace.
 ENDLESS_STREAMS = {"deterioration"}
@@ -1431,12 +1502,18 @@ class PodRun:
     gives it (paths in the pod mapped to their stand-ins), the real init and server commands."""
 
     def __init__(
-        self, rendered: dict[str, Any], target: str, service: str, root: Path, secrets: dict[str, dict[str, bytes]]
+        self,
+        rendered: dict[str, Any],
+        target: str,
+        service: str,
+        root: Path,
+        secrets: dict[str, dict[str, bytes]],
+        deployment: dict[str, Any] | None = None,
     ) -> None:
         from tests.support import free_port
 
         self.rendered, self.target, self.service, self.root = rendered, target, service, root
-        self.deployment = one(rendered, target, "Deployment", service)
+        self.deployment = deployment or one(rendered, target, "Deployment", service)
         self.container = server(self.deployment)
         self.init = self.deployment["spec"]["template"]["spec"]["initContainers"][0]
         self.settings = settings_of(rendered, target, self.container)
@@ -1772,19 +1849,37 @@ def test_prod_pod_command_serves_mutual_tls_and_passes_its_probes(rendered: dict
 def test_dev_pod_command_serves_plaintext_in_development_mode(rendered: dict[str, Any], tmp_path: Path) -> None:
     """The dev overlay's tumour pod as it runs: plaintext, no identity, every caller the development
     caller with what the dev policy grants, and still an audit trail on the claim, sealed with the
-    Secret's key; nothing written outside its volumes (the working directory stays empty)."""
+    Secret's key; nothing written outside its volumes (the working directory stays empty). Beside it
+    its canary, started as k8s/README.md starts one (at an older version the image holds): the two
+    serve side by side, each the version its Deployment pins."""
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+    from clinpred.services.api.tumor.v1 import tumor_pb2
+
     service, target = "tumor", "overlays/dev"
     spec = SPECS[service]
-    pod = PodRun(rendered, target, service, tmp_path, audit_key_secret(tmp_path, service))
+    secrets = audit_key_secret(tmp_path, service)
+    pod = PodRun(rendered, target, service, tmp_path, secrets)
     container = pod.container
     assert container["readinessProbe"]["grpc"]["service"] == spec.grpc_service
     method = f"/{spec.grpc_service}/GetModelInfo"
+    _, stable_version = model_pin(service, container)
+    (_, _, patch_type, start_canary), *_ = readme_canary_patches()
+    readme_version = json.loads(start_canary)["spec"]["template"]["metadata"]["labels"]["clinpred.io/model-version"]
+    older = "1.1.0"
+    assert older != stable_version and (REPO / "models" / spec.pilot / model_pin(service, container)[0] / older).is_dir()
+    canary_deployment = kubectl_patch_local(
+        one(rendered, target, "Deployment", f"{service}-canary"),
+        patch_type,
+        start_canary.replace(readme_version, older),
+        tmp_path,
+    )
+    (tmp_path / "canary").mkdir()
+    canary = PodRun(rendered, target, service, tmp_path / "canary", secrets, deployment=canary_deployment)
 
-    def ready() -> str:
-        with grpc.insecure_channel(f"127.0.0.1:{pod.port}") as channel:
+    def ready(port: int) -> str:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             try:
                 answer = health_pb2_grpc.HealthStub(channel).Check(
                     health_pb2.HealthCheckRequest(service=spec.grpc_service), timeout=5
@@ -1793,11 +1888,18 @@ def test_dev_pod_command_serves_plaintext_in_development_mode(rendered: dict[str
                 return str(error.code())
         return "" if answer.status == health_pb2.HealthCheckResponse.SERVING else str(answer.status)
 
+    def served_version(port: int, request_id: str) -> str:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            answer = channel.unary_unary(method)(b"", timeout=30, metadata=[("x-request-id", request_id)])
+        return str(tumor_pb2.GetModelInfoResponse.FromString(answer).model.version)
+
     pod.register_models()
-    with pod.serving() as process:
-        pod.wait_until(process, ready)
-        with grpc.insecure_channel(f"127.0.0.1:{pod.port}") as channel:
-            assert channel.unary_unary(method)(b"", timeout=30, metadata=[("x-request-id", "k8s-e2e-dev")])
+    canary.register_models()
+    with pod.serving() as process, canary.serving() as canary_process:
+        pod.wait_until(process, lambda: ready(pod.port))
+        canary.wait_until(canary_process, lambda: ready(canary.port))
+        assert served_version(pod.port, "k8s-e2e-dev") == stable_version
+        assert served_version(canary.port, "k8s-e2e-dev-canary") == older
         pod.wait_until_recorded(process, {"k8s-e2e-dev"})
         served = pod.log_path.read_text()
         assert "DEVELOPMENT MODE" in served, "the server must say it runs in development mode"
