@@ -1,5 +1,5 @@
 # Quick start: `make run` sets up and serves; `make test` sets up and runs every test.
-.PHONY: setup run test lint codegen settings-reference cli-reference fuzz
+.PHONY: setup run test lint codegen settings-reference cli-reference fuzz bench bench-quick
 
 setup:
 	@bash scripts/setup.sh
@@ -15,6 +15,15 @@ test: setup
 # suite runs a few per RPC. CLINPRED_FUZZ_REPORT=file.json also writes the status codes seen.
 fuzz: setup
 	CLINPRED_FUZZ_EXAMPLES=10000 .venv/bin/python -m pytest -q -p no:cacheprovider tests/fuzz tests/integration/deterioration/test_fuzz.py
+
+# Every service against its peer and its floor in one run, as ratios (about 10 minutes on 2 cores; bench/README.md):
+# bench/reports/<UTC date>/ gets report.md, results.json and the plots. BENCH_ARGS="--only tumor,genomics" picks parts.
+bench: setup
+	.venv/bin/python -m bench.suite $(BENCH_ARGS)
+
+# The same run with tiny plans (about a minute on an idle machine): a smoke run, numbers mean nothing.
+bench-quick: setup
+	.venv/bin/python -m bench.suite --quick $(BENCH_ARGS)
 
 lint: setup
 	.venv/bin/ruff check .

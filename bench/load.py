@@ -1,11 +1,12 @@
-"""The load generator: one grpc.aio client process driving both sides on loopback.
+"""The load generator: one grpc.aio client process driving every side on loopback.
 
-Every scenario runs in rounds. Within a round each side gets one block of
-calls, back to back, in alternating order (ours first in even rounds, the
-peer first in odd rounds), so slow drifts of a shared machine hit both sides
-alike. Only the call itself is inside the timed region (request messages are
-built beforehand; responses are parsed by grpc as part of the call, on both
-sides). Loops are bounded by call counts, each call by a deadline, and the
+Sides: ours (the tumour service), the peer (MLServer) and the floor (grpc.health.v1
+Check on our own running server: a trivial handler on the same server stack, with its
+interceptors, through the same client). Every scenario runs in rounds. Within a round
+each side gets one block of calls, back to back, in an order that rotates from round
+to round, so slow drifts of a shared machine hit every side alike. Only the call
+itself is inside the timed region (request messages are built beforehand; responses
+are parsed by grpc as part of the call, on every side). Loops are bounded by call counts, each call by a deadline, and the
 whole run by a time budget checked after every round.
 """
 
@@ -21,6 +22,7 @@ from typing import Any
 import grpc
 import numpy as np
 import psutil
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bench import ours
 from bench.peer import V2_SERVICE, V2Messages
@@ -32,7 +34,8 @@ CHANNEL_OPTIONS = [("grpc.use_local_subchannel_pool", 1), ("grpc.max_receive_mes
 
 OURS = "ours"
 PEER = "peer"
-SIDES = (OURS, PEER)
+FLOOR = "floor"
+SIDES = (OURS, PEER, FLOOR)
 
 
 @dataclass(frozen=True)
@@ -41,8 +44,11 @@ class Plan:
 
     rounds: int = 60
     single_calls: int = 120
-    concurrent_clients: int = 4
-    concurrent_calls_per_client: int = 40
+    concurrency: tuple[int, ...] = (4, 16, 64)
+    # Calls of one concurrent block, shared out among its clients (at least 5 each).
+    concurrent_calls: int = 320
+    # Concurrent clients of the prediction-only reference (0: left out).
+    prediction_only_clients: int = 16
     batch_size: int = 100
     batch_calls: int = 8
     stream_messages: int = 120
@@ -50,15 +56,29 @@ class Plan:
     max_seconds: float = 240.0
     seed: int = 20261122
 
-    def calls_per_round(self) -> int:
-        """Calls of both sides in one round of all scenarios (for the progress bar)."""
-        per_side = (
-            self.single_calls
-            + self.concurrent_clients * self.concurrent_calls_per_client
-            + self.batch_calls
-            + self.stream_messages
-        )
-        return 2 * per_side
+    def calls_per_client(self, clients: int) -> int:
+        return max(5, self.concurrent_calls // clients)
+
+    @property
+    def max_clients(self) -> int:
+        return max((1, self.prediction_only_clients, *self.concurrency))
+
+    def calls_per_round(self, prediction_only: bool = True) -> int:
+        """Calls of every side in one round of all scenarios (for the progress bar)."""
+        return sum(len(s.sides) * self.block_calls(s) for s in scenarios(self, prediction_only))
+
+    def block_calls(self, scenario: Scenario) -> int:
+        """Calls of one side's block in `scenario`."""
+        if scenario.key == "batch":
+            return self.batch_calls
+        if scenario.key == "stream":
+            return self.stream_messages
+        if scenario.clients == 1:
+            return self.single_calls
+        return scenario.clients * self.calls_per_client(scenario.clients)
+
+
+FLOOR_CALL = "grpc.health.v1 Check on our server"
 
 
 @dataclass(frozen=True)
@@ -69,19 +89,43 @@ class Scenario:
     peer_call: str
     items_per_call: int
     clients: int
+    sides: tuple[str, ...] = (OURS, PEER)
+    # Ours asks for the answer without explanation (the request's detail level "none").
+    prediction_only: bool = False
 
 
-def scenarios(plan: Plan) -> list[Scenario]:
-    return [
-        Scenario("single", "one case, sequential", "Classify (1 case)", "ModelInfer (1 row)", 1, 1),
+def concurrency_key(clients: int) -> str:
+    return "single" if clients == 1 else f"concurrent-{clients}"
+
+
+def scenarios(plan: Plan, prediction_only: bool = True) -> list[Scenario]:
+    """Every scenario of a round; `prediction_only` False when our server offers no detail level."""
+    out = [
         Scenario(
-            "concurrent",
-            f"one case, {plan.concurrent_clients} concurrent clients",
-            "Classify (1 case)",
+            concurrency_key(c),
+            "one case, sequential" if c == 1 else f"one case, {c} concurrent clients",
+            "Classify (1 case, full explanation)",
             "ModelInfer (1 row)",
             1,
-            plan.concurrent_clients,
-        ),
+            c,
+            (OURS, PEER, FLOOR),
+        )
+        for c in sorted({1, *plan.concurrency})
+    ]
+    if prediction_only and plan.prediction_only_clients > 0:
+        c = plan.prediction_only_clients
+        out.append(
+            Scenario(
+                f"prediction-only-{c}",
+                f"one case, {c} concurrent clients, prediction only",
+                "Classify (1 case, detail none)",
+                "ModelInfer (1 row)",
+                1,
+                c,
+                prediction_only=True,
+            )
+        )
+    out += [
         Scenario(
             "batch",
             f"batch of {plan.batch_size}, sequential",
@@ -99,6 +143,7 @@ def scenarios(plan: Plan) -> list[Scenario]:
             1,
         ),
     ]
+    return out
 
 
 @dataclass
@@ -222,6 +267,20 @@ class OursClient:
         await self.channel.close()
 
 
+class FloorClient:
+    """The floor: the cheapest call our server answers (grpc.health.v1 Check), through the same stack."""
+
+    def __init__(self, target: str) -> None:
+        self.channel = grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
+        self.stub = health_pb2_grpc.HealthStub(self.channel)
+
+    async def single(self, request: health_pb2.HealthCheckRequest) -> health_pb2.HealthCheckResponse:
+        return await self.stub.Check(request, timeout=CALL_TIMEOUT)
+
+    async def close(self) -> None:
+        await self.channel.close()
+
+
 class PeerClient:
     def __init__(self, target: str, messages: V2Messages) -> None:
         self.channel = grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
@@ -276,6 +335,8 @@ class Requests:
     ours_batch: list[tumor_pb2.ClassifyBatchRequest]
     peer_batch: list[Any]
     ours_stream: list[tumor_pb2.ClassifyStreamRequest]
+    ours_prediction_only: list[tumor_pb2.ClassifyRequest]  # empty when our server has no detail level
+    floor: list[health_pb2.HealthCheckRequest]
 
 
 def build_requests(cases: Cases, messages: V2Messages, plan: Plan) -> Requests:
@@ -288,7 +349,17 @@ def build_requests(cases: Cases, messages: V2Messages, plan: Plan) -> Requests:
         ours_batch=[ours.batch_request(names, cases.batch(j, plan.batch_size), f"b{j}") for j in range(n_batches)],
         peer_batch=[messages.infer_request(cases.batch(j, plan.batch_size)) for j in range(n_batches)],
         ours_stream=[ours.stream_request(names, cases.row(i), f"s-{i}") for i in range(n)],
+        ours_prediction_only=[
+            r for r in (ours.prediction_only(ours.classify_request(names, cases.row(i), f"p-{i}")) for i in range(n)) if r
+        ],
+        floor=[health_pb2.HealthCheckRequest()],
     )
+
+
+def rotated(sides: Sequence[str], round_index: int) -> list[str]:
+    """The order of the sides in a round: each side goes first in turn."""
+    k = round_index % len(sides)
+    return [*sides[k:], *sides[:k]]
 
 
 def cycle(items: Sequence[Any], start: int, count: int) -> list[Any]:
@@ -310,25 +381,26 @@ class LoadGenerator:
         self.ours_target = ours_target
         self.peer_target = peer_target
         self.messages = messages
-        self.pids = {OURS: ours_pid, PEER: peer_pid}
+        self.pids = {OURS: ours_pid, PEER: peer_pid, FLOOR: ours_pid}
         self.ours_metrics_port = ours_metrics_port
         self.ours_clients: list[OursClient] = []
         self.peer_clients: list[PeerClient] = []
+        self.floor_clients: list[FloorClient] = []
         self.cursor = 0
         self.stages: dict[str, dict[str, tuple[float, float]]] = {}
         self.load_average: list[tuple[float, float, float]] = []
         self.me = psutil.Process()
 
     async def open(self) -> None:
-        n = max(1, self.plan.concurrent_clients)
+        n = self.plan.max_clients
         self.ours_clients = [OursClient(self.ours_target) for _ in range(n)]
         self.peer_clients = [PeerClient(self.peer_target, self.messages) for _ in range(n)]
+        self.floor_clients = [FloorClient(self.ours_target) for _ in range(n)]
 
     async def close(self) -> None:
-        for client in self.ours_clients:
+        clients: list[OursClient | PeerClient | FloorClient] = [*self.ours_clients, *self.peer_clients, *self.floor_clients]
+        for client in clients:
             await client.close()
-        for peer_client in self.peer_clients:
-            await peer_client.close()
 
     async def feature_names(self) -> list[str]:
         info = await self.ours_clients[0].model_info()
@@ -384,34 +456,42 @@ class LoadGenerator:
                 await timed_sequential(client.single, cycle(single, 0, max(1, plan.warmup_calls // len(side_clients))))
                 await timed_sequential(client.batch, cycle(batch, 0, 2))
             progress(plan.warmup_calls)
+        for floor in self.floor_clients:
+            await timed_sequential(floor.single, cycle(requests.floor, 0, 5))
+        answer = await self.floor_clients[0].single(requests.floor[0])
+        if answer.status != health_pb2.HealthCheckResponse.SERVING:
+            raise RuntimeError("our server does not report SERVING on grpc.health.v1: no floor to measure")
+        if requests.ours_prediction_only:
+            await timed_sequential(self.ours_clients[0].single, cycle(requests.ours_prediction_only, 0, 20))
         await self.ours_clients[0].stream_pingpong(cycle(requests.ours_stream, 0, 20))
 
+    def _pool(self, scenario: Scenario, side: str, requests: Requests) -> tuple[Sequence[Any], Sequence[Any]]:
+        """(clients, request pool) of one side in one scenario."""
+        if side == FLOOR:
+            return self.floor_clients, requests.floor
+        if side == PEER:
+            return self.peer_clients, requests.peer_batch if scenario.key == "batch" else requests.peer_single
+        if scenario.key == "batch":
+            return self.ours_clients, requests.ours_batch
+        return self.ours_clients, requests.ours_prediction_only if scenario.prediction_only else requests.ours_single
+
     async def _block(self, scenario: Scenario, side: str, requests: Requests) -> Block:
-        plan = self.plan
         start = self.cursor
-        if scenario.key == "single" or (scenario.key == "stream" and side == PEER):
-            client = self.ours_clients[0] if side == OURS else self.peer_clients[0]
-            pool = requests.ours_single if side == OURS else requests.peer_single
-            count = plan.single_calls if scenario.key == "single" else plan.stream_messages
-            batch = cycle(pool, start, count)
-            run: Callable[[], Awaitable[tuple[list[float], int]]] = lambda: timed_sequential(client.single, batch)  # noqa: E731
-        elif scenario.key == "concurrent":
-            clients = self.ours_clients if side == OURS else self.peer_clients
-            pool = requests.ours_single if side == OURS else requests.peer_single
-            per = plan.concurrent_calls_per_client
-            per_client = [cycle(pool, start + k * per, per) for k in range(plan.concurrent_clients)]
-            calls = [c.single for c in clients[: plan.concurrent_clients]]
-            run = lambda: timed_concurrent(calls, per_client)  # noqa: E731
-        elif scenario.key == "batch":
-            client = self.ours_clients[0] if side == OURS else self.peer_clients[0]
-            pool = requests.ours_batch if side == OURS else requests.peer_batch
-            batch = cycle(pool, start, plan.batch_calls)
-            run = lambda: timed_sequential(client.batch, batch)  # noqa: E731
-        elif scenario.key == "stream":
-            messages = cycle(requests.ours_stream, start, plan.stream_messages)
+        clients, pool = self._pool(scenario, side, requests)
+        count = self.plan.block_calls(scenario)
+        run: Callable[[], Awaitable[tuple[list[float], int]]]
+        if scenario.key == "stream" and side == OURS:
+            messages = cycle(requests.ours_stream, start, count)
             run = lambda: self.ours_clients[0].stream_pingpong(messages)  # noqa: E731
+        elif scenario.key == "batch":
+            client = clients[0]
+            batch = cycle(pool, start, count)
+            run = lambda: timed_sequential(client.batch, batch)  # noqa: E731
         else:
-            raise ValueError(scenario.key)
+            per = count // scenario.clients
+            per_client = [cycle(pool, start + k * per, per) for k in range(scenario.clients)]
+            calls = [c.single for c in clients[: scenario.clients]]
+            run = lambda: timed_concurrent(calls, per_client)  # noqa: E731
 
         scrape = side == OURS and scenario.key in ("single", "batch")
         before = ours.stage_totals(self.ours_metrics_port) if scrape else {}
@@ -431,29 +511,20 @@ class LoadGenerator:
                 acc[name] = (s0 + s, c0 + c)
         return Block(latencies=latencies, wall=wall, cpu=cpu, client_cpu=client_cpu, errors=errors)
 
-    def block_calls(self, scenario: Scenario) -> int:
-        plan = self.plan
-        return {
-            "single": plan.single_calls,
-            "concurrent": plan.concurrent_clients * plan.concurrent_calls_per_client,
-            "batch": plan.batch_calls,
-            "stream": plan.stream_messages,
-        }[scenario.key]
-
     async def run(
         self, requests: Requests, progress: Callable[[int], None], on_round: Callable[[int], None]
     ) -> dict[str, dict[str, Measurement]]:
         plan = self.plan
-        results = {s.key: {side: Measurement(s.key, side) for side in SIDES} for s in scenarios(plan)}
+        planned = scenarios(plan, bool(requests.ours_prediction_only))
+        results = {s.key: {side: Measurement(s.key, side) for side in s.sides} for s in planned}
         began = time.monotonic()
         for r in range(plan.rounds):
-            order = SIDES if r % 2 == 0 else SIDES[::-1]
             self.load_average.append(psutil.getloadavg())
-            for scenario in scenarios(plan):
-                for side in order:
+            for scenario in planned:
+                for side in rotated(scenario.sides, r):
                     block = await self._block(scenario, side, requests)
                     results[scenario.key][side].blocks.append(block)
-                    progress(self.block_calls(scenario))
+                    progress(plan.block_calls(scenario))
                 self.cursor += 997  # a different slice of cases next time (prime step over 569 cases)
             on_round(r + 1)
             if time.monotonic() - began > plan.max_seconds and r + 1 < plan.rounds:

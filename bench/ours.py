@@ -15,6 +15,7 @@ from bench.processes import ManagedServer
 from clinpred.services.api.tumor.v1 import tumor_pb2
 
 READY_LINE = "clinpred is serving"
+MODEL_NAME = "wdbc-xgboost"
 _STAGE_LINE = re.compile(r"^clinpred_stage_duration_seconds_(sum|count)\{(?P<labels>[^}]*)\} (?P<value>\S+)$")
 
 
@@ -36,6 +37,8 @@ def clinpred_server(port: int, metrics_port: int, api_workers: int, state_dir: P
     env = dict(os.environ)
     # Our own BentoML home and model store, apart from anyone's `make run` or e2e tests.
     env["CLINPRED_STATE_DIR"] = str(state_dir)
+    # The booster the peer serves, whatever the default tumour package is.
+    env["CLINPRED_TUMOR_MODEL_NAME"] = MODEL_NAME
     return ManagedServer("clinpred tumor", argv, log_path, env=env)
 
 
@@ -53,6 +56,24 @@ def classify_request(feature_names: Sequence[str], row: np.ndarray, case_id: str
 
 def batch_request(feature_names: Sequence[str], rows: np.ndarray, prefix: str) -> tumor_pb2.ClassifyBatchRequest:
     return tumor_pb2.ClassifyBatchRequest(cases=[case(feature_names, r, f"{prefix}-{i}") for i, r in enumerate(rows)])
+
+
+def prediction_only(request: tumor_pb2.ClassifyRequest) -> tumor_pb2.ClassifyRequest | None:
+    """The same request asking for no explanation, or None when this server version has no detail level.
+
+    Found in the request's public schema: an enum field whose values include one ending in `NONE`
+    (e.g. `detail: DETAIL_LEVEL_NONE`), so the benchmark needs nothing internal.
+    """
+    for field in request.DESCRIPTOR.fields:
+        if field.enum_type is None:
+            continue
+        nones = [v.number for v in field.enum_type.values if v.name.endswith("NONE")]
+        if nones:
+            out = tumor_pb2.ClassifyRequest()
+            out.CopyFrom(request)
+            setattr(out, field.name, nones[0])
+            return out
+    return None
 
 
 def stream_request(feature_names: Sequence[str], row: np.ndarray, case_id: str) -> tumor_pb2.ClassifyStreamRequest:

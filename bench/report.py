@@ -1,6 +1,7 @@
-"""Turn a run's results.json into report.md and PNG plots.
+"""Turn a run's results.json into report.md and PNG plots (the tumour part's here, the whole run's in bench.suite_report).
 
-.venv/bin/python -m bench.report bench/reports/<date>/results.json   # regenerate a report
+.venv/bin/python -m bench.report bench/reports/<date>/results.json                    # regenerate a report
+.venv/bin/python -m bench.report --readme README.md bench/reports/<date>/results.json  # the README's table
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ if __package__ in (None, ""):  # `python bench/report.py`
 
 from bench import stats
 
-OURS, PEER = "ours", "peer"
+OURS, PEER, FLOOR = "ours", "peer", "floor"
 STAGE_ORDER = ("decode", "predict", "explain", "encode")
 
 EXTRAS: tuple[tuple[str, str], ...] = (
@@ -70,6 +71,13 @@ class ScenarioResult:
     peer_cpu_ms_per_call: float
     client_cpu_ms_per_call: dict[str, float]  # the load generator's own CPU per call, while driving each side
     errors: dict[str, int]
+    clients: int = 1
+    throughput_interval: tuple[float, float] = (math.nan, math.nan)  # ours/peer, rounds resampled
+    ours_p99_interval: tuple[float, float] = (math.nan, math.nan)
+    floor: stats.Summary | None = None  # grpc.health.v1 Check on our server, when measured
+    floor_throughput: float = math.nan
+    floor_throughput_interval: tuple[float, float] = (math.nan, math.nan)  # ours/floor
+    floor_cpu_ms_per_call: float = math.nan
 
     @property
     def throughput_ratio(self) -> float:
@@ -78,6 +86,11 @@ class ScenarioResult:
     @property
     def cpu_ratio(self) -> float:
         return stats.ratio(self.ours_cpu_ms_per_call, self.peer_cpu_ms_per_call)
+
+    @property
+    def floor_ratio(self) -> float:
+        """Our throughput over the floor's: the share of what this serving stack can do at all."""
+        return stats.ratio(self.ours_throughput, self.floor_throughput)
 
 
 def latency_rounds(side: dict[str, Any]) -> list[list[float]]:
@@ -94,7 +107,7 @@ def analyse(results: dict[str, Any]) -> list[ScenarioResult]:
         key = scenario["key"]
         m = results["measurements"][key]
         sides: dict[str, dict[str, Any]] = {}
-        for side in (OURS, PEER):
+        for side in (s for s in (OURS, PEER, FLOOR) if s in m):
             rounds = latency_rounds(m[side])
             flat = [x for r in rounds for x in r]
             calls = len(flat)
@@ -112,8 +125,11 @@ def analyse(results: dict[str, Any]) -> list[ScenarioResult]:
                     else float("nan")
                 ),
                 "errors": int(m[side]["errors"]),
+                "items": [len(r) * int(scenario["items_per_call"]) for r in rounds],
+                "walls": [float(w) for w in m[side]["wall_seconds"]],
             }
         ours, peer = sides[OURS], sides[PEER]
+        floor = sides.get(FLOOR)
         per_round = stats.paired_round_ratios(ours["rounds"], peer["rounds"])
         out.append(
             ScenarioResult(
@@ -132,8 +148,23 @@ def analyse(results: dict[str, Any]) -> list[ScenarioResult]:
                 peer_throughput=peer["throughput"],
                 ours_cpu_ms_per_call=ours["cpu_ms"],
                 peer_cpu_ms_per_call=peer["cpu_ms"],
-                client_cpu_ms_per_call={OURS: ours["client_cpu_ms"], PEER: peer["client_cpu_ms"]},
-                errors={OURS: ours["errors"], PEER: peer["errors"]},
+                client_cpu_ms_per_call={side: v["client_cpu_ms"] for side, v in sides.items()},
+                errors={side: v["errors"] for side, v in sides.items()},
+                clients=int(scenario.get("clients", 1)),
+                throughput_interval=stats.bootstrap_throughput_ratio_interval(
+                    ours["items"], ours["walls"], peer["items"], peer["walls"], seed=seed
+                ),
+                ours_p99_interval=stats.bootstrap_quantile_interval(ours["flat"], 99.0, seed=seed),
+                floor=floor["summary"] if floor else None,
+                floor_throughput=floor["throughput"] if floor else math.nan,
+                floor_throughput_interval=(
+                    stats.bootstrap_throughput_ratio_interval(
+                        ours["items"], ours["walls"], floor["items"], floor["walls"], seed=seed
+                    )
+                    if floor
+                    else (math.nan, math.nan)
+                ),
+                floor_cpu_ms_per_call=floor["cpu_ms"] if floor else math.nan,
             )
         )
     return out
@@ -330,8 +361,8 @@ def render(results: dict[str, Any], analysed: list[ScenarioResult]) -> str:
     add("")
     add(
         f"{plan['rounds_done']} rounds (of {plan['rounds']} planned; budget {plan['max_seconds']:.0f} s, "
-        f"measured {results['measured_seconds']:.0f} s). Each round runs every scenario, ours and the peer back to back, "
-        "in alternating order; the same cases go to both sides (WDBC, seeded order "
+        f"measured {results['measured_seconds']:.0f} s). Each round runs every scenario, every side back to back, "
+        "in an order that rotates from round to round; the same cases go to ours and the peer (WDBC, seeded order "
         f"{plan['seed']}); {plan['warmup_calls']} untimed warm-up calls per side first."
     )
     add("")
@@ -341,16 +372,24 @@ def render(results: dict[str, Any], analysed: list[ScenarioResult]) -> str:
     add("")
     add(
         "| scenario | ours | peer | p50 ratio | 95% bootstrap | per-round p50 ratio: median [min, max] | p90 ratio | p99 ratio "
-        "| throughput ratio | server CPU per call ratio |"
+        "| throughput ratio [95% bootstrap of rounds] | server CPU per call ratio | throughput ours / floor |"
     )
-    add("|---|---|---|---|---|---|---|---|---|---|")
+    add("|---|---|---|---|---|---|---|---|---|---|---|")
     for sr in analysed:
         med, lo, hi = sr.rounds_spread
         add(
             f"| {sr.title} | {sr.ours_call} | {sr.peer_call} | **{_x(sr.ratios[50])}** "
             f"| {_x(sr.p50_interval[0])}–{_x(sr.p50_interval[1])} | {_x(med)} [{_x(lo)}, {_x(hi)}] "
-            f"| {_x(sr.ratios[90])} | {_x(sr.ratios[99])} | {_x(sr.throughput_ratio)} | {_x(sr.cpu_ratio)} |"
+            f"| {_x(sr.ratios[90])} | {_x(sr.ratios[99])} | **{_x(sr.throughput_ratio)}** "
+            f"[{_x(sr.throughput_interval[0])}, {_x(sr.throughput_interval[1])}] | {_x(sr.cpu_ratio)} "
+            f"| {_x(sr.floor_ratio)} |"
         )
+    add("")
+    add(
+        "The floor is `grpc.health.v1.Health/Check` on our own running tumour server, through the same client: a trivial "
+        "handler on the same serving stack (BentoML's gRPC server, our interceptors), so ours / floor is the share of "
+        "what this stack and this client can do at all that our answer leaves."
+    )
     add("")
     add(
         "The bootstrap interval reflects sampling noise only; the per-round range shows how much the shared machine "
@@ -383,13 +422,16 @@ def render(results: dict[str, Any], analysed: list[ScenarioResult]) -> str:
     )
     add("|---|---|---|---|---|---|---|---|---|---|---|")
     for sr in analysed:
-        for side, s, tp, cpu in (
+        rows = [
             ("ours", sr.ours, sr.ours_throughput, sr.ours_cpu_ms_per_call),
             ("peer", sr.peer, sr.peer_throughput, sr.peer_cpu_ms_per_call),
-        ):
+        ]
+        if sr.floor is not None:
+            rows.append(("floor", sr.floor, sr.floor_throughput, sr.floor_cpu_ms_per_call))
+        for side, s, tp, cpu in rows:
             add(
                 f"| {sr.title} | {side} | {s.n} | {_ms(s.p50)} | {_ms(s.p90)} | {_ms(s.p99)} | {_ms(s.mean)} "
-                f"| {_num(tp)} | {_num(cpu, 3)} | {_num(sr.client_cpu_ms_per_call[side], 3)} | {sr.errors[side]} |"
+                f"| {_num(tp)} | {_num(cpu, 3)} | {_num(sr.client_cpu_ms_per_call.get(side, math.nan), 3)} | {sr.errors[side]} |"
             )
     add("")
     add(
@@ -461,14 +503,23 @@ def render(results: dict[str, Any], analysed: list[ScenarioResult]) -> str:
         "- Client: one Python process, grpc.aio, loopback only; one connection per client and side; request messages built "
         "before timing; each call's latency covers serialization, the round trip and parsing the answer, on both sides."
     )
-    add(
-        f"- Plan: {plan['single_calls']} sequential calls, {plan['concurrent_clients']} clients × "
-        f"{plan['concurrent_calls_per_client']} calls, {plan['batch_calls']} batch calls of {plan['batch_size']}, "
-        f"{plan['stream_messages']} stream messages, per side and round."
-    )
+    add(f"- Plan: {plan_line(plan)}, per side and round.")
     add("- Raw samples: `results.json` here; `python -m bench.report results.json` rebuilds this page from it.")
     add("")
     return "\n".join(lines)
+
+
+def plan_line(plan: dict[str, Any]) -> str:
+    if "concurrency" in plan:
+        concurrent = (
+            f"{plan['concurrent_calls']} calls shared by {', '.join(str(c) for c in plan['concurrency'])} concurrent clients"
+        )
+    else:  # results.json of runs before the concurrency levels
+        concurrent = f"{plan['concurrent_clients']} clients × {plan['concurrent_calls_per_client']} calls"
+    return (
+        f"{plan['single_calls']} sequential calls, {concurrent}, {plan['batch_calls']} batch calls of "
+        f"{plan['batch_size']}, {plan['stream_messages']} stream messages"
+    )
 
 
 def write(results: dict[str, Any], folder: Path) -> Path:
@@ -481,10 +532,28 @@ def write(results: dict[str, Any], folder: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.report", description="Rebuild report.md and plots from results.json.")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.report",
+        description="Rebuild report.md and plots from results.json (of `make bench` or of `bench.run`), "
+        "or with --readme, the README's benchmark table.",
+    )
     parser.add_argument("results", type=Path)
+    parser.add_argument(
+        "--readme", type=Path, default=None, help="replace the table between this file's <!-- bench-table --> markers"
+    )
     args = parser.parse_args(argv)
     results = json.loads(args.results.read_text())
+    if results.get("kind") == "clinpred-bench-suite/1":
+        from bench import suite_report
+
+        if args.readme is not None:
+            suite_report.update_readme(args.readme, results, args.results.parent)
+            print(f"{args.readme}: benchmark table of {results['meta']['started_utc']}")
+            return 0
+        print(suite_report.write(results, args.results.parent))
+        return 0
+    if args.readme is not None:
+        parser.error("--readme needs the results.json of `make bench`")
     print(write(results, args.results.parent))
     return 0
 

@@ -1,10 +1,11 @@
-"""Run the benchmark: ours (clinpred tumour service) against MLServer, same machine, same run.
+"""The tumour part of the benchmark: ours (clinpred tumour service) against MLServer and the floor, same run.
 
-    .venv/bin/python -m bench.run                 # a few minutes; writes bench/reports/<UTC date>/
+    .venv/bin/python -m bench.run                 # the tumour part alone; writes bench/reports/<UTC date>/
     .venv/bin/python -m bench.run --quick         # a smoke run of well under a minute
     .venv/bin/python bench/run.py --help
 
-The report holds ratios ours/peer; see bench/README.md for how to read it.
+`make bench` (bench.suite) runs this with every other part. The report holds ratios ours/peer and
+ours/floor; see bench/README.md for how to read it.
 """
 
 from __future__ import annotations
@@ -37,14 +38,22 @@ BOOSTER = REPO / "models" / "tumor" / "wdbc-xgboost" / "1.0.0" / "booster.json"
 OUR_PACKAGES = ("clinpred", "bentoml", "grpcio", "protobuf", "onnxruntime", "xgboost-cpu", "xgboost", "numpy")
 QUICK = load.Plan(
     rounds=2,
-    single_calls=30,
-    concurrent_clients=2,
-    concurrent_calls_per_client=10,
+    single_calls=20,
+    concurrency=(4, 16),
+    concurrent_calls=64,
+    prediction_only_clients=4,
     batch_calls=2,
-    stream_messages=30,
+    stream_messages=20,
     warmup_calls=20,
-    max_seconds=30.0,
+    max_seconds=20.0,
 )
+
+
+def concurrency_levels(text: str) -> tuple[int, ...]:
+    levels = tuple(int(x) for x in text.split(",") if x.strip())
+    if not levels or min(levels) < 1:
+        raise argparse.ArgumentTypeError("a comma-separated list of client counts, each at least 1")
+    return levels
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -53,9 +62,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="tiny plan for a smoke run (numbers mean little)")
     p.add_argument("--rounds", type=int, default=d.rounds, help="rounds; each runs every scenario on both sides")
     p.add_argument("--single-calls", type=int, default=d.single_calls, help="sequential one-case calls per block")
-    p.add_argument("--clients", type=int, default=d.concurrent_clients, help="concurrent clients")
     p.add_argument(
-        "--calls-per-client", type=int, default=d.concurrent_calls_per_client, help="calls per concurrent client per block"
+        "--concurrency",
+        type=concurrency_levels,
+        default=d.concurrency,
+        help="concurrent client counts besides 1 (comma-separated), each against ours, the peer and the floor",
+    )
+    p.add_argument("--concurrent-calls", type=int, default=d.concurrent_calls, help="calls per concurrent block, all clients")
+    p.add_argument(
+        "--prediction-only-clients",
+        type=int,
+        default=d.prediction_only_clients,
+        help="concurrent clients of the prediction-only reference (0 leaves it out)",
     )
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="cases per batch call")
     p.add_argument("--batch-calls", type=int, default=d.batch_calls, help="batch calls per block")
@@ -89,8 +107,9 @@ def plan_from(args: argparse.Namespace) -> load.Plan:
     return load.Plan(
         rounds=args.rounds,
         single_calls=args.single_calls,
-        concurrent_clients=args.clients,
-        concurrent_calls_per_client=args.calls_per_client,
+        concurrency=args.concurrency,
+        concurrent_calls=args.concurrent_calls,
+        prediction_only_clients=args.prediction_only_clients,
         batch_size=args.batch_size,
         batch_calls=args.batch_calls,
         stream_messages=args.stream_messages,
@@ -175,16 +194,21 @@ async def drive(
         requests = load.build_requests(cases, messages, plan)
         parity = await generator.check_same_model(requests)
         sizes = generator.payload_sizes(requests) | await generator.response_sizes(requests)
-        total = 2 * plan.warmup_calls + plan.rounds * plan.calls_per_round()
-        with tqdm(total=total, unit="call", desc="warm-up", dynamic_ncols=True) as bar:
-            await generator.warm_up(requests, bar.update)
-            bar.set_description(f"round 1/{plan.rounds}")
+        prediction_only = bool(requests.ours_prediction_only)
+        total = 2 * plan.warmup_calls + plan.rounds * plan.calls_per_round(prediction_only)
+        with tqdm(total=total, unit="call", desc="tumour: warm-up", dynamic_ncols=True) as bar:
+
+            def advance(calls: int) -> None:
+                bar.update(calls)
+
+            await generator.warm_up(requests, advance)
+            bar.set_description(f"tumour: round 1/{plan.rounds}")
 
             def on_round(done: int) -> None:
-                bar.set_description(f"round {min(done + 1, plan.rounds)}/{plan.rounds}")
+                bar.set_description(f"tumour: round {min(done + 1, plan.rounds)}/{plan.rounds}")
 
             started = time.monotonic()
-            measurements = await generator.run(requests, bar.update, on_round)
+            measurements = await generator.run(requests, advance, on_round)
             measured_seconds = time.monotonic() - started
             rounds_done = len(next(iter(measurements.values()))[load.OURS].blocks)
             if rounds_done < plan.rounds:
@@ -201,21 +225,21 @@ async def drive(
         "load_average": [list(x) for x in generator.load_average],
         "parity": parity,
         "sizes": sizes,
+        "scenarios": [s.__dict__ for s in load.scenarios(plan, prediction_only)],
+        "prediction_only_offered": prediction_only,
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def measure(args: argparse.Namespace) -> dict[str, Any]:
+    """Start both servers, drive every scenario, stop them; the run's results (as results.json holds them)."""
     plan = plan_from(args)
     now = dt.datetime.now(dt.UTC)
-    folder = out_dir(args, now)
     state = peer.BENCH_STATE / "run"
     logs = state / "logs"
 
     if not peer.installed(args.peer_venv):
         if args.no_install:
-            print(f"MLServer is not installed in {args.peer_venv}; run `python -m bench.peer install`", file=sys.stderr)
-            return 2
+            raise SystemExit(f"MLServer is not installed in {args.peer_venv}; run `python -m bench.peer install`")
         print(f"installing the peer into {args.peer_venv} (bench/peer-requirements.txt; once) ...", flush=True)
         peer.install(args.peer_venv)
     peer_versions = peer.versions(args.peer_venv)
@@ -228,6 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     ours_target, peer_target = f"{LOOPBACK}:{ours_port}", f"{LOOPBACK}:{peer_grpc}"
 
     load_before = psutil.getloadavg()
+    revision = git_revision()
     print(f"starting servers (logs in {logs}) ...", flush=True)
     with ours_server, peer_server:
         ours_server.wait_until(lambda: ours.is_serving(ours_server), args.startup_timeout, "'clinpred is serving'")
@@ -241,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {
         "meta": {
             "started_utc": now.isoformat(timespec="seconds"),
-            "git": git_revision(),
+            "git": revision,
             "machine": {
                 "cpus": os.cpu_count(),
                 "cpu_model": cpu_model(),
@@ -254,6 +279,7 @@ def main(argv: list[str] | None = None) -> int:
                 "versions": our_versions(),
                 "api_workers": args.api_workers,
                 "command": "clinpred serve tumor --insecure-development",
+                "model": ours.MODEL_NAME,
             },
             "peer": {
                 "versions": peer_versions,
@@ -265,9 +291,15 @@ def main(argv: list[str] | None = None) -> int:
             "quick": bool(args.quick),
         },
         "plan": plan.__dict__ | {"rounds_done": outcome.pop("rounds_done")},
-        "scenarios": [s.__dict__ for s in load.scenarios(plan)],
         **outcome,
     }
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    results = measure(args)
+    folder = out_dir(args, dt.datetime.fromisoformat(results["meta"]["started_utc"]))
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "results.json").write_text(json.dumps(results, separators=(",", ":")) + "\n")
     path = report.write(results, folder)

@@ -140,3 +140,55 @@ def timed_ms(call: Callable[[], object], calls: int) -> list[float]:
         call()
         samples.append((time.perf_counter() - start) * 1e3)
     return samples
+
+
+def bootstrap_quantile_interval(
+    samples: Sequence[float] | np.ndarray, q: float = 99.0, n_boot: int = 2000, level: float = 0.95, seed: int = 0
+) -> tuple[float, float]:
+    """Percentile-bootstrap interval of one side's percentile q (sampling noise only)."""
+    values = np.asarray(samples, dtype=np.float64)
+    if values.size == 0:
+        raise ValueError("no samples")
+    rng = np.random.default_rng(seed)
+    boots = np.percentile(values[rng.integers(0, values.size, size=(n_boot, values.size))], q, axis=1)
+    tail = (1.0 - level) / 2.0 * 100.0
+    low, high = np.percentile(boots, [tail, 100.0 - tail])
+    return float(low), float(high)
+
+
+def throughput_ratio(
+    ours_items: Sequence[float], ours_walls: Sequence[float], peer_items: Sequence[float], peer_walls: Sequence[float]
+) -> float:
+    """(items per second of ours over all its blocks) / (the same of the peer)."""
+    return ratio(
+        throughput(int(sum(ours_items)), float(sum(ours_walls))), throughput(int(sum(peer_items)), float(sum(peer_walls)))
+    )
+
+
+def bootstrap_throughput_ratio_interval(
+    ours_items: Sequence[float],
+    ours_walls: Sequence[float],
+    peer_items: Sequence[float],
+    peer_walls: Sequence[float],
+    n_boot: int = 2000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Bootstrap interval of the throughput ratio, resampling whole rounds (paired).
+
+    Block i of ours and block i of the peer ran in the same round, back to back; resampling
+    rounds keeps that pairing, so the interval covers how the shared machine moved from round
+    to round as well as the noise within them. NaNs when there are fewer than two rounds.
+    """
+    oi, ow = np.asarray(ours_items, dtype=np.float64), np.asarray(ours_walls, dtype=np.float64)
+    pi, pw = np.asarray(peer_items, dtype=np.float64), np.asarray(peer_walls, dtype=np.float64)
+    n = min(oi.size, pi.size)
+    if n < 2:
+        nan = float("nan")
+        return nan, nan
+    oi, ow, pi, pw = oi[:n], ow[:n], pi[:n], pw[:n]
+    idx = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+    ratios = (oi[idx].sum(axis=1) / ow[idx].sum(axis=1)) / (pi[idx].sum(axis=1) / pw[idx].sum(axis=1))
+    tail = (1.0 - level) / 2.0 * 100.0
+    low, high = np.percentile(ratios, [tail, 100.0 - tail])
+    return float(low), float(high)

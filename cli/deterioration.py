@@ -28,7 +28,6 @@ from clinpred.cli.options import (
     read_json,
 )
 from clinpred.cli.services import register_models
-from clinpred.cli.settings import CliSettings
 from clinpred.pilots.common.errors import FieldViolation, InvalidInput
 
 if TYPE_CHECKING:
@@ -80,6 +79,7 @@ def train(
     Progress goes to standard error. --json: {"package": {"pilot", "name", "version", "sha256", "path"},
     "metrics": {NAME: NUMBER} (the test., headline. and conformal_test. figures), "registered": BOOL}.
     """
+    from clinpred.cli.settings import CliSettings
     from clinpred.pilots.deterioration.cohort import load_chemotherapy, load_events, load_observations, load_patients
     from clinpred.pilots.deterioration.training import build_reference_package, train_deterioration
 

@@ -16,9 +16,8 @@ import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import grpc
 import typer
 
 # typer 0.29 vendors click; its Context is the type `TyperGroup.invoke` takes.
@@ -26,6 +25,9 @@ from typer._click.core import Context
 from typer.core import TyperGroup
 
 from clinpred.pilots.common.errors import ClinpredError
+
+if TYPE_CHECKING:
+    import grpc
 
 
 class ExitCode(IntEnum):
@@ -117,7 +119,9 @@ def failure_of(error: BaseException) -> Failure:
 
 
 def _failure_of(error: BaseException) -> Failure:
-    if isinstance(error, grpc.RpcError) and isinstance(error, grpc.Call):
+    # grpc is imported by the commands that call a service only; without it no error can be an RpcError.
+    grpc = sys.modules.get("grpc")
+    if grpc is not None and isinstance(error, grpc.RpcError) and isinstance(error, grpc.Call):
         code = error.code()
         name = code.name if code is not None else "UNKNOWN"
         lines = _status_lines(name, error.details() or "", _rpc_violations(error))

@@ -9,6 +9,7 @@ Options that several commands share mean the same everywhere:
 
 from __future__ import annotations
 
+import sys
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -25,16 +26,17 @@ from clinpred.cli.options import (
     client_tls,
     default_target,
     print_json,
+    print_json_list,
     print_message,
     print_metrics,
     print_training_result,
 )
 from clinpred.cli.services import register_models
-from clinpred.cli.settings import CliSettings
 from clinpred.pilots.common.errors import FailedPrecondition, FieldViolation, InvalidInput
 
 if TYPE_CHECKING:
     from clinpred.pilots.genomics.absolute_risk import RiskAnswer
+    from clinpred.pilots.genomics.batch_scoring import CohortScores
     from clinpred.pilots.genomics.scoring import SampleScore
     from clinpred.pilots.genomics.scoring_file import ScoringFile
     from clinpred.services.api.genomics.v1 import genomics_pb2
@@ -101,6 +103,7 @@ def train(
     standard error. --json: {"package": {"pilot", "name", "version", "sha256", "path"},
     "metrics": {NAME: NUMBER} (the headline figures of metrics.json), "registered": BOOL}.
     """
+    from clinpred.cli.settings import CliSettings
     from clinpred.pilots.genomics.registry import CalibrationTargets
     from clinpred.pilots.genomics.training import train_genomics
 
@@ -160,7 +163,7 @@ def score(
     "variants_matched", "variants_missing", "variants_imputed", "unmatched": {REASON: N},
     "top_variants": [{"variant_id", "effect_allele", "effect_weight", "dosage", "imputed", "contribution"}]}]}.
     """
-    from clinpred.pilots.genomics.scoring import score_pgen, score_vcf
+    from clinpred.pilots.genomics.batch_scoring import score_cohort_pgen, score_cohort_vcf
 
     if (vcf is None) == (pgen is None):
         raise InvalidInput.of([FieldViolation("--vcf", "give either --vcf FILE or --pgen PREFIX")])
@@ -169,25 +172,39 @@ def score(
     # The table prints no per-variant contributions; JSON prints the top ones of each sample only.
     top = TOP_VARIANTS if as_json else None
     if vcf is not None:
-        results = score_vcf(vcf, scoring, build=build_name, min_overlap=min_overlap, with_contributions=as_json, top=top)
+        scores = score_cohort_vcf(vcf, scoring, build=build_name, min_overlap=min_overlap, top=top)
     else:
-        results = score_pgen(str(pgen), scoring, build=build_name, min_overlap=min_overlap, with_contributions=as_json,
-                             top=top)
+        scores = score_cohort_pgen(str(pgen), scoring, build=build_name, min_overlap=min_overlap, top=top)
     if as_json:
-        print_json({"scores": [_sample_score_json(r) for r in results]})
+        print_json_list("scores", (_sample_score_json(r) for r in scores.sample_scores()))
         return
-    lines = [
-        f"{r.sample}\t{r.pgs_id}\t{r.score_sum:.6g}\t{r.variants_matched}\t{r.variants_total}"
-        f"\t{r.variants_missing}\t{r.variants_imputed}\n"
-        for r in results
-    ]
-    typer.echo("sample\tpgs_id\tscore_sum\tmatched\ttotal\tmissing\timputed\n" + "".join(lines), nl=False)
+    _print_table(scores)
+
+
+def _print_table(scores: CohortScores) -> None:
+    """One line per sample, written in blocks: a cohort's table is built without a Python object per sample."""
+    out = sys.stdout
+    out.write("sample\tpgs_id\tscore_sum\tmatched\ttotal\tmissing\timputed\n")
+    fixed = f"\t{scores.overlap.matched}\t{scores.overlap.total}\t"
+    pgs_id = scores.scoring_file.pgs_id
+    block = 8192
+    for start in range(0, len(scores.samples), block):
+        end = start + block
+        sums = scores.score_sums[start:end].tolist()
+        missing = scores.variants_missing[start:end].tolist()
+        imputed = scores.variants_imputed[start:end].tolist()
+        out.write("".join(
+            f"{sample}\t{pgs_id}\t{total:.6g}{fixed}{m}\t{i}\n"
+            for sample, total, m, i in zip(scores.samples[start:end], sums, missing, imputed, strict=True)
+        ))
+    out.flush()
 
 
 def _package_scoring_file(model: str, build: str | None) -> ScoringFile:
     """The model package's score layout as a scoring file; it exists in the package's build only."""
+    from clinpred.cli.settings import CliSettings
     from clinpred.pilots.common.model_package import latest_package
-    from clinpred.pilots.genomics.encrypted import EncryptedScoreLayout, layout_scoring_file
+    from clinpred.pilots.genomics.score_layout import EncryptedScoreLayout, layout_scoring_file
 
     package = latest_package(CliSettings().models_root, "genomics", model)
     package_build = str(package.metadata.get("genome_build") or "GRCh37")
@@ -235,10 +252,11 @@ def example_vcf(
 
     --json: {"path": PATH, "samples": N, "variants": N, "pgs_id": ID, "build": BUILD}.
     """
+    from clinpred.cli.settings import CliSettings
     from clinpred.pilots.common.model_package import latest_package
-    from clinpred.pilots.genomics.encrypted import EncryptedScoreLayout
     from clinpred.pilots.genomics.example_vcf import simulated_vcf
     from clinpred.pilots.genomics.package_format import ScoreDistribution
+    from clinpred.pilots.genomics.score_layout import EncryptedScoreLayout
 
     package = latest_package(CliSettings().models_root, "genomics", model)
     layout = EncryptedScoreLayout.from_json(package.read_json("score_layout.json"))

@@ -10,6 +10,7 @@
     clinpred tls client|revoke DIR ...        client certificates with an identity, and revoking them
     clinpred audit keygen|verify|export       the audit trail: key, integrity check, FHIR AuditEvents
     clinpred keys init|rotate|list DIR        sealing keys (HPKE) of sealed requests
+    clinpred bento build [SERVICE|all]        Bentos (and their images' Dockerfiles) of the services
 
 Failures map to the exit codes of `clinpred.cli.errors.ExitCode`, listed by `clinpred --help`.
 """
@@ -32,6 +33,7 @@ import typer
 
 import clinpred
 from clinpred.cli import audit, deterioration, genomics, keys, tumor
+from clinpred.cli.bento import bento_app
 from clinpred.cli.errors import DEBUG_ENV, ExitCode, ReportingGroup, exit_codes_help
 from clinpred.cli.options import JsonOption, TlsOption, default_tls_folder, fail, print_json, tls_folder
 from clinpred.cli.services import (
@@ -42,12 +44,11 @@ from clinpred.cli.services import (
     register_models,
     serve_command,
 )
-from clinpred.cli.settings import CliSettings
 from clinpred.pilots.common.errors import FieldViolation, InvalidInput
-from clinpred.services.common.server_logs import checked_log_level
 
 if TYPE_CHECKING:
     from clinpred.cli.certificates import IssuedCertificate
+    from clinpred.cli.settings import CliSettings
 
 JSON_HELP = (
     "--json prints, for a `call`, the API's response message as proto3 JSON (google.protobuf.json_format."
@@ -86,6 +87,7 @@ simulate_app.command("deterioration")(deterioration.simulate)
 call_app.add_typer(deterioration.call_app, name="deterioration")
 app.add_typer(audit.audit_app, name="audit")
 app.add_typer(keys.keys_app, name="keys")
+app.add_typer(bento_app, name="bento")
 
 
 def _print_version(value: bool) -> None:
@@ -239,6 +241,8 @@ def serve(
     Mutual TLS with the certificates of --tls-dir, by default of <state dir>/tls (var/tls), which is made on
     first use: a private CA, a server certificate and a client certificate for trying the examples.
     """
+    from clinpred.cli.settings import CliSettings
+
     settings = CliSettings()
     tls: TlsDir | None = None
     if insecure_development:
@@ -248,6 +252,8 @@ def serve(
     else:
         tls = _serving_tls(settings, tls_dir, host)
     specs = list(SERVICES.values()) if service == "all" else [SERVICES[str(service)]]
+    from clinpred.services.common.server_logs import checked_log_level
+
     server_log_level = checked_log_level(log_level.value)
     processes: list[subprocess.Popen[bytes]] = []
     lines = []
@@ -300,6 +306,7 @@ def models_list(as_json: JsonOption = False) -> None:
 
     --json: {"models_root": PATH, "packages": [{"pilot", "name", "version", "sha256", "path"}]}, oldest version first.
     """
+    from clinpred.cli.settings import CliSettings
     from clinpred.pilots.common.model_package import list_packages
 
     settings = CliSettings()
@@ -331,6 +338,8 @@ def models_register(
 
     --json: {"bentoml_home": PATH, "tags": ["name:version", ...]}.
     """
+    from clinpred.cli.settings import CliSettings
+
     settings = CliSettings()
     os.environ.setdefault("BENTOML_HOME", str(settings.bentoml_home(pilot)))
     from clinpred.services.common.model_store import register_packages

@@ -15,22 +15,21 @@ from __future__ import annotations
 import json
 import math
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
-from google.protobuf import json_format
-from google.protobuf.message import Message
 
 from clinpred.cli.errors import ExitCode
 from clinpred.cli.services import SERVICES, TlsDir
-from clinpred.cli.settings import CliSettings
 from clinpred.pilots.common.errors import FieldViolation, InvalidInput
-from clinpred.services.common.channel import ClientTls
 
 if TYPE_CHECKING:
+    from google.protobuf.message import Message
+
     from clinpred.pilots.common.model_package import ModelPackage
+    from clinpred.services.common.channel import ClientTls
 
 TlsOption = Annotated[
     Path | None,
@@ -90,6 +89,8 @@ def tls_folder(tls_dir: Path, *needed: str) -> TlsDir:
 
 def default_tls_folder(*needed: str) -> TlsDir:
     """The state dir's TLS folder, with the files `needed`; exits (failed precondition) when they are missing."""
+    from clinpred.cli.settings import CliSettings
+
     path = CliSettings().tls_dir
     if not path.is_dir():
         raise fail(
@@ -119,6 +120,8 @@ def client_tls(tls_dir: Path | None, insecure_development: bool = False) -> Clie
 
 def print_message(message: Message, *, one_line: bool = False) -> None:
     """A response message as proto3 JSON: indented, or on one line for a stream (JSON Lines)."""
+    from google.protobuf import json_format
+
     typer.echo(json_format.MessageToJson(message, indent=None if one_line else 2))
     if one_line:
         sys.stdout.flush()
@@ -126,6 +129,19 @@ def print_message(message: Message, *, one_line: bool = False) -> None:
 
 def print_json(value: Any) -> None:
     typer.echo(json.dumps(value, indent=2))
+
+
+def print_json_list(key: str, items: Iterable[Any]) -> None:
+    """`print_json({key: list(items)})`, the same text, written one item at a time: a cohort's answers are
+    never held as one string."""
+    out = sys.stdout
+    out.write(f"{{\n  {json.dumps(key)}: [")
+    separator = "\n"
+    for item in items:
+        out.write(separator + "    " + json.dumps(item, indent=2).replace("\n", "\n    "))
+        separator = ",\n"
+    out.write("\n  ]\n}\n" if separator != "\n" else "]\n}\n")
+    out.flush()
 
 
 def read_text(source: Path, option: str) -> str:
@@ -149,11 +165,13 @@ def read_json(source: Path, option: str) -> Any:
         raise InvalidInput.of([FieldViolation(option, f"is not JSON (line {error.lineno}, column {error.colno})")]) from None
 
 
-M = TypeVar("M", bound=Message)
+M = TypeVar("M", bound="Message")
 
 
 def parse_message(value: Any, message_type: type[M], field: str) -> M:
     """A proto3 JSON object as `message_type`; every unknown key is named, values are never echoed."""
+    from google.protobuf import json_format
+
     if not isinstance(value, dict):
         raise InvalidInput.of([FieldViolation(field, f"must be a JSON object ({message_type.DESCRIPTOR.name})")])
     descriptor = message_type.DESCRIPTOR

@@ -8,12 +8,11 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from clinpred.cli.settings import CliSettings
-from clinpred.services.common.channel import ClientTls
-from clinpred.services.common.server_logs import checked_log_level
-from clinpred.services.common.serving import MAX_MESSAGE_BYTES
-from clinpred.services.common.settings_reference import unknown_variable_messages
+if TYPE_CHECKING:
+    from clinpred.cli.settings import CliSettings
+    from clinpred.services.common.channel import ClientTls
 
 
 @dataclass(frozen=True)
@@ -110,6 +109,9 @@ def bentoml_env(
     env.setdefault("BENTOML_DO_NOT_TRACK", "true")
     # Every process of `bentoml serve-grpc` applies it when it imports the service or starts
     # the metrics server (clinpred.services.common.server_logs); BentoML has no such level.
+    from clinpred.services.common.server_logs import checked_log_level
+    from clinpred.services.common.serving import MAX_MESSAGE_BYTES
+
     env["CLINPRED_LOG_LEVEL"] = checked_log_level(log_level)
     options = [f"api_server.grpc.max_message_length={MAX_MESSAGE_BYTES}"]
     if metrics_port is not None:
@@ -121,6 +123,8 @@ def bentoml_env(
 def warn_about_unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
     """Prints a warning, on stderr, for each CLINPRED_ variable of `environ` (default: this process's)
     that nothing reads, with the closest known name; names only, never values. Returns the lines."""
+    from clinpred.services.common.settings_reference import unknown_variable_messages
+
     lines = [f"warning: {message}" for message in unknown_variable_messages(environ)]
     for line in lines:
         print(line, file=sys.stderr)
@@ -166,6 +170,8 @@ class TlsDir:
         return ServerTls(relative / "server.crt", relative / "server.key", relative / "ca.crt")
 
     def client(self) -> ClientTls:
+        from clinpred.services.common.channel import ClientTls
+
         return ClientTls.from_folder(self.path)
 
     def check(self, *names: str) -> None:
@@ -186,6 +192,8 @@ def serve_command(
     environment (bentoml_env), which every one of them inherits, while BentoML's
     options know only --verbose (DEBUG, gRPC core tracing too) and --quiet (ERROR).
     """
+    from clinpred.services.common.server_logs import checked_log_level
+
     checked_log_level(log_level)
     bentoml = Path(sys.executable).with_name("bentoml")
     return [

@@ -31,7 +31,6 @@ from clinpred.cli.options import (
     read_text,
 )
 from clinpred.cli.services import register_models
-from clinpred.cli.settings import CliSettings
 from clinpred.pilots.common.errors import FieldViolation, InvalidInput, ViolationCollector
 
 if TYPE_CHECKING:
@@ -85,6 +84,7 @@ def train(
     Progress goes to standard error. --json: {"package": {"pilot", "name", "version", "sha256", "path"},
     "metrics": {NAME: NUMBER} (the headline figures of metrics.json), "registered": BOOL}.
     """
+    from clinpred.cli.settings import CliSettings
     from clinpred.pilots.tumor.data import load_tumor_csv, load_wdbc
     from clinpred.pilots.tumor.training import train_tumor
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from clinpred.pilots.genomics.encrypted import EncryptedScoreLayout
 from clinpred.pilots.genomics.matching import is_strand_ambiguous
 from clinpred.pilots.genomics.package_format import ScoreDistribution
+from clinpred.pilots.genomics.score_layout import EncryptedScoreLayout
 from clinpred.pilots.genomics.vcf import Genotypes, VcfSite, vcf_lines
 
 

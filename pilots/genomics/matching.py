@@ -23,12 +23,13 @@ points at a genome build mismatch, the usual cause.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from clinpred.pilots.common.errors import FailedPrecondition
 from clinpred.pilots.genomics.scoring_file import ScoringFile
 from clinpred.pilots.genomics.text_stream import InputOrigin
-from clinpred.pilots.genomics.vcf import Genotypes
+from clinpred.pilots.genomics.vcf import Genotypes, VcfSite
 
 MATCH_PRIORITY = (
     "refalt", "altref", "refalt_flip", "altref_flip",
@@ -112,78 +113,68 @@ def _candidate_types(
     return found
 
 
-def match_variants(
-    scoring_file: ScoringFile,
-    genotypes: Genotypes,
-    *,
-    keep_ambiguous: bool = False,
-    keep_multiallelic: bool = False,
-    min_overlap: float | None = DEFAULT_MIN_OVERLAP,
-    field: str | None = None,
-) -> MatchResult:
-    """Match every score variant; raise FailedPrecondition below `min_overlap` (None: never refuse).
-
-    `field`: the request field the genotypes came in, named by the refusal's field violation.
-    """
-    origin = InputOrigin(genotypes.name, field)
-    if scoring_file.build and genotypes.build and scoring_file.build != genotypes.build:
+def check_builds(scoring_file: ScoringFile, name: str, build: str | None, evidence: str, origin: InputOrigin) -> None:
+    """Refuse a scoring file whose positions are in another build than the genotypes `name`."""
+    if scoring_file.build and build and scoring_file.build != build:
         raise origin.error(
             FailedPrecondition,
-            f"{scoring_file.name} positions are in {scoring_file.build} but {genotypes.name} is in {genotypes.build}"
-            f" (by its {genotypes.build_evidence}); read the scoring file with build={genotypes.build!r}",
+            f"{scoring_file.name} positions are in {scoring_file.build} but {name} is in {build}"
+            f" (by its {evidence}); read the scoring file with build={build!r}",
         )
-    by_position: dict[tuple[str, int], list[int]] = defaultdict(list)
-    for site_index, site in enumerate(genotypes.sites):
-        by_position[(site.chrom, site.pos)].append(site_index)
 
-    matches: list[VariantMatch] = []
-    reasons: dict[int, str] = {}
-    positions_found = 0
-    for index in range(len(scoring_file)):
-        chrom = scoring_file.chrom[index]
-        pos = int(scoring_file.pos[index])
-        if chrom is None or pos < 0:
-            reasons[index] = "no_position"
-            continue
-        site_indices = by_position.get((chrom, pos))
-        if not site_indices:
-            reasons[index] = "not_in_vcf"
-            continue
-        positions_found += 1
-        effect = str(scoring_file.effect_allele[index])
-        other = scoring_file.other_allele[index]
-        best: list[tuple[int, VariantMatch, bool]] = []
-        for site_index in site_indices:
-            site = genotypes.sites[site_index]
-            multiallelic = len(site.alts) > 1
-            for alt_index, alt in enumerate(site.alts):
-                for match_type in _candidate_types(effect, other, site.ref, alt):
-                    effect_is_alt = match_type.startswith("altref") or match_type.startswith("no_oa_alt")
-                    rank = MATCH_PRIORITY.index(match_type)
-                    best.append((rank, VariantMatch(index, site_index, alt_index, effect_is_alt, match_type), multiallelic))
-        if not best:
-            reasons[index] = "allele_mismatch"
-            continue
-        top_rank = min(rank for rank, _, _ in best)
-        top = [(match, multi) for rank, match, multi in best if rank == top_rank]
-        distinct = {(m.site_index, m.alt_index, m.effect_is_alt) for m, _ in top}
-        if len(distinct) > 1:
-            reasons[index] = "duplicate_match"
-            continue
-        match, multiallelic = top[0]
-        site = genotypes.sites[match.site_index]
-        if other is not None:
-            ambiguous = is_strand_ambiguous(effect, other)
-        else:
-            ambiguous = is_strand_ambiguous(site.ref, site.alts[match.alt_index])
-        if ambiguous and not keep_ambiguous:
-            reasons[index] = "strand_ambiguous"
-            continue
-        if multiallelic and not keep_multiallelic:
-            reasons[index] = "multiallelic"
-            continue
-        matches.append(match)
 
+def match_at_position(
+    scoring_file: ScoringFile,
+    index: int,
+    sites: Sequence[tuple[int, VcfSite]],
+    *,
+    keep_ambiguous: bool,
+    keep_multiallelic: bool,
+) -> VariantMatch | str:
+    """Score variant `index` matched among the genotype sites at its position (site index, site), or why not."""
+    if not sites:
+        return "not_in_vcf"
+    effect = str(scoring_file.effect_allele[index])
+    other = scoring_file.other_allele[index]
+    best: list[tuple[int, VariantMatch, bool]] = []
+    by_index = dict(sites)
+    for site_index, site in sites:
+        multiallelic = len(site.alts) > 1
+        for alt_index, alt in enumerate(site.alts):
+            for match_type in _candidate_types(effect, other, site.ref, alt):
+                effect_is_alt = match_type.startswith("altref") or match_type.startswith("no_oa_alt")
+                rank = MATCH_PRIORITY.index(match_type)
+                best.append((rank, VariantMatch(index, site_index, alt_index, effect_is_alt, match_type), multiallelic))
+    if not best:
+        return "allele_mismatch"
+    top_rank = min(rank for rank, _, _ in best)
+    top = [(match, multi) for rank, match, multi in best if rank == top_rank]
+    distinct = {(m.site_index, m.alt_index, m.effect_is_alt) for m, _ in top}
+    if len(distinct) > 1:
+        return "duplicate_match"
+    match, multiallelic = top[0]
+    site = by_index[match.site_index]
+    if other is not None:
+        ambiguous = is_strand_ambiguous(effect, other)
+    else:
+        ambiguous = is_strand_ambiguous(site.ref, site.alts[match.alt_index])
+    if ambiguous and not keep_ambiguous:
+        return "strand_ambiguous"
+    if multiallelic and not keep_multiallelic:
+        return "multiallelic"
+    return match
+
+
+def checked_overlap(
+    scoring_file: ScoringFile,
+    matches: Sequence[VariantMatch],
+    reasons: dict[int, str],
+    positions_found: int,
+    name: str,
+    origin: InputOrigin,
+    min_overlap: float | None,
+) -> Overlap:
+    """The overlap of a matching; FailedPrecondition below `min_overlap`, with a hint at a build mismatch."""
     unmatched = Counter(reasons.values())
     overlap = Overlap(
         pgs_id=scoring_file.pgs_id,
@@ -199,9 +190,57 @@ def match_variants(
         raise origin.error(
             FailedPrecondition,
             f"{scoring_file.pgs_id}: only {overlap.matched} of {overlap.total} variants ({overlap.fraction:.1%}) match"
-            f" {genotypes.name}, fewer than the {min_overlap:.0%} required"
+            f" {name}, fewer than the {min_overlap:.0%} required"
             f" (not in VCF {unmatched.get('not_in_vcf', 0)}, allele mismatch {unmatched.get('allele_mismatch', 0)},"
             f" strand-ambiguous {unmatched.get('strand_ambiguous', 0)}, multiallelic {unmatched.get('multiallelic', 0)},"
             f" no position {unmatched.get('no_position', 0)}){hint}",
         )
-    return MatchResult(scoring_file, genotypes, tuple(matches), overlap, reasons)
+    return overlap
+
+
+def score_positions(scoring_file: ScoringFile) -> tuple[dict[tuple[str, int], list[int]], dict[int, str]]:
+    """The score's variants by (chrom, pos), in scoring-file order; and the unplaced ones ("no_position")."""
+    by_position: dict[tuple[str, int], list[int]] = defaultdict(list)
+    reasons: dict[int, str] = {}
+    for index, (chrom, pos) in enumerate(zip(scoring_file.chrom.tolist(), scoring_file.pos.tolist(), strict=True)):
+        if chrom is None or pos < 0:
+            reasons[index] = "no_position"
+        else:
+            by_position[(chrom, pos)].append(index)
+    return dict(by_position), reasons
+
+
+def match_variants(
+    scoring_file: ScoringFile,
+    genotypes: Genotypes,
+    *,
+    keep_ambiguous: bool = False,
+    keep_multiallelic: bool = False,
+    min_overlap: float | None = DEFAULT_MIN_OVERLAP,
+    field: str | None = None,
+) -> MatchResult:
+    """Match every score variant; raise FailedPrecondition below `min_overlap` (None: never refuse).
+
+    `field`: the request field the genotypes came in, named by the refusal's field violation.
+    """
+    origin = InputOrigin(genotypes.name, field)
+    check_builds(scoring_file, genotypes.name, genotypes.build, genotypes.build_evidence, origin)
+    sites_at: dict[tuple[str, int], list[tuple[int, VcfSite]]] = defaultdict(list)
+    for site_index, site in enumerate(genotypes.sites):
+        sites_at[(site.chrom, site.pos)].append((site_index, site))
+    by_position, reasons = score_positions(scoring_file)
+    found: dict[int, VariantMatch] = {}
+    positions_found = 0
+    for position, indices in by_position.items():
+        sites = sites_at.get(position, [])
+        positions_found += len(indices) if sites else 0
+        for index in indices:
+            outcome = match_at_position(scoring_file, index, sites, keep_ambiguous=keep_ambiguous,
+                                        keep_multiallelic=keep_multiallelic)
+            if isinstance(outcome, str):
+                reasons[index] = outcome
+            else:
+                found[index] = outcome
+    matches = tuple(found[index] for index in sorted(found))
+    overlap = checked_overlap(scoring_file, matches, reasons, positions_found, genotypes.name, origin, min_overlap)
+    return MatchResult(scoring_file, genotypes, matches, overlap, dict(sorted(reasons.items())))

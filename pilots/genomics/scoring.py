@@ -22,10 +22,10 @@ import numpy as np
 import numpy.typing as npt
 
 from clinpred.pilots.common.cancellation import Deadline
-from clinpred.pilots.genomics.matching import DEFAULT_MIN_OVERLAP, MatchResult, Overlap, match_variants
+from clinpred.pilots.genomics.matching import DEFAULT_MIN_OVERLAP, MatchResult, Overlap, VariantMatch, match_variants
 from clinpred.pilots.genomics.scoring_file import ScoringFile, read_scoring_file
 from clinpred.pilots.genomics.text_stream import TextSource
-from clinpred.pilots.genomics.vcf import DEFAULT_MAX_BYTES, DosageSource, Genotypes, read_vcf
+from clinpred.pilots.genomics.vcf import DEFAULT_MAX_BYTES, Dosages, DosageSource, Genotypes, read_vcf
 
 FrequencySource = Literal["auto", "cohort"]
 MIN_SAMPLES_FOR_COHORT_FREQUENCY = 50  # plink2's threshold for "decent" allele frequencies
@@ -76,42 +76,72 @@ class EffectDosages:
 
 
 def effect_dosages(match: MatchResult, frequency: FrequencySource = "auto") -> EffectDosages:
-    """Dosages of each matched variant's effect allele; `frequency="cohort"` ignores the file's frequencies.
-
-    The observed frequencies (`np.nanmean` of each row, spelled out) are computed over blocks of
-    `FREQUENCY_BLOCK_CELLS` calls: one numpy call per block rather than per variant, and no
-    temporary the size of the whole matrix.
-    """
+    """Dosages of each matched variant's effect allele; `frequency="cohort"` ignores the file's frequencies."""
     genotypes = match.genotypes
     scoring_file = match.scoring_file
     n = len(match.matches)
-    n_samples = genotypes.n_samples
-    dosages = np.empty((n, n_samples))
+    dosages = np.empty((n, genotypes.n_samples))
     for row, variant in enumerate(match.matches):
-        alt_dosages = genotypes.dosages[variant.site_index]
-        if variant.effect_is_alt:
-            dosages[row] = alt_dosages[variant.alt_index]
-        else:
-            np.subtract(2.0, alt_dosages[0] if len(alt_dosages) == 1 else alt_dosages.sum(axis=0), out=dosages[row])
+        effect_allele_dosages(genotypes.dosages[variant.site_index], variant, dosages[row])
+    file_frequency = np.array([scoring_file.allele_frequency[m.score_index] for m in match.matches], dtype=np.float64)
+    missing, imputed, frequency_used = impute_missing(dosages, file_frequency, frequency)
+    weights = np.array([scoring_file.effect_weight[m.score_index] for m in match.matches], dtype=np.float64)
+    return EffectDosages(match, dosages, imputed, weights, missing, frequency_used)
+
+
+def effect_allele_dosages(alt_dosages: Dosages, variant: VariantMatch, out: npt.NDArray[np.float64]) -> None:
+    """Write the dosages of `variant`'s effect allele (NaN = missing) from its site's ALT dosages into `out`."""
+    if variant.effect_is_alt:
+        out[:] = alt_dosages[variant.alt_index]
+    else:
+        np.subtract(2.0, alt_dosages[0] if len(alt_dosages) == 1 else alt_dosages.sum(axis=0), out=out)
+
+
+def impute_missing(
+    dosages: npt.NDArray[np.float64], file_frequency: npt.NDArray[np.float64], frequency: FrequencySource
+) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_], npt.NDArray[np.float64]]:
+    """Mean-impute the NaNs of effect-allele dosages (variants x samples) in place; (missing, imputed, frequency).
+
+    Each row depends on itself only, so a cohort read in blocks of variants gets the answers of one read
+    whole. The observed frequencies (`np.nanmean` of each row, spelled out) are computed over blocks of
+    `FREQUENCY_BLOCK_CELLS` calls: one numpy call per block rather than per variant, and no temporary the
+    size of the whole matrix.
+    """
+    n, n_samples = dosages.shape
     missing = np.isnan(dosages)
     observed = np.full(n, np.nan)
-    block_rows = max(1, FREQUENCY_BLOCK_CELLS // max(n_samples, 1))
-    for start in range(0, n, block_rows):
-        block = slice(start, start + block_rows)
-        called = n_samples - np.count_nonzero(missing[block], axis=1)
-        sums = np.sum(np.where(missing[block], 0.0, dosages[block]), axis=1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            observed[block] = np.where(called > 0, sums / called / 2.0, np.nan)
-    file_frequency = np.array([scoring_file.allele_frequency[m.score_index] for m in match.matches], dtype=np.float64)
+    # Observed frequencies are used only where the file gives none (or "cohort" says so): only those rows
+    # are summed, a pass and a temporary fewer over a cohort whose scoring file has its frequencies.
+    wanted = np.flatnonzero(np.full(n, frequency == "cohort") | ~np.isfinite(file_frequency))
     if n_samples < MIN_SAMPLES_FOR_COHORT_FREQUENCY:
-        observed = np.full(n, np.nan)
+        wanted = wanted[:0]
+    block_rows = max(1, FREQUENCY_BLOCK_CELLS // max(n_samples, 1))
+    for start in range(0, len(wanted), block_rows):
+        rows = wanted[start:start + block_rows]
+        called = n_samples - np.count_nonzero(missing[rows], axis=1)
+        sums = np.sum(np.where(missing[rows], 0.0, dosages[rows]), axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            observed[rows] = np.where(called > 0, sums / called / 2.0, np.nan)
     frequency_used = observed if frequency == "cohort" else np.where(np.isfinite(file_frequency), file_frequency, observed)
     has_frequency = np.isfinite(frequency_used)
     fill = np.where(has_frequency, 2.0 * frequency_used, 0.0)
     np.copyto(dosages, np.broadcast_to(fill[:, None], dosages.shape), where=missing)
-    imputed = missing & has_frequency[:, None]
-    weights = np.array([scoring_file.effect_weight[m.score_index] for m in match.matches], dtype=np.float64)
-    return EffectDosages(match, dosages, imputed, weights, missing, frequency_used)
+    return missing, missing & has_frequency[:, None], frequency_used
+
+
+def add_weighted_rows(
+    sums: npt.NDArray[np.float64], weights: npt.NDArray[np.float64], dosages: npt.NDArray[np.float64]
+) -> None:
+    """sums += weight x dosages, one variant after the other.
+
+    Why not `weights @ dosages`: a matrix product adds in an order of its own, and a cohort scored as
+    it streams by must get the very same sums as one scored whole. Every path adds the matched
+    variants in the order of their sites in the genotype file, one row at a time.
+    """
+    term = np.empty_like(sums)
+    for weight, row in zip(weights, dosages, strict=True):
+        np.multiply(row, weight, out=term)
+        sums += term
 
 
 def sample_scores(
@@ -127,7 +157,9 @@ def sample_scores(
     scoring_file = match.scoring_file
     ids = [scoring_file.variant(m.score_index).variant_id for m in match.matches]
     alleles = [str(scoring_file.effect_allele[m.score_index]) for m in match.matches]
-    sums = effect.score_sums
+    sums = np.zeros(match.genotypes.n_samples)
+    in_site_order = np.argsort([m.site_index for m in match.matches], kind="stable")
+    add_weighted_rows(sums, effect.weights[in_site_order], effect.dosages[in_site_order])
     chosen: npt.NDArray[np.intp] | None = None
     if with_contributions and top is not None:
         magnitude = np.abs(effect.weights[:, None] * effect.dosages)
@@ -186,7 +218,7 @@ def score_vcf(
     `deadline`: stops reading the VCF and the scoring file when it passes.
     `top`: keep only each sample's `top` largest contributions (see `sample_scores`).
     """
-    candidates = _scoring_candidates(scoring_file, build, deadline)
+    candidates = scoring_candidates(scoring_file, build, deadline)
     if isinstance(vcf, Genotypes):
         genotypes = vcf
     else:
@@ -214,14 +246,14 @@ def score_pgen(
     """`score_vcf` for a plink2 fileset PREFIX.pgen/.pvar/.psam (see `pgen.read_pgen`): the same answers."""
     from clinpred.pilots.genomics.pgen import read_pgen
 
-    candidates = _scoring_candidates(scoring_file, build, None)
+    candidates = scoring_candidates(scoring_file, build, None)
     genotypes = read_pgen(prefix, declared_build=build, sites=score_sites(candidates))
     return _score_genotypes(genotypes, candidates, min_overlap=min_overlap, keep_ambiguous=keep_ambiguous,
                             keep_multiallelic=keep_multiallelic, frequency=frequency,
                             with_contributions=with_contributions, top=top, field=None)
 
 
-def _scoring_candidates(
+def scoring_candidates(
     scoring_file: ScoringFile | TextSource, build: str | None, deadline: Deadline | None
 ) -> list[ScoringFile]:
     """The scoring file in the declared build, or in both of its builds until the genotypes reveal theirs."""
@@ -240,7 +272,8 @@ def _scoring_candidates(
 
 def score_sites(candidates: list[ScoringFile]) -> set[tuple[str, int]]:
     """(chrom, pos) of every placed variant of the candidate scoring files: the only sites kept."""
-    return {(c, int(p)) for score in candidates for c, p in zip(score.chrom, score.pos, strict=True) if c is not None}
+    return {(c, p) for score in candidates for c, p in zip(score.chrom.tolist(), score.pos.tolist(), strict=True)
+            if c is not None}
 
 
 def _score_genotypes(

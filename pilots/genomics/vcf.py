@@ -5,17 +5,8 @@ client-streaming upload), is decompressed and parsed line by line, and only
 the sites a score needs are kept when `sites` is given, so whole-genome
 uploads stay within memory.
 
-Genome build check (why this one): a VCF lifted to another build has
-nothing in its records that says so, and a build mix-up silently matches
-the wrong variants. The header is the robust witness: `##contig` lines carry
-chromosome lengths that differ between GRCh37 and GRCh38 for every
-chromosome (chr1 249,250,621 vs 248,956,422), and every pipeline that writes
-a VCF (GATK, bcftools, DeepVariant, imputation servers) writes them.
-`##reference` names the FASTA (hs37d5, GRCh38...) and is used when contig
-lengths are absent; a header whose two witnesses disagree is rejected. A
-record whose position lies beyond its chromosome's length in the declared
-build is also refused. Without any header evidence the build is reported as
-unknown and matching checks the alleles instead (see `matching`).
+The genome build is witnessed by the header (`genome_build.BuildWitness`: `##contig` lengths, else
+`##reference`), checked against a declared one, and a record beyond its chromosome's end is refused.
 
 Genotype conventions follow plink2 so that scores agree: haploid calls on
 X, Y and MT count as homozygous; half calls (`0/.`) are missing, as with
@@ -38,28 +29,16 @@ import numpy as np
 import numpy.typing as npt
 
 from clinpred.pilots.common.cancellation import Deadline
-from clinpred.pilots.common.errors import ClinpredError, FailedPrecondition, InvalidInput
-from clinpred.pilots.genomics.scoring_file import normalise_build, normalise_chrom
+from clinpred.pilots.common.errors import ClinpredError, InvalidInput
+from clinpred.pilots.genomics.genome_build import CHROMOSOME_LENGTHS as CHROMOSOME_LENGTHS
+from clinpred.pilots.genomics.genome_build import GRCH37_LENGTHS as GRCH37_LENGTHS
+from clinpred.pilots.genomics.genome_build import GRCH38_LENGTHS as GRCH38_LENGTHS
+from clinpred.pilots.genomics.genome_build import BuildWitness
+from clinpred.pilots.genomics.genome_build import contig_entry as contig_entry
+from clinpred.pilots.genomics.genome_build import detect_build as detect_build
+from clinpred.pilots.genomics.scoring_file import normalise_chrom
 from clinpred.pilots.genomics.text_stream import InputOrigin, TextSource, decode_line, read_byte_lines, source_name
 
-GRCH37_LENGTHS = {
-    "1": 249250621, "2": 243199373, "3": 198022430, "4": 191154276, "5": 180915260, "6": 171115067,
-    "7": 159138663, "8": 146364022, "9": 141213431, "10": 135534747, "11": 135006516, "12": 133851895,
-    "13": 115169878, "14": 107349540, "15": 102531392, "16": 90354753, "17": 81195210, "18": 78077248,
-    "19": 59128983, "20": 63025520, "21": 48129895, "22": 51304566, "X": 155270560, "Y": 59373566,
-}
-GRCH38_LENGTHS = {
-    "1": 248956422, "2": 242193529, "3": 198295559, "4": 190214555, "5": 181538259, "6": 170805979,
-    "7": 159345973, "8": 145138636, "9": 138394717, "10": 133797422, "11": 135086622, "12": 133275309,
-    "13": 114364328, "14": 107043718, "15": 101991189, "16": 90338345, "17": 83257441, "18": 80373285,
-    "19": 58617616, "20": 64444167, "21": 46709983, "22": 50818468, "X": 156040895, "Y": 57227415,
-}
-CHROMOSOME_LENGTHS = {"GRCh37": GRCH37_LENGTHS, "GRCh38": GRCH38_LENGTHS}
-_REFERENCE_PATTERNS = (
-    ("GRCh38", re.compile(r"grch38|hg38|hs38|b38|38\.p\d", re.IGNORECASE)),
-    ("GRCh37", re.compile(r"grch37|hg19|hs37|b37|g1k_v37|37\.p\d", re.IGNORECASE)),
-)
-_CONTIG = re.compile(r"^##contig=<(.*)>$")
 _BASES = re.compile(r"^[ACGTN]+$")
 _HAPLOID_CHROMS = {"X", "Y", "MT"}
 DEFAULT_MAX_BYTES = 4 << 30
@@ -106,48 +85,6 @@ class Genotypes:
         return len(self.samples)
 
 
-def detect_build(
-    contig_lengths: dict[str, int], reference: str | None, name: str = "VCF", origin: InputOrigin | None = None
-) -> tuple[str | None, str]:
-    """The build a VCF header witnesses, and by what; see the module docstring for why."""
-    origin = origin or InputOrigin(name)
-    by_contigs: set[str] = set()
-    for chrom, length in contig_lengths.items():
-        for build, table in CHROMOSOME_LENGTHS.items():
-            if table.get(chrom) == length:
-                by_contigs.add(build)
-    if len(by_contigs) > 1:
-        raise origin.error(InvalidInput, f"{origin.label}: ##contig lengths mix GRCh37 and GRCh38 chromosomes")
-    by_reference: str | None = None
-    if reference:
-        for build, pattern in _REFERENCE_PATTERNS:
-            if pattern.search(reference):
-                by_reference = build
-                break
-    if by_contigs:
-        build = by_contigs.pop()
-        if by_reference is not None and by_reference != build:
-            message = f"{origin.label}: ##reference names {by_reference} but ##contig lengths are those of {build}"
-            raise origin.error(InvalidInput, message)
-        return build, "contig lengths"
-    if by_reference is not None:
-        return by_reference, "##reference"
-    return None, "none"
-
-
-def contig_entry(text: str) -> tuple[str, int] | None:
-    match = _CONTIG.match(text)
-    if not match:
-        return None
-    fields = dict(part.split("=", 1) for part in re.split(r",(?=[A-Za-z_]+=)", match.group(1)) if "=" in part)
-    if "ID" not in fields or "length" not in fields:
-        return None
-    try:
-        return normalise_chrom(fields["ID"]), int(fields["length"])
-    except ValueError:
-        return None
-
-
 class _GenotypeParser:
     """Turns one sample's GT string into alt-allele counts; cached because a VCF has few distinct strings."""
 
@@ -188,6 +125,19 @@ class _GenotypeParser:
         return result
 
 
+@dataclass(frozen=True)
+class GenotypeHeader:
+    """What a genotype file says before its first record: samples, and the build its header witnesses."""
+
+    samples: tuple[str, ...]
+    build: str | None
+    build_evidence: str  # "contig lengths", "##reference", "declared" or "none"
+    name: str
+
+
+Record = tuple[VcfSite, Dosages]
+
+
 def read_vcf(
     source: TextSource,
     *,
@@ -206,107 +156,126 @@ def read_vcf(
     `field` is the request field the VCF came in and `build_field` the one that declared its build:
     errors about the content name `field`, a build the VCF contradicts names `build_field`.
     A line longer than `max_line_bytes` is refused; `deadline` stops parsing when it passes.
+    Every kept site is held in memory; `VcfRecords` hands them over one at a time instead.
     """
-    label = source_name(source, name)
-    origin = InputOrigin(label, field)
-    build_origin = InputOrigin(label, build_field or field)
-    wanted_build = normalise_build(declared_build)
-    contigs: dict[str, int] = {}
-    reference: str | None = None
-    samples: tuple[str, ...] | None = None
-    build: str | None = None
-    evidence = "none"
-    lengths: dict[str, int] = {}
-    kept_sites: list[VcfSite] = []
-    kept_dosages: list[Dosages] = []
-    parser = _GenotypeParser(origin)
-    site_filter = set(sites) if sites is not None else None
-    first = True
+    records = VcfRecords(source, name=name, declared_build=declared_build, sites=sites, dosage=dosage,
+                         max_bytes=max_bytes, field=field, build_field=build_field, max_line_bytes=max_line_bytes,
+                         deadline=deadline)
+    header = records.header
+    kept = list(records)
+    return Genotypes(header.samples, tuple(site for site, _ in kept), tuple(values for _, values in kept),
+                     header.build, header.build_evidence, header.name)
 
-    lines = read_byte_lines(source, origin=origin, max_bytes=max_bytes, max_line_bytes=max_line_bytes,
-                            deadline=deadline)
-    block = _CallBlock()
 
-    def exact(raw: bytes, number: int, n_samples: int) -> Record | None:
-        return _parse_record(decode_line(raw, origin, number), number, n_samples, origin, build_origin, site_filter,
-                             lengths, build, dosage, parser)
+class VcfRecords:
+    """A VCF read as a stream: `header` (read on first use), then its kept records in file order.
 
-    def flush() -> None:
-        for site, values in block.decode(exact):
-            kept_sites.append(site)
-            kept_dosages.append(values)
+    The arguments are those of `read_vcf`. Memory stays that of a block of lines (`_CallBlock`),
+    whatever the number of records: batch scoring adds each record up and lets it go. `compact=False`
+    gives hard calls as float64 rather than float16, for records that are used at once and dropped.
+    """
 
-    try:
-        for number, raw, terminated in lines:
-            if samples is None:
-                text = decode_line(raw, origin, number)
-                if first:
-                    first = False
-                    if not text.startswith("##fileformat=VCF"):
-                        raise origin.error(InvalidInput, f"{label} line 1: not a VCF (no ##fileformat=VCF line)")
-                    continue
-                if text.startswith("##"):
-                    entry = contig_entry(text)
-                    if entry is not None:
-                        contigs[entry[0]] = entry[1]
-                    elif text.startswith("##reference="):
-                        reference = text[len("##reference="):]
-                    continue
-                if not text.startswith("#CHROM"):
-                    raise origin.error(InvalidInput, f"{label} line {number}: expected the #CHROM header line")
-                if not terminated:
-                    message = f"{label} line {number}: input ends inside the #CHROM header line (truncated)"
-                    raise origin.error(InvalidInput, message)
-                header = text.split("\t")
-                if header[:8] != ["#CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO"]:
-                    message = f"{label} line {number}: #CHROM header does not have the 8 fixed VCF columns"
-                    raise origin.error(InvalidInput, message)
-                if len(header) < 10 or header[8] != "FORMAT":
-                    message = f"{label} line {number}: no FORMAT column and samples; genotypes are required"
-                    raise origin.error(InvalidInput, message)
-                samples = tuple(header[9:])
-                if len(set(samples)) != len(samples):
-                    raise origin.error(InvalidInput, f"{label} line {number}: sample names are not unique")
-                build, evidence = detect_build(contigs, reference, origin=origin)
-                if wanted_build is not None and build is not None and build != wanted_build:
-                    message = f"{label}: the VCF is in {build} (by its {evidence}) but {wanted_build} was declared"
-                    raise build_origin.error(FailedPrecondition, message)
-                if build is None and wanted_build is not None:
-                    build, evidence = wanted_build, "declared"
-                lengths = CHROMOSOME_LENGTHS.get(build or "", {})
+    def __init__(
+        self,
+        source: TextSource,
+        *,
+        name: str | None = None,
+        declared_build: str | None = None,
+        sites: Collection[tuple[str, int]] | None = None,
+        dosage: DosageSource = "auto",
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        field: str | None = None,
+        build_field: str | None = None,
+        max_line_bytes: int = MAX_VCF_LINE_BYTES,
+        deadline: Deadline | None = None,
+        compact: bool = True,
+    ) -> None:
+        self.compact = compact
+        self.label = source_name(source, name)
+        self.origin = InputOrigin(self.label, field)
+        self.witness = BuildWitness(declared_build, "VCF", self.origin, InputOrigin(self.label, build_field or field))
+        self.site_filter = set(sites) if sites is not None else None
+        self.dosage: DosageSource = dosage
+        self.parser = _GenotypeParser(self.origin)
+        self.lines = read_byte_lines(source, origin=self.origin, max_bytes=max_bytes, max_line_bytes=max_line_bytes,
+                                     deadline=deadline)
+        self._header: GenotypeHeader | None = None
+
+    @property
+    def header(self) -> GenotypeHeader:
+        if self._header is None:
+            self._header = self._read_header()
+        return self._header
+
+    def _read_header(self) -> GenotypeHeader:
+        label, origin = self.label, self.origin
+        first = True
+        for number, raw, terminated in self.lines:
+            text = decode_line(raw, origin, number)
+            if first:
+                first = False
+                if not text.startswith("##fileformat=VCF"):
+                    raise origin.error(InvalidInput, f"{label} line 1: not a VCF (no ##fileformat=VCF line)")
                 continue
-            if not raw:
+            if text.startswith("##"):
+                self.witness.read_meta_line(text)
                 continue
-            parsed = _vectorised_record(raw, number, len(samples), site_filter, lengths, dosage)
-            if parsed is None:
-                continue
-            if isinstance(parsed, _Deferred) and terminated:
-                if block.add(parsed, raw):
-                    flush()
-                continue
-            flush()  # kept sites stay in file order, and an earlier line's refusal comes first
-            try:
-                if not isinstance(parsed, tuple):
-                    # Anything the vectorised reader does not take as it is (odd spellings, errors) gets the
-                    # cell-by-cell reader: the same answers, and refusals that name the line and column.
-                    parsed = exact(raw, number, len(samples))
-            except InvalidInput as error:
-                if not terminated:
-                    raise origin.error(InvalidInput, f"{label} line {number}: input ends mid-line (truncated upload?)") from None
-                raise error
-            if parsed is not None:
-                kept_sites.append(parsed[0])
-                kept_dosages.append(parsed[1])
-        flush()
-    except ClinpredError:
-        flush()  # a refusal of an earlier line in the block comes first
-        raise
-
-    if first:
-        raise origin.error(InvalidInput, f"{label}: empty input")
-    if samples is None:
+            if not text.startswith("#CHROM"):
+                raise origin.error(InvalidInput, f"{label} line {number}: expected the #CHROM header line")
+            if not terminated:
+                raise origin.error(InvalidInput, f"{label} line {number}: input ends inside the #CHROM header line (truncated)")
+            header = text.split("\t")
+            if header[:8] != ["#CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO"]:
+                raise origin.error(InvalidInput, f"{label} line {number}: #CHROM header does not have the 8 fixed VCF columns")
+            if len(header) < 10 or header[8] != "FORMAT":
+                raise origin.error(InvalidInput, f"{label} line {number}: no FORMAT column and samples; genotypes are required")
+            samples = tuple(header[9:])
+            if len(set(samples)) != len(samples):
+                raise origin.error(InvalidInput, f"{label} line {number}: sample names are not unique")
+            self.witness.settle()
+            return GenotypeHeader(samples, self.witness.build, self.witness.evidence, label)
+        if first:
+            raise origin.error(InvalidInput, f"{label}: empty input")
         raise origin.error(InvalidInput, f"{label}: no #CHROM header line (truncated or not a VCF)")
-    return Genotypes(samples, tuple(kept_sites), tuple(kept_dosages), build, evidence, label)
+
+    def __iter__(self) -> Iterator[Record]:
+        label, origin = self.label, self.origin
+        n_samples = len(self.header.samples)
+        lengths = self.witness.lengths
+        block = _CallBlock(self.compact)
+
+        def exact(raw: bytes, number: int, n_samples: int) -> Record | None:
+            return _parse_record(decode_line(raw, origin, number), number, n_samples, origin, self.witness,
+                                 self.site_filter, self.dosage, self.parser)
+
+        try:
+            for number, raw, terminated in self.lines:
+                if not raw:
+                    continue
+                parsed = _vectorised_record(raw, number, n_samples, self.site_filter, lengths, self.dosage)
+                if parsed is None:
+                    continue
+                if isinstance(parsed, _Deferred) and terminated:
+                    if block.add(parsed, raw):
+                        yield from block.decode(exact)
+                    continue
+                yield from block.decode(exact)  # kept sites stay in file order, and an earlier line's refusal comes first
+                try:
+                    if not isinstance(parsed, tuple):
+                        # Anything the vectorised reader does not take as it is (odd spellings, errors) gets the
+                        # cell-by-cell reader: the same answers, and refusals that name the line and column.
+                        parsed = exact(raw, number, n_samples)
+                except InvalidInput as error:
+                    if not terminated:
+                        message = f"{label} line {number}: input ends mid-line (truncated upload?)"
+                        raise origin.error(InvalidInput, message) from None
+                    raise error
+                if parsed is not None:
+                    yield parsed
+            yield from block.decode(exact)
+        except ClinpredError:
+            yield from block.decode(exact)  # a refusal of an earlier line in the block comes first
+            raise
 
 
 class _Exact:
@@ -317,10 +286,9 @@ _EXACT = _Exact()
 _TAB, _COLON, _DOT, _SLASH, _PIPE, _ZERO = (ord(c) for c in "\t:./|0")
 # Bytes a DS value may hold for the vectorised reader; anything else (NaN, "1_0", signs) goes cell by cell.
 _DS_BYTES = frozenset(b"0123456789.eE-\t:")
-Record = tuple[VcfSite, Dosages]
 # Calls decoded together in one numpy pass: a VCF of many sites and few samples has short lines,
 # and one pass per line would cost more in numpy's per-call overhead than in decoding.
-BLOCK_CELL_BYTES = 4 << 20
+BLOCK_CELL_BYTES = 1 << 20
 BLOCK_LINES = 4096
 
 
@@ -333,9 +301,14 @@ class _Deferred:
 
 
 class _CallBlock:
-    """Deferred sites waiting to be decoded as one (sites, samples, 4) byte array."""
+    """Deferred sites waiting to be decoded as one (sites, samples, 4) byte array.
 
-    def __init__(self) -> None:
+    `compact`: the calls come out float16 (a quarter of the memory, for genotypes that are kept),
+    else float64 (for records added up at once: no conversion later).
+    """
+
+    def __init__(self, compact: bool = True) -> None:
+        self.table = _CALL_COUNT if compact else _CALL_COUNT_64
         self.entries: list[tuple[_Deferred, bytes]] = []
         self.cell_bytes = 0
 
@@ -352,7 +325,7 @@ class _CallBlock:
             return
         n_samples = (len(entries[0][0].cells) + 1) // 4
         cells = np.frombuffer(b"\t".join(d.cells for d, _ in entries) + b"\t", dtype="<u4")
-        values, valid = _three_byte_calls(cells.reshape(len(entries), n_samples))
+        values, valid = _three_byte_calls(cells.reshape(len(entries), n_samples), self.table)
         row_valid: npt.NDArray[np.bool_] = np.all(valid, axis=1)
         for row, (deferred, raw) in enumerate(entries):
             if row_valid[row]:
@@ -363,7 +336,7 @@ class _CallBlock:
                     yield record
 
 
-def _three_byte_calls(cells: npt.NDArray[np.uint32]) -> tuple[npt.NDArray[np.float16], npt.NDArray[np.bool_]]:
+def _three_byte_calls(cells: npt.NDArray[np.uint32], table: Dosages) -> tuple[Dosages, npt.NDArray[np.bool_]]:
     """ALT counts of biallelic "a/b" calls, each cell with its tab as one little-endian 32-bit word; and validity.
 
     One table look-up per cell, indexed by the two allele bytes: 0/1/2 copies, NaN when either
@@ -371,7 +344,7 @@ def _three_byte_calls(cells: npt.NDArray[np.uint32]) -> tuple[npt.NDArray[np.flo
     else, which makes the call invalid; the separator and tab bytes are checked with one mask.
     """
     alleles = (cells & 0xFF) | ((cells >> 8) & 0xFF00)
-    values = _CALL_COUNT[alleles]
+    values = table[alleles]
     framing = cells & 0xFF00FF00
     valid = ((framing == _SLASH_FRAME) | (framing == _PIPE_FRAME)) & ~(values >= _NOT_AN_ALLELE)
     return values, valid
@@ -390,6 +363,7 @@ def _call_counts() -> npt.NDArray[np.float16]:
 
 _NOT_AN_ALLELE = 100.0
 _CALL_COUNT = _call_counts()
+_CALL_COUNT_64 = _CALL_COUNT.astype(np.float64)
 _SLASH_FRAME = (_TAB << 24) | (_SLASH << 8)
 _PIPE_FRAME = (_TAB << 24) | (_PIPE << 8)
 
@@ -537,10 +511,8 @@ def _parse_record(
     number: int,
     n_samples: int,
     origin: InputOrigin,
-    build_origin: InputOrigin,
+    witness: BuildWitness,
     site_filter: set[tuple[str, int]] | None,
-    lengths: dict[str, int],
-    build: str | None,
     dosage: DosageSource,
     parser: _GenotypeParser,
 ) -> tuple[VcfSite, npt.NDArray[np.float64]] | None:
@@ -555,9 +527,7 @@ def _parse_record(
         raise origin.error(InvalidInput, f"{name} line {number}, column POS: not an integer") from None
     if pos <= 0:
         raise origin.error(InvalidInput, f"{name} line {number}, column POS: must be positive")
-    if chrom in lengths and pos > lengths[chrom]:
-        message = f"{name} line {number}: position lies beyond chromosome {chrom} of {build}; the VCF is in another build"
-        raise build_origin.error(FailedPrecondition, message)
+    witness.check_position(chrom, pos, f"{name} line {number}")
     if site_filter is not None and (chrom, pos) not in site_filter:
         return None
     ref = fields[3].upper()

@@ -255,6 +255,63 @@ def run_development(snippet: Snippet, work: Workspace) -> None:
     assert "CLINPRED_FUZZ_EXAMPLES=10000" in done.stdout and "tests/fuzz" in done.stdout
 
 
+def run_benchmark(snippet: Snippet, work: Workspace) -> None:
+    # `make bench` is the documented ten-minute run (the lead's machine, once per release); the suite checks
+    # what the targets run and tests/unit/bench checks the report, with a quick run of one part.
+    done = subprocess.run(["make", "-n", "bench", "bench-quick"], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert ".venv/bin/python -m bench.suite \n" in done.stdout and "-m bench.suite --quick" in done.stdout
+    chosen = subprocess.run(
+        ["make", "-n", "bench", "BENCH_ARGS=--only tumor,deterioration"], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
+    assert "bench.suite --only tumor,deterioration" in chosen.stdout
+
+
+def _bento_env(work: Workspace) -> dict[str, str]:
+    # A BentoML home of the workspace's own (the snippets' default, ~/bentoml, is the user's).
+    return dict(work.env, BENTOML_HOME=str(work.folder / "bentoml-home"))
+
+
+def run_bento_build(snippet: Snippet, work: Workspace) -> None:
+    done = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", snippet.text],
+        cwd=work.folder,
+        env=_bento_env(work),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    from clinpred import __version__
+
+    built = [line.split()[1] for line in done.stdout.splitlines() if line.startswith("built ")]
+    assert built == [f"clinpred-{s}:{__version__}" for s in ("tumor", "deterioration", "genomics")]
+
+
+CONTAINER_TOOLS = ("docker ", "podman ", "buildah ", "bentoml containerize ")
+
+
+def run_image_build(snippet: Snippet, work: Workspace) -> None:
+    # The container runtime's lines cannot run here; every other line runs as written, after the build
+    # block, and the Dockerfile and context the runtime's lines name must then exist.
+    lines = [line for line in snippet.text.strip().splitlines() if not line.startswith("#")]
+    runnable = [line for line in lines if not line.startswith(CONTAINER_TOOLS)]
+    assert len(runnable) == 1 and len(lines) == 5
+    done = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", runnable[0]],
+        cwd=work.folder,
+        env=_bento_env(work),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (work.folder / "context" / "env" / "docker" / "Dockerfile").is_file()
+    assert any((work.folder / "context" / "models").iterdir())
+    help_text = subprocess.run([str(BIN / "bentoml"), "containerize", "--help"], capture_output=True, text=True, timeout=120)
+    assert "--image-tag" in help_text.stdout and "-t," in help_text.stdout and "--backend" in help_text.stdout
+
+
 # A rule: (a line that only its block has, how to run that block).
 RULES: list[tuple[str, Callable[[Snippet, Workspace], None]]] = [
     ("make run     #", run_quick_start),
@@ -272,6 +329,9 @@ RULES: list[tuple[str, Callable[[Snippet, Workspace], None]]] = [
     ("client.score_encrypted(", run_encrypted_python),
     ("clinpred models list", run_models),
     ("make lint", run_development),
+    ("make bench-quick", run_benchmark),
+    ("clinpred bento build all", run_bento_build),
+    ("bentoml containerize clinpred-tumor", run_image_build),
     ("[[grants]]", run_policy_example),
     ("clinpred call tumor classify --example --sealed", run_sealed),
 ]

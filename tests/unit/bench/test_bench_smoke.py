@@ -72,7 +72,11 @@ def test_stage_totals_parse_prometheus_text() -> None:
     assert delta["predict"] == pytest.approx((0.4, 8.0))
 
 
-def _synthetic_results(plan: load.Plan) -> dict[str, Any]:
+FACTORS = {"ours": 1.5, "peer": 1.0, "floor": 0.5}  # synthetic cost of a call relative to the peer
+
+
+def synthetic_tumor_results(plan: load.Plan, wall_noise: float = 0.0) -> dict[str, Any]:
+    """Each side's calls cost FACTORS[side] times the peer's; `wall_noise` jitters each block's wall time."""
     rng = np.random.default_rng(0)
     measurements = {}
     for scenario in load.scenarios(plan):
@@ -80,14 +84,16 @@ def _synthetic_results(plan: load.Plan) -> dict[str, Any]:
         measurements[scenario.key] = {
             side: {
                 "latency_us": [
-                    [round(x * 1e6) for x in rng.lognormal(np.log(scale * factor), 0.3, 20)] for _ in range(plan.rounds)
+                    [round(x * 1e6) for x in rng.lognormal(np.log(scale * FACTORS[side]), 0.3, 20)] for _ in range(plan.rounds)
                 ],
-                "wall_seconds": [20 * scale * factor] * plan.rounds,
-                "server_cpu_seconds": [10 * scale * factor] * plan.rounds,
+                "wall_seconds": [
+                    20 * scale * FACTORS[side] * (1 + wall_noise * float(rng.uniform(-1, 1))) for _ in range(plan.rounds)
+                ],
+                "server_cpu_seconds": [10 * scale * FACTORS[side]] * plan.rounds,
                 "client_cpu_seconds": [5 * scale] * plan.rounds,
                 "errors": 0,
             }
-            for side, factor in (("ours", 1.5), ("peer", 1.0))
+            for side in scenario.sides
         }
     versions = {"python": "3.11"}
     return {
@@ -102,7 +108,7 @@ def _synthetic_results(plan: load.Plan) -> dict[str, Any]:
                 "load_average_after": [1.0, 1.0, 1.0],
                 "platform": "synthetic",
             },
-            "ours": {"versions": versions, "api_workers": 1, "command": "clinpred serve tumor"},
+            "ours": {"versions": versions, "api_workers": 1, "command": "clinpred serve tumor", "model": "wdbc-xgboost"},
             "peer": {
                 "versions": versions,
                 "parallel_workers": 0,
@@ -120,30 +126,66 @@ def _synthetic_results(plan: load.Plan) -> dict[str, Any]:
         "load_average": [[1.0, 1.0, 1.0]] * plan.rounds,
         "parity": {"cases": 150.0, "max_abs_diff": 2e-7},
         "sizes": {k: {"ours": 100, "peer": 10} for k in ("request_single", "response_single", "request_batch", "response_batch")},
+        "prediction_only_offered": True,
     }
 
 
 def test_report_from_synthetic_results(tmp_path: Path) -> None:
     plan = load.Plan(rounds=3)
-    results = _synthetic_results(plan)
+    results = synthetic_tumor_results(plan)
     analysed = report.analyse(results)
-    assert [sr.key for sr in analysed] == ["single", "concurrent", "batch", "stream"]
+    assert [sr.key for sr in analysed] == [
+        "single",
+        "concurrent-4",
+        "concurrent-16",
+        "concurrent-64",
+        "prediction-only-16",
+        "batch",
+        "stream",
+    ]
     for sr in analysed:
         assert sr.ratios[50] == pytest.approx(sr.ours.p50 / sr.peer.p50)
         assert sr.throughput_ratio == pytest.approx(1 / 1.5)
+        assert sr.throughput_interval == pytest.approx((1 / 1.5, 1 / 1.5))  # no wall noise: every round agrees
         assert len(sr.rounds_p50) == plan.rounds
+        # The floor runs beside every concurrency level, not beside batch, stream or prediction only.
+        assert (sr.floor is not None) == sr.key.startswith(("single", "concurrent"))
+        if sr.floor is not None:
+            assert sr.floor_ratio == pytest.approx(0.5 / 1.5)
+            assert sr.floor_cpu_ms_per_call == pytest.approx(1000 * 10 * 0.002 * 0.5 / 20)
     path = report.write(results, tmp_path)
     text = path.read_text()
-    assert "## Ratios ours / peer" in text and "noisy" in text
+    assert "## Ratios ours / peer" in text and "noisy" in text and "throughput ours / floor" in text
+    assert "| one case, 16 concurrent clients | floor | 60 |" in text  # 3 rounds of 20 synthetic calls
     assert (tmp_path / "latency.png").stat().st_size > 0 and (tmp_path / "breakdown.png").stat().st_size > 0
 
 
-def test_plan_and_cycling_helpers() -> None:
-    plan = load.Plan(
-        rounds=1, single_calls=3, concurrent_clients=2, concurrent_calls_per_client=4, batch_calls=1, stream_messages=5
-    )
-    assert plan.calls_per_round() == 2 * (3 + 8 + 1 + 5)
+def test_plan_scenarios_and_side_order() -> None:
+    plan = load.Plan(rounds=1, single_calls=3, concurrency=(2, 8), concurrent_calls=8, batch_calls=1, stream_messages=5)
+    keys = {s.key: s for s in load.scenarios(plan)}
+    assert list(keys) == ["single", "concurrent-2", "concurrent-8", "prediction-only-16", "batch", "stream"]
+    assert [plan.block_calls(s) for s in keys.values()] == [3, 10, 40, 80, 1, 5]  # at least 5 calls per client
+    assert plan.calls_per_round() == 3 * (3 + 10 + 40) + 2 * (80 + 1 + 5)
+    assert plan.calls_per_round(prediction_only=False) == 3 * (3 + 10 + 40) + 2 * (1 + 5)
+    assert plan.max_clients == 16
+    orders = [load.rotated(["a", "b", "c"], r) for r in range(4)]
+    assert orders == [["a", "b", "c"], ["b", "c", "a"], ["c", "a", "b"], ["a", "b", "c"]]
     assert load.cycle(["a", "b", "c"], 2, 4) == ["c", "a", "b", "c"]
+
+
+def test_prediction_only_requests_follow_the_public_schema() -> None:
+    from clinpred.services.api.tumor.v1 import tumor_pb2
+
+    request = ours.classify_request(["a"], np.array([1.0]), "c1")
+    asked = ours.prediction_only(request)
+    enums = [f for f in tumor_pb2.ClassifyRequest.DESCRIPTOR.fields if f.enum_type is not None]
+    none_fields = [f for f in enums if any(v.name.endswith("NONE") for v in f.enum_type.values)]
+    if not none_fields:  # this server version has no detail level: the scenario is left out, not faked
+        assert asked is None
+        return
+    assert asked is not None and asked.tumor_case == request.tumor_case
+    value = getattr(asked, none_fields[0].name)
+    assert none_fields[0].enum_type.values_by_number[value].name.endswith("NONE")
 
 
 def test_the_sealed_call_benchmark_counts_the_bytes_sealing_adds(

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from clinpred.pilots.common.errors import ClinpredError
+from clinpred.pilots.genomics.genome_build import BuildWitness
 from clinpred.pilots.genomics.text_stream import InputOrigin
 from clinpred.pilots.genomics.vcf import (
     _EXACT,
@@ -73,8 +74,9 @@ def _fast(text: str, number: int) -> object:
 def _exact(text: str, number: int) -> tuple[object, ...]:
     origin = InputOrigin("test.vcf")
     try:
-        parsed = _parse_record(text, number, SAMPLES, origin, origin, None, GRCH37_LENGTHS, "GRCh37", "auto",
-                               _GenotypeParser(origin))
+        witness = BuildWitness("GRCh37", "VCF", origin)
+        witness.settle()
+        parsed = _parse_record(text, number, SAMPLES, origin, witness, None, "auto", _GenotypeParser(origin))
     except ClinpredError as error:
         return ("refused", type(error), str(error))
     assert parsed is not None
