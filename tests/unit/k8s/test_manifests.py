@@ -19,6 +19,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tarfile
 import time
 from collections.abc import Callable, Iterator
 from concurrent import futures
@@ -36,7 +37,11 @@ from tests.conftest import REPO
 
 K8S = REPO / "k8s"
 HERE = Path(__file__).resolve().parent
-PROBE_SCRIPT = K8S / "components" / "grpc-mtls" / "grpc_health_probe.py"
+# The image's health check (bento/Dockerfile.template), which the mTLS overlays' exec probes run.
+PROBE_COMMAND = ["python", "-m", "clinpred.services.common.health_probe", "--tls-dir", "/etc/clinpred/tls"]
+# Where BentoML's image keeps the Bento (with its models): what the server serves.
+BENTO_PATH = "/home/bentoml/bento"
+BENTOFILES = REPO / "bento"
 WAIVERS = K8S / "policy-waivers.yaml"
 
 # Every service base and every overlay is rendered and checked.
@@ -396,13 +401,18 @@ def test_server_command(rendered: dict[str, Any], target: str, service: str) -> 
     spec = SPECS[service]
     container = server(one(rendered, target, "Deployment", service))
     argv = container.get("command", []) + container.get("args", [])
-    assert argv[:3] == ["bentoml", "serve-grpc", spec.import_path]
+    # The Bento the image holds, whose service is this one (bento/<service>/bentofile.yaml).
+    assert argv[:3] == ["bentoml", "serve-grpc", BENTO_PATH]
+    assert bentofile(service)["service"] == spec.import_path
     options = argv[3:]
     pairs = dict(itertools.pairwise(options))
     assert pairs.get("--host") == "0.0.0.0"
     assert int(pairs["--port"]) == container_port(container, "grpc") == spec.port
     assert int(pairs["--api-workers"]) >= 1
     assert "--enable-reflection" in options
+    # Serving a Bento's path, BentoML runs its processes in the Bento's folder unless --working-dir says
+    # otherwise: they must run in the container's workingDir (the mTLS overlay's TLS paths are relative to it).
+    assert pairs.get("--working-dir") == container["workingDir"] or f"--working-dir={container['workingDir']}" in options
     config = env_of(container).get("BENTOML_CONFIG_OPTIONS", "")
     assert f"api_server.grpc.metrics.port={spec.metrics_port}" in config.split()
     # The same message limit as `clinpred serve` and the in-process server (larger uploads are streamed).
@@ -416,12 +426,11 @@ def test_server_command(rendered: dict[str, Any], target: str, service: str) -> 
     assert len(settings) == 1 and all(k.startswith(prefix) for k in settings[0]["data"]), settings
     env_from = [e["configMapRef"]["name"] for e in container.get("envFrom", [])]
     assert settings[0]["metadata"]["name"] in env_from
-    # The init container registers this pilot's model packages in BENTOML_HOME (components/grpc-service).
-    init = {c["name"]: c for c in one(rendered, target, "Deployment", service)["spec"]["template"]["spec"]["initContainers"]}
-    register = init["register-models"]
-    assert register["command"] + register["args"] == ["clinpred", "models", "register", spec.pilot, "--quiet"]
-    assert register["image"] == container["image"], "init and server must run the same image"
-    assert env_of(register)["BENTOML_HOME"] == env["BENTOML_HOME"]
+    # The Bento brings its models: nothing registers any before the server starts.
+    assert not one(rendered, target, "Deployment", service)["spec"]["template"]["spec"].get("initContainers")
+    # BENTOML_HOME is writable (its Prometheus folder is recreated at every start) and not the Bento's folder.
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    assert env["BENTOML_HOME"] in mounts and not env["BENTOML_HOME"].startswith(BENTO_PATH)
 
 
 @pytest.mark.parametrize(("target", "service"), [p for p in service_targets() if not is_mtls(p.values[0])])
@@ -447,6 +456,8 @@ def test_mtls(rendered: dict[str, Any], target: str, service: str) -> None:
     container = server(deployment)
     pod = deployment["spec"]["template"]["spec"]
     flags = {a.split("=", 1)[0]: a.split("=", 1)[1] for a in container["args"] if a.startswith("--ssl-")}
+    # Relative to the container's workingDir, which is the server's --working-dir (test_server_command).
+    assert f"--working-dir={container['workingDir']}" in container["args"]
     # With a CA, BentoML requires client certificates: mutual TLS.
     assert flags.keys() == {"--ssl-certfile", "--ssl-keyfile", "--ssl-ca-certs"}
     volumes = {v["name"]: v for v in pod["volumes"]}
@@ -466,24 +477,20 @@ def test_mtls(rendered: dict[str, Any], target: str, service: str) -> None:
         assert mount.get("subPath") == keys[flag] and mount.get("readOnly") is True, mount
         assert volumes[mount["name"]]["secret"]["secretName"] == secret_name
 
-    # The kubelet's gRPC probe cannot speak TLS: probes run the mTLS probe script.
+    # The kubelet's gRPC probe cannot speak TLS: probes run the image's health check over mutual TLS.
     env = env_of(container)
     assert env["GRPC_PROBE_PORT"] == str(container_port(container, "grpc"))
     assert env["GRPC_PROBE_SERVICE"] == spec.grpc_service
     assert env["GRPC_PROBE_TLS_SERVER_NAME"].startswith(f"{service}.")
-    script = "/etc/clinpred/probe/grpc_health_probe.py"
     for kind in ("startupProbe", "readinessProbe", "livenessProbe"):
         probe = container[kind]
         assert set(probe) & {"grpc", "exec", "httpGet", "tcpSocket"} == {"exec"}, kind
-        assert probe["exec"]["command"][:2] == ["python", script], kind
+        assert probe["exec"]["command"][: len(PROBE_COMMAND)] == PROBE_COMMAND, kind
         assert probe["timeoutSeconds"] >= 3, f"{kind}: python needs time to start"
-    assert container["livenessProbe"]["exec"]["command"][2:] == ["--overall"]
-    whole = mounts[env.get("GRPC_PROBE_TLS_DIR", TLS_DIR)]
+    assert container["readinessProbe"]["exec"]["command"] == PROBE_COMMAND
+    assert container["livenessProbe"]["exec"]["command"] == [*PROBE_COMMAND, "--overall"]
+    whole = mounts[TLS_DIR]
     assert "subPath" not in whole and volumes[whole["name"]]["secret"]["secretName"] == secret_name
-    probe_mount = mounts["/etc/clinpred/probe"]
-    config_map_name = volumes[probe_mount["name"]]["configMap"]["name"]
-    config_map = one(rendered, target, "ConfigMap", config_map_name)
-    assert config_map["data"]["grpc_health_probe.py"] == PROBE_SCRIPT.read_text()
 
 
 @pytest.mark.parametrize(("target", "service"), list(service_targets()))
@@ -513,7 +520,7 @@ def test_restricted_security_context(rendered: dict[str, Any], target: str, serv
     assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
     assert not {"hostNetwork", "hostPID", "hostIPC"} & {k for k, v in pod.items() if v}
     containers = pod["containers"] + pod.get("initContainers", [])
-    assert [c["name"] for c in pod.get("initContainers", [])] == ["register-models"]
+    assert not pod.get("initContainers"), "the Bento brings its models: no init container"
     for container in containers:
         context = container["securityContext"]
         name = container["name"]
@@ -709,6 +716,22 @@ def test_every_deployment_pins_its_model_and_labels_its_pods_with_it(rendered: d
         assert not {k for k in settings if k.endswith(("_MODEL_NAME", "_MODEL_VERSION"))}, settings
     monitor = one(rendered, target, "ServiceMonitor", service)["spec"]
     assert {"clinpred.io/model-version", "clinpred.io/track"} <= set(monitor["podTargetLabels"])
+
+
+@pytest.mark.parametrize(("target", "service"), list(service_targets()))
+def test_every_pinned_model_is_shipped_in_the_services_bento(rendered: dict[str, Any], target: str, service: str) -> None:
+    """The server serves the models of its Bento only (no model store of its own): every version a
+    Deployment pins, stable and canary, must be one of the model packages the service's bentofile lists
+    (read statically: no build)."""
+    shipped = set(bentofile(service)["models"])
+    pilot = SPECS[service].pilot
+    pinned = {
+        name: model_pin(service, server(one(rendered, target, "Deployment", name))) for name in (service, f"{service}-canary")
+    }
+    for name, (model, version) in pinned.items():
+        assert f"{pilot}-{model}:{version}" in shipped, (
+            f"{name} pins {model} {version}, which bento/{service} does not ship: {shipped}"
+        )
 
 
 def one_settings(rendered: dict[str, Any], target: str, service: str) -> dict[str, str]:
@@ -1089,6 +1112,22 @@ def pod_volume(deployment: dict[str, Any], name: str) -> dict[str, Any]:
     return volumes[name]
 
 
+def pod_containers(deployment: dict[str, Any]) -> list[dict[str, Any]]:
+    pod = deployment["spec"]["template"]["spec"]
+    return [*pod.get("initContainers", []), *pod["containers"]]
+
+
+def mounts_volume(container: dict[str, Any], name: str) -> bool:
+    return any(m["name"] == name for m in container.get("volumeMounts", []))
+
+
+@cache
+def bentofile(service: str) -> dict[str, Any]:
+    """bento/<service>/bentofile.yaml: what `clinpred bento build` builds the service's image from."""
+    loaded: dict[str, Any] = yaml.safe_load((BENTOFILES / service / "bentofile.yaml").read_text())
+    return loaded
+
+
 @pytest.mark.parametrize(("target", "service"), list(service_targets()))
 def test_access_policy_is_a_configmap_folder_the_server_rereads(
     rendered: dict[str, Any], tmp_path: Path, target: str, service: str
@@ -1115,8 +1154,7 @@ def test_access_policy_is_a_configmap_folder_the_server_rereads(
     if is_mtls(target):
         # Production grants name their clients: a "*" would admit any certificate of the tenant.
         assert all("*" not in grant.clients for grant in policy.grants), policy.grants
-    init = deployment["spec"]["template"]["spec"]["initContainers"][0]
-    assert not [m for m in init["volumeMounts"] if m["name"] == mount["name"]], "only the server reads the policy"
+    assert [c["name"] for c in pod_containers(deployment) if mounts_volume(c, mount["name"])] == ["server"]
 
 
 @pytest.mark.parametrize(("target", "service"), list(service_targets()))
@@ -1138,7 +1176,7 @@ def test_audit_key_is_a_required_secret_file_no_one_else_reads(rendered: dict[st
     # The key is never a setting value, and only the server reads it.
     for config_map in objects(rendered, target, "ConfigMap"):
         assert variable not in config_map.get("data", {}), config_map["metadata"]["name"]
-    assert not [m for m in pod["initContainers"][0]["volumeMounts"] if m["name"] == mount["name"]]
+    assert [c["name"] for c in pod_containers(deployment) if mounts_volume(c, mount["name"])] == ["server"]
 
 
 @pytest.mark.parametrize(("target", "service"), list(service_targets()))
@@ -1234,8 +1272,8 @@ def test_deterioration_reads_its_database_url_from_a_secret_file(rendered: dict[
     assert secret["items"] == [{"key": "url", "path": variable}], "the Secret's key `url`, as the file the settings read"
     assert secret.get("optional", False) is False, "no Secret, no pod: never a silent per-pod SQLite"
     assert secret["defaultMode"] & 0o007 == 0, "not world-readable"
-    # Only the server reads it: the init container only registers models.
-    assert not [m for m in pod["initContainers"][0]["volumeMounts"] if m["name"] == mount["name"]]
+    # Only the server reads it.
+    assert [c["name"] for c in pod_containers(deployment) if mounts_volume(c, mount["name"])] == ["server"]
 
 
 def test_deterioration_settings_read_the_mounted_secret_as_the_kubelet_lays_it_out(
@@ -1341,7 +1379,7 @@ def test_images_are_tagged(rendered: dict[str, Any], target: str) -> None:
                 assert re.fullmatch(r"\d+\.\d+\.\d+|digest", tag), f"prod image {image} is not a release tag"
 
 
-# --- the mTLS probe script, for real -----------------------------------------------------------
+# --- the image's health check over mTLS, for real -----------------------------------------------------------
 
 
 def _make_pki(directory: Path, server_name: str, server_client_auth: bool, client: bool) -> None:
@@ -1396,7 +1434,7 @@ def _make_pki(directory: Path, server_name: str, server_client_auth: bool, clien
         pytest.param(False, False, False, id="server-only-cert-is-refused"),
     ],
 )
-def test_mtls_probe_script_against_a_real_mtls_server(
+def test_mtls_health_probe_against_a_real_mtls_server(
     tmp_path: Path, server_client_auth: bool, client_cert: bool, works: bool
 ) -> None:
     import grpc
@@ -1419,13 +1457,15 @@ def test_mtls_probe_script_against_a_real_mtls_server(
             os.environ,
             GRPC_PROBE_PORT=str(port),
             GRPC_PROBE_SERVICE=service_name,
-            GRPC_PROBE_TLS_DIR=str(tmp_path),
             GRPC_PROBE_TLS_SERVER_NAME="tumor.clinpred.svc",
         )
 
-        def probe(*args: str, **changes: str) -> subprocess.CompletedProcess[str]:
+        def probe(*args: str, tls_dir: Path = tmp_path, **changes: str) -> subprocess.CompletedProcess[str]:
+            # The probes' command (mtls-patch.yaml), the Secret's folder where it is mounted here.
+            command = [sys.executable, *PROBE_COMMAND[1:]]
+            command[command.index(TLS_DIR)] = str(tls_dir)
             return subprocess.run(
-                [sys.executable, str(PROBE_SCRIPT), *args],
+                [*command, *args],
                 env={**env, **changes},
                 capture_output=True,
                 text=True,
@@ -1451,7 +1491,7 @@ def test_mtls_probe_script_against_a_real_mtls_server(
         # The server certificate is checked against the configured name.
         assert probe(GRPC_PROBE_TLS_SERVER_NAME="someone-else.example").returncode == 1
         assert probe(GRPC_PROBE_TLS_SERVER_NAME="").returncode == 1
-        assert probe(GRPC_PROBE_TLS_DIR=str(tmp_path / "missing")).returncode == 1
+        assert probe(tls_dir=tmp_path / "missing").returncode == 1
     finally:
         server.stop(None)
 
@@ -1497,6 +1537,53 @@ def lay_out_pod_volumes(
     return stand_ins
 
 
+@pytest.fixture(scope="session")
+def image_bento(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    """service -> its Bento as the image holds it at /home/bentoml/bento: `clinpred bento build` in a
+    BentoML home of its own, `bentoml export` (which puts the models inside, as `bentoml containerize`
+    does) and unpacked. About 15 s a service, once a session. The Python packages are this venv's
+    (tests/e2e/test_bento.py serves each Bento from a venv of its own requirements)."""
+    built: dict[str, Path] = {}
+
+    def bento(service: str) -> Path:
+        if service not in built:
+            root = tmp_path_factory.mktemp(f"image-{service}")
+            env = {**os.environ, "BENTOML_HOME": str(root / "bentoml"), "BENTOML_DO_NOT_TRACK": "true"}
+            bin_dir = Path(sys.executable).parent
+            done = subprocess.run(
+                [str(bin_dir / "clinpred"), "bento", "build", service, "--json"],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=600,
+                check=False,
+            )
+            assert done.returncode == 0, done.stderr[-3000:]
+            (tag,) = [b["tag"] for b in json.loads(done.stdout)["bentos"]]
+            archive = root / "bento.tar"
+            done = subprocess.run(
+                [str(bin_dir / "bentoml"), "export", tag, str(archive)],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=300,
+                check=False,
+            )
+            assert done.returncode == 0, done.stderr[-3000:]
+            unpacked = root / "home" / "bentoml" / "bento"
+            unpacked.mkdir(parents=True)
+            with tarfile.open(archive) as tar:
+                tar.extractall(unpacked, filter="data")
+            # What the image must hold for serving that path to need no model store of the pod's own.
+            shipped = {m["tag"] for m in yaml.safe_load((unpacked / "bento.yaml").read_text())["models"]}
+            assert shipped == set(bentofile(service)["models"]), shipped
+            assert (unpacked / "models").is_dir()
+            built[service] = unpacked
+        return built[service]
+
+    return bento
+
+
 class PodRun:
     """A rendered Deployment's containers run here: volumes laid out under `root`, env as the kubelet
     gives it (paths in the pod mapped to their stand-ins), the real init and server commands."""
@@ -1508,6 +1595,7 @@ class PodRun:
         service: str,
         root: Path,
         secrets: dict[str, dict[str, bytes]],
+        bento: Path,
         deployment: dict[str, Any] | None = None,
     ) -> None:
         from tests.support import free_port
@@ -1515,12 +1603,13 @@ class PodRun:
         self.rendered, self.target, self.service, self.root = rendered, target, service, root
         self.deployment = deployment or one(rendered, target, "Deployment", service)
         self.container = server(self.deployment)
-        self.init = self.deployment["spec"]["template"]["spec"]["initContainers"][0]
         self.settings = settings_of(rendered, target, self.container)
         self.port, self.metrics_port = free_port(), free_port()
         self.bin_dir = Path(sys.executable).parent
         self.stand_ins = lay_out_pod_volumes(rendered, target, self.deployment, root, secrets)
+        self.stand_ins[BENTO_PATH] = str(bento)
         self.log_path = root / "serve.log"
+        self.workdir = root / self.container["workingDir"].lstrip("/")
 
     def in_pod(self, value: str) -> str:
         """A path in the pod -> its stand-in here (values that are no such path stay)."""
@@ -1535,7 +1624,6 @@ class PodRun:
             env["BENTOML_CONFIG_OPTIONS"] = env["BENTOML_CONFIG_OPTIONS"].replace(
                 f"metrics.port={SPECS[self.service].metrics_port}", f"metrics.port={self.metrics_port}"
             )
-        env["CLINPRED_MODELS_ROOT"] = str(REPO / "models")
         return {**{k: v for k, v in os.environ.items() if not k.startswith(("BENTOML_", "CLINPRED_"))}, **env}
 
     def run_migration_job(self, job: dict[str, Any]) -> None:
@@ -1549,18 +1637,17 @@ class PodRun:
         answer = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120, check=False)
         assert answer.returncode == 0, answer.stdout + answer.stderr
 
-    def register_models(self) -> None:
-        argv = [str(self.bin_dir / self.init["command"][0]), *self.init["args"]]
-        answer = subprocess.run(argv, env=self.env(self.init), capture_output=True, text=True, timeout=120, check=False)
-        assert answer.returncode == 0, answer.stdout + answer.stderr
-
     @contextlib.contextmanager
     def serving(self) -> Iterator[subprocess.Popen[bytes]]:
         argv = [str(self.bin_dir / self.container["command"][0]), *self.container["args"]]
         argv[argv.index("--port") + 1] = str(self.port)
-        # No workingDir (plaintext overlays): a folder of its own, where nothing may be written.
-        workdir = self.root / self.container.get("workingDir", "/work").lstrip("/")
+        # The image's Bento, built and unpacked with its models as the image holds it (image_bento).
+        assert argv[2] == BENTO_PATH, argv
+        argv[2] = self.in_pod(argv[2])
+        # The working directory: its own folder, where nothing may be written.
+        workdir = self.workdir
         workdir.mkdir(parents=True, exist_ok=True)
+        argv = [f"--working-dir={workdir}" if a == f"--working-dir={self.container['workingDir']}" else a for a in argv]
         with self.log_path.open("w") as log:
             process = subprocess.Popen(
                 argv, cwd=workdir, env=self.env(self.container), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
@@ -1684,8 +1771,11 @@ def granted_and_refused(policy_text: str, tmp_path: Path, method: str) -> tuple[
 
 @pytest.mark.e2e
 @pytest.mark.parametrize("service", SERVICE_BASES)
-def test_prod_pod_command_serves_mutual_tls_and_passes_its_probes(rendered: dict[str, Any], tmp_path: Path, service: str) -> None:
-    """Runs the init container's and the server's argv and env from the rendered prod Deployment, with
+def test_prod_pod_command_serves_mutual_tls_and_passes_its_probes(
+    rendered: dict[str, Any], image_bento: Callable[[str], Path], tmp_path: Path, service: str
+) -> None:
+    """Runs the server's argv and env from the rendered prod Deployment on the service's built Bento
+    (image_bento), with
     every volume laid out as the kubelet does (Secrets and ConfigMaps as symlinks into a hidden folder,
     subPath files under the working directory, the audit claim as a folder): the TLS Secret as
     `clinpred tls init` and `kubectl create secret` make it (k8s/README.md), an audit key from
@@ -1720,17 +1810,17 @@ def test_prod_pod_command_serves_mutual_tls_and_passes_its_probes(rendered: dict
         "deterioration-database": {"url": f"sqlite:///{database}".encode()},
         **audit_key_secret(tmp_path, service),
     }
-    pod = PodRun(rendered, target, service, tmp_path, secrets)
+    pod = PodRun(rendered, target, service, tmp_path, secrets, image_bento(service))
     server_env = pod.env(container)
     assert server_env[f"{prefix}POLICY_FILE"].startswith(str(tmp_path)), "the policy must come from a mounted volume"
-    probe_env = {**server_env, "GRPC_PROBE_PORT": str(pod.port), "GRPC_PROBE_TLS_DIR": pod.in_pod(TLS_DIR)}
+    probe_env = {**server_env, "GRPC_PROBE_PORT": str(pod.port)}
     assert probe_env["GRPC_PROBE_SERVICE"] == spec.grpc_service
 
     def run_probe(kind: str) -> subprocess.CompletedProcess[str]:
         command = container[kind]["exec"]["command"]
-        assert command[:2] == ["python", "/etc/clinpred/probe/grpc_health_probe.py"]
+        assert command[0] == "python", command
         return subprocess.run(
-            [sys.executable, pod.in_pod(command[1]), *command[2:]],  # the script from its ConfigMap
+            [sys.executable, *(pod.in_pod(part) for part in command[1:])],  # the Secret's folder where it is mounted here
             env=probe_env,
             capture_output=True,
             text=True,
@@ -1761,7 +1851,6 @@ def test_prod_pod_command_serves_mutual_tls_and_passes_its_probes(rendered: dict
     if service in DATABASE_SECRETS:
         # The release's order: the migration Job first (the pods only check the schema).
         pod.run_migration_job(objects(rendered, "overlays/prod/migrate", "Job")[0])
-    pod.register_models()
     with pod.serving() as process:
         pod.wait_until(process, lambda: "" if (answer := run_probe("startupProbe")).returncode == 0 else answer.stderr)
         assert run_probe("readinessProbe").returncode == 0
@@ -1846,7 +1935,9 @@ def test_prod_pod_command_serves_mutual_tls_and_passes_its_probes(rendered: dict
 
 
 @pytest.mark.e2e
-def test_dev_pod_command_serves_plaintext_in_development_mode(rendered: dict[str, Any], tmp_path: Path) -> None:
+def test_dev_pod_command_serves_plaintext_in_development_mode(
+    rendered: dict[str, Any], image_bento: Callable[[str], Path], tmp_path: Path
+) -> None:
     """The dev overlay's tumour pod as it runs: plaintext, no identity, every caller the development
     caller with what the dev policy grants, and still an audit trail on the claim, sealed with the
     Secret's key; nothing written outside its volumes (the working directory stays empty). Beside it
@@ -1860,7 +1951,7 @@ def test_dev_pod_command_serves_plaintext_in_development_mode(rendered: dict[str
     service, target = "tumor", "overlays/dev"
     spec = SPECS[service]
     secrets = audit_key_secret(tmp_path, service)
-    pod = PodRun(rendered, target, service, tmp_path, secrets)
+    pod = PodRun(rendered, target, service, tmp_path, secrets, image_bento(service))
     container = pod.container
     assert container["readinessProbe"]["grpc"]["service"] == spec.grpc_service
     method = f"/{spec.grpc_service}/GetModelInfo"
@@ -1868,7 +1959,7 @@ def test_dev_pod_command_serves_plaintext_in_development_mode(rendered: dict[str
     (_, _, patch_type, start_canary), *_ = readme_canary_patches()
     readme_version = json.loads(start_canary)["spec"]["template"]["metadata"]["labels"]["clinpred.io/model-version"]
     older = "1.1.0"
-    assert older != stable_version and (REPO / "models" / spec.pilot / model_pin(service, container)[0] / older).is_dir()
+    assert older != stable_version and f"{spec.pilot}-{model_pin(service, container)[0]}:{older}" in bentofile(service)["models"]
     canary_deployment = kubectl_patch_local(
         one(rendered, target, "Deployment", f"{service}-canary"),
         patch_type,
@@ -1876,7 +1967,7 @@ def test_dev_pod_command_serves_plaintext_in_development_mode(rendered: dict[str
         tmp_path,
     )
     (tmp_path / "canary").mkdir()
-    canary = PodRun(rendered, target, service, tmp_path / "canary", secrets, deployment=canary_deployment)
+    canary = PodRun(rendered, target, service, tmp_path / "canary", secrets, image_bento(service), deployment=canary_deployment)
 
     def ready(port: int) -> str:
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
@@ -1893,8 +1984,6 @@ def test_dev_pod_command_serves_plaintext_in_development_mode(rendered: dict[str
             answer = channel.unary_unary(method)(b"", timeout=30, metadata=[("x-request-id", request_id)])
         return str(tumor_pb2.GetModelInfoResponse.FromString(answer).model.version)
 
-    pod.register_models()
-    canary.register_models()
     with pod.serving() as process, canary.serving() as canary_process:
         pod.wait_until(process, lambda: ready(pod.port))
         canary.wait_until(canary_process, lambda: ready(canary.port))
@@ -1906,4 +1995,4 @@ def test_dev_pod_command_serves_plaintext_in_development_mode(rendered: dict[str
     entries = {e.request_id: e for e in pod.verified_audit_entries() if e.request_id}
     call = entries["k8s-e2e-dev"]
     assert (call.tenant, call.client, call.outcome) == ("default", "development", "OK")
-    assert not list((tmp_path / "work").iterdir()), "the server wrote into its working directory"
+    assert not list(pod.workdir.iterdir()), "the server wrote into its working directory"
