@@ -19,6 +19,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tarfile
 import time
 from collections.abc import Callable, Iterator
 from concurrent import futures
@@ -36,7 +37,11 @@ from tests.conftest import REPO
 
 K8S = REPO / "k8s"
 HERE = Path(__file__).resolve().parent
-PROBE_SCRIPT = K8S / "components" / "grpc-mtls" / "grpc_health_probe.py"
+# The image's health check (bento/Dockerfile.template), which the mTLS overlays' exec probes run.
+PROBE_COMMAND = ["python", "-m", "clinpred.services.common.health_probe", "--tls-dir", "/etc/clinpred/tls"]
+# Where BentoML's image keeps the Bento (with its models): what the server serves.
+BENTO_PATH = "/home/bentoml/bento"
+BENTOFILES = REPO / "bento"
 WAIVERS = K8S / "policy-waivers.yaml"
 
 # Every service base and every overlay is rendered and checked.
@@ -57,11 +62,15 @@ MANIFEST_CONSTANTS = {
 }
 SPECS: dict[str, ServiceSpec] = {**MANIFEST_CONSTANTS, **SERVICES}
 OVERLAYS = sorted(p.parent.name for p in (K8S / "overlays").glob("*/kustomization.yaml"))
-TARGETS = [f"base/{s}" for s in SERVICE_BASES] + [f"overlays/{o}" for o in OVERLAYS]
+SERVICE_TARGETS = [f"base/{s}" for s in SERVICE_BASES] + [f"overlays/{o}" for o in OVERLAYS]
+# Deterioration's schema migration Job, applied on its own before each overlay (k8s/migrations).
+MIGRATION_TARGETS = [f"overlays/{o}/migrate" for o in OVERLAYS if (K8S / "overlays" / o / "migrate").is_dir()]
+TARGETS = SERVICE_TARGETS + MIGRATION_TARGETS
 # Overlays that serve mutual TLS (exec probes); the others serve plaintext (native gRPC probes).
 MTLS_OVERLAYS = {"prod"}
-# Oldest Kubernetes we support, and the newest schemas kubernetes-validate bundles.
-K8S_VERSIONS = ("1.29.0", "1.37.0")
+# Oldest Kubernetes we support (preStop `sleep` is on by default from 1.30), and the newest schemas
+# kubernetes-validate bundles.
+K8S_VERSIONS = ("1.30.0", "1.37.0")
 MIN_KUSTOMIZE = (5, 0)
 TLS_DIR = "/etc/clinpred/tls"
 
@@ -137,6 +146,14 @@ def objects(rendered: dict[str, Any], target: str, kind: str) -> list[dict[str, 
     return [d for d in rendered[target][1] if d["kind"] == kind]
 
 
+WORKLOAD_KINDS = ("Deployment", "StatefulSet", "Job")
+
+
+def workloads(rendered: dict[str, Any], target: str) -> list[dict[str, Any]]:
+    """Every object of `target` that runs pods (a pod template at spec.template)."""
+    return [d for kind in WORKLOAD_KINDS for d in objects(rendered, target, kind)]
+
+
 def one(rendered: dict[str, Any], target: str, kind: str, name: str) -> dict[str, Any]:
     found = [d for d in objects(rendered, target, kind) if d["metadata"]["name"] == name]
     assert len(found) == 1, f"k8s/{target}: expected one {kind}/{name}, found {len(found)}"
@@ -193,15 +210,32 @@ def test_cli_table_agrees_with_the_manifest_constants() -> None:
     assert len(ports) == len(set(ports)), ports
 
 
+# What an overlay holds besides the services' own objects: dev brings its PostgreSQL.
+OVERLAY_EXTRAS = {"dev": {"Service": ["postgres"], "NetworkPolicy": ["postgres"], "StatefulSet": ["postgres"]}}
+
+
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_every_overlay_deploys_every_service(rendered: dict[str, Any], overlay: str) -> None:
     target = f"overlays/{overlay}"
-    for kind in ("Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy"):
+    # Each service: its stable Deployment and its canary; the headless Service of both tracks, and
+    # one Service per track for the gateway's weighted routes.
+    per_service = {
+        "Deployment": ("", "-canary"),
+        "Service": ("", "-canary", "-stable"),
+        "HorizontalPodAutoscaler": ("",),
+        "PodDisruptionBudget": ("",),
+        "NetworkPolicy": ("",),
+        "StatefulSet": (),
+    }
+    for kind, suffixes in per_service.items():
         names = sorted(d["metadata"]["name"] for d in objects(rendered, target, kind))
-        assert names == SERVICE_BASES, f"{target}: {kind} {names}, expected one per service {SERVICE_BASES}"
+        expected = sorted(
+            [s + suffix for s in SERVICE_BASES for suffix in suffixes] + OVERLAY_EXTRAS.get(overlay, {}).get(kind, [])
+        )
+        assert names == expected, f"{target}: {kind} {names}, expected {expected}"
 
 
-@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("target", SERVICE_TARGETS)
 def test_renders_every_kind(rendered: dict[str, Any], target: str) -> None:
     kinds = {d["kind"] for d in rendered[target][1]}
     expected = {"Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy"}
@@ -238,7 +272,11 @@ def test_schemas_offline(rendered: dict[str, Any]) -> None:
     assert not report["errors"], "schema validation failed:\n" + "\n".join(report["errors"])
     assert len(report["checked"]) == len(items)
     custom = {(kind, how) for _, kind, _, how in report["checked"] if not how.startswith("kubernetes")}
-    assert custom == {("ServiceMonitor", "servicemonitor-monitoring.coreos.com-v1.json")}
+    assert custom == {
+        ("ServiceMonitor", "servicemonitor-monitoring.coreos.com-v1.json"),
+        ("Gateway", "gateway.networking.k8s.io_gateways.yaml"),
+        ("TLSRoute", "gateway.networking.k8s.io_tlsroutes.yaml"),
+    }
 
 
 def test_crd_schema_catches_mistakes() -> None:
@@ -268,6 +306,41 @@ def test_crd_schema_catches_mistakes() -> None:
     assert "'keysecret'" in errors and "'key' is a required property" in errors
 
 
+def test_gateway_api_crd_schemas_catch_mistakes() -> None:
+    """The upstream Gateway API CRDs, made strict: an unknown field, a wrong type, a bad enum value."""
+    venv = tools_venv()
+    route = {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "TLSRoute",
+        "metadata": {"name": "x"},
+        "spec": {
+            "parentRefs": [{"name": "clinpred"}],
+            "hostnames": ["x.example.org"],
+            "rules": [{"backendRefs": [{"name": "x", "port": 50051, "wieght": 1}, {"name": "y", "port": "grpc"}]}],
+        },
+    }
+    gateway = {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "Gateway",
+        "metadata": {"name": "x"},
+        "spec": {
+            "gatewayClassName": "c",
+            "listeners": [{"name": "l", "port": 443, "protocol": "TLS", "tls": {"mode": "Passthru"}}],
+        },
+    }
+    answer = subprocess.run(
+        [str(venv / "bin" / "python"), str(HERE / "validate_schemas.py"), K8S_VERSIONS[0]],
+        input=json.dumps([{"source": "test", "object": route}, {"source": "test", "object": gateway}]),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    errors = json.loads(answer.stdout)["errors"]
+    assert any("'wieght'" in e for e in errors), errors
+    assert any("'grpc' is not of type 'integer'" in e for e in errors), errors
+    assert any("'Passthru' is not one of" in e for e in errors), errors
+
+
 def load_waivers() -> list[dict[str, Any]]:
     waivers = yaml.safe_load(WAIVERS.read_text())["waivers"] or []
     for waiver in waivers:
@@ -279,8 +352,9 @@ def load_waivers() -> list[dict[str, Any]]:
 
 def test_policy_scanner(rendered: dict[str, Any], tmp_path: Path) -> None:
     venv = tools_venv()
-    for overlay in OVERLAYS:
-        (tmp_path / f"{overlay}.yaml").write_text(rendered[f"overlays/{overlay}"][0])
+    for target in TARGETS:
+        if target.startswith("overlays/"):
+            (tmp_path / f"{target.replace('/', '-')}.yaml").write_text(rendered[target][0])
     env = dict(os.environ, LOG_LEVEL="ERROR", BC_SKIP_MAPPING="TRUE", CHECKOV_RUN_SCA_PACKAGE_SCAN_V2="false")
     answer = subprocess.run(
         [
@@ -327,13 +401,18 @@ def test_server_command(rendered: dict[str, Any], target: str, service: str) -> 
     spec = SPECS[service]
     container = server(one(rendered, target, "Deployment", service))
     argv = container.get("command", []) + container.get("args", [])
-    assert argv[:3] == ["bentoml", "serve-grpc", spec.import_path]
+    # The Bento the image holds, whose service is this one (bento/<service>/bentofile.yaml).
+    assert argv[:3] == ["bentoml", "serve-grpc", BENTO_PATH]
+    assert bentofile(service)["service"] == spec.import_path
     options = argv[3:]
     pairs = dict(itertools.pairwise(options))
     assert pairs.get("--host") == "0.0.0.0"
     assert int(pairs["--port"]) == container_port(container, "grpc") == spec.port
     assert int(pairs["--api-workers"]) >= 1
     assert "--enable-reflection" in options
+    # Serving a Bento's path, BentoML runs its processes in the Bento's folder unless --working-dir says
+    # otherwise: they must run in the container's workingDir (the mTLS overlay's TLS paths are relative to it).
+    assert pairs.get("--working-dir") == container["workingDir"] or f"--working-dir={container['workingDir']}" in options
     config = env_of(container).get("BENTOML_CONFIG_OPTIONS", "")
     assert f"api_server.grpc.metrics.port={spec.metrics_port}" in config.split()
     # The same message limit as `clinpred serve` and the in-process server (larger uploads are streamed).
@@ -347,12 +426,11 @@ def test_server_command(rendered: dict[str, Any], target: str, service: str) -> 
     assert len(settings) == 1 and all(k.startswith(prefix) for k in settings[0]["data"]), settings
     env_from = [e["configMapRef"]["name"] for e in container.get("envFrom", [])]
     assert settings[0]["metadata"]["name"] in env_from
-    # The init container registers this pilot's model packages in BENTOML_HOME (components/grpc-service).
-    init = {c["name"]: c for c in one(rendered, target, "Deployment", service)["spec"]["template"]["spec"]["initContainers"]}
-    register = init["register-models"]
-    assert register["command"] + register["args"] == ["clinpred", "models", "register", spec.pilot, "--quiet"]
-    assert register["image"] == container["image"], "init and server must run the same image"
-    assert env_of(register)["BENTOML_HOME"] == env["BENTOML_HOME"]
+    # The Bento brings its models: nothing registers any before the server starts.
+    assert not one(rendered, target, "Deployment", service)["spec"]["template"]["spec"].get("initContainers")
+    # BENTOML_HOME is writable (its Prometheus folder is recreated at every start) and not the Bento's folder.
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    assert env["BENTOML_HOME"] in mounts and not env["BENTOML_HOME"].startswith(BENTO_PATH)
 
 
 @pytest.mark.parametrize(("target", "service"), [p for p in service_targets() if not is_mtls(p.values[0])])
@@ -378,6 +456,8 @@ def test_mtls(rendered: dict[str, Any], target: str, service: str) -> None:
     container = server(deployment)
     pod = deployment["spec"]["template"]["spec"]
     flags = {a.split("=", 1)[0]: a.split("=", 1)[1] for a in container["args"] if a.startswith("--ssl-")}
+    # Relative to the container's workingDir, which is the server's --working-dir (test_server_command).
+    assert f"--working-dir={container['workingDir']}" in container["args"]
     # With a CA, BentoML requires client certificates: mutual TLS.
     assert flags.keys() == {"--ssl-certfile", "--ssl-keyfile", "--ssl-ca-certs"}
     volumes = {v["name"]: v for v in pod["volumes"]}
@@ -397,24 +477,20 @@ def test_mtls(rendered: dict[str, Any], target: str, service: str) -> None:
         assert mount.get("subPath") == keys[flag] and mount.get("readOnly") is True, mount
         assert volumes[mount["name"]]["secret"]["secretName"] == secret_name
 
-    # The kubelet's gRPC probe cannot speak TLS: probes run the mTLS probe script.
+    # The kubelet's gRPC probe cannot speak TLS: probes run the image's health check over mutual TLS.
     env = env_of(container)
     assert env["GRPC_PROBE_PORT"] == str(container_port(container, "grpc"))
     assert env["GRPC_PROBE_SERVICE"] == spec.grpc_service
     assert env["GRPC_PROBE_TLS_SERVER_NAME"].startswith(f"{service}.")
-    script = "/etc/clinpred/probe/grpc_health_probe.py"
     for kind in ("startupProbe", "readinessProbe", "livenessProbe"):
         probe = container[kind]
         assert set(probe) & {"grpc", "exec", "httpGet", "tcpSocket"} == {"exec"}, kind
-        assert probe["exec"]["command"][:2] == ["python", script], kind
+        assert probe["exec"]["command"][: len(PROBE_COMMAND)] == PROBE_COMMAND, kind
         assert probe["timeoutSeconds"] >= 3, f"{kind}: python needs time to start"
-    assert container["livenessProbe"]["exec"]["command"][2:] == ["--overall"]
-    whole = mounts[env.get("GRPC_PROBE_TLS_DIR", TLS_DIR)]
+    assert container["readinessProbe"]["exec"]["command"] == PROBE_COMMAND
+    assert container["livenessProbe"]["exec"]["command"] == [*PROBE_COMMAND, "--overall"]
+    whole = mounts[TLS_DIR]
     assert "subPath" not in whole and volumes[whole["name"]]["secret"]["secretName"] == secret_name
-    probe_mount = mounts["/etc/clinpred/probe"]
-    config_map_name = volumes[probe_mount["name"]]["configMap"]["name"]
-    config_map = one(rendered, target, "ConfigMap", config_map_name)
-    assert config_map["data"]["grpc_health_probe.py"] == PROBE_SCRIPT.read_text()
 
 
 @pytest.mark.parametrize(("target", "service"), list(service_targets()))
@@ -444,7 +520,7 @@ def test_restricted_security_context(rendered: dict[str, Any], target: str, serv
     assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
     assert not {"hostNetwork", "hostPID", "hostIPC"} & {k for k, v in pod.items() if v}
     containers = pod["containers"] + pod.get("initContainers", [])
-    assert [c["name"] for c in pod.get("initContainers", [])] == ["register-models"]
+    assert not pod.get("initContainers"), "the Bento brings its models: no init container"
     for container in containers:
         context = container["securityContext"]
         name = container["name"]
@@ -498,6 +574,7 @@ EGRESS_BEYOND_DNS: dict[str, list[tuple[dict[str, Any], list[tuple[str, int]]]]]
         ({"namespaceSelector": {"matchLabels": DATABASE_LABEL}, "podSelector": {"matchLabels": DATABASE_LABEL}}, [("TCP", 5432)])
     ],
 }
+GATEWAY_NAMESPACE_LABEL = {"clinpred.io/gateway": "true"}
 DNS_PEER = {
     "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
     "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
@@ -512,13 +589,15 @@ def test_network_policy(rendered: dict[str, Any], target: str, service: str) -> 
     assert (grpc_port, metrics_port) == (SPECS[service].port, SPECS[service].metrics_port)
     assert policy["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": service}
     assert sorted(policy["policyTypes"]) == ["Egress", "Ingress"]
-    by_port = {}
+    by_port: dict[int, list[dict[str, str]]] = {}
     for rule in policy["ingress"]:
         assert [p["port"] for p in rule["ports"]] in ([grpc_port], [metrics_port]), rule
         assert all(set(peer) == {"namespaceSelector"} for peer in rule["from"]), "ingress only from namespaces"
         by_port[rule["ports"][0]["port"]] = [peer["namespaceSelector"]["matchLabels"] for peer in rule["from"]]
+    # The gateway's data plane (components/gateway) reaches the gRPC port too, where there is a Gateway.
+    gateway = [GATEWAY_NAMESPACE_LABEL] if objects(rendered, target, "Gateway") else []
     assert by_port == {
-        grpc_port: [{f"clinpred.io/{service}-client": "true"}],
+        grpc_port: [{f"clinpred.io/{service}-client": "true"}, *gateway],
         metrics_port: [{"kubernetes.io/metadata.name": "monitoring"}],
     }
     # Egress: DNS to kube-dns, plus exactly what the service calls (nothing for tumor and genomics).
@@ -576,6 +655,439 @@ def test_dev(rendered: dict[str, Any], service: str) -> None:
     assert sorted(secrets) == sorted(expected), secrets
 
 
+# --- release, model versions, canary, drain --------------------------------------------------
+
+RELEASE_COMPONENT = K8S / "components" / "release" / "kustomization.yaml"
+
+
+def project_version() -> str:
+    import tomllib
+
+    return str(tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"])
+
+
+def test_release_tag_is_set_once_and_is_the_project_version() -> None:
+    """The images are the Bentos' (clinpred-<pilot>, versioned as the project): one `images:` list
+    sets the tag for every base and the migration Job; no other kustomization sets a release tag."""
+    images = yaml.safe_load(RELEASE_COMPONENT.read_text())["images"]
+    assert {i["name"]: i["newTag"] for i in images} == {f"clinpred-{s}": project_version() for s in SERVICE_BASES}
+    others = [p for p in K8S.rglob("kustomization.yaml") if p != RELEASE_COMPONENT]
+    for path in others:
+        for image in yaml.safe_load(path.read_text()).get("images", []):
+            assert image.get("newTag") == "dev", (
+                f"{path.relative_to(REPO)} sets {image}: the release tag lives in {RELEASE_COMPONENT.name}"
+            )
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_images_are_the_bentos(rendered: dict[str, Any], target: str) -> None:
+    tag = "dev" if target.startswith("overlays/dev") else project_version()
+    for workload in workloads(rendered, target):
+        pod = workload["spec"]["template"]["spec"]
+        for container in pod["containers"] + pod.get("initContainers", []):
+            if container["image"].startswith("postgres:"):
+                assert target == "overlays/dev", "only the dev overlay brings its PostgreSQL"
+                continue
+            pilot = workload["metadata"]["labels"]["app.kubernetes.io/name"].removesuffix("-migrate")
+            assert container["image"] == f"clinpred-{pilot}:{tag}", (workload["metadata"]["name"], container["name"])
+
+
+def model_pin(service: str, container: dict[str, Any]) -> tuple[str, str]:
+    env = env_of(container)
+    prefix = f"CLINPRED_{service.upper()}_"
+    assert env.get(f"{prefix}MODEL_NAME") and env.get(f"{prefix}MODEL_VERSION"), "the model served must be pinned"
+    return env[f"{prefix}MODEL_NAME"], env[f"{prefix}MODEL_VERSION"]
+
+
+@pytest.mark.parametrize(("target", "service"), list(service_targets()))
+def test_every_deployment_pins_its_model_and_labels_its_pods_with_it(rendered: dict[str, Any], target: str, service: str) -> None:
+    """A newly registered version goes live only when a manifest names it: every Deployment (stable and
+    canary) sets the model name and version in its own env, the pods carry the version as a label (which
+    the ServiceMonitor copies onto every series), and the package is one the image holds (models/)."""
+    for name in (service, f"{service}-canary"):
+        deployment = one(rendered, target, "Deployment", name)
+        container = server(deployment)
+        model, version = model_pin(service, container)
+        assert deployment["spec"]["template"]["metadata"]["labels"]["clinpred.io/model-version"] == version, name
+        package = REPO / "models" / SPECS[service].pilot / model / version
+        assert (package / "package.json").is_file(), f"{name}: no model package {package.relative_to(REPO)}"
+        # The env is the one place: the settings ConfigMap (shared by both tracks) names no model.
+        settings = one_settings(rendered, target, service)
+        assert not {k for k in settings if k.endswith(("_MODEL_NAME", "_MODEL_VERSION"))}, settings
+    monitor = one(rendered, target, "ServiceMonitor", service)["spec"]
+    assert {"clinpred.io/model-version", "clinpred.io/track"} <= set(monitor["podTargetLabels"])
+
+
+@pytest.mark.parametrize(("target", "service"), list(service_targets()))
+def test_every_pinned_model_is_shipped_in_the_services_bento(rendered: dict[str, Any], target: str, service: str) -> None:
+    """The server serves the models of its Bento only (no model store of its own): every version a
+    Deployment pins, stable and canary, must be one of the model packages the service's bentofile lists
+    (read statically: no build)."""
+    shipped = set(bentofile(service)["models"])
+    pilot = SPECS[service].pilot
+    pinned = {
+        name: model_pin(service, server(one(rendered, target, "Deployment", name))) for name in (service, f"{service}-canary")
+    }
+    for name, (model, version) in pinned.items():
+        assert f"{pilot}-{model}:{version}" in shipped, (
+            f"{name} pins {model} {version}, which bento/{service} does not ship: {shipped}"
+        )
+
+
+def one_settings(rendered: dict[str, Any], target: str, service: str) -> dict[str, str]:
+    found = [d for d in objects(rendered, target, "ConfigMap") if d["metadata"]["name"].startswith(f"{service}-settings")]
+    assert len(found) == 1, found
+    return dict(found[0]["data"])
+
+
+def without_track(deployment: dict[str, Any], service: str) -> dict[str, Any]:
+    """The Deployment with what may differ between the tracks taken out: name, track, replicas, version."""
+    copy = json.loads(json.dumps(deployment))
+    copy["metadata"]["name"] = "-"
+    copy["spec"].pop("replicas")
+    for labels in (
+        copy["metadata"]["labels"],
+        copy["spec"]["selector"]["matchLabels"],
+        copy["spec"]["template"]["metadata"]["labels"],
+    ):
+        labels.pop("clinpred.io/track")
+    for spread in copy["spec"]["template"]["spec"]["topologySpreadConstraints"]:
+        spread["labelSelector"]["matchLabels"].pop("clinpred.io/track")
+    copy["spec"]["template"]["metadata"]["labels"].pop("clinpred.io/model-version")
+    for variable in server(copy)["env"]:
+        if variable["name"] == f"CLINPRED_{service.upper()}_MODEL_VERSION":
+            variable["value"] = "-"
+    return dict(copy)
+
+
+@pytest.mark.parametrize(("target", "service"), list(service_targets()))
+def test_canary_is_the_stable_deployment_at_its_own_model_version(rendered: dict[str, Any], target: str, service: str) -> None:
+    stable = one(rendered, target, "Deployment", service)
+    canary = one(rendered, target, "Deployment", f"{service}-canary")
+    assert stable["spec"]["selector"]["matchLabels"]["clinpred.io/track"] == "stable"
+    assert canary["spec"]["selector"]["matchLabels"]["clinpred.io/track"] == "canary"
+    # Idle until a canary starts; then only its version (and its replica count) differ.
+    assert canary["spec"]["replicas"] == 0
+    assert without_track(canary, service) == without_track(stable, service)
+    # The headless Service (in-cluster clients) has both tracks; the gateway's per-track Services one each.
+    pod_labels = {track: d["spec"]["template"]["metadata"]["labels"] for track, d in (("stable", stable), ("canary", canary))}
+    headless = one(rendered, target, "Service", service)["spec"]["selector"]
+    assert all(headless.items() <= labels.items() for labels in pod_labels.values())
+    for track, labels in pod_labels.items():
+        selector = one(rendered, target, "Service", f"{service}-{track}")["spec"]["selector"]
+        assert selector.items() <= labels.items()
+        other = pod_labels["canary" if track == "stable" else "stable"]
+        assert not selector.items() <= other.items(), f"{service}-{track} also selects the other track"
+    # The HPA and the PodDisruptionBudget: the stable Deployment, and every pod of the service.
+    assert one(rendered, target, "HorizontalPodAutoscaler", service)["spec"]["scaleTargetRef"]["name"] == service
+    pdb = one(rendered, target, "PodDisruptionBudget", service)["spec"]["selector"]["matchLabels"]
+    assert all(pdb.items() <= labels.items() for labels in pod_labels.values())
+
+
+README = K8S / "README.md"
+# `kubectl -n clinpred patch <kind> <name> [--type=json] -p '<patch>'`, as k8s/README.md writes them.
+KUBECTL_PATCH = re.compile(
+    r"^kubectl -n clinpred patch (deployment|tlsroute) (\S+)(?: --type=(json))? -p '([^']+)'$", re.MULTILINE
+)
+
+
+def readme_canary_patches() -> list[tuple[str, str, str, str]]:
+    """(kind, name, patch type, patch) of every patch command in k8s/README.md's canary section, in order."""
+    text = README.read_text()
+    section = text[text.index("## Canary: two versions side by side") : text.index("## Graceful drain")]
+    return [
+        (kind, name, kind_of_patch or "strategic", patch) for kind, name, kind_of_patch, patch in KUBECTL_PATCH.findall(section)
+    ]
+
+
+def kubectl_patch_local(obj: dict[str, Any], patch_type: str, patch: str, tmp_path: Path) -> dict[str, Any]:
+    """What `kubectl patch` does to `obj` on a cluster, done offline (`--local`)."""
+    source = tmp_path / f"{obj['kind']}-{obj['metadata']['name']}.json"
+    source.write_text(json.dumps(obj))
+    answer = subprocess.run(
+        [kubectl(), "patch", "--local", "-f", str(source), f"--type={patch_type}", "-p", patch, "-o", "json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert answer.returncode == 0, answer.stderr
+    patched: dict[str, Any] = json.loads(answer.stdout)
+    return patched
+
+
+def weights(route: dict[str, Any]) -> dict[str, int]:
+    return {ref["name"]: ref["weight"] for rule in route["spec"]["rules"] for ref in rule["backendRefs"]}
+
+
+def test_readme_canary_steps_do_what_they_say(rendered: dict[str, Any], tmp_path: Path) -> None:
+    """k8s/README.md's canary commands, applied as kubectl applies them to the rendered prod objects: start
+    (canary at the new version, label and env together, nothing else changed; 10 % of the gateway's
+    connections), promote (the stable Deployment at that version), back to 100/0."""
+    target = "overlays/prod"
+    steps = readme_canary_patches()
+    assert [(kind, name) for kind, name, _, _ in steps] == [
+        ("deployment", "tumor-canary"),
+        ("tlsroute", "tumor"),
+        ("deployment", "tumor"),
+        ("tlsroute", "tumor"),
+    ], steps
+    stable, canary = one(rendered, target, "Deployment", "tumor"), one(rendered, target, "Deployment", "tumor-canary")
+    route = one(rendered, target, "TLSRoute", "tumor")
+    started = kubectl_patch_local(canary, steps[0][2], steps[0][3], tmp_path)
+    _, version = model_pin("tumor", server(started))
+    assert version != model_pin("tumor", server(stable))[1], "the canary must try another version"
+    assert started["spec"]["template"]["metadata"]["labels"]["clinpred.io/model-version"] == version
+    assert without_track(started, "tumor") == without_track(canary, "tumor"), "only the version may change"
+    split = kubectl_patch_local(route, steps[1][2], steps[1][3], tmp_path)
+    assert weights(split) == {"tumor-stable": 90, "tumor-canary": 10}
+    promoted = kubectl_patch_local(stable, steps[2][2], steps[2][3], tmp_path)
+    assert model_pin("tumor", server(promoted))[1] == version
+    assert promoted["spec"]["template"]["metadata"]["labels"]["clinpred.io/model-version"] == version
+    assert without_track(promoted, "tumor") == without_track(stable, "tumor")
+    assert (
+        weights(kubectl_patch_local(split, steps[3][2], steps[3][3], tmp_path))
+        == weights(route)
+        == {
+            "tumor-stable": 100,
+            "tumor-canary": 0,
+        }
+    )
+
+
+# Services whose streams never end by themselves: they are cut at SIGTERM anyway and resume (WatchRisk with
+# its resume_token, k8s/README.md), so their drain waits for the calls that end, with the default grace.
+ENDLESS_STREAMS = {"deterioration"}
+# From the preStop's end to SIGKILL: BentoML's stop and the audit trail's last fsync.
+STOP_SECONDS = 15
+
+
+@pytest.mark.parametrize(("target", "service"), list(service_targets()))
+def test_graceful_drain_agrees_with_the_servers_connection_age(rendered: dict[str, Any], target: str, service: str) -> None:
+    """BentoML stops at SIGTERM without a grace period, so the pod drains before it: once it is terminating
+    it leaves the Service's DNS, and the preStop sleep keeps it serving until every connection has reached
+    its maximum age (the server sends GOAWAY: clients re-resolve and go elsewhere) and its calls their grace."""
+    from clinpred.services.common.settings import ServiceSettings
+
+    fields = ServiceSettings.model_fields
+    for name in (service, f"{service}-canary"):
+        deployment = one(rendered, target, "Deployment", name)
+        container = server(deployment)
+        settings = settings_of(rendered, target, container)
+        prefix = f"CLINPRED_{service.upper()}_"
+
+        def setting(field: str, settings: dict[str, str] = settings, prefix: str = prefix) -> float:
+            return float(settings.get(prefix + field.upper(), fields[field].default))
+
+        age = setting("max_connection_age_seconds")
+        grace = (
+            float(fields["max_connection_age_grace_seconds"].default)
+            if service in ENDLESS_STREAMS
+            else setting("max_connection_age_grace_seconds")
+        )
+        sleep = container["lifecycle"]["preStop"]["sleep"]["seconds"]
+        assert sleep == age + grace, (name, sleep, age, grace)
+        assert deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == sleep + STOP_SECONDS, name
+
+
+# --- deterioration's schema migrations -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("target", MIGRATION_TARGETS)
+def test_migration_job_runs_once_per_release_against_the_pods_database(rendered: dict[str, Any], target: str) -> None:
+    overlay = target.removesuffix("/migrate")
+    (job,) = objects(rendered, target, "Job")
+    assert job["metadata"]["name"] == "deterioration-migrate"
+    namespace = objects(rendered, overlay, "Namespace")[0]["metadata"]["name"]
+    assert {d["metadata"]["namespace"] for d in rendered[target][1]} == {namespace}
+    spec = job["spec"]
+    pod = spec["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["command"] + container["args"] == ["clinpred", "db", "migrate"]
+    assert pod["restartPolicy"] == "Never" and 0 <= spec["backoffLimit"] <= 3
+    # A stuck migration fails the Job (and with it `kubectl wait`, so the rollout is not applied).
+    assert 0 < spec["activeDeadlineSeconds"] <= 3600
+    deployment = one(rendered, overlay, "Deployment", "deterioration")
+    assert container["image"] == server(deployment)["image"], "the Job migrates to the release the pods run"
+    # The same database as the pods: the same Secret, read as the same file.
+    volume, _, folder = database_secret_file(overlay, rendered)
+    job_volumes = {v["name"]: v for v in pod["volumes"]}
+    (job_mount,) = [m for m in container["volumeMounts"] if "secret" in job_volumes[m["name"]]]
+    assert job_volumes[job_mount["name"]]["secret"] == volume["secret"]
+    assert job_mount["mountPath"] == folder == env_of(container)[SECRETS_DIR_ENV] and job_mount.get("readOnly") is True
+    # And the same way there: its NetworkPolicy's egress is the pods'.
+    policy = one(rendered, target, "NetworkPolicy", "deterioration-migrate")["spec"]
+    assert policy["podSelector"]["matchLabels"].items() <= spec["template"]["metadata"]["labels"].items()
+    assert policy["ingress"] == [] and sorted(policy["policyTypes"]) == ["Egress", "Ingress"]
+    assert policy["egress"] == one(rendered, overlay, "NetworkPolicy", "deterioration")["spec"]["egress"]
+    # The pods do not migrate: they check that the schema is current and refuse to serve otherwise.
+    settings = settings_of(rendered, overlay, server(deployment))
+    assert settings["CLINPRED_DETERIORATION_MIGRATE_ON_START"] == "false"
+    # The Job's pods are no Service's endpoints.
+    for service in objects(rendered, overlay, "Service"):
+        assert not service["spec"]["selector"].items() <= spec["template"]["metadata"]["labels"].items()
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_every_pod_runs_restricted(rendered: dict[str, Any], target: str) -> None:
+    """Every workload (the services' Deployments, the migration Job, dev's PostgreSQL): restricted Pod
+    Security, no API token, a read-only root, resources set."""
+    for workload in workloads(rendered, target):
+        name = workload["metadata"]["name"]
+        pod = workload["spec"]["template"]["spec"]
+        assert pod["automountServiceAccountToken"] is False, name
+        assert one(rendered, target, "ServiceAccount", pod["serviceAccountName"])["automountServiceAccountToken"] is False
+        assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] >= 10000, name
+        for container in pod["containers"] + pod.get("initContainers", []):
+            context = container["securityContext"]
+            assert context["readOnlyRootFilesystem"] is True and context["allowPrivilegeEscalation"] is False, name
+            assert context["capabilities"]["drop"] == ["ALL"] and context["seccompProfile"]["type"] == "RuntimeDefault", name
+            assert {"cpu", "memory"} <= container["resources"]["limits"].keys(), name
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_every_setting_in_the_manifests_is_a_setting(rendered: dict[str, Any], target: str) -> None:
+    """Every CLINPRED_ variable a container gets (env and settings ConfigMaps) is one some service reads:
+    a misspelt or removed setting would otherwise be ignored (the server only warns)."""
+    from clinpred.services.common.settings_reference import unknown_variables
+
+    for workload in workloads(rendered, target):
+        pod = workload["spec"]["template"]["spec"]
+        for container in pod["containers"] + pod.get("initContainers", []):
+            unknown = unknown_variables(settings_of(rendered, target, container))
+            assert not unknown, f"{workload['metadata']['name']}/{container['name']}: not settings (closest known): {unknown}"
+
+
+# --- dev's own PostgreSQL --------------------------------------------------------------------------
+
+
+def selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    """A Kubernetes label selector (matchLabels, matchExpressions with In) matched against labels."""
+    if not selector.get("matchLabels", {}).items() <= labels.items():
+        return False
+    for expression in selector.get("matchExpressions", []):
+        assert expression["operator"] == "In", expression
+        if labels.get(expression["key"]) not in expression["values"]:
+            return False
+    return True
+
+
+def test_dev_brings_its_own_postgresql(rendered: dict[str, Any]) -> None:
+    import base64
+    from urllib.parse import urlsplit
+
+    target = "overlays/dev"
+    (statefulset,) = objects(rendered, target, "StatefulSet")
+    pod = statefulset["spec"]["template"]
+    (container,) = pod["spec"]["containers"]
+    (claim,) = statefulset["spec"]["volumeClaimTemplates"]
+    data_mount = next(m for m in container["volumeMounts"] if m["name"] == claim["metadata"]["name"])
+    assert Path(env_of(container)["PGDATA"]).is_relative_to(data_mount["mountPath"]), "the data must be on the claim"
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"] and statefulset["spec"]["replicas"] == 1
+    # One generated Secret: PostgreSQL's password file and deterioration's URL, which must agree.
+    secret = one(rendered, target, "Secret", "deterioration-database")
+    data = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
+    url = urlsplit(data["url"])
+    assert url.password == data["password"] and url.username == env_of(container)["POSTGRES_USER"]
+    assert url.path.lstrip("/") == env_of(container)["POSTGRES_DB"]
+    password_file = env_of(container)["POSTGRES_PASSWORD_FILE"]
+    mount = mount_holding(container, password_file)
+    source = pod_volume(statefulset, mount["name"])["secret"]
+    assert source["secretName"] == "deterioration-database"
+    assert source["items"] == [{"key": "password", "path": str(Path(password_file).relative_to(mount["mountPath"]))}]
+    # The URL's host is the PostgreSQL Service, which selects these pods.
+    service = one(rendered, target, "Service", url.hostname or "")
+    assert service["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
+    assert url.port == service["spec"]["ports"][0]["port"] == container_port(container, "postgres")
+    # Deterioration's egress (and its migration Job's) reaches these pods in this namespace, and their
+    # NetworkPolicy admits exactly those two.
+    namespace_labels = objects(rendered, target, "Namespace")[0]["metadata"]["labels"]
+    deterioration = one(rendered, target, "Deployment", "deterioration")
+    job = objects(rendered, "overlays/dev/migrate", "Job")[0]
+    postgres_policy = one(rendered, target, "NetworkPolicy", "postgres")["spec"]
+    assert selects(postgres_policy["podSelector"], pod["metadata"]["labels"])
+    assert postgres_policy["egress"] == []
+    (rule,) = postgres_policy["ingress"]
+    assert [p["port"] for p in rule["ports"]] == [url.port]
+    for client, policy in (
+        (deterioration, one(rendered, target, "NetworkPolicy", "deterioration")),
+        (job, one(rendered, "overlays/dev/migrate", "NetworkPolicy", "deterioration-migrate")),
+    ):
+        client_labels = client["spec"]["template"]["metadata"]["labels"]
+        assert any(selects(peer["podSelector"], client_labels) for peer in rule["from"]), client["metadata"]["name"]
+        peers = [
+            peer
+            for egress in policy["spec"]["egress"]
+            for peer in egress["to"]
+            if any(p["port"] == url.port for p in egress["ports"])
+        ]
+        assert any(
+            selects(peer["podSelector"], pod["metadata"]["labels"]) and selects(peer["namespaceSelector"], namespace_labels)
+            for peer in peers
+        ), client["metadata"]["name"]
+    # Prod keeps its external database: no PostgreSQL, no Secret in the manifests.
+    assert not objects(rendered, "overlays/prod", "StatefulSet") and not objects(rendered, "overlays/prod", "Secret")
+
+
+# --- the way in: Gateway, TLS passthrough ----------------------------------------------------------
+
+
+def test_gateway_passes_mutual_tls_through_to_each_service_by_weight(rendered: dict[str, Any]) -> None:
+    """The server authenticates callers by their own client certificate only (services/common/identity.py:
+    no forwarded identity), so the gateway must not terminate TLS: TLS listeners in Passthrough mode and
+    TLSRoutes by SNI name, never an HTTPRoute or GRPCRoute (which need TLS terminated at the gateway)."""
+    target = "overlays/prod"
+    (gateway,) = objects(rendered, target, "Gateway")
+    listeners = {listener["name"]: listener for listener in gateway["spec"]["listeners"]}
+    assert set(listeners) == set(SERVICE_BASES)
+    assert not objects(rendered, target, "GRPCRoute") and not objects(rendered, target, "HTTPRoute")
+    for service in SERVICE_BASES:
+        listener = listeners[service]
+        assert (listener["protocol"], listener["tls"]["mode"]) == ("TLS", "Passthrough"), listener
+        route = one(rendered, target, "TLSRoute", service)["spec"]
+        assert route["parentRefs"] == [{"name": gateway["metadata"]["name"], "sectionName": service}]
+        assert route["hostnames"] == [listener["hostname"]]
+        (rule,) = route["rules"]
+        backends = {ref["name"]: ref for ref in rule["backendRefs"]}
+        assert set(backends) == {f"{service}-stable", f"{service}-canary"}
+        assert sum(ref["weight"] for ref in backends.values()) > 0
+        assert backends[f"{service}-stable"]["weight"] > 0 and backends[f"{service}-canary"]["weight"] == 0, "no canary running"
+        for track in ("stable", "canary"):
+            backend = one(rendered, target, "Service", f"{service}-{track}")
+            (port,) = backend["spec"]["ports"]
+            assert backends[f"{service}-{track}"]["port"] == port["port"] == SPECS[service].port
+            pods = one(rendered, target, "Deployment", service if track == "stable" else f"{service}-canary")
+            assert backend["spec"]["selector"].items() <= pods["spec"]["template"]["metadata"]["labels"].items()
+    # The plaintext overlay has no way in from outside.
+    assert not objects(rendered, "overlays/dev", "Gateway") and not objects(rendered, "overlays/dev", "TLSRoute")
+
+
+# --- scaling on gRPC load --------------------------------------------------------------------------
+
+ADAPTER_RULES = K8S / "prometheus-adapter" / "rules.yaml"
+
+
+@pytest.mark.parametrize("service", SERVICE_BASES)
+def test_prod_hpa_follows_grpc_load_with_cpu_as_fallback(rendered: dict[str, Any], service: str) -> None:
+    """The custom metric the HPA asks for is the one the Prometheus adapter rule serves, computed from a
+    metric the services really export (clinpred.services.common.metrics), per pod."""
+    from clinpred.services.common.metrics import _metrics
+
+    metrics = one(rendered, "overlays/prod", "HorizontalPodAutoscaler", service)["spec"]["metrics"]
+    assert [m["resource"]["name"] for m in metrics if m["type"] == "Resource"] == ["cpu"]
+    (pods,) = [m["pods"] for m in metrics if m["type"] == "Pods"]
+    rules = {r["name"]["as"]: r for r in yaml.safe_load(ADAPTER_RULES.read_text())["rules"]["custom"]}
+    rule = rules[pods["metric"]["name"]]
+    exported = _metrics()["requests"]._name + "_total"  # a prometheus_client Counter's series
+    assert rule["seriesQuery"].startswith(exported + "{") and re.fullmatch(rule["name"]["matches"], exported)
+    assert rule["resources"]["overrides"]["pod"] == {"resource": "pod"}
+    assert "rate(" in rule["metricsQuery"] and pods["target"]["type"] == "AverageValue"
+    # Dev scales on CPU alone (no adapter assumed there).
+    assert [m["type"] for m in one(rendered, "overlays/dev", "HorizontalPodAutoscaler", service)["spec"]["metrics"]] == [
+        "Resource"
+    ]
+
+
 # --- access policy, audit key, audit trail, development mode ----------------------------------
 
 
@@ -598,6 +1110,22 @@ def mount_holding(container: dict[str, Any], path: str) -> dict[str, Any]:
 def pod_volume(deployment: dict[str, Any], name: str) -> dict[str, Any]:
     volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
     return volumes[name]
+
+
+def pod_containers(deployment: dict[str, Any]) -> list[dict[str, Any]]:
+    pod = deployment["spec"]["template"]["spec"]
+    return [*pod.get("initContainers", []), *pod["containers"]]
+
+
+def mounts_volume(container: dict[str, Any], name: str) -> bool:
+    return any(m["name"] == name for m in container.get("volumeMounts", []))
+
+
+@cache
+def bentofile(service: str) -> dict[str, Any]:
+    """bento/<service>/bentofile.yaml: what `clinpred bento build` builds the service's image from."""
+    loaded: dict[str, Any] = yaml.safe_load((BENTOFILES / service / "bentofile.yaml").read_text())
+    return loaded
 
 
 @pytest.mark.parametrize(("target", "service"), list(service_targets()))
@@ -626,8 +1154,7 @@ def test_access_policy_is_a_configmap_folder_the_server_rereads(
     if is_mtls(target):
         # Production grants name their clients: a "*" would admit any certificate of the tenant.
         assert all("*" not in grant.clients for grant in policy.grants), policy.grants
-    init = deployment["spec"]["template"]["spec"]["initContainers"][0]
-    assert not [m for m in init["volumeMounts"] if m["name"] == mount["name"]], "only the server reads the policy"
+    assert [c["name"] for c in pod_containers(deployment) if mounts_volume(c, mount["name"])] == ["server"]
 
 
 @pytest.mark.parametrize(("target", "service"), list(service_targets()))
@@ -649,7 +1176,7 @@ def test_audit_key_is_a_required_secret_file_no_one_else_reads(rendered: dict[st
     # The key is never a setting value, and only the server reads it.
     for config_map in objects(rendered, target, "ConfigMap"):
         assert variable not in config_map.get("data", {}), config_map["metadata"]["name"]
-    assert not [m for m in pod["initContainers"][0]["volumeMounts"] if m["name"] == mount["name"]]
+    assert [c["name"] for c in pod_containers(deployment) if mounts_volume(c, mount["name"])] == ["server"]
 
 
 @pytest.mark.parametrize(("target", "service"), list(service_targets()))
@@ -745,8 +1272,8 @@ def test_deterioration_reads_its_database_url_from_a_secret_file(rendered: dict[
     assert secret["items"] == [{"key": "url", "path": variable}], "the Secret's key `url`, as the file the settings read"
     assert secret.get("optional", False) is False, "no Secret, no pod: never a silent per-pod SQLite"
     assert secret["defaultMode"] & 0o007 == 0, "not world-readable"
-    # Only the server reads it: the init container only registers models.
-    assert not [m for m in pod["initContainers"][0]["volumeMounts"] if m["name"] == mount["name"]]
+    # Only the server reads it.
+    assert [c["name"] for c in pod_containers(deployment) if mounts_volume(c, mount["name"])] == ["server"]
 
 
 def test_deterioration_settings_read_the_mounted_secret_as_the_kubelet_lays_it_out(
@@ -841,7 +1368,7 @@ def quantity_bytes(quantity: str) -> int:
 
 @pytest.mark.parametrize("target", TARGETS)
 def test_images_are_tagged(rendered: dict[str, Any], target: str) -> None:
-    for deployment in objects(rendered, target, "Deployment"):
+    for deployment in workloads(rendered, target):
         pod = deployment["spec"]["template"]["spec"]
         for container in pod["containers"] + pod.get("initContainers", []):
             image = container["image"]
@@ -852,7 +1379,7 @@ def test_images_are_tagged(rendered: dict[str, Any], target: str) -> None:
                 assert re.fullmatch(r"\d+\.\d+\.\d+|digest", tag), f"prod image {image} is not a release tag"
 
 
-# --- the mTLS probe script, for real -----------------------------------------------------------
+# --- the image's health check over mTLS, for real -----------------------------------------------------------
 
 
 def _make_pki(directory: Path, server_name: str, server_client_auth: bool, client: bool) -> None:
@@ -907,7 +1434,7 @@ def _make_pki(directory: Path, server_name: str, server_client_auth: bool, clien
         pytest.param(False, False, False, id="server-only-cert-is-refused"),
     ],
 )
-def test_mtls_probe_script_against_a_real_mtls_server(
+def test_mtls_health_probe_against_a_real_mtls_server(
     tmp_path: Path, server_client_auth: bool, client_cert: bool, works: bool
 ) -> None:
     import grpc
@@ -930,13 +1457,15 @@ def test_mtls_probe_script_against_a_real_mtls_server(
             os.environ,
             GRPC_PROBE_PORT=str(port),
             GRPC_PROBE_SERVICE=service_name,
-            GRPC_PROBE_TLS_DIR=str(tmp_path),
             GRPC_PROBE_TLS_SERVER_NAME="tumor.clinpred.svc",
         )
 
-        def probe(*args: str, **changes: str) -> subprocess.CompletedProcess[str]:
+        def probe(*args: str, tls_dir: Path = tmp_path, **changes: str) -> subprocess.CompletedProcess[str]:
+            # The probes' command (mtls-patch.yaml), the Secret's folder where it is mounted here.
+            command = [sys.executable, *PROBE_COMMAND[1:]]
+            command[command.index(TLS_DIR)] = str(tls_dir)
             return subprocess.run(
-                [sys.executable, str(PROBE_SCRIPT), *args],
+                [*command, *args],
                 env={**env, **changes},
                 capture_output=True,
                 text=True,
@@ -962,7 +1491,7 @@ def test_mtls_probe_script_against_a_real_mtls_server(
         # The server certificate is checked against the configured name.
         assert probe(GRPC_PROBE_TLS_SERVER_NAME="someone-else.example").returncode == 1
         assert probe(GRPC_PROBE_TLS_SERVER_NAME="").returncode == 1
-        assert probe(GRPC_PROBE_TLS_DIR=str(tmp_path / "missing")).returncode == 1
+        assert probe(tls_dir=tmp_path / "missing").returncode == 1
     finally:
         server.stop(None)
 
@@ -1008,24 +1537,79 @@ def lay_out_pod_volumes(
     return stand_ins
 
 
+@pytest.fixture(scope="session")
+def image_bento(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    """service -> its Bento as the image holds it at /home/bentoml/bento: `clinpred bento build` in a
+    BentoML home of its own, `bentoml export` (which puts the models inside, as `bentoml containerize`
+    does) and unpacked. About 15 s a service, once a session. The Python packages are this venv's
+    (tests/e2e/test_bento.py serves each Bento from a venv of its own requirements)."""
+    built: dict[str, Path] = {}
+
+    def bento(service: str) -> Path:
+        if service not in built:
+            root = tmp_path_factory.mktemp(f"image-{service}")
+            env = {**os.environ, "BENTOML_HOME": str(root / "bentoml"), "BENTOML_DO_NOT_TRACK": "true"}
+            bin_dir = Path(sys.executable).parent
+            done = subprocess.run(
+                [str(bin_dir / "clinpred"), "bento", "build", service, "--json"],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=600,
+                check=False,
+            )
+            assert done.returncode == 0, done.stderr[-3000:]
+            (tag,) = [b["tag"] for b in json.loads(done.stdout)["bentos"]]
+            archive = root / "bento.tar"
+            done = subprocess.run(
+                [str(bin_dir / "bentoml"), "export", tag, str(archive)],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=300,
+                check=False,
+            )
+            assert done.returncode == 0, done.stderr[-3000:]
+            unpacked = root / "home" / "bentoml" / "bento"
+            unpacked.mkdir(parents=True)
+            with tarfile.open(archive) as tar:
+                tar.extractall(unpacked, filter="data")
+            # What the image must hold for serving that path to need no model store of the pod's own.
+            shipped = {m["tag"] for m in yaml.safe_load((unpacked / "bento.yaml").read_text())["models"]}
+            assert shipped == set(bentofile(service)["models"]), shipped
+            assert (unpacked / "models").is_dir()
+            built[service] = unpacked
+        return built[service]
+
+    return bento
+
+
 class PodRun:
     """A rendered Deployment's containers run here: volumes laid out under `root`, env as the kubelet
     gives it (paths in the pod mapped to their stand-ins), the real init and server commands."""
 
     def __init__(
-        self, rendered: dict[str, Any], target: str, service: str, root: Path, secrets: dict[str, dict[str, bytes]]
+        self,
+        rendered: dict[str, Any],
+        target: str,
+        service: str,
+        root: Path,
+        secrets: dict[str, dict[str, bytes]],
+        bento: Path,
+        deployment: dict[str, Any] | None = None,
     ) -> None:
         from tests.support import free_port
 
         self.rendered, self.target, self.service, self.root = rendered, target, service, root
-        self.deployment = one(rendered, target, "Deployment", service)
+        self.deployment = deployment or one(rendered, target, "Deployment", service)
         self.container = server(self.deployment)
-        self.init = self.deployment["spec"]["template"]["spec"]["initContainers"][0]
         self.settings = settings_of(rendered, target, self.container)
         self.port, self.metrics_port = free_port(), free_port()
         self.bin_dir = Path(sys.executable).parent
         self.stand_ins = lay_out_pod_volumes(rendered, target, self.deployment, root, secrets)
+        self.stand_ins[BENTO_PATH] = str(bento)
         self.log_path = root / "serve.log"
+        self.workdir = root / self.container["workingDir"].lstrip("/")
 
     def in_pod(self, value: str) -> str:
         """A path in the pod -> its stand-in here (values that are no such path stay)."""
@@ -1040,21 +1624,30 @@ class PodRun:
             env["BENTOML_CONFIG_OPTIONS"] = env["BENTOML_CONFIG_OPTIONS"].replace(
                 f"metrics.port={SPECS[self.service].metrics_port}", f"metrics.port={self.metrics_port}"
             )
-        env["CLINPRED_MODELS_ROOT"] = str(REPO / "models")
         return {**{k: v for k, v in os.environ.items() if not k.startswith(("BENTOML_", "CLINPRED_"))}, **env}
 
-    def register_models(self) -> None:
-        argv = [str(self.bin_dir / self.init["command"][0]), *self.init["args"]]
-        answer = subprocess.run(argv, env=self.env(self.init), capture_output=True, text=True, timeout=120, check=False)
+    def run_migration_job(self, job: dict[str, Any]) -> None:
+        """The migration Job's container, as a release runs it before the pods roll: its argv and env,
+        with its volumes where this pod's are (a test checks that it mounts the pods' database Secret
+        where they do)."""
+        (container,) = job["spec"]["template"]["spec"]["containers"]
+        env = {k: self.in_pod(v) for k, v in env_of(container).items()}
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith(("BENTOML_", "CLINPRED_"))}, **env}
+        argv = [str(self.bin_dir / container["command"][0]), *container["args"]]
+        answer = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120, check=False)
         assert answer.returncode == 0, answer.stdout + answer.stderr
 
     @contextlib.contextmanager
     def serving(self) -> Iterator[subprocess.Popen[bytes]]:
         argv = [str(self.bin_dir / self.container["command"][0]), *self.container["args"]]
         argv[argv.index("--port") + 1] = str(self.port)
-        # No workingDir (plaintext overlays): a folder of its own, where nothing may be written.
-        workdir = self.root / self.container.get("workingDir", "/work").lstrip("/")
+        # The image's Bento, built and unpacked with its models as the image holds it (image_bento).
+        assert argv[2] == BENTO_PATH, argv
+        argv[2] = self.in_pod(argv[2])
+        # The working directory: its own folder, where nothing may be written.
+        workdir = self.workdir
         workdir.mkdir(parents=True, exist_ok=True)
+        argv = [f"--working-dir={workdir}" if a == f"--working-dir={self.container['workingDir']}" else a for a in argv]
         with self.log_path.open("w") as log:
             process = subprocess.Popen(
                 argv, cwd=workdir, env=self.env(self.container), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
@@ -1178,8 +1771,11 @@ def granted_and_refused(policy_text: str, tmp_path: Path, method: str) -> tuple[
 
 @pytest.mark.e2e
 @pytest.mark.parametrize("service", SERVICE_BASES)
-def test_prod_pod_command_serves_mutual_tls_and_passes_its_probes(rendered: dict[str, Any], tmp_path: Path, service: str) -> None:
-    """Runs the init container's and the server's argv and env from the rendered prod Deployment, with
+def test_prod_pod_command_serves_mutual_tls_and_passes_its_probes(
+    rendered: dict[str, Any], image_bento: Callable[[str], Path], tmp_path: Path, service: str
+) -> None:
+    """Runs the server's argv and env from the rendered prod Deployment on the service's built Bento
+    (image_bento), with
     every volume laid out as the kubelet does (Secrets and ConfigMaps as symlinks into a hidden folder,
     subPath files under the working directory, the audit claim as a folder): the TLS Secret as
     `clinpred tls init` and `kubectl create secret` make it (k8s/README.md), an audit key from
@@ -1214,17 +1810,17 @@ def test_prod_pod_command_serves_mutual_tls_and_passes_its_probes(rendered: dict
         "deterioration-database": {"url": f"sqlite:///{database}".encode()},
         **audit_key_secret(tmp_path, service),
     }
-    pod = PodRun(rendered, target, service, tmp_path, secrets)
+    pod = PodRun(rendered, target, service, tmp_path, secrets, image_bento(service))
     server_env = pod.env(container)
     assert server_env[f"{prefix}POLICY_FILE"].startswith(str(tmp_path)), "the policy must come from a mounted volume"
-    probe_env = {**server_env, "GRPC_PROBE_PORT": str(pod.port), "GRPC_PROBE_TLS_DIR": pod.in_pod(TLS_DIR)}
+    probe_env = {**server_env, "GRPC_PROBE_PORT": str(pod.port)}
     assert probe_env["GRPC_PROBE_SERVICE"] == spec.grpc_service
 
     def run_probe(kind: str) -> subprocess.CompletedProcess[str]:
         command = container[kind]["exec"]["command"]
-        assert command[:2] == ["python", "/etc/clinpred/probe/grpc_health_probe.py"]
+        assert command[0] == "python", command
         return subprocess.run(
-            [sys.executable, pod.in_pod(command[1]), *command[2:]],  # the script from its ConfigMap
+            [sys.executable, *(pod.in_pod(part) for part in command[1:])],  # the Secret's folder where it is mounted here
             env=probe_env,
             capture_output=True,
             text=True,
@@ -1252,7 +1848,9 @@ def test_prod_pod_command_serves_mutual_tls_and_passes_its_probes(rendered: dict
             return answer
 
     started_at = datetime.now(UTC) - timedelta(seconds=5)
-    pod.register_models()
+    if service in DATABASE_SECRETS:
+        # The release's order: the migration Job first (the pods only check the schema).
+        pod.run_migration_job(objects(rendered, "overlays/prod/migrate", "Job")[0])
     with pod.serving() as process:
         pod.wait_until(process, lambda: "" if (answer := run_probe("startupProbe")).returncode == 0 else answer.stderr)
         assert run_probe("readinessProbe").returncode == 0
@@ -1337,22 +1935,42 @@ def test_prod_pod_command_serves_mutual_tls_and_passes_its_probes(rendered: dict
 
 
 @pytest.mark.e2e
-def test_dev_pod_command_serves_plaintext_in_development_mode(rendered: dict[str, Any], tmp_path: Path) -> None:
+def test_dev_pod_command_serves_plaintext_in_development_mode(
+    rendered: dict[str, Any], image_bento: Callable[[str], Path], tmp_path: Path
+) -> None:
     """The dev overlay's tumour pod as it runs: plaintext, no identity, every caller the development
     caller with what the dev policy grants, and still an audit trail on the claim, sealed with the
-    Secret's key; nothing written outside its volumes (the working directory stays empty)."""
+    Secret's key; nothing written outside its volumes (the working directory stays empty). Beside it
+    its canary, started as k8s/README.md starts one (at an older version the image holds): the two
+    serve side by side, each the version its Deployment pins."""
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+    from clinpred.services.api.tumor.v1 import tumor_pb2
+
     service, target = "tumor", "overlays/dev"
     spec = SPECS[service]
-    pod = PodRun(rendered, target, service, tmp_path, audit_key_secret(tmp_path, service))
+    secrets = audit_key_secret(tmp_path, service)
+    pod = PodRun(rendered, target, service, tmp_path, secrets, image_bento(service))
     container = pod.container
     assert container["readinessProbe"]["grpc"]["service"] == spec.grpc_service
     method = f"/{spec.grpc_service}/GetModelInfo"
+    _, stable_version = model_pin(service, container)
+    (_, _, patch_type, start_canary), *_ = readme_canary_patches()
+    readme_version = json.loads(start_canary)["spec"]["template"]["metadata"]["labels"]["clinpred.io/model-version"]
+    older = "1.1.0"
+    assert older != stable_version and f"{spec.pilot}-{model_pin(service, container)[0]}:{older}" in bentofile(service)["models"]
+    canary_deployment = kubectl_patch_local(
+        one(rendered, target, "Deployment", f"{service}-canary"),
+        patch_type,
+        start_canary.replace(readme_version, older),
+        tmp_path,
+    )
+    (tmp_path / "canary").mkdir()
+    canary = PodRun(rendered, target, service, tmp_path / "canary", secrets, image_bento(service), deployment=canary_deployment)
 
-    def ready() -> str:
-        with grpc.insecure_channel(f"127.0.0.1:{pod.port}") as channel:
+    def ready(port: int) -> str:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             try:
                 answer = health_pb2_grpc.HealthStub(channel).Check(
                     health_pb2.HealthCheckRequest(service=spec.grpc_service), timeout=5
@@ -1361,15 +1979,20 @@ def test_dev_pod_command_serves_plaintext_in_development_mode(rendered: dict[str
                 return str(error.code())
         return "" if answer.status == health_pb2.HealthCheckResponse.SERVING else str(answer.status)
 
-    pod.register_models()
-    with pod.serving() as process:
-        pod.wait_until(process, ready)
-        with grpc.insecure_channel(f"127.0.0.1:{pod.port}") as channel:
-            assert channel.unary_unary(method)(b"", timeout=30, metadata=[("x-request-id", "k8s-e2e-dev")])
+    def served_version(port: int, request_id: str) -> str:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            answer = channel.unary_unary(method)(b"", timeout=30, metadata=[("x-request-id", request_id)])
+        return str(tumor_pb2.GetModelInfoResponse.FromString(answer).model.version)
+
+    with pod.serving() as process, canary.serving() as canary_process:
+        pod.wait_until(process, lambda: ready(pod.port))
+        canary.wait_until(canary_process, lambda: ready(canary.port))
+        assert served_version(pod.port, "k8s-e2e-dev") == stable_version
+        assert served_version(canary.port, "k8s-e2e-dev-canary") == older
         pod.wait_until_recorded(process, {"k8s-e2e-dev"})
         served = pod.log_path.read_text()
         assert "DEVELOPMENT MODE" in served, "the server must say it runs in development mode"
     entries = {e.request_id: e for e in pod.verified_audit_entries() if e.request_id}
     call = entries["k8s-e2e-dev"]
     assert (call.tenant, call.client, call.outcome) == ("default", "development", "OK")
-    assert not list((tmp_path / "work").iterdir()), "the server wrote into its working directory"
+    assert not list(pod.workdir.iterdir()), "the server wrote into its working directory"

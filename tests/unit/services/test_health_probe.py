@@ -51,3 +51,20 @@ def test_no_server_and_no_port_are_unhealthy(monkeypatch: pytest.MonkeyPatch, ca
     monkeypatch.delenv("GRPC_PROBE_PORT")
     assert main([]) == 1
     assert "GRPC_PROBE_PORT" in capsys.readouterr().err
+
+
+def test_overall_checks_the_whole_server_not_the_named_service(
+    health_server: tuple[int, health.HealthServicer], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A liveness probe: the process answers, even while the model is not loaded (service NOT_SERVING).
+    port, servicer = health_server
+    servicer.set(SERVED, health_pb2.HealthCheckResponse.NOT_SERVING)
+    monkeypatch.setenv("GRPC_PROBE_PORT", str(port))
+    monkeypatch.setenv("GRPC_PROBE_SERVICE", SERVED)
+    assert main(["--overall", "--timeout", "2"]) == 0
+    servicer.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
+    try:
+        assert main(["--overall", "--timeout", "2"]) == 1
+        assert "(server) is NOT_SERVING" in capsys.readouterr().err
+    finally:
+        servicer.set("", health_pb2.HealthCheckResponse.SERVING)
