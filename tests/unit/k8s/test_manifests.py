@@ -734,6 +734,22 @@ def test_every_pinned_model_is_shipped_in_the_services_bento(rendered: dict[str,
         )
 
 
+@pytest.mark.parametrize(("target", "service"), list(service_targets()))
+def test_the_stable_track_serves_what_the_release_pins(rendered: dict[str, Any], target: str, service: str) -> None:
+    """A release ships one answer to "which model": the stable Deployment pins the package the service's
+    settings default to (what `make run` and the Bento serve), so a cluster and a laptop agree."""
+    from clinpred.services.deterioration.settings import DeteriorationSettings
+    from clinpred.services.genomics.settings import GenomicsSettings
+    from clinpred.services.tumor.settings import TumorSettings
+
+    classes = {"tumor": TumorSettings, "deterioration": DeteriorationSettings, "genomics": GenomicsSettings}
+    released = classes[SPECS[service].pilot].model_construct()
+    assert model_pin(service, server(one(rendered, target, "Deployment", service))) == (
+        released.model_name,
+        released.model_version,
+    )
+
+
 def one_settings(rendered: dict[str, Any], target: str, service: str) -> dict[str, str]:
     found = [d for d in objects(rendered, target, "ConfigMap") if d["metadata"]["name"].startswith(f"{service}-settings")]
     assert len(found) == 1, found
@@ -1958,7 +1974,7 @@ def test_dev_pod_command_serves_plaintext_in_development_mode(
     _, stable_version = model_pin(service, container)
     (_, _, patch_type, start_canary), *_ = readme_canary_patches()
     readme_version = json.loads(start_canary)["spec"]["template"]["metadata"]["labels"]["clinpred.io/model-version"]
-    older = "1.1.0"
+    older = "1.0.0"
     assert older != stable_version and f"{spec.pilot}-{model_pin(service, container)[0]}:{older}" in bentofile(service)["models"]
     canary_deployment = kubectl_patch_local(
         one(rendered, target, "Deployment", f"{service}-canary"),
