@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
@@ -147,13 +148,15 @@ def test_appends_waiting_on_a_commit_are_stored_together_in_the_next_transaction
 def test_several_logs_appending_at_once_from_threads_each_keep_their_own_chain(trail: Trail, keys: AuditKeys) -> None:
     trail.open(keys).close()
     logs = [trail.open(keys) for _ in range(3)]
-    threads = [threading.Thread(target=lambda log=log: [log.append(sample_entry(keys)) for _ in range(20)]) for log in logs]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    for log in logs:
-        log.close()
+    # The logs' first appends also open their first connections at once, which switch a new SQLite file to WAL.
+    with ThreadPoolExecutor(len(logs)) as executor:
+        appending = [executor.submit(lambda log=log: [log.append(sample_entry(keys)) for _ in range(20)]) for log in logs]
+    try:
+        for future in appending:
+            future.result()  # an append's failure fails the test with its own error
+    finally:
+        for log in logs:
+            log.close()
     report = _report(trail, keys)
     assert report.intact and (report.writers, report.records) == (3, 60)
 
