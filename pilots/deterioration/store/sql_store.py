@@ -25,6 +25,7 @@ from typing import Any, Protocol, cast
 
 from clinpred.pilots.common.errors import NotFound, ViolationCollector
 from clinpred.pilots.common.sql_schema import Schema
+from clinpred.pilots.common.sqlite_journal import connect_wal
 from clinpred.pilots.deterioration.observations import SIGNAL_NAMES, Observation
 from clinpred.pilots.deterioration.predictor import RISK_BANDS, RiskBand
 from clinpred.pilots.deterioration.store.records import PatientRecord, ScoreRecord, from_micros, to_micros
@@ -523,9 +524,7 @@ class SqliteRiskStore(SqlRiskStore):
     def _connection(self) -> sqlite3.Connection:
         connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
         if connection is None:
-            connection = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=True)
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute("PRAGMA synchronous=FULL")
+            connection = connect_wal(self.path, timeout=30, check_same_thread=True)
             connection.execute("PRAGMA foreign_keys=ON")
             self._local.connection = connection
         return connection

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from clinpred.pilots.common.sql_schema import Schema
+from clinpred.pilots.common.sqlite_journal import connect_wal
 from clinpred.services.common.audit.chain import ChainHead, ChainWriter, now, seal
 from clinpred.services.common.audit.errors import AuditRecordError, AuditUnavailable
 from clinpred.services.common.audit.keys import AuditKeys
@@ -65,10 +66,7 @@ class _Sqlite:
     def _connect(self) -> sqlite3.Connection:
         if self._connection is None:
             # Used under AuditSqlLog's lock only, hence shared across threads.
-            connection = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute("PRAGMA synchronous=FULL")
-            self._connection = connection
+            self._connection = connect_wal(self.path, timeout=30, check_same_thread=False)
         return self._connection
 
     @contextmanager

@@ -9,13 +9,14 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from clinpred.services.common.audit import AuditKeys, AuditRecord, ProblemKind, VerificationReport, verify
+from clinpred.services.common.audit import AuditKeys, AuditRecord, AuditTrail, ProblemKind, VerificationReport, verify
 from clinpred.services.common.audit.sql_log import AuditSqlLog
 from tests.conftest import REPO
 from tests.integration.audit.conftest import Trail
@@ -95,12 +96,11 @@ def test_threads_appending_to_one_log_make_one_gapless_chain(trail: Trail, keys:
             with lock:
                 appended.append(record)
 
-    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    with ThreadPoolExecutor(4) as executor:
+        working = [executor.submit(work, n) for n in range(4)]
     log.close()
+    for future in working:
+        future.result()  # an append's failure fails the test with its own error
     assert sorted(r.sequence for r in appended) == list(range(1, 61))
     report = _report(trail, keys)
     assert report.intact and (report.writers, report.records) == (1, 60)
@@ -147,13 +147,19 @@ def test_appends_waiting_on_a_commit_are_stored_together_in_the_next_transaction
 def test_several_logs_appending_at_once_from_threads_each_keep_their_own_chain(trail: Trail, keys: AuditKeys) -> None:
     trail.open(keys).close()
     logs = [trail.open(keys) for _ in range(3)]
-    threads = [threading.Thread(target=lambda log=log: [log.append(sample_entry(keys)) for _ in range(20)]) for log in logs]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    for log in logs:
-        log.close()
+    # The logs' first appends also open their first connections at once, which switch a new SQLite file to WAL.
+    def work(log: AuditTrail) -> None:
+        for _ in range(20):
+            log.append(sample_entry(keys))
+
+    with ThreadPoolExecutor(len(logs)) as executor:
+        appending = [executor.submit(work, log) for log in logs]
+    try:
+        for future in appending:
+            future.result()  # an append's failure fails the test with its own error
+    finally:
+        for log in logs:
+            log.close()
     report = _report(trail, keys)
     assert report.intact and (report.writers, report.records) == (3, 60)
 
