@@ -21,7 +21,8 @@ import yaml
 from packaging.utils import canonicalize_name
 
 import clinpred
-from clinpred.cli.bento import PILOTS, project_requirements
+from clinpred.cli.bento import PILOTS
+from clinpred.cli.bento_build import project_requirements
 from clinpred.cli.services import SERVICES, TlsDir, bentoml_env
 from clinpred.cli.settings import CliSettings
 from clinpred.pilots.common.model_package import ModelPackage

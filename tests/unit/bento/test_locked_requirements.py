@@ -7,7 +7,7 @@ import importlib.metadata
 import pytest
 from packaging.requirements import Requirement
 
-from clinpred.cli.bento import MissingRequirement, locked_requirements, project_requirements
+from clinpred.cli.bento_build import MissingRequirement, locked_requirements, project_requirements
 
 
 def test_the_lock_holds_every_pin_of_pyproject_and_their_dependencies() -> None:
