@@ -43,7 +43,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tqdm import tqdm
 
 from bench import load
-from bench.processes import LOOPBACK, ManagedServer, free_ports
+from bench.processes import LOOPBACK, ManagedServer, free_ports, without_tenant_limits
 from clinpred.services.api.deterioration.v1 import deterioration_pb2 as pb
 from clinpred.services.api.deterioration.v1 import deterioration_pb2_grpc as pb_grpc
 
@@ -148,7 +148,7 @@ def deterioration_server(port: int, metrics_port: int, database_url: str, log_pa
     env = dict(os.environ)
     env["CLINPRED_STATE_DIR"] = str(STATE / "clinpred-deterioration")
     env["CLINPRED_DETERIORATION_DATABASE_URL"] = database_url
-    return ManagedServer("clinpred deterioration", argv, log_path, env=env)
+    return ManagedServer("clinpred deterioration", argv, log_path, env=without_tenant_limits(env, "deterioration"))
 
 
 def backend_pids(connection: psycopg.Connection[Any], database: str) -> list[int]:

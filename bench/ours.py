@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.processes import ManagedServer
+from bench.processes import ManagedServer, without_tenant_limits
 from clinpred.services.api.tumor.v1 import tumor_pb2
 
 READY_LINE = "clinpred is serving"
@@ -41,7 +41,7 @@ def clinpred_server(port: int, metrics_port: int, api_workers: int, state_dir: P
     # The booster the peer serves, whatever the default tumour package is.
     env["CLINPRED_TUMOR_MODEL_NAME"] = MODEL_NAME
     env["CLINPRED_TUMOR_MODEL_VERSION"] = MODEL_VERSION
-    return ManagedServer("clinpred tumor", argv, log_path, env=env)
+    return ManagedServer("clinpred tumor", argv, log_path, env=without_tenant_limits(env, "tumor"))
 
 
 def is_serving(server: ManagedServer) -> bool:

@@ -21,6 +21,19 @@ import psutil
 LOOPBACK = "127.0.0.1"
 
 
+def without_tenant_limits(env: dict[str, str], service: str) -> dict[str, str]:
+    """`env` with the service's per-tenant limits lifted: the load generator is one tenant sending what
+    many hospitals would, and the benchmark measures the server, not that tenant's quota."""
+    prefix = f"CLINPRED_{service.upper()}_"
+    unlimited = str(10**9)
+    return env | {
+        f"{prefix}RATE_PER_SECOND": unlimited,
+        f"{prefix}RATE_BURST": unlimited,
+        f"{prefix}MAX_CALLS_IN_PROGRESS_PER_TENANT": unlimited,
+        f"{prefix}MAX_STREAMS_PER_TENANT": unlimited,
+    }
+
+
 def free_ports(count: int, host: str = LOOPBACK) -> list[int]:
     """Distinct ports that were free on `host` a moment ago (bound and released together)."""
     sockets = []

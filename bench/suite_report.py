@@ -376,10 +376,32 @@ def ratio_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
     return rows
 
 
+def failed_calls(results: dict[str, Any]) -> dict[str, int]:
+    """Where in the results calls failed, and how many: a side whose calls were refused measured the
+    refusals as much as the serving."""
+    found: dict[str, int] = {}
+
+    def walk(node: Any, path: str) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "errors" and isinstance(value, int):
+                    if value > 0:
+                        found[path] = value
+                else:
+                    walk(value, f"{path}/{key}" if path else str(key))
+
+    walk({k: v for k, v in results.items() if k != "meta"}, "")
+    return found
+
+
 def machine_line(results: dict[str, Any]) -> str:
     meta = results["meta"]
     m = meta["machine"]
     quick = " **Quick smoke run: numbers mean nothing.**" if meta.get("quick") else ""
+    failed = failed_calls(results)
+    if failed:
+        where = ", ".join(f"{path} {count:,}" for path, count in failed.items())
+        quick += f" **Calls failed in this run ({where}): its figures are not a measure of serving.**"
     return (
         f"Run {meta['started_utc']} at git {meta['git']} on {m['cpus']} cores ({m['cpu_model']}), {m['memory_gib']} GiB, "
         f"{m['platform']}; 1-min load average {m['load_average_before'][0]:.2f} before, {m['load_average_after'][0]:.2f} "

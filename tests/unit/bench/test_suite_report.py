@@ -228,3 +228,28 @@ def test_make_bench_quick_runs_the_deterioration_part_on_a_database_of_its_own(t
     text = (out / "report.md").read_text()
     assert "deterioration: polling the latest risk" in text and "**Quick smoke run" in text
     assert "| target | measured | 95% interval | verdict |" in done.stdout  # the table is printed
+
+
+def test_a_run_whose_calls_failed_says_so_wherever_its_figures_appear() -> None:
+    results = _suite_results()
+    assert suite_report.failed_calls(results) == {}
+    assert "Calls failed" not in suite_report.summary_table(results)
+    results["deterioration"]["measurements"]["polling"]["ours"]["errors"] = 7
+    assert suite_report.failed_calls(results) == {"deterioration/measurements/polling/ours": 7}
+    for text in (suite_report.summary_table(results), suite_report.render(results, [])):
+        assert "Calls failed in this run (deterioration/measurements/polling/ours 7)" in text
+
+
+def test_the_benchmarked_servers_carry_no_tenant_quota() -> None:
+    from bench.processes import without_tenant_limits
+    from clinpred.services.tumor.settings import TumorSettings
+
+    lifted = without_tenant_limits({"KEEP": "1"}, "tumor")
+    assert lifted["KEEP"] == "1"
+    with pytest.MonkeyPatch.context() as env:
+        for key, value in lifted.items():
+            env.setenv(key, value)
+        settings = TumorSettings()
+    # Far above anything two cores serve: the load generator's one tenant is never refused.
+    assert settings.rate_per_second >= 1e6 and settings.rate_burst >= 1e6
+    assert settings.max_calls_in_progress_per_tenant >= 1e6 and settings.max_streams_per_tenant >= 1e6
