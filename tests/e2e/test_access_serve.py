@@ -152,4 +152,6 @@ def test_the_audit_trail_verifies_after_the_run(deployed: Deployed) -> None:
 
     report = json.loads(verified.stdout)
     assert report["intact"] is True and report["records"] == 11  # every call of the test above, refusals included
-    assert report["writers"] >= 2, "each API worker writes its own chain"
+    # Each API worker writes its own chain; which of the two workers the kernel hands a connection is
+    # its choice, so the calls may all have reached one (tests/integration/audit runs several writers).
+    assert 1 <= report["writers"] <= 2, "at most one chain per API worker"
