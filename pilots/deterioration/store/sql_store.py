@@ -233,12 +233,16 @@ class SqlRiskStore:
             known.update({r[0]: r[1] for r in cursor.fetchall()})
         return known
 
-    def _window(self, cursor: Cursor, tenant: str, patient_id: str, lookback: timedelta) -> list[Observation]:
+    def _newest_observed_us(self, cursor: Cursor, tenant: str, patient_id: str) -> int | None:
         cursor.execute(
             self._sql("SELECT MAX(observed_at_us) FROM observations WHERE tenant = ? AND patient_id = ?"),
             (tenant, patient_id),
         )
         newest = cursor.fetchone()[0]
+        return None if newest is None else int(newest)
+
+    def _window(self, cursor: Cursor, tenant: str, patient_id: str, lookback: timedelta) -> list[Observation]:
+        newest = self._newest_observed_us(cursor, tenant, patient_id)
         if newest is None:
             return []
         since = int(newest) - int(lookback.total_seconds() * 1_000_000)
@@ -260,11 +264,7 @@ class SqlRiskStore:
         its latest observation in `lookback` (all that a latest value and its age need). Oldest first."""
         if span >= lookback:
             return self._window(cursor, tenant, patient_id, lookback)
-        cursor.execute(
-            self._sql("SELECT MAX(observed_at_us) FROM observations WHERE tenant = ? AND patient_id = ?"),
-            (tenant, patient_id),
-        )
-        newest = cursor.fetchone()[0]
+        newest = self._newest_observed_us(cursor, tenant, patient_id)
         if newest is None:
             return []
         since = int(newest) - int(span.total_seconds() * 1_000_000)
