@@ -26,6 +26,7 @@ from clinpred.pilots.common.call import Call
 from clinpred.pilots.common.errors import ClinpredError
 from clinpred.services.common.audit import AuditEntry, AuditFileLog, AuditKeys, AuditSqlLog, AuditTrail, write_key_file
 from clinpred.services.common.audit.errors import AuditUnavailable
+from clinpred.services.common.audit.queued_trail import QueuedAuditTrail
 from clinpred.services.common.authorization import OPEN_METHODS
 from clinpred.services.common.calls import CallSlot, awaited_unless_stream, call_outcome, deadline_of, open_slot
 from clinpred.services.common.settings import ServiceSettings
@@ -89,14 +90,17 @@ class AuditInterceptor(AsyncServerInterceptor):
     def __init__(self, service: str, settings: ServiceSettings | None = None) -> None:
         self.service = service
         self.settings = settings or ServiceSettings(model_name="", model_version="", development_plaintext=True)
-        self._opened_trail: tuple[AuditTrail, AuditKeys] | None = None
+        self._opened_trail: tuple[QueuedAuditTrail, AuditKeys] | None = None
         # Opened on first use, in the process that serves (each BentoML API worker forks its own writer).
         self._opening = asyncio.Lock()
 
-    async def _opened(self) -> tuple[AuditTrail, AuditKeys]:
+    async def _opened(self) -> tuple[QueuedAuditTrail, AuditKeys]:
+        if self._opened_trail is not None:
+            return self._opened_trail
         async with self._opening:
             if self._opened_trail is None:
-                self._opened_trail = await asyncio.to_thread(open_trail, self.settings)
+                trail, keys = await asyncio.to_thread(open_trail, self.settings)
+                self._opened_trail = QueuedAuditTrail(trail), keys
             return self._opened_trail
 
     def _entry(
@@ -125,7 +129,7 @@ class AuditInterceptor(AsyncServerInterceptor):
     async def _record(self, entry_of: Callable[[AuditKeys], AuditEntry]) -> None:
         try:
             trail, keys = await self._opened()
-            await asyncio.to_thread(trail.append, entry_of(keys))
+            await trail.append(entry_of(keys))
         except (AuditUnavailable, OSError, ValueError) as error:
             logger.error("audit record not written (%s); the call is refused", type(error).__name__)
             raise AuditUnavailable("the audit trail is unavailable; nothing was answered unrecorded") from None

@@ -3,7 +3,7 @@
 BentoML configures its processes' logging before it imports the service (API workers)
 or the metrics server, and knows only INFO, DEBUG (--verbose) and ERROR (--quiet);
 so the service module applies the level here, after BentoML and before the gRPC
-server is built (BentoML adds its access-log interceptor only when INFO is enabled).
+server is built. BentoML's access log is on only with CLINPRED_ACCESS_LOG (`services.common.serving`).
 """
 
 from __future__ import annotations
@@ -27,9 +27,16 @@ class LogSettings(BaseSettings):
 
     log_level: LogLevel = Field(
         default="info",
-        description="How much the served processes log: debug, info (BentoML's access log, a line per unary "
-        "call, health checks excepted; clinpred's own INFO lines such as the model loaded), warning, error or critical. "
+        description="How much the served processes log: debug, info (clinpred's own INFO lines such as the model "
+        "loaded; with CLINPRED_ACCESS_LOG, BentoML's access log too), warning, error or critical. "
         "`clinpred serve --log-level` sets it.",
+    )
+    access_log: bool = Field(
+        default=False,
+        description="BentoML's access log: a line per unary call at INFO (method, status, time; health checks "
+        "excepted), and the OpenTelemetry spans it reads the status from. Off by default: the audit trail already "
+        "records every call durably and the metrics count and time them, and the two BentoML interceptors cost "
+        "about a fifth of a call's server CPU.",
     )
 
     @field_validator("log_level", mode="before")

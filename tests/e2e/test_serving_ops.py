@@ -139,10 +139,12 @@ def classify_ok(exposition: str) -> float:
     )
 
 
-def test_at_the_default_level_calls_are_logged_but_not_health_checks_and_metrics_are_on_metrics(
+def test_with_the_access_log_calls_are_logged_but_not_health_checks_and_metrics_are_on_metrics(
     serve_tumor: StartServe,
 ) -> None:
-    served = serve_tumor(50961, 9961, "info", {TYPO: "s3cr3t-value", "CLINPRED_TEST_ANYTHING": "1"})
+    served = serve_tumor(
+        50961, 9961, "info", {"CLINPRED_ACCESS_LOG": "true", TYPO: "s3cr3t-value", "CLINPRED_TEST_ANYTHING": "1"}
+    )
     health_checks_and_one_classification(served.target)
 
     status, metrics = get(f"http://127.0.0.1:{served.metrics_port}/metrics")
@@ -153,7 +155,7 @@ def test_at_the_default_level_calls_are_logged_but_not_health_checks_and_metrics
     assert get(f"http://127.0.0.1:{served.metrics_port}/not-metrics")[0] == 404
 
     output = served.stop()
-    assert CLASSIFY_PATH in output  # BentoML's access log, at INFO
+    assert CLASSIFY_PATH in output  # BentoML's access log, at INFO when asked for
     assert HEALTH_PATH not in output
     # The mistyped name once (the arbiter, not once more per worker), with the closest name; never its value.
     warnings = [line for line in output.splitlines() if TYPO in line]
@@ -169,6 +171,15 @@ def test_at_warning_neither_calls_nor_health_checks_nor_any_info_line_is_logged(
     output = served.stop()
     assert CLASSIFY_PATH not in output and HEALTH_PATH not in output
     assert "[INFO]" not in output, output[-4000:]
+
+
+def test_at_the_default_level_calls_are_counted_and_audited_but_not_logged(serve_tumor: StartServe) -> None:
+    served = serve_tumor(50963, 9963, "info", {})
+    health_checks_and_one_classification(served.target)
+    assert classify_ok(get(f"http://127.0.0.1:{served.metrics_port}/metrics")[1]) == 1.0
+    output = served.stop()
+    assert CLASSIFY_PATH not in output and HEALTH_PATH not in output
+    assert "wdbc-logistic" in output and "loaded" in output, output[-4000:]  # clinpred's own INFO lines stay
 
 
 def test_clinpred_serve_answers_prometheus_on_metrics(tumor_serve: RunningServe) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Protocol
@@ -29,12 +30,15 @@ class ChainHead:
 
 
 class AuditTrail(Protocol):
-    """Where every call's record goes: `append` returns only once the record is durably stored.
+    """Where every call's record goes: `append` returns only once the record is durably stored;
+    `append_group` stores several in order with one durable write (all or none).
 
     Any failure to store raises `AuditUnavailable`.
     """
 
     def append(self, entry: AuditEntry) -> AuditRecord: ...
+
+    def append_group(self, entries: Sequence[AuditEntry]) -> list[AuditRecord]: ...
 
     def close(self) -> None: ...
 

@@ -1,9 +1,10 @@
 """The audit trail as files: one append-only JSON Lines file per writer, and its head beside it.
 
 `<writer id>.jsonl` holds the records; `<writer id>.head` the last acknowledged sequence and
-hash, replaced atomically (write, fsync, rename, fsync the folder) after each record is
-fsynced. A crash between the two leaves one record after the head, which verification
-reports as unacknowledged rather than as tampering; a missing tail shows as a chain
+hash, replaced atomically (write, fsync, rename, fsync the folder) after each group of records
+is fsynced (a group: the records of calls that ended while the previous group was stored).
+A crash between the two leaves that group after the head, which verification reports as
+unacknowledged rather than as tampering; a missing tail shows as a chain
 shorter than its head. After a failed write the file is cut back to its last whole record
 and the next append starts a new writer.
 """
@@ -14,7 +15,7 @@ import json
 import os
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import suppress
 from datetime import datetime
 from pathlib import Path
@@ -64,19 +65,29 @@ class AuditFileLog:
         return self._chain.writer_id
 
     def append(self, entry: AuditEntry) -> AuditRecord:
+        return self.append_group([entry])[0]
+
+    def append_group(self, entries: Sequence[AuditEntry]) -> list[AuditRecord]:
+        """Stores the entries in order with one write, one fsync and one head update: all or none."""
+        if not entries:
+            return []
         with self._lock:
             try:
                 head = self._chain.current() or self._start()
-                record = seal(self._keys, entry, head, now())
-                line = record.to_json() + b"\n"
-                self._append_line(line)
-                self._write_head(ChainHead(record.writer_id, record.sequence, record.hash))
+                records = []
+                for entry in entries:
+                    record = seal(self._keys, entry, head, now())
+                    records.append(record)
+                    head = ChainHead(record.writer_id, record.sequence, record.hash)
+                lines = b"".join(record.to_json() + b"\n" for record in records)
+                self._append_line(lines)
+                self._write_head(head)
             except OSError as error:
                 self._abandon()
                 raise AuditUnavailable(f"audit record could not be stored in {self.directory}: {error.strerror}") from None
-            self._offset += len(line)
-            self._chain.advanced(record)
-            return record
+            self._offset += len(lines)
+            self._chain.advanced(records[-1])
+            return records
 
     def close(self) -> None:
         with self._lock:

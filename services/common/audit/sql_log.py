@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
@@ -203,12 +203,15 @@ class AuditSqlLog:
     def _sql(self, text: str) -> str:
         return text.replace("?", self._database.placeholder)
 
-    def append(self, entry: AuditEntry) -> AuditRecord:
+    def _renew_after_fork(self) -> None:
         if self._pid != os.getpid():
             # A forked child: the parent's queued entries, locks and connection are not this process's.
             self._lock, self._queue_lock, self._queue = threading.Lock(), threading.Lock(), []
             self._database.forget()
             self._pid = os.getpid()
+
+    def append(self, entry: AuditEntry) -> AuditRecord:
+        self._renew_after_fork()
         pending = _Pending(entry)
         with self._queue_lock:
             self._queue.append(pending)
@@ -231,6 +234,22 @@ class AuditSqlLog:
         if pending.record is None:
             raise AuditUnavailable("audit record could not be stored")
         return pending.record
+
+    def append_group(self, entries: Sequence[AuditEntry]) -> list[AuditRecord]:
+        """Stores the entries in order in one transaction: all or none."""
+        if not entries:
+            return []
+        self._renew_after_fork()
+        group = [_Pending(entry) for entry in entries]
+        with self._lock:
+            self._commit(group)
+        records = []
+        for pending in group:
+            if pending.failure is not None:
+                raise pending.failure
+            assert pending.record is not None
+            records.append(pending.record)
+        return records
 
     def _commit(self, group: list[_Pending]) -> None:
         """Seals the group's entries in order after the head and stores them in one transaction."""

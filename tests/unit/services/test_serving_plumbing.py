@@ -70,6 +70,23 @@ def test_log_levels_are_checked_in_any_case(monkeypatch: pytest.MonkeyPatch) -> 
     assert LogSettings().log_level == "error"
 
 
+def test_bentomls_access_log_and_its_tracing_are_left_out_unless_asked_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bentoml.grpc.interceptors.access import AccessLogServerInterceptor
+    from bentoml.grpc.interceptors.opentelemetry import AsyncOpenTelemetryServerInterceptor
+    from bentoml.grpc.interceptors.prometheus import PrometheusServerInterceptor
+
+    from clinpred.services.common.serving import dropped_bentoml_interceptors
+
+    # The names dropped are BentoML's own class names (a rename in BentoML would silently keep them).
+    access, tracing, prometheus = (
+        AccessLogServerInterceptor.__name__, AsyncOpenTelemetryServerInterceptor.__name__, PrometheusServerInterceptor.__name__,
+    )
+    assert LogSettings().access_log is False
+    assert dropped_bentoml_interceptors(LogSettings().access_log) == {access, tracing, prometheus}
+    monkeypatch.setenv("CLINPRED_ACCESS_LOG", "true")
+    assert dropped_bentoml_interceptors(LogSettings().access_log) == {prometheus}
+
+
 async def call(app: MetricsApp, path: str, method: str = "GET") -> tuple[int, dict[bytes, bytes], bytes]:
     sent: list[dict[str, Any]] = []
 
