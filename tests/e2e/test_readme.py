@@ -255,6 +255,7 @@ def run_development(snippet: Snippet, work: Workspace) -> None:
     assert done.returncode == 0, done.stderr
     assert "ruff check" in done.stdout and "mypy" in done.stdout and "buf lint" in done.stdout
     assert "CLINPRED_FUZZ_EXAMPLES=10000" in done.stdout and "tests/fuzz" in done.stdout
+    assert "--timeout 14400" in done.stdout  # a fuzzed RPC at 10,000 examples outruns the suite's 10-minute limit
 
 
 def run_benchmark(snippet: Snippet, work: Workspace) -> None:
